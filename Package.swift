@@ -1,0 +1,50 @@
+// swift-tools-version:5.9
+// The package: C libraries at the bottom, one compute core, format and data modules over it,
+// and one thin executable per tool on top. Dependencies point one way only.
+import PackageDescription
+
+let package = Package(
+    name: "tensor-tools",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "tensor-load", targets: ["tensor-load"]),
+        .executable(name: "tensor-show", targets: ["tensor-show"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - C libraries (Debian -dev packages; a modulemap and a header each)
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas"),
+        .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng"),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg"),
+
+        // MARK: - Core
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CZlib"]),
+
+        // MARK: - Modules
+        .target(name: "TensorStream", dependencies: ["TensorCore"]),
+        .target(name: "DataSources",
+                dependencies: ["TensorCore", "TensorStream", "CArchive", "CZlib", "CPNG", "CTurboJPEG"]),
+        .target(name: "ToolSupport",
+                dependencies: ["TensorCore", "TensorStream", "DataSources",
+                               .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // MARK: - Executables (parse options, call modules)
+        .executableTarget(name: "tensor-load",
+                          dependencies: ["ToolSupport", "DataSources", "TensorStream",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "tensor-show",
+                          dependencies: ["ToolSupport", "DataSources", "TensorStream", "TensorCore",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        // MARK: - Tests
+        .target(name: "_TestSupport", dependencies: ["TensorCore", "TensorStream"], path: "Tests/_TestSupport"),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
+        .testTarget(name: "TensorStreamTests", dependencies: ["TensorStream", "TensorCore", "_TestSupport"]),
+        .testTarget(name: "DataSourcesTests", dependencies: ["DataSources", "TensorStream", "TensorCore", "_TestSupport"]),
+        .testTarget(name: "ToolTests", dependencies: ["_TestSupport", "TensorStream", "TensorCore"]),
+    ]
+)

@@ -1,0 +1,3 @@
+// libarchive's reader API (Debian: libarchive-dev).
+#include <archive.h>
+#include <archive_entry.h>

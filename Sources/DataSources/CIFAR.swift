@@ -1,0 +1,188 @@
+// CIFAR-10 and CIFAR-100 binary batches, as plain .bin files or inside the original .tar.gz,
+// read through libarchive (tar only) without extracting anything to disk. A record is a label
+// byte (CIFAR-100: coarse, then fine) and 3072 bytes of 32×32 red, green and blue planes; we
+// emit x as u8 32×32×3 channels-last, y as u8 (the fine label for CIFAR-100, whose coarse label
+// becomes y_coarse). Archive members arrive in the archive's order, so the members of the split
+// are held in memory (150 MB for CIFAR-10's training split) and emitted in their canonical order.
+
+import CArchive
+import Foundation
+import TensorCore
+import TensorStream
+
+public enum CIFARReader {
+    public static let cifar10Classes = ["airplane", "automobile", "bird", "cat", "deer",
+                                        "dog", "frog", "horse", "ship", "truck"]
+    static let maxMemberBytes = 1 << 30
+
+    /// CIFAR-10 or -100, guessed from a file or archive name.
+    public static func variantFromName(_ path: String) -> InputFormat? {
+        let n = (path as NSString).lastPathComponent.lowercased()
+        if n.contains("cifar-100") || n.contains("cifar100") || n == "train.bin" || n == "test.bin" { return .cifar100 }
+        if n.contains("cifar-10") || n.contains("cifar10") || n.hasPrefix("data_batch") || n.hasPrefix("test_batch") { return .cifar10 }
+        return nil
+    }
+
+    public static func source(_ src: PeekableSource, path: String, variant: InputFormat, split: String) throws -> SampleSource {
+        guard split == "train" || split == "test" else {
+            throw DataError("--split", "'\(split)' is neither train nor test", kind: .usage)
+        }
+        let head = try src.peek(512)
+        let isTar = head.count >= 262 && Array(head[257..<262]) == Array("ustar".utf8)
+        return isTar ? try fromArchive(src, variant: variant, split: split) : try fromBatchFile(src, path: path, variant: variant)
+    }
+
+    static func fromBatchFile(_ src: PeekableSource, path: String, variant: InputFormat) throws -> SampleSource {
+        let rec = variant == .cifar100 ? 3074 : 3073
+        var count: Int?
+        if let size = ((src.base as? GzipSource) == nil ? (src.base as? FileSource)?.regularFileSize : nil) {
+            guard size % rec == 0 else {
+                throw DataError(src.name, "size \(size) is not a multiple of the \(rec)-byte CIFAR record (cut short, or not \(variant == .cifar100 ? "CIFAR-100" : "CIFAR-10")?)")
+            }
+            count = size / rec
+        }
+        var classes: [String]
+        let dir = (path as NSString).deletingLastPathComponent
+        if variant == .cifar10 {
+            classes = (try? String(contentsOfFile: (dir.isEmpty ? "." : dir) + "/batches.meta.txt", encoding: .utf8)).map(nameLines) ?? cifar10Classes
+        } else {
+            classes = (try? String(contentsOfFile: (dir.isEmpty ? "." : dir) + "/fine_label_names.txt", encoding: .utf8)).map(nameLines) ?? (0..<100).map(String.init)
+        }
+        var coarse: [String]?
+        if variant == .cifar100 {
+            coarse = (try? String(contentsOfFile: (dir.isEmpty ? "." : dir) + "/coarse_label_names.txt", encoding: .utf8)).map(nameLines) ?? (0..<20).map(String.init)
+        }
+        return CIFARRecords(source: src, name: src.name, variant: variant, count: count, classes: classes, coarse: coarse)
+    }
+
+    static func nameLines(_ s: String) -> [String] {
+        s.split(separator: "\n", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+    }
+
+    static func fromArchive(_ src: ByteSource, variant: InputFormat, split: String) throws -> SampleSource {
+        let client = ArchiveClient(src)
+        let a = archive_read_new()!
+        defer { archive_read_free(a) }
+        archive_read_support_format_tar(a)
+        guard client.open(a) == ARCHIVE_OK else { throw client.error ?? DataError(src.name, ArchiveClient.message(a)) }
+        let wanted: [String]
+        let metaNames: [String]
+        if variant == .cifar10 {
+            wanted = split == "train" ? (1...5).map { "data_batch_\($0).bin" } : ["test_batch.bin"]
+            metaNames = ["batches.meta.txt"]
+        } else {
+            wanted = [split == "train" ? "train.bin" : "test.bin"]
+            metaNames = ["fine_label_names.txt", "coarse_label_names.txt"]
+        }
+        var members: [String: [UInt8]] = [:]
+        while true {
+            var entry: OpaquePointer?
+            let r = archive_read_next_header(a, &entry)
+            if r == ARCHIVE_EOF { break }
+            guard r == ARCHIVE_OK || r == ARCHIVE_WARN, let entry else {
+                throw client.error ?? DataError(src.name, "archive damaged or cut short: " + ArchiveClient.message(a))
+            }
+            // Only regular files are read; links, devices and odd paths are skipped, and
+            // nothing is ever written to disk.
+            guard archive_entry_filetype(entry) == UInt32(0o100000) /* AE_IFREG */, let p = archive_entry_pathname(entry) else { continue }
+            let base = (String(cString: p) as NSString).lastPathComponent
+            guard wanted.contains(base) || metaNames.contains(base) else { continue }
+            let size = Int(archive_entry_size(entry))
+            guard size >= 0, size <= maxMemberBytes else { throw DataError(src.name, "member \(base) size \(size) out of range") }
+            var data = [UInt8](repeating: 0, count: size)
+            var got = 0
+            while got < size {
+                let n = data.withUnsafeMutableBytes { archive_read_data(a, $0.baseAddress! + got, size - got) }
+                if n < 0 { throw client.error ?? DataError(src.name, "member \(base) damaged: " + ArchiveClient.message(a)) }
+                if n == 0 { break }
+                got += n
+            }
+            guard got == size else { throw DataError(src.name, "member \(base) cut short (\(got) of \(size) bytes)") }
+            members[base] = data
+        }
+        let rec = variant == .cifar100 ? 3074 : 3073
+        var sources: [ByteSource] = []
+        var count = 0
+        for w in wanted {
+            guard let d = members[w] else {
+                throw DataError(src.name, "member \(w) missing (archive cut short, or not the \(variant == .cifar100 ? "CIFAR-100" : "CIFAR-10") binary archive?)")
+            }
+            guard d.count % rec == 0 else { throw DataError(src.name, "member \(w) size \(d.count) is not a multiple of \(rec)") }
+            count += d.count / rec
+            sources.append(MemorySource(d, name: "\(src.name): \(w)"))
+        }
+        let classes: [String]
+        var coarse: [String]?
+        if variant == .cifar10 {
+            classes = members["batches.meta.txt"].map { nameLines(String(decoding: $0, as: UTF8.self)) } ?? cifar10Classes
+        } else {
+            classes = members["fine_label_names.txt"].map { nameLines(String(decoding: $0, as: UTF8.self)) } ?? (0..<100).map(String.init)
+            coarse = members["coarse_label_names.txt"].map { nameLines(String(decoding: $0, as: UTF8.self)) } ?? (0..<20).map(String.init)
+        }
+        return CIFARRecords(source: ConcatSource(sources), name: src.name, variant: variant, count: count, classes: classes, coarse: coarse)
+    }
+}
+
+/// CIFAR records from a byte source, converted to channels-last as they are read.
+final class CIFARRecords: SampleSource {
+    let source: ByteSource
+    let name: String
+    let fields: [Field]
+    let metadata: [(key: String, value: String)]
+    let declaredCount: Int?
+    let labelBytes: Int
+    let classCount: Int
+    let coarseCount: Int
+    var record = [UInt8](repeating: 0, count: 3074)
+    var position = 0
+
+    init(source: ByteSource, name: String, variant: InputFormat, count: Int?, classes: [String], coarse: [String]?) {
+        self.source = source
+        self.name = name
+        declaredCount = count
+        labelBytes = variant == .cifar100 ? 2 : 1
+        var f = [Field(name: "x", dtype: .u8, shape: Shape([32, 32, 3])), Field(name: "y", dtype: .u8, shape: Shape([]))]
+        var m: [(key: String, value: String)] = [("y.classes", classes.joined(separator: "\n"))]
+        if let coarse {
+            f.append(Field(name: "y_coarse", dtype: .u8, shape: Shape([])))
+            m.append(("y_coarse.classes", coarse.joined(separator: "\n")))
+        }
+        m.append(("x.source", name))
+        fields = f
+        metadata = m
+        classCount = classes.count
+        coarseCount = coarse?.count ?? 0
+    }
+
+    func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int {
+        let rec = 3072 + labelBytes
+        var n = 0
+        while n < max {
+            let got = try record.withUnsafeMutableBytes { try source.readFully(into: $0.baseAddress!, count: rec) }
+            if got == 0 { break }
+            guard got == rec else { throw DataError(name, "cut inside record \(position + 1) (\(got) of \(rec) bytes)") }
+            let fine = Int(record[labelBytes - 1])
+            guard fine < classCount else {
+                throw DataError(name, "record \(position + 1): label \(fine) but only \(classCount) class names")
+            }
+            into[1].storeBytes(of: UInt8(fine), toByteOffset: n, as: UInt8.self)
+            if labelBytes == 2 {
+                let c = Int(record[0])
+                guard c < coarseCount else { throw DataError(name, "record \(position + 1): coarse label \(c) but only \(coarseCount) names") }
+                into[2].storeBytes(of: UInt8(c), toByteOffset: n, as: UInt8.self)
+            }
+            let out = into[0] + n * 3072
+            record.withUnsafeBytes { r in
+                let px = r.baseAddress! + labelBytes
+                for ch in 0..<3 {
+                    for i in 0..<1024 {
+                        out.storeBytes(of: px.load(fromByteOffset: ch * 1024 + i, as: UInt8.self), toByteOffset: i * 3 + ch, as: UInt8.self)
+                    }
+                }
+            }
+            n += 1
+            position += 1
+        }
+        return n
+    }
+}

@@ -1,0 +1,278 @@
+// What tensor-show computes and writes: per-field statistics, samples as text, CSV rows, NPZ
+// archives (stored zip of .npy members, spilled to temporary files so memory stays flat), and a
+// PNG grid of image samples.
+
+import Foundation
+import TensorCore
+import TensorStream
+
+/// Reads element `i` of a payload as Double.
+@inline(__always)
+func element(_ p: UnsafeRawPointer, _ i: Int, _ t: DType) -> Double {
+    switch t {
+    case .u8: return Double(p.load(fromByteOffset: i, as: UInt8.self))
+    case .i8: return Double(p.load(fromByteOffset: i, as: Int8.self))
+    case .i16: return Double(p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
+    case .i32: return Double(p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
+    case .i64: return Double(p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
+    case .f32: return Double(p.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
+    case .f64: return p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)
+    }
+}
+
+/// Element text: integers exactly, floats in the shortest form that round-trips.
+func elementText(_ p: UnsafeRawPointer, _ i: Int, _ t: DType) -> String {
+    switch t {
+    case .i64: return String(p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
+    case .f32: return "\(p.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))"
+    case .f64: return "\(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self))"
+    default: return String(Int(element(p, i, t)))
+    }
+}
+
+/// Min, max, mean and NaN count of one field, accumulated batch by batch.
+public struct FieldStats {
+    public private(set) var min = Double.infinity
+    public private(set) var max = -Double.infinity
+    public private(set) var sum = 0.0
+    public private(set) var count = 0
+    public private(set) var nanCount = 0
+    public private(set) var infCount = 0
+
+    public init() {}
+
+    public var mean: Double { count > 0 ? sum / Double(count) : .nan }
+
+    public mutating func add(_ payload: UnsafeRawBufferPointer, dtype: DType) {
+        let n = payload.count / dtype.size
+        guard let p = payload.baseAddress else { return }
+        if dtype == .u8 {
+            var lo: UInt8 = 255, hi: UInt8 = 0, s = 0
+            let b = p.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n { let v = b[i]; lo = Swift.min(lo, v); hi = Swift.max(hi, v); s += Int(v) }
+            if n > 0 { min = Swift.min(min, Double(lo)); max = Swift.max(max, Double(hi)) }
+            sum += Double(s)
+            count += n
+            return
+        }
+        for i in 0..<n {
+            let v = element(p, i, dtype)
+            if v.isNaN { nanCount += 1; continue }
+            if v.isInfinite { infCount += 1 }
+            min = Swift.min(min, v)
+            max = Swift.max(max, v)
+            if v.isFinite { sum += v; count += 1 }
+        }
+    }
+}
+
+public enum Inspect {
+    /// One sample of a field as text: scalars plain (with the class name when known), larger
+    /// samples as a bracketed list cut after `limit` elements.
+    public static func sampleText(_ p: UnsafeRawPointer, field: Field, classes: [String]?, limit: Int = 16) -> String {
+        let n = field.shape.count
+        if n == 1 && field.shape.rank == 0 {
+            let s = elementText(p, 0, field.dtype)
+            if let classes, let k = Int(s), k >= 0, k < classes.count { return "\(s) (\(escapedForDisplay(classes[k])))" }
+            return s
+        }
+        let shown = (0..<Swift.min(n, limit)).map { elementText(p, $0, field.dtype) }
+        return "[" + shown.joined(separator: " ") + (n > limit ? " … (\(n) values)]" : "]")
+    }
+
+    /// CSV header columns: `f` for a scalar field, `f_0`, `f_1`, … otherwise.
+    public static func csvHeader(_ schema: Schema) -> String {
+        schema.fields.flatMap { f in
+            f.shape.rank == 0 ? [f.name] : (0..<f.shape.count).map { "\(f.name)_\($0)" }
+        }.joined(separator: ",")
+    }
+
+    /// Writes the batch's samples as CSV rows.
+    public static func writeCSVRows(_ batch: Batch, schema: Schema, to sink: ByteSink) throws {
+        var line = ""
+        for s in 0..<batch.count {
+            line.removeAll(keepingCapacity: true)
+            for (fi, f) in schema.fields.enumerated() {
+                let p = batch.field(fi).baseAddress! + s * f.sampleBytes
+                for e in 0..<f.shape.count {
+                    if fi > 0 || e > 0 { line += "," }
+                    line += elementText(p, e, f.dtype)
+                }
+            }
+            line += "\n"
+            var l = line
+            try l.withUTF8 { try sink.write(UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    /// The .npy header for an array of `count` samples of `field`.
+    static func npyHeader(_ field: Field, count: Int) -> [UInt8] {
+        let descr: String
+        switch field.dtype {
+        case .u8: descr = "|u1"
+        case .i8: descr = "|i1"
+        case .i16: descr = "<i2"
+        case .i32: descr = "<i4"
+        case .i64: descr = "<i8"
+        case .f32: descr = "<f4"
+        case .f64: descr = "<f8"
+        }
+        let dims = [count] + field.shape.dims
+        let shape = dims.count == 1 ? "(\(dims[0]),)" : "(" + dims.map(String.init).joined(separator: ", ") + ")"
+        var dict = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
+        let total = 10 + dict.utf8.count + 1
+        dict += String(repeating: " ", count: (64 - total % 64) % 64) + "\n"
+        var h: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
+        let len = dict.utf8.count
+        h += [UInt8(len & 0xFF), UInt8(len >> 8)]
+        h += Array(dict.utf8)
+        return h
+    }
+}
+
+/// Writes an .npz (a stored zip of one .npy per field) from batches, with constant memory: each
+/// field's payload is spilled to a temporary file beside the target, then copied into the zip.
+public final class NPZWriter {
+    let schema: Schema
+    let target: AtomicFile
+    var spills: [(fd: Int32, path: String, crc: CRC32, bytes: Int)] = []
+    var count = 0
+
+    public init(path: String, schema: Schema) throws {
+        self.schema = schema
+        target = try AtomicFile(path: path)
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        for _ in schema.fields {
+            var t = Array("\(dir)/.npz-spill.XXXXXX".utf8CString)
+            let fd = t.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            guard fd >= 0 else { throw IOError(name: path, operation: "cannot create a temporary file", code: errno) }
+            let p = t.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            unlink(p)  // anonymous: vanishes with the process, whatever happens
+            spills.append((fd, p, CRC32(), 0))
+        }
+    }
+
+    deinit { for s in spills { close(s.fd) } }
+
+    public func add(_ batch: Batch) throws {
+        for i in spills.indices {
+            let b = batch.field(i)
+            spills[i].crc.update(b)
+            spills[i].bytes += b.count
+            var done = 0
+            while done < b.count {
+                let n = write(spills[i].fd, b.baseAddress! + done, b.count - done)
+                if n < 0 { if errno == EINTR { continue }; throw IOError(name: target.path, operation: "write temporary", code: errno) }
+                done += n
+            }
+        }
+        count += batch.count
+    }
+
+    public func commit() throws {
+        var central: [UInt8] = []
+        var offset = 0
+        func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8((v >> 8) & 0xFF)] }
+        func le32(_ v: Int) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * $0)) & 0xFF) } }
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buf.deallocate() }
+        do {
+            for (i, f) in schema.fields.enumerated() {
+                let header = Inspect.npyHeader(f, count: count)
+                var crc = CRC32()
+                crc.update(header)
+                let combined = crc32Combine(crc.value, spills[i].crc.value, spills[i].bytes)
+                let size = header.count + spills[i].bytes
+                guard size < 0xFFFF_FFFF, offset < 0xFFFF_FFFF else {
+                    throw DataError(target.path, "field '\(f.name)' over 4 GiB: .npz without ZIP64 cannot hold it", kind: .usage)
+                }
+                let name = Array("\(f.name).npy".utf8)
+                var local: [UInt8] = le32(0x04034B50) + le16(20) + le16(0) + le16(0) + le16(0) + le16(0x21)
+                local += le32(Int(combined)) + le32(size) + le32(size) + le16(name.count) + le16(0) + name
+                var cent: [UInt8] = le32(0x02014B50) + le16(20) + le16(20) + le16(0) + le16(0) + le16(0) + le16(0x21)
+                cent += le32(Int(combined)) + le32(size) + le32(size) + le16(name.count) + le16(0) + le16(0)
+                cent += le16(0) + le16(0) + le32(0) + le32(offset) + name
+                central += cent
+                try (local + header).withUnsafeBytes { try target.write($0) }
+                guard lseek(spills[i].fd, 0, SEEK_SET) == 0 else { throw IOError(name: target.path, operation: "seek", code: errno) }
+                var left = spills[i].bytes
+                while left > 0 {
+                    let n = read(spills[i].fd, buf, min(left, 1 << 20))
+                    if n < 0 { if errno == EINTR { continue }; throw IOError(name: target.path, operation: "read temporary", code: errno) }
+                    if n == 0 { throw IOError(name: target.path, operation: "temporary file shrank", code: EIO) }
+                    try target.write(UnsafeRawBufferPointer(start: buf, count: n))
+                    left -= n
+                }
+                offset += local.count + size
+            }
+            let end: [UInt8] = le32(0x06054B50) + le16(0) + le16(0) + le16(schema.fields.count) + le16(schema.fields.count)
+                + le32(central.count) + le32(offset) + le16(0)
+            try (central + end).withUnsafeBytes { try target.write($0) }
+            try target.commit()
+        } catch {
+            target.abandon()
+            throw error
+        }
+    }
+
+    public func abandon() { target.abandon() }
+}
+
+import CZlib
+func crc32Combine(_ a: UInt32, _ b: UInt32, _ lenB: Int) -> UInt32 {
+    UInt32(truncatingIfNeeded: crc32_combine(UInt(a), UInt(b), off_t(lenB)))
+}
+
+/// Collects the first samples of an image field and lays them out as a grid.
+public final class ImageGrid {
+    public let field: Field
+    public let limit: Int
+    public private(set) var samples: [[Double]] = []
+    let h: Int, w: Int, c: Int
+
+    /// Throws when `field` is not H×W or H×W×C with C 1, 3 or 4.
+    public init(field: Field, limit: Int) throws {
+        self.field = field
+        self.limit = limit
+        let d = field.shape.dims
+        if d.count == 2 { (h, w, c) = (d[0], d[1], 1) } else if d.count == 3, [1, 3, 4].contains(d[2]) { (h, w, c) = (d[0], d[1], d[2]) } else {
+            throw DataError(field.name, "shape \(field.shape) is not an image (H×W or H×W×C with C 1, 3 or 4)", kind: .usage)
+        }
+        guard h * w <= 1 << 22 else { throw DataError(field.name, "images of \(h)×\(w) too large for a grid", kind: .usage) }
+    }
+
+    public var isFull: Bool { samples.count >= limit }
+
+    public func add(_ payload: UnsafeRawBufferPointer, count: Int) {
+        let n = h * w * c
+        for s in 0..<count where samples.count < limit {
+            samples.append((0..<n).map { element(payload.baseAddress!, s * n + $0, field.dtype) })
+        }
+    }
+
+    /// The grid as PNG bytes: tiles with a 1-pixel gap, floats scaled from their min…max.
+    public func png() throws -> [UInt8] {
+        guard !samples.isEmpty else { throw DataError(field.name, "no samples to draw") }
+        let cols = Int(Double(samples.count).squareRoot().rounded(.up))
+        let rows = (samples.count + cols - 1) / cols
+        let W = cols * (w + 1) + 1, H = rows * (h + 1) + 1
+        var out = [UInt8](repeating: 64, count: W * H * c)
+        let flat = samples.joined().filter { $0.isFinite }
+        var lo = flat.min() ?? 0, hi = flat.max() ?? 1
+        if field.dtype == .u8 { lo = 0; hi = 255 }
+        let scale = hi > lo ? 255 / (hi - lo) : 0
+        for (k, s) in samples.enumerated() {
+            let oy = (k / cols) * (h + 1) + 1, ox = (k % cols) * (w + 1) + 1
+            for y in 0..<h {
+                for x in 0..<w {
+                    for ch in 0..<c {
+                        let v = s[(y * w + x) * c + ch]
+                        let b = v.isFinite ? UInt8(Swift.max(0, Swift.min(255, ((v - lo) * scale).rounded()))) : 255
+                        out[((oy + y) * W + ox + x) * c + ch] = b
+                    }
+                }
+            }
+        }
+        return try ImageCodec.encodePNG(width: W, height: H, channels: c, pixels: out)
+    }
+}

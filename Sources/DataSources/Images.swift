@@ -1,0 +1,211 @@
+// PNG (libpng's simplified API) and JPEG (TurboJPEG) images as u8 H×W×C samples, C 1, 3 or 4.
+// One file is one sample; a directory with one sub-directory per class is a labelled data set,
+// classes sorted by name, files sorted within each, decoded one at a time (flat memory).
+// Gray images stay one channel and colour ones three (four with alpha), unless --channels says.
+
+import CPNG
+import CTurboJPEG
+import Foundation
+import TensorCore
+import TensorStream
+
+public struct DecodedImage {
+    public var width: Int, height: Int, channels: Int
+    public var pixels: [UInt8]
+}
+
+public enum ImageCodec {
+    public static let maxFileBytes = 256 << 20
+    public static let maxPixels = 1 << 28
+
+    /// Decodes PNG or JPEG bytes; `channels` forces the channel count.
+    public static func decode(_ data: [UInt8], name: String, channels: Int?) throws -> DecodedImage {
+        if data.count >= 8, data[0] == 0x89, data[1] == 0x50, data[2] == 0x4E, data[3] == 0x47 {
+            return try decodePNG(data, name: name, channels: channels)
+        }
+        if data.count >= 3, data[0] == 0xFF, data[1] == 0xD8, data[2] == 0xFF {
+            return try decodeJPEG(data, name: name, channels: channels)
+        }
+        throw DataError(name, "not a PNG or JPEG image (looks like \(describeMagic(Array(data.prefix(300)))))")
+    }
+
+    static func decodePNG(_ data: [UInt8], name: String, channels: Int?) throws -> DecodedImage {
+        var img = png_image()
+        img.version = UInt32(PNG_IMAGE_VERSION)
+        func message() -> String {
+            withUnsafeBytes(of: img.message) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        }
+        let ok = data.withUnsafeBytes { png_image_begin_read_from_memory(&img, $0.baseAddress, $0.count) }
+        guard ok != 0 else { throw DataError(name, "bad PNG: \(message())") }
+        let hasColor = img.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
+        let hasAlpha = img.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
+        let c = channels ?? (hasColor ? (hasAlpha ? 4 : 3) : 1)
+        img.format = c == 1 ? UInt32(PNG_FORMAT_GRAY) : c == 3 ? UInt32(PNG_FORMAT_RGB) : (UInt32(PNG_FORMAT_RGB) | UInt32(PNG_FORMAT_FLAG_ALPHA))
+        let w = Int(img.width), h = Int(img.height)
+        guard let px = checkedProduct([w, h, c]), w * h <= maxPixels else {
+            png_image_free(&img)
+            throw DataError(name, "PNG of \(w)×\(h) pixels is too large")
+        }
+        var out = [UInt8](repeating: 0, count: px)
+        var bg = png_color(red: 0, green: 0, blue: 0)
+        let r = out.withUnsafeMutableBytes { o in
+            png_image_finish_read(&img, &bg, o.baseAddress, Int32(w * c), nil)
+        }
+        guard r != 0 else { throw DataError(name, "bad PNG: \(message())") }
+        return DecodedImage(width: w, height: h, channels: c, pixels: out)
+    }
+
+    static func decodeJPEG(_ data: [UInt8], name: String, channels: Int?) throws -> DecodedImage {
+        guard let tj = tjInitDecompress() else { throw DataError(name, "cannot start the JPEG decoder", kind: .internal) }
+        defer { tjDestroy(tj) }
+        var w: Int32 = 0, h: Int32 = 0, sub: Int32 = 0, space: Int32 = 0
+        let ok = data.withUnsafeBytes {
+            tjDecompressHeader3(tj, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt($0.count), &w, &h, &sub, &space)
+        }
+        guard ok == 0 else { throw DataError(name, "bad JPEG: \(String(cString: tjGetErrorStr2(tj)))") }
+        let c = channels ?? (space == Int32(TJCS_GRAY.rawValue) ? 1 : 3)
+        let fmt: TJPF = c == 1 ? TJPF_GRAY : c == 3 ? TJPF_RGB : TJPF_RGBA
+        guard w > 0, h > 0, let px = checkedProduct([Int(w), Int(h), c]), Int(w) * Int(h) <= maxPixels else {
+            throw DataError(name, "JPEG of \(w)×\(h) pixels is out of range")
+        }
+        var out = [UInt8](repeating: 0, count: px)
+        let r = data.withUnsafeBytes { d in
+            out.withUnsafeMutableBytes { o in
+                tjDecompress2(tj, d.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt(d.count),
+                              o.baseAddress!.assumingMemoryBound(to: UInt8.self), w, Int32(Int(w) * c), h, fmt.rawValue, 0)
+            }
+        }
+        // A warning (e.g. premature end of data) still returns -1 with TJFLAG_STOPONWARNING unset
+        // only on errors; treat any failure as bad data.
+        guard r == 0 else { throw DataError(name, "bad JPEG: \(String(cString: tjGetErrorStr2(tj)))") }
+        if tjGetErrorCode(tj) == TJERR_WARNING.rawValue {
+            throw DataError(name, "bad JPEG: \(String(cString: tjGetErrorStr2(tj)))")
+        }
+        return DecodedImage(width: Int(w), height: Int(h), channels: c, pixels: out)
+    }
+
+    /// Reads a whole file (bounded) from a source.
+    static func readAll(_ src: ByteSource) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try src.read(into: $0.baseAddress!, count: $0.count) }
+            if n == 0 { break }
+            out += chunk.prefix(n)
+            if out.count > maxFileBytes { throw DataError(src.name, "image file larger than \(maxFileBytes) bytes") }
+        }
+        return out
+    }
+
+    /// Encodes u8 pixels as PNG (tensor-show --png).
+    public static func encodePNG(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws -> [UInt8] {
+        var img = png_image()
+        img.version = UInt32(PNG_IMAGE_VERSION)
+        img.width = UInt32(width)
+        img.height = UInt32(height)
+        img.format = channels == 1 ? UInt32(PNG_FORMAT_GRAY) : channels == 3 ? UInt32(PNG_FORMAT_RGB) : (UInt32(PNG_FORMAT_RGB) | UInt32(PNG_FORMAT_FLAG_ALPHA))
+        var size = 0
+        var ok = pixels.withUnsafeBytes { png_image_write_to_memory(&img, nil, &size, 0, $0.baseAddress, Int32(width * channels), nil) }
+        guard ok != 0 else { throw DataError("png", "cannot encode PNG", kind: .internal) }
+        var out = [UInt8](repeating: 0, count: size)
+        ok = pixels.withUnsafeBytes { p in out.withUnsafeMutableBytes { o in
+            png_image_write_to_memory(&img, o.baseAddress, &size, 0, p.baseAddress, Int32(width * channels), nil) } }
+        guard ok != 0 else { throw DataError("png", "cannot encode PNG", kind: .internal) }
+        return Array(out.prefix(size))
+    }
+}
+
+/// One image file as one sample.
+public final class ImageFileSource: SampleSource {
+    public let name: String
+    public let fields: [Field]
+    public let metadata: [(key: String, value: String)]
+    public var declaredCount: Int? { 1 }
+    private let image: DecodedImage
+    private var done = false
+
+    public init(source: ByteSource, field: String, channels: Int?) throws {
+        name = source.name
+        image = try ImageCodec.decode(try ImageCodec.readAll(source), name: name, channels: channels)
+        fields = [Field(name: field, dtype: .u8, shape: Shape([image.height, image.width, image.channels]))]
+        metadata = [("\(field).source", name)]
+    }
+
+    public func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int {
+        guard !done, max > 0 else { return 0 }
+        done = true
+        image.pixels.withUnsafeBytes { into[0].copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return 1
+    }
+}
+
+/// A directory with one sub-directory of images per class.
+public final class ImageFolderSource: SampleSource {
+    public let name: String
+    public private(set) var fields: [Field] = []
+    public private(set) var metadata: [(key: String, value: String)] = []
+    public var declaredCount: Int? { files.count }
+    private var files: [(path: String, label: Int)] = []
+    private var position = 0
+    private let channels: Int?
+    private let shape: Shape
+
+    public init(path: String, field: String, channels: Int?) throws {
+        name = path
+        self.channels = channels
+        let fm = FileManager.default
+        let classes = try ImageFolderSource.list(path).filter { ImageFolderSource.isDir(path + "/" + $0) }
+        guard !classes.isEmpty else { throw DataError(path, "no class sub-directories") }
+        for (k, c) in classes.enumerated() {
+            for f in try ImageFolderSource.list(path + "/" + c) {
+                let lower = f.lowercased()
+                guard lower.hasSuffix(".png") || lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg") else { continue }
+                let full = path + "/" + c + "/" + f
+                var isDir: ObjCBool = false
+                guard fm.fileExists(atPath: full, isDirectory: &isDir), !isDir.boolValue else { continue }
+                files.append((full, k))
+            }
+        }
+        guard let first = files.first else { throw DataError(path, "no .png or .jpg files in the class directories") }
+        let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(first.path)), name: first.path, channels: channels)
+        shape = Shape([img.height, img.width, img.channels])
+        fields = [Field(name: field, dtype: .u8, shape: shape),
+                  Field(name: "y", dtype: classes.count <= 256 ? .u8 : .i64, shape: Shape([]))]
+        for c in classes where !Schema.isValidName("a" + c.filter { $0 != " " }) || c.contains("\n") {
+            throw DataError(path + "/" + c, "class directory name has control characters")
+        }
+        metadata = [("y.classes", classes.joined(separator: "\n")), ("\(field).source", path)]
+    }
+
+    static func list(_ p: String) throws -> [String] {
+        do {
+            return try FileManager.default.contentsOfDirectory(atPath: p).filter { !$0.hasPrefix(".") }.sorted()
+        } catch {
+            throw DataError(p, "cannot list directory", kind: .missingInput)
+        }
+    }
+
+    static func isDir(_ p: String) -> Bool {
+        var d: ObjCBool = false
+        return FileManager.default.fileExists(atPath: p, isDirectory: &d) && d.boolValue
+    }
+
+    public func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int {
+        var n = 0
+        while n < max && position < files.count {
+            let (p, label) = files[position]
+            let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(p)), name: p, channels: channels)
+            let s = Shape([img.height, img.width, img.channels])
+            guard s == shape else { throw DataError(p, "image is \(s) but \(files[0].path) is \(shape); all images must match (resize them, or set --channels)") }
+            img.pixels.withUnsafeBytes { into[0].advanced(by: n * s.count).copyMemory(from: $0.baseAddress!, byteCount: s.count) }
+            if fields[1].dtype == .u8 {
+                into[1].storeBytes(of: UInt8(label), toByteOffset: n, as: UInt8.self)
+            } else {
+                into[1].storeBytes(of: Int64(label), toByteOffset: 8 * n, as: Int64.self)
+            }
+            n += 1
+            position += 1
+        }
+        return n
+    }
+}

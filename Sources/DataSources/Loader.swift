@@ -1,0 +1,162 @@
+// Chooses the reader for an input (by content first, then extension, or as told) and combines
+// several inputs into the fields of one stream, checking that their sample counts agree.
+
+import Foundation
+import TensorCore
+import TensorStream
+
+/// Formats tensor-load reads.
+public enum InputFormat: String, CaseIterable, Sendable {
+    case idx, csv, tsv, npy, npz, cifar10, cifar100, image
+}
+
+/// How to read the inputs: options shared by the readers.
+public struct LoadOptions: Sendable {
+    public var format: InputFormat?
+    /// CSV label column: a header name or a 1-based index.
+    public var label: String?
+    public var delimiter: UInt8?
+    /// CIFAR: "train" or "test".
+    public var split = "train"
+    /// Images: force 1, 3 or 4 channels.
+    public var channels: Int?
+
+    public init() {}
+}
+
+/// One operand: `[name=]path`.
+public struct InputSpec: Sendable {
+    public var field: String?
+    public var path: String
+
+    /// Parses `name=path`; a `=` that does not follow a valid field name is part of the path.
+    public init(_ operand: String) {
+        if let eq = operand.firstIndex(of: "="), Schema.isValidName(String(operand[..<eq])) {
+            field = String(operand[..<eq])
+            path = String(operand[operand.index(after: eq)...])
+        } else {
+            field = nil
+            path = operand
+        }
+    }
+}
+
+public enum Loader {
+    /// Opens one input with the reader its content, extension or `options.format` calls for.
+    public static func open(_ spec: InputSpec, options: LoadOptions) throws -> SampleSource {
+        var isDir: ObjCBool = false
+        if spec.path != "-", FileManager.default.fileExists(atPath: spec.path, isDirectory: &isDir), isDir.boolValue {
+            guard options.format == nil || options.format == .image else {
+                throw DataError(spec.path, "is a directory (only --format image reads directories)")
+            }
+            return try ImageFolderSource(path: spec.path, field: spec.field ?? "x", channels: options.channels)
+        }
+        let src = try openDecompressed(spec.path)
+        let format = try options.format ?? detect(src, path: spec.path)
+        let single = spec.field
+        switch format {
+        case .idx:
+            return try IDXSource(source: src, field: single ?? defaultIDXField(src))
+        case .csv, .tsv:
+            let delim = options.delimiter ?? (format == .tsv || spec.path.hasSuffix(".tsv") || spec.path.hasSuffix(".tsv.gz") ? 9 : nil)
+            return try CSVSource(source: src, label: options.label, delimiter: delim, field: single)
+        case .npy:
+            return try NPYReader.source(src, field: single ?? "x")
+        case .npz:
+            if single != nil { throw DataError(spec.path, "an .npz names its own fields; drop the '\(single!)=' prefix") }
+            return try NPZReader.source(src)
+        case .cifar10, .cifar100:
+            if single != nil { throw DataError(spec.path, "CIFAR data has fields x and y; drop the '\(single!)=' prefix") }
+            return try CIFARReader.source(src, path: spec.path, variant: format, split: options.split)
+        case .image:
+            return try ImageFileSource(source: src, field: single ?? "x", channels: options.channels)
+        }
+    }
+
+    /// IDX: a rank-1 file is labels (`y`), anything else inputs (`x`).
+    static func defaultIDXField(_ src: PeekableSource) throws -> String {
+        let h = try src.peek(4)
+        return h.count == 4 && h[3] == 1 ? "y" : "x"
+    }
+
+    /// Tells the format from the first bytes, then from the file name.
+    static func detect(_ src: PeekableSource, path: String) throws -> InputFormat {
+        let b = try src.peek(512)
+        func starts(_ m: [UInt8]) -> Bool { b.count >= m.count && Array(b.prefix(m.count)) == m }
+        if b.isEmpty { throw DataError(src.name, "empty input") }
+        if b.count >= 4, b[0] == 0, b[1] == 0, [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E].contains(b[2]) { return .idx }
+        if starts([0x93] + Array("NUMPY".utf8)) { return .npy }
+        if starts(Array("PK".utf8) + [3, 4]) { return .npz }
+        if starts([0x89, 0x50, 0x4E, 0x47]) || starts([0xFF, 0xD8, 0xFF]) { return .image }
+        if b.count >= 262, Array(b[257..<262]) == Array("ustar".utf8) {
+            return CIFARReader.variantFromName(path) ?? .cifar10
+        }
+        if starts(StreamFormat.headerTag) {
+            throw DataError(src.name, "already a tensor stream; read it with tensor-show or pipe it on")
+        }
+        var name = (path as NSString).lastPathComponent.lowercased()
+        for ext in [".gz", ".bz2", ".xz", ".zst"] where name.hasSuffix(ext) { name = String(name.dropLast(ext.count)) }
+        if name.hasSuffix(".csv") || name.hasSuffix(".txt") { return .csv }
+        if name.hasSuffix(".tsv") { return .tsv }
+        if name.hasSuffix(".bin"), let v = CIFARReader.variantFromName(path) { return v }
+        throw DataError(src.name, "cannot tell the format (looks like \(describeMagic(b))); name it with --format")
+    }
+
+    /// Writes the samples of `sources`, side by side as fields of one stream, to `sink`.
+    /// `classes`, when given, names the classes of field `y`.
+    public static func writeStream(_ sources: [SampleSource], classes: [String]?, to sink: ByteSink) throws {
+        var fields: [Field] = []
+        var meta: [(key: String, value: String)] = []
+        var owner: [String: String] = [:]
+        for s in sources {
+            for f in s.fields {
+                if let other = owner[f.name] {
+                    throw DataError(s.name, "field '\(f.name)' also comes from \(other); rename one with NAME=FILE", kind: .usage)
+                }
+                owner[f.name] = s.name
+                fields.append(f)
+            }
+            meta += s.metadata
+        }
+        var schema = Schema(fields: fields, metadata: meta)
+        if let classes {
+            guard schema.field("y") != nil else {
+                throw DataError("--classes", "the stream has no field 'y' to name classes for", kind: .usage)
+            }
+            if let existing = schema.classes(of: "y"), existing.count > classes.count {
+                throw DataError("--classes", "\(classes.count) names given but labels go up to \(existing.count - 1)", kind: .badData)
+            }
+            schema.setClasses(classes, of: "y")
+        }
+        // Declared counts must agree before anything is written.
+        let declared = sources.compactMap { s in s.declaredCount.map { (s, $0) } }
+        if let (a, na) = declared.first, let (b, nb) = declared.first(where: { $0.1 != na }) {
+            throw DataError(b.name, "has \(nb) samples but \(a.name) has \(na)")
+        }
+        if let why = schema.validationProblem() { throw DataError(sources.first?.name ?? "input", why) }
+
+        let writer = try StreamWriter(sink: sink, schema: schema)
+        let builder = BatchBuilder(writer: writer)
+        var fieldBase: [Int] = []
+        var k = 0
+        for s in sources { fieldBase.append(k); k += s.fields.count }
+        var total = 0
+        while true {
+            let want = builder.freeSamples
+            var got: [Int] = []
+            for (si, s) in sources.enumerated() {
+                let ptrs = (0..<s.fields.count).map { builder.slot(fieldBase[si] + $0) }
+                got.append(try s.read(max: want, into: ptrs))
+            }
+            let n = got.min() ?? 0
+            if let mx = got.max(), mx != n {
+                let short = sources[got.firstIndex(of: n)!], long = sources[got.firstIndex(of: mx)!]
+                throw DataError(short.name, "ends after \(total + n) samples but \(long.name) has more")
+            }
+            if n == 0 { break }
+            total += n
+            try builder.commit(n)
+        }
+        try builder.finish()
+    }
+}

@@ -1,0 +1,274 @@
+// NumPy .npy arrays and .npz archives of them. The header is a Python dict literal; we parse
+// only its three keys with a small scanner and never evaluate anything. Object arrays (pickles)
+// are refused; big-endian data is swapped; Fortran-order arrays are transposed to C order.
+// An .npy streams when it is C-ordered; .npz members are read whole (a zip yields one member
+// after another, and every field must be ready for every batch).
+
+import CArchive
+import TensorCore
+import TensorStream
+
+public enum NPYReader {
+    public static let maxHeaderBytes = 10_000
+
+    struct Header {
+        var dtype: DType
+        var bigEndian: Bool
+        var fortran: Bool
+        var shape: [Int]
+    }
+
+    /// Reads and checks an .npy header from `src`.
+    static func readHeader(_ src: ByteSource, name: String) throws -> Header {
+        var pre = [UInt8](repeating: 0, count: 10)
+        let got = try pre.withUnsafeMutableBytes { try src.readFully(into: $0.baseAddress!, count: 10) }
+        guard got == 10, pre[0] == 0x93, Array(pre[1..<6]) == Array("NUMPY".utf8) else {
+            throw DataError(name, got == 0 ? "empty file, no .npy header" : "not a .npy file (bad magic)")
+        }
+        let major = pre[6]
+        var headerLen: Int
+        switch major {
+        case 1:
+            headerLen = Int(pre[8]) | Int(pre[9]) << 8
+        case 2, 3:
+            var two = [UInt8](repeating: 0, count: 2)
+            guard try two.withUnsafeMutableBytes({ try src.readFully(into: $0.baseAddress!, count: 2) }) == 2 else {
+                throw DataError(name, ".npy header cut short")
+            }
+            headerLen = Int(pre[8]) | Int(pre[9]) << 8 | Int(two[0]) << 16 | Int(two[1]) << 24
+        default:
+            throw DataError(name, ".npy format version \(major) unsupported (reads 1–3)")
+        }
+        guard headerLen <= maxHeaderBytes else {
+            throw DataError(name, ".npy header length \(headerLen) exceeds \(maxHeaderBytes) bytes")
+        }
+        var hb = [UInt8](repeating: 0, count: headerLen)
+        guard try hb.withUnsafeMutableBytes({ try src.readFully(into: $0.baseAddress!, count: headerLen) }) == headerLen else {
+            throw DataError(name, ".npy header cut short")
+        }
+        guard let text = String(validating: hb, as: UTF8.self) else { throw DataError(name, ".npy header is not text") }
+        return try parseDict(text, name: name)
+    }
+
+    static func parseDict(_ text: String, name: String) throws -> Header {
+        func value(of key: String) -> Substring? {
+            guard let r = text.range(of: "'\(key)':") else { return nil }
+            return text[r.upperBound...].drop(while: { $0 == " " })
+        }
+        guard let d = value(of: "descr"), d.first == "'" || d.first == "\"" else {
+            throw DataError(name, ".npy header has no 'descr' string (structured dtypes are not supported)")
+        }
+        let descr = String(d.dropFirst().prefix(while: { $0 != "'" && $0 != "\"" }))
+        if descr.contains("O") { throw DataError(name, ".npy holds Python objects: pickled arrays refused") }
+        guard descr.count >= 3 else { throw DataError(name, ".npy dtype '\(descr)' unsupported") }
+        let order = descr.first!
+        let code = String(descr.dropFirst())
+        let dtype: DType
+        switch code {
+        case "u1", "b1": dtype = .u8
+        case "i1": dtype = .i8
+        case "i2": dtype = .i16
+        case "i4": dtype = .i32
+        case "i8": dtype = .i64
+        case "f4": dtype = .f32
+        case "f8": dtype = .f64
+        default: throw DataError(name, ".npy dtype '\(escapedForDisplay(descr))' unsupported (u1 i1 i2 i4 i8 f4 f8 b1)")
+        }
+        guard let f = value(of: "fortran_order") else { throw DataError(name, ".npy header has no 'fortran_order'") }
+        let fortran = f.hasPrefix("True")
+        guard fortran || f.hasPrefix("False") else { throw DataError(name, ".npy 'fortran_order' is not True or False") }
+        guard let s = value(of: "shape"), s.first == "(" , let close = s.firstIndex(of: ")") else {
+            throw DataError(name, ".npy header has no 'shape' tuple")
+        }
+        var shape: [Int] = []
+        for part in s[s.index(after: s.startIndex)..<close].split(separator: ",") {
+            let t = part.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "L", with: "")
+            guard let v = Int(t), v >= 0 else { throw DataError(name, ".npy shape entry '\(escapedForDisplay(t))' is not a size") }
+            shape.append(v)
+        }
+        return Header(dtype: dtype, bigEndian: order == ">", fortran: fortran, shape: shape)
+    }
+
+    /// An .npy file as one field.
+    public static func source(_ src: ByteSource, field: String) throws -> SampleSource {
+        let h = try readHeader(src, name: src.name)
+        guard let n = h.shape.first else {
+            throw DataError(src.name, ".npy holds a 0-d array (a scalar): no sample axis")
+        }
+        let sampleDims = Array(h.shape.dropFirst())
+        let limits = Limits()
+        guard n > 0 else { throw DataError(src.name, ".npy array has no samples (first dimension 0)") }
+        for d in sampleDims where d < 1 || d > limits.maxDim {
+            throw DataError(src.name, ".npy dimension \(d) outside 1…\(limits.maxDim)")
+        }
+        guard checkedProduct(sampleDims + [h.dtype.size], limit: limits.maxSampleBytes) != nil,
+              checkedProduct(h.shape + [h.dtype.size]) != nil else {
+            throw DataError(src.name, ".npy shape \(h.shape) overflows")
+        }
+        let f = Field(name: field, dtype: h.dtype, shape: Shape(sampleDims))
+        if h.fortran || (sampleDims.isEmpty && h.dtype.isInteger) {
+            let data = try readAll(src, header: h, name: src.name)
+            var meta: [(key: String, value: String)] = [("\(field).source", src.name)]
+            if sampleDims.isEmpty, h.dtype.isInteger,
+               let m = data.withUnsafeBytes({ maxLabel($0.baseAddress!, count: n, dtype: h.dtype) }), m < 65536 {
+                meta.insert(("\(field).classes", numericClassNames(maxLabel: m).joined(separator: "\n")), at: 0)
+            }
+            return MemorySamples(name: src.name, fields: [f], metadata: meta, count: n, data: [data])
+        }
+        return NPYStreamSource(src: src, field: f, count: n, bigEndian: h.bigEndian)
+    }
+
+    /// The whole payload of an array in C order, little-endian.
+    static func readAll(_ src: ByteSource, header h: Header, name: String) throws -> [UInt8] {
+        let total = checkedProduct(h.shape + [h.dtype.size])!
+        var data = [UInt8](repeating: 0, count: total)
+        let got = try data.withUnsafeMutableBytes { try src.readFully(into: $0.baseAddress!, count: total) }
+        guard got == total else { throw DataError(name, ".npy data short: \(got) of \(total) bytes") }
+        var extra: UInt8 = 0
+        guard try src.read(into: &extra, count: 1) == 0 else { throw DataError(name, ".npy has bytes after its data") }
+        if h.bigEndian { data.withUnsafeMutableBytes { byteSwap($0.baseAddress!, count: total / h.dtype.size, size: h.dtype.size) } }
+        if h.fortran && h.shape.count > 1 { data = transposeFortran(data, shape: h.shape, size: h.dtype.size) }
+        return data
+    }
+
+    /// Column-major to row-major.
+    static func transposeFortran(_ data: [UInt8], shape: [Int], size: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: data.count)
+        let rank = shape.count
+        var fStride = [Int](repeating: 1, count: rank)
+        for i in 1..<rank { fStride[i] = fStride[i - 1] * shape[i - 1] }
+        var idx = [Int](repeating: 0, count: rank)
+        let total = data.count / size
+        data.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in
+                for c in 0..<total {
+                    var f = 0
+                    for i in 0..<rank { f += idx[i] * fStride[i] }
+                    dst.baseAddress!.advanced(by: c * size).copyMemory(from: src.baseAddress!.advanced(by: f * size), byteCount: size)
+                    var i = rank - 1
+                    while i >= 0 { idx[i] += 1; if idx[i] < shape[i] { break }; idx[i] = 0; i -= 1 }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// A C-ordered .npy read sample by sample.
+final class NPYStreamSource: SampleSource {
+    let src: ByteSource
+    let fields: [Field]
+    let count: Int
+    let bigEndian: Bool
+    var position = 0
+    var name: String { src.name }
+    var metadata: [(key: String, value: String)] { [("\(fields[0].name).source", src.name)] }
+    var declaredCount: Int? { count }
+
+    init(src: ByteSource, field: Field, count: Int, bigEndian: Bool) {
+        self.src = src
+        fields = [field]
+        self.count = count
+        self.bigEndian = bigEndian
+    }
+
+    func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int {
+        let n = min(max, count - position)
+        guard n > 0 else { return 0 }
+        let sb = fields[0].sampleBytes
+        let got = try src.readFully(into: into[0], count: n * sb)
+        guard got == n * sb else { throw DataError(name, ".npy data short: \(position + got / sb) of \(count) samples") }
+        if bigEndian { byteSwap(into[0], count: n * sb / fields[0].dtype.size, size: fields[0].dtype.size) }
+        position += n
+        if position == count {
+            var extra: UInt8 = 0
+            guard try src.read(into: &extra, count: 1) == 0 else { throw DataError(name, ".npy has bytes after its data") }
+        }
+        return n
+    }
+}
+
+/// Reads the members of a zip archive through libarchive (zip and nothing else enabled).
+final class ZipMembers {
+    let archive: OpaquePointer
+    let client: ArchiveClient
+    let name: String
+
+    init(_ source: ByteSource) throws {
+        name = source.name
+        client = ArchiveClient(source)
+        archive = archive_read_new()
+        archive_read_support_format_zip_streamable(archive)
+        if client.open(archive) != ARCHIVE_OK {
+            let e = client.error ?? DataError(name, ArchiveClient.message(archive))
+            archive_read_free(archive)
+            throw e
+        }
+    }
+
+    deinit { archive_read_free(archive) }
+
+    /// The next member's path, or nil at the end of the archive.
+    func next() throws -> String? {
+        var entry: OpaquePointer?
+        let r = archive_read_next_header(archive, &entry)
+        if r == ARCHIVE_EOF { return nil }
+        guard r == ARCHIVE_OK || r == ARCHIVE_WARN, let entry else {
+            throw client.error ?? DataError(name, "archive damaged or cut short: " + ArchiveClient.message(archive))
+        }
+        guard archive_entry_filetype(entry) == UInt32(0o100000) /* AE_IFREG */ else { return try next() }
+        guard let p = archive_entry_pathname(entry) else { return try next() }
+        return String(cString: p)
+    }
+
+    /// The current member's bytes as a source.
+    func data() -> ByteSource { MemberSource(self) }
+
+    final class MemberSource: ByteSource {
+        let z: ZipMembers
+        init(_ z: ZipMembers) { self.z = z }
+        var name: String { z.name }
+        func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
+            let n = archive_read_data(z.archive, buffer, count)
+            if n < 0 { throw z.client.error ?? DataError(z.name, "archive damaged or cut short: " + ArchiveClient.message(z.archive)) }
+            return n
+        }
+    }
+}
+
+public enum NPZReader {
+    /// Every array of an .npz, one field each, named after the member (`x.npy` → `x`).
+    public static func source(_ src: ByteSource) throws -> SampleSource {
+        let zip = try ZipMembers(src)
+        var fields: [Field] = []
+        var data: [[UInt8]] = []
+        var meta: [(key: String, value: String)] = []
+        var count: Int?
+        var first = ""
+        while let path = try zip.next() {
+            guard path.hasSuffix(".npy") else { continue }
+            let fname = String(path.dropLast(4))
+            guard Schema.isValidName(fname) else { throw DataError(src.name, "array name '\(escapedForDisplay(fname))' is not a valid field name") }
+            let member = zip.data()
+            let where_ = "\(src.name): \(path)"
+            let h = try NPYReader.readHeader(member, name: where_)
+            guard let n = h.shape.first else { throw DataError(where_, "0-d array: no sample axis") }
+            if let c = count, c != n { throw DataError(where_, "has \(n) samples but \(first) has \(c)") }
+            count = n
+            if first.isEmpty { first = fname }
+            let sampleDims = Array(h.shape.dropFirst())
+            for d in sampleDims where d < 1 || d > Limits().maxDim { throw DataError(where_, "dimension \(d) outside 1…\(Limits().maxDim)") }
+            guard checkedProduct(h.shape + [h.dtype.size], limit: 1 << 34) != nil else { throw DataError(where_, "shape \(h.shape) too large") }
+            let bytes = try NPYReader.readAll(member, header: h, name: where_)
+            if sampleDims.isEmpty, h.dtype.isInteger,
+               let m = bytes.withUnsafeBytes({ maxLabel($0.baseAddress!, count: n, dtype: h.dtype) }), m < 65536 {
+                meta.append(("\(fname).classes", numericClassNames(maxLabel: m).joined(separator: "\n")))
+            }
+            meta.append(("\(fname).source", src.name))
+            fields.append(Field(name: fname, dtype: h.dtype, shape: Shape(sampleDims)))
+            data.append(bytes)
+        }
+        guard let n = count else { throw DataError(src.name, "no .npy arrays in the archive") }
+        return MemorySamples(name: src.name, fields: fields, metadata: meta, count: n, data: data)
+    }
+}

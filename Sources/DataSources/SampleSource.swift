@@ -1,0 +1,88 @@
+// What every format reader gives tensor-load: fields, metadata, and samples on demand.
+
+import TensorCore
+import TensorStream
+
+/// A reader of one input that yields samples of one or more fields.
+public protocol SampleSource: AnyObject {
+    /// The input's name, for messages.
+    var name: String { get }
+    /// The fields this input provides, in order.
+    var fields: [Field] { get }
+    /// Metadata the input knows (class names, provenance).
+    var metadata: [(key: String, value: String)] { get }
+    /// The sample count when the format declares it up front.
+    var declaredCount: Int? { get }
+    /// Reads up to `max` samples, field i into `into[i]` (room for `max` samples each);
+    /// returns how many were read, 0 at the end.
+    func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int
+}
+
+/// Class names "0", "1", … for integer labels whose largest value is `maxLabel`.
+func numericClassNames(maxLabel: Int) -> [String] {
+    (0...maxLabel).map(String.init)
+}
+
+/// The largest value of non-negative integer labels, or nil when one is negative.
+func maxLabel(_ p: UnsafeRawPointer, count: Int, dtype: DType) -> Int? {
+    var m = -1
+    for i in 0..<count {
+        let v: Int
+        switch dtype {
+        case .u8: v = Int(p.load(fromByteOffset: i, as: UInt8.self))
+        case .i8: v = Int(p.load(fromByteOffset: i, as: Int8.self))
+        case .i16: v = Int(p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
+        case .i32: v = Int(p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
+        case .i64: v = Int(p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
+        default: return nil
+        }
+        if v < 0 { return nil }
+        m = max(m, v)
+    }
+    return m < 0 ? nil : m
+}
+
+/// Serves samples held in memory (formats that must be read whole: NPZ, CSV, CIFAR archives).
+public final class MemorySamples: SampleSource {
+    public let name: String
+    public let fields: [Field]
+    public var metadata: [(key: String, value: String)]
+    public let count: Int
+    let data: [[UInt8]]
+    private var position = 0
+
+    public init(name: String, fields: [Field], metadata: [(key: String, value: String)] = [], count: Int, data: [[UInt8]]) {
+        self.name = name
+        self.fields = fields
+        self.metadata = metadata
+        self.count = count
+        self.data = data
+    }
+
+    public var declaredCount: Int? { count }
+
+    public func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int {
+        let n = min(max, count - position)
+        guard n > 0 else { return 0 }
+        for (i, f) in fields.enumerated() {
+            let sb = f.sampleBytes
+            data[i].withUnsafeBytes { into[i].copyMemory(from: $0.baseAddress! + position * sb, byteCount: n * sb) }
+        }
+        position += n
+        return n
+    }
+}
+
+/// Swaps the bytes of `count` elements of `size` bytes in place (big-endian inputs).
+func byteSwap(_ p: UnsafeMutableRawPointer, count: Int, size: Int) {
+    switch size {
+    case 2:
+        for i in 0..<count { p.storeBytes(of: p.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).byteSwapped, toByteOffset: 2 * i, as: UInt16.self) }
+    case 4:
+        for i in 0..<count { p.storeBytes(of: p.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).byteSwapped, toByteOffset: 4 * i, as: UInt32.self) }
+    case 8:
+        for i in 0..<count { p.storeBytes(of: p.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self).byteSwapped, toByteOffset: 8 * i, as: UInt64.self) }
+    default:
+        break
+    }
+}

@@ -1,0 +1,57 @@
+// The contract between module errors and the one place (ToolSupport) that prints them.
+// Modules throw; only tools print and exit.
+
+/// What kind of failure an error is; ToolSupport maps each to its exit status.
+public enum FailureKind: Sendable {
+    /// Input data that is malformed, truncated, mismatched or hostile (exit 65).
+    case badData
+    /// An input that does not exist or cannot be opened (exit 66).
+    case missingInput
+    /// A read or write that the operating system failed (exit 74).
+    case io
+    /// A combination of options or operands the user got wrong (exit 64).
+    case usage
+    /// A bug or an impossible state (exit 70).
+    case `internal`
+}
+
+/// An error that knows where it happened and what went wrong, to print as `tool: where: what`.
+public protocol DiagnosticError: Error {
+    /// The input (file name, "stdin") and, when known, the place in it.
+    var location: String { get }
+    /// What went wrong, one line.
+    var problem: String { get }
+    var kind: FailureKind { get }
+}
+
+/// Escapes control bytes, backslash and DEL so untrusted text prints as one safe line.
+public func escapedForDisplay(_ s: String) -> String {
+    var out = ""
+    out.reserveCapacity(s.utf8.count)
+    for u in s.unicodeScalars {
+        switch u {
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case "\r": out += "\\r"
+        default:
+            if u.value < 0x20 || u.value == 0x7F || (0x80...0x9F).contains(u.value) {
+                out += "\\x" + String(u.value, radix: 16).leftPadded(to: 2)
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+    }
+    return out
+}
+
+/// Decodes bytes as UTF-8 for display, replacing invalid sequences, then escapes them.
+public func displayString<C: Collection>(bytes: C) -> String where C.Element == UInt8 {
+    escapedForDisplay(String(decoding: Array(bytes), as: UTF8.self))
+}
+
+extension String {
+    func leftPadded(to n: Int) -> String {
+        count >= n ? self : String(repeating: "0", count: n - count) + self
+    }
+}

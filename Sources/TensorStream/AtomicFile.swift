@@ -1,0 +1,106 @@
+// Atomic replacement of an output file: write a temporary file in the target's directory,
+// fsync it, rename it over the target, fsync the directory (git's lockfile, PostgreSQL's
+// durable rename). A reader of the target sees the old file or the complete new one, never a
+// part. Temporary files are removed on error and, through `TempFileRegistry`, on SIGINT/SIGTERM.
+
+import Foundation
+
+/// Paths of temporary files to unlink if a termination signal arrives. Signal-safe to read:
+/// fixed slots of C strings, written only outside signal handlers.
+public enum TempFileRegistry {
+    static let slots = 32
+    nonisolated(unsafe) static let paths: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+        let p = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: slots)
+        p.initialize(repeating: nil, count: slots)
+        return p
+    }()
+
+    static func add(_ path: String) {
+        for i in 0..<slots where paths[i] == nil {
+            paths[i] = strdup(path)
+            return
+        }
+    }
+
+    static func remove(_ path: String) {
+        for i in 0..<slots {
+            if let p = paths[i], String(cString: p) == path {
+                paths[i] = nil
+                free(p)
+            }
+        }
+    }
+
+    /// Unlinks every registered temporary file. Called from signal handlers: only unlink(2).
+    public static func unlinkAll() {
+        for i in 0..<slots {
+            if let p = paths[i] { unlink(p) }
+        }
+    }
+}
+
+/// A file written under a temporary name and renamed over `path` by `commit()`.
+public final class AtomicFile: ByteSink {
+    public let path: String
+    public let name: String
+    public let tempPath: String
+    private let sink: FileSink
+    private var done = false
+
+    /// Creates the temporary file `.NAME.XXXXXX.tmp` beside `path`.
+    public init(path: String) throws {
+        self.path = path
+        self.name = path
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent().path
+        let base = url.lastPathComponent
+        var template = Array("\(dir)/.\(base).XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw IOError(name: path, operation: "cannot create a temporary file", code: errno) }
+        tempPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        TempFileRegistry.add(tempPath)
+        // Keep the mode of the file being replaced; a new file gets 0666 less the umask.
+        var st = stat()
+        if stat(path, &st) == 0 {
+            fchmod(fd, st.st_mode & 0o7777)
+        } else {
+            let mask = umask(0)
+            umask(mask)
+            fchmod(fd, 0o666 & ~mask)
+        }
+        sink = FileSink(fd: fd, name: path, owns: true)
+    }
+
+    deinit { if !done { abandon() } }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws { try sink.write(bytes) }
+    public func flush() throws { try sink.flush() }
+
+    /// Flushes, fsyncs and renames the temporary file over the target, then fsyncs the directory.
+    public func commit() throws {
+        do {
+            try sink.flush()
+            guard fsync(sink.fd) == 0 else { throw IOError(name: path, operation: "fsync", code: errno) }
+            guard rename(tempPath, path) == 0 else { throw IOError(name: path, operation: "rename", code: errno) }
+        } catch {
+            abandon()
+            throw error
+        }
+        done = true
+        TempFileRegistry.remove(tempPath)
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let dfd = open(dir, O_RDONLY | O_DIRECTORY)
+        if dfd >= 0 {
+            fsync(dfd)
+            close(dfd)
+        }
+    }
+
+    /// Removes the temporary file; the target is untouched.
+    public func abandon() {
+        guard !done else { return }
+        done = true
+        unlink(tempPath)
+        TempFileRegistry.remove(tempPath)
+    }
+}

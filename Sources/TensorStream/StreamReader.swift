@@ -1,0 +1,271 @@
+// Reads a tensor stream: header, batches, end record; then EOF or the next concatenated stream.
+// Every length is checked against `Limits` before any allocation, and buffers grow only as
+// bytes arrive, so a hostile length costs nothing. A stream without its end record is an error.
+
+import TensorCore
+
+/// One batch record as read: `count` samples of every field, payloads 64-byte aligned.
+public struct Batch {
+    public let count: Int
+    /// The whole record (prefix, body, padding), for verbatim pass-through.
+    public let storage: AlignedBuffer
+    let offsets: [Int]
+    let lengths: [Int]
+
+    /// The payload of field `i`: `count` samples back to back.
+    public func field(_ i: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: storage.base + offsets[i], count: lengths[i])
+    }
+
+    /// The record's bytes exactly as they appeared in the input.
+    public var record: UnsafeRawBufferPointer { storage.bytes }
+}
+
+/// Reads batches from a byte source, validating everything.
+public final class StreamReader {
+    public let source: ByteSource
+    public let limits: Limits
+    /// The schema of stream 1; concatenated streams must agree with it.
+    public private(set) var schema: Schema
+    /// Samples read so far, over all concatenated streams.
+    public private(set) var samplesRead = 0
+    /// 1-based index of the concatenated stream being read.
+    public private(set) var streamIndex = 0
+
+    private var offset: UInt64 = 0
+    private var batchesInStream = 0
+    private var samplesInStream = 0
+    private var finished = false
+    private var prefix = [UInt8](repeating: 0, count: StreamFormat.prefixBytes)
+    private var spare = AlignedBuffer(capacity: 1 << 16)
+    private var sampleBytes: [Int] = []
+
+    /// Opens a stream and reads its header; throws when the input is not a valid stream.
+    public init(source: ByteSource, limits: Limits = .fromEnvironment) throws {
+        self.source = source
+        self.limits = limits
+        self.schema = Schema(fields: [])
+        guard let s = try readHeader(first: true) else {
+            throw StreamError(input: source.name, place: "", .emptyInput)
+        }
+        schema = s
+        sampleBytes = s.fields.map(\.sampleBytes)
+    }
+
+    private func fail(_ p: StreamError.Problem, at recordOffset: UInt64, record: String? = nil) -> StreamError {
+        var place = streamIndex > 1 ? "stream \(streamIndex), " : ""
+        place += record ?? "byte \(recordOffset)"
+        if record != nil { place += " at byte \(recordOffset)" }
+        return StreamError(input: source.name, place: place, p)
+    }
+
+    private func readFully(_ p: UnsafeMutableRawPointer, _ n: Int) throws -> Int {
+        let got = try source.readFully(into: p, count: n)
+        offset += UInt64(got)
+        return got
+    }
+
+    /// Reads the 16-byte prefix; returns false at a clean end of input (0 bytes).
+    private func readPrefix(inside: String) throws -> Bool {
+        let start = offset
+        let got = try prefix.withUnsafeMutableBytes { try readFully($0.baseAddress!, 16) }
+        if got == 0 { return false }
+        if got < 16 {
+            throw fail(.truncated(samples: samplesRead, inside: inside), at: start)
+        }
+        return true
+    }
+
+    private var prefixLength: UInt64 {
+        prefix.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+    }
+    private var prefixCRC: UInt32 {
+        prefix.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) }
+    }
+    private var prefixTag: [UInt8] { Array(prefix[0..<4]) }
+
+    /// Reads `n` body bytes into `buf` after its first `buf.count` bytes, growing it as data arrives.
+    private func readBody(into buf: AlignedBuffer, _ n: Int, inside: String, recordStart: UInt64) throws {
+        var left = n
+        while left > 0 {
+            let chunk = min(left, 16 << 20)
+            buf.reserve(buf.count + chunk)
+            let got = try readFully(buf.base + buf.count, chunk)
+            buf.count += got
+            left -= got
+            if got < chunk { throw fail(.truncated(samples: samplesRead, inside: inside), at: recordStart) }
+        }
+    }
+
+    /// Reads and checks the zero padding after a record of `size` bytes.
+    private func readPadding(recordSize: Int, into buf: AlignedBuffer, inside: String, recordStart: UInt64) throws {
+        let pad = (StreamFormat.alignment - recordSize % StreamFormat.alignment) % StreamFormat.alignment
+        guard pad > 0 else { return }
+        let before = buf.count
+        try readBody(into: buf, pad, inside: inside, recordStart: recordStart)
+        for i in before..<buf.count where buf.base.load(fromByteOffset: i, as: UInt8.self) != 0 {
+            throw fail(.nonzeroPadding, at: recordStart)
+        }
+    }
+
+    private func checkCRC(_ buf: AlignedBuffer, bodyStart: Int, bodyLength: Int, at start: UInt64, record: String) throws {
+        var c = CRC32()
+        prefix.withUnsafeBytes { c.update(UnsafeRawBufferPointer(rebasing: $0[8..<16])) }
+        c.update(UnsafeRawBufferPointer(start: buf.base + bodyStart, count: bodyLength))
+        if c.value != prefixCRC { throw fail(.checksumMismatch, at: start, record: record) }
+    }
+
+    /// Reads a header record; nil at a clean end of input.
+    private func readHeader(first: Bool) throws -> Schema? {
+        let start = offset
+        let inside = "inside the header"
+        guard try readPrefix(inside: inside) else { return nil }
+        streamIndex += 1
+        if prefixTag != StreamFormat.headerTag {
+            if first {
+                var sniff = prefix
+                var more = [UInt8](repeating: 0, count: 300)
+                let n = try more.withUnsafeMutableBytes { try readFully($0.baseAddress!, 300) }
+                sniff += more.prefix(n)
+                throw StreamError(input: source.name, place: "", .notAStream(looksLike: describeMagic(sniff)))
+            }
+            streamIndex -= 1
+            throw fail(.trailingGarbage, at: start)
+        }
+        let length = prefixLength
+        guard length >= 16, length <= UInt64(limits.maxHeaderBytes) else {
+            if length < 16 { throw fail(.malformed("header length \(length) too short"), at: start, record: "header") }
+            throw fail(.recordTooLarge(length: length, limit: limits.maxHeaderBytes), at: start, record: "header")
+        }
+        let buf = AlignedBuffer(capacity: 1024)
+        try readBody(into: buf, Int(length), inside: inside, recordStart: start)
+        let body = buf.bytes
+        if Array(body[0..<4]) != StreamFormat.headerSignatureTail { throw fail(.damagedSignature, at: start, record: "header") }
+        let version = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
+        if version != StreamFormat.version { throw fail(.unsupportedVersion(version), at: start, record: "header") }
+        try checkCRC(buf, bodyStart: 0, bodyLength: Int(length), at: start, record: "header")
+        try readPadding(recordSize: 16 + Int(length), into: buf, inside: inside, recordStart: start)
+        let schema: Schema
+        switch Schema.decode(headerBody: UnsafeRawBufferPointer(rebasing: buf.bytes[0..<Int(length)]), limits: limits) {
+        case .success(let s): schema = s
+        case .failure(let f): throw fail(.malformed(f.message), at: start, record: "header")
+        }
+        batchesInStream = 0
+        samplesInStream = 0
+        return schema
+    }
+
+    /// The next batch, or nil after the last end record at the end of input.
+    public func next() throws -> Batch? {
+        while true {
+            if finished { return nil }
+            let start = offset
+            let recordName = "batch \(batchesInStream + 1)"
+            guard try readPrefix(inside: "inside \(recordName)") else {
+                throw fail(.truncated(samples: samplesRead, inside: batchesInStream == 0 ? "after the header" : "after batch \(batchesInStream)"), at: start)
+            }
+            let tag = prefixTag
+            let length = prefixLength
+            if tag == StreamFormat.endTag {
+                try readEnd(length: length, start: start)
+                // Next: end of input, or the next concatenated stream.
+                guard let s = try readHeader(first: false) else {
+                    finished = true
+                    return nil
+                }
+                if let why = schema.mismatch(with: s) {
+                    throw StreamError(input: source.name, place: "stream \(streamIndex)",
+                                      .schemaMismatch(stream: streamIndex, detail: why))
+                }
+                continue
+            }
+            guard tag == StreamFormat.batchTag else {
+                if tag == StreamFormat.headerTag {
+                    throw fail(.malformed("header record inside a stream (stream \(streamIndex) has no end record)"), at: start)
+                }
+                throw fail(.unknownRecord(tagDescription(tag)), at: start)
+            }
+            return try readBatch(length: length, start: start, name: recordName)
+        }
+    }
+
+    private func tagDescription(_ t: [UInt8]) -> String {
+        t.map { $0 >= 32 && $0 < 127 ? String(UnicodeScalar($0)) : "\\x" + String($0, radix: 16) }.joined()
+    }
+
+    private func readBatch(length: UInt64, start: UInt64, name: String) throws -> Batch {
+        guard length >= UInt64(StreamFormat.batchHeaderBytes) else {
+            throw fail(.malformed("batch length \(length) shorter than its header"), at: start, record: name)
+        }
+        guard length <= UInt64(limits.maxBatchBytes) else {
+            throw fail(.recordTooLarge(length: length, limit: limits.maxBatchBytes), at: start, record: name)
+        }
+        let buf: AlignedBuffer
+        if isKnownUniquelyReferenced(&spare) { buf = spare } else { buf = AlignedBuffer(capacity: 1 << 16); spare = buf }
+        buf.count = 0
+        buf.reserve(64)
+        prefix.withUnsafeBytes { buf.base.copyMemory(from: $0.baseAddress!, byteCount: 16) }
+        buf.count = 16
+        try readBody(into: buf, StreamFormat.batchHeaderBytes, inside: "inside " + name, recordStart: start)
+        let n64 = UInt64(littleEndian: buf.base.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+        guard n64 >= 1, n64 <= UInt64(limits.maxSamplesPerBatch) else {
+            throw fail(.malformed("batch sample count \(n64) outside 1…\(limits.maxSamplesPerBatch)"), at: start, record: name)
+        }
+        for i in 24..<64 where buf.base.load(fromByteOffset: i, as: UInt8.self) != 0 {
+            throw fail(.malformed("reserved bytes not zero"), at: start, record: name)
+        }
+        let n = Int(n64)
+        var expected = StreamFormat.batchHeaderBytes
+        var offsets: [Int] = []
+        var lengths: [Int] = []
+        offsets.reserveCapacity(sampleBytes.count)
+        lengths.reserveCapacity(sampleBytes.count)
+        for sb in sampleBytes {
+            guard let bytes = checkedMultiply(n, sb), let padded = roundUp(bytes, to: 64),
+                  let e = checkedAdd(expected, padded) else {
+                throw fail(.malformed("batch of \(n) samples overflows"), at: start, record: name)
+            }
+            offsets.append(16 + expected)
+            lengths.append(bytes)
+            expected = e
+        }
+        guard UInt64(expected) == length else {
+            throw fail(.malformed("batch length \(length) does not match \(n) samples (expected \(expected))"), at: start, record: name)
+        }
+        try readBody(into: buf, Int(length) - StreamFormat.batchHeaderBytes, inside: "inside " + name, recordStart: start)
+        try checkCRC(buf, bodyStart: 16, bodyLength: Int(length), at: start, record: name)
+        // Padding between payloads must be zero: it is covered by the CRC, but a writer that
+        // leaked memory there would otherwise pass.
+        for (o, l) in zip(offsets, lengths) {
+            let padEnd = (o + l + 63) & ~63
+            var i = o + l
+            while i < padEnd {
+                if buf.base.load(fromByteOffset: i, as: UInt8.self) != 0 {
+                    throw fail(.nonzeroPadding, at: start, record: name)
+                }
+                i += 1
+            }
+        }
+        batchesInStream += 1
+        samplesInStream += n
+        samplesRead += n
+        return Batch(count: n, storage: buf, offsets: offsets, lengths: lengths)
+    }
+
+    private func readEnd(length: UInt64, start: UInt64) throws {
+        let name = "end record"
+        let inside = "inside the end record"
+        guard length == UInt64(StreamFormat.endBodyBytes) else {
+            throw fail(.malformed("end record length \(length), expected 16"), at: start, record: name)
+        }
+        let buf = AlignedBuffer(capacity: 64)
+        try readBody(into: buf, 16, inside: inside, recordStart: start)
+        try checkCRC(buf, bodyStart: 0, bodyLength: 16, at: start, record: name)
+        try readPadding(recordSize: 32, into: buf, inside: inside, recordStart: start)
+        let samples = buf.base.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
+        let batches = buf.base.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian
+        if samples != UInt64(samplesInStream) || batches != UInt64(batchesInStream) {
+            throw fail(.countMismatch("end record says \(samples) samples in \(batches) batches, stream had \(samplesInStream) in \(batchesInStream)"), at: start, record: name)
+        }
+    }
+}

@@ -1,0 +1,142 @@
+// What every executable shares: the one place errors become `tool: where: what` and an exit
+// status, output resolution (stdout or an atomic -o file), and signal handling.
+
+import Foundation
+import TensorCore
+import TensorStream
+
+/// Exit statuses (sysexits.h), documented in every man page.
+public enum ExitStatus {
+    public static let ok: Int32 = 0
+    public static let gateFailed: Int32 = 1
+    public static let usage: Int32 = 64
+    public static let dataError: Int32 = 65
+    public static let noInput: Int32 = 66
+    public static let software: Int32 = 70
+    public static let ioError: Int32 = 74
+
+    public static func of(_ kind: FailureKind) -> Int32 {
+        switch kind {
+        case .badData: return dataError
+        case .missingInput: return noInput
+        case .io: return ioError
+        case .usage: return usage
+        case .internal: return software
+        }
+    }
+}
+
+/// A mistake in how the tool was called (exit 64).
+public struct UsageError: DiagnosticError {
+    public let location: String
+    public let problem: String
+    public var kind: FailureKind { .usage }
+    public init(_ problem: String, location: String = "usage") {
+        self.problem = problem
+        self.location = location
+    }
+}
+
+/// A failure with a location and a kind, for modules and tools without their own error type.
+public struct ToolFailure: DiagnosticError {
+    public let location: String
+    public let problem: String
+    public let kind: FailureKind
+    public init(_ location: String, _ problem: String, kind: FailureKind = .badData) {
+        self.location = location
+        self.problem = problem
+        self.kind = kind
+    }
+}
+
+public enum Tool {
+    /// Installs handlers that remove temporary output files on SIGINT, SIGTERM and SIGHUP and then
+    /// die of the same signal, so the shell sees 130/143.
+    public static func installSignalHandlers() {
+        for sig in [SIGINT, SIGTERM, SIGHUP] {
+            signal(sig) { s in
+                TempFileRegistry.unlinkAll()
+                signal(s, SIG_DFL)
+                raise(s)
+            }
+        }
+    }
+
+    /// Prints `tool: where: what` on stderr, one line, control characters escaped.
+    public static func report(_ tool: String, _ location: String, _ problem: String) {
+        var line = "\(tool): "
+        if !location.isEmpty { line += escapedForDisplay(location) + ": " }
+        line += escapedForDisplay(problem) + "\n"
+        FileHandle.standardError.write(line.data(using: .utf8)!)
+    }
+
+    /// Prints a warning line on stderr (not an error).
+    public static func warn(_ tool: String, _ message: String) {
+        report(tool, "", "warning: " + message)
+    }
+
+    /// Runs a tool's body; turns every error into one stderr line and its exit status. A write
+    /// to a reader that went away ends the process quietly, as SIGPIPE would.
+    public static func run(_ name: String, _ body: () throws -> Void) -> Never {
+        installSignalHandlers()
+        do {
+            try body()
+            exit(ExitStatus.ok)
+        } catch let e as IOError where e.isBrokenPipe {
+            TempFileRegistry.unlinkAll()
+            signal(SIGPIPE, SIG_DFL)
+            raise(SIGPIPE)
+            exit(141)
+        } catch let e as DiagnosticError {
+            TempFileRegistry.unlinkAll()
+            report(name, e.location, e.problem)
+            exit(ExitStatus.of(e.kind))
+        } catch {
+            TempFileRegistry.unlinkAll()
+            report(name, "", "internal error: \(error)")
+            exit(ExitStatus.software)
+        }
+    }
+}
+
+/// Where a tool's product goes: stdout, or a file replaced atomically on `commit()`.
+public final class Output {
+    public let sink: ByteSink
+    private let atomic: AtomicFile?
+
+    private init(sink: ByteSink, atomic: AtomicFile?) {
+        self.sink = sink
+        self.atomic = atomic
+    }
+
+    /// Opens `-o path` (atomic) or stdout when `path` is nil or "-". Binary output to a terminal
+    /// is refused with a hint; a closed stdout is an I/O error.
+    public static func open(_ path: String?, binary: Bool = true) throws -> Output {
+        if let p = path, p != "-" {
+            let a = try AtomicFile(path: p)
+            return Output(sink: a, atomic: a)
+        }
+        guard fcntl(1, F_GETFD) != -1 else {
+            throw IOError(name: "stdout", operation: "", code: EBADF)
+        }
+        if binary && isatty(1) == 1 {
+            throw UsageError("refusing to write a binary stream to a terminal; pipe it into a tool (| tensor-show) or use -o FILE",
+                             location: "stdout")
+        }
+        return Output(sink: FileSink.standardOutput(), atomic: nil)
+    }
+
+    /// Flushes; for a file, fsyncs and renames it into place.
+    public func commit() throws {
+        if let a = atomic { try a.commit() } else { try sink.flush() }
+    }
+
+    /// Discards a file output; the target stays as it was.
+    public func abandon() { atomic?.abandon() }
+}
+
+/// Opens the stream operands (stdin when none) as one reader each, in order.
+public func openInputs(_ paths: [String]) throws -> [FileSource] {
+    let ps = paths.isEmpty ? ["-"] : paths
+    return try ps.map { try FileSource.open($0) }
+}

@@ -1,0 +1,154 @@
+// tensor-show: a tensor stream for people (schema, counts, statistics, first samples, a PNG
+// grid) and for other programs (CSV on stdout, an .npz file).
+
+import ArgumentParser
+import DataSources
+import Foundation
+import TensorCore
+import TensorStream
+import ToolSupport
+
+struct TensorShow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tensor-show",
+        abstract: "Describe, verify or export a tensor stream.",
+        discussion: """
+        Reads the stream from the files named (one after another, as concatenated streams) or
+        from stdin. The whole stream is always read and verified: a cut or corrupt stream is an
+        error even when only a summary is asked for.
+
+        Examples:
+          tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz | tensor-show
+          tensor-show --count data.tns
+          tensor-show --csv data.tns > data.csv
+          tensor-show --npz data.npz data.tns && python3 -c 'import numpy; print(numpy.load("data.npz")["x"].shape)'
+          tensor-show --png grid.png -n 36 data.tns
+        """,
+        version: toolVersion)
+
+    @Flag(help: "Verify the stream and print only its sample count.")
+    var count = false
+
+    @Flag(help: "Write the stream as CSV to stdout, with a header row.")
+    var csv = false
+
+    @Option(help: ArgumentHelp("Write every field as an array into an .npz FILE (numpy.load reads it).", valueName: "file"))
+    var npz: String?
+
+    @Option(help: ArgumentHelp("Draw the first samples of an image field as a grid into a PNG FILE.", valueName: "file"))
+    var png: String?
+
+    @Option(name: .short, help: ArgumentHelp("Samples to print (default 3) or to draw with --png (default 64).", valueName: "count"))
+    var n: Int?
+
+    @Option(help: ArgumentHelp("The image field for --png.", valueName: "name"))
+    var field: String = "x"
+
+    @Argument(help: ArgumentHelp("Stream files; stdin when none or \"-\".", valueName: "file"))
+    var files: [String] = []
+
+    func validate() throws {
+        let modes = [count, csv, npz != nil, png != nil].filter { $0 }.count
+        if modes > 1 { throw ValidationError("choose one of --count, --csv, --npz, --png") }
+        if let n, n < 0 { throw ValidationError("-n takes a count ≥ 0") }
+    }
+
+    func run() throws {
+        Tool.run("tensor-show") {
+            let sources = try openInputs(files)
+            let reader = try StreamReader(source: sources.count == 1 ? sources[0] : ConcatSource(sources))
+            if count {
+                while try reader.next() != nil {}
+                try printLine("\(reader.samplesRead)")
+            } else if csv {
+                let out = try Output.open(nil, binary: false)
+                try writeLine(Inspect.csvHeader(reader.schema), to: out.sink)
+                while let b = try reader.next() { try Inspect.writeCSVRows(b, schema: reader.schema, to: out.sink) }
+                try out.commit()
+            } else if let npz {
+                let w = try NPZWriter(path: npz, schema: reader.schema)
+                do {
+                    while let b = try reader.next() { try w.add(b) }
+                    try w.commit()
+                } catch {
+                    w.abandon()
+                    throw error
+                }
+            } else if let png {
+                guard let fi = reader.schema.index(of: field) else {
+                    throw UsageError("the stream has no field '\(field)' (fields: \(reader.schema.fields.map(\.name).joined(separator: ", ")))", location: "--field")
+                }
+                let grid = try ImageGrid(field: reader.schema.fields[fi], limit: n ?? 64)
+                while let b = try reader.next() { if !grid.isFull { grid.add(b.field(fi), count: b.count) } }
+                let bytes = try grid.png()
+                let f = try AtomicFile(path: png)
+                try bytes.withUnsafeBytes { try f.write($0) }
+                try f.commit()
+            } else {
+                try summary(reader)
+            }
+        }
+    }
+
+    func printLine(_ s: String) throws {
+        let out = try Output.open(nil, binary: false)
+        try writeLine(s, to: out.sink)
+        try out.commit()
+    }
+
+    func writeLine(_ s: String, to sink: ByteSink) throws {
+        var l = s + "\n"
+        try l.withUTF8 { try sink.write(UnsafeRawBufferPointer($0)) }
+    }
+
+    func summary(_ reader: StreamReader) throws {
+        let schema = reader.schema
+        let show = n ?? 3
+        var stats = [FieldStats](repeating: FieldStats(), count: schema.fields.count)
+        var firsts: [String] = []
+        while let b = try reader.next() {
+            for (i, f) in schema.fields.enumerated() {
+                stats[i].add(b.field(i), dtype: f.dtype)
+            }
+            var s = 0
+            while firsts.count < show && s < b.count {
+                let parts = schema.fields.enumerated().map { i, f in
+                    "\(f.name)=" + Inspect.sampleText(b.field(i).baseAddress! + s * f.sampleBytes, field: f, classes: schema.classes(of: f.name))
+                }
+                firsts.append("  [\(reader.samplesRead - b.count + s)] " + parts.joined(separator: "  "))
+                s += 1
+            }
+        }
+        let out = try Output.open(nil, binary: false)
+        var text = "samples: \(reader.samplesRead)\n"
+        text += "fields:\n"
+        let width = schema.fields.map(\.name.count).max() ?? 1
+        for (i, f) in schema.fields.enumerated() {
+            let st = stats[i]
+            var line = "  " + f.name.padding(toLength: width, withPad: " ", startingAt: 0)
+            line += "  \(f.dtype)  \(f.shape)"
+            if st.count > 0 || st.nanCount > 0 {
+                line += String(format: "  min %g  max %g  mean %.6g", st.min, st.max, st.mean)
+            }
+            if f.dtype.isFloatingPoint { line += "  nan \(st.nanCount)" + (st.infCount > 0 ? "  inf \(st.infCount)" : "") }
+            if let c = schema.classes(of: f.name) { line += "  \(c.count) classes" }
+            text += line + "\n"
+        }
+        if !schema.metadata.isEmpty {
+            text += "metadata:\n"
+            for (k, v) in schema.metadata {
+                let shown = k.hasSuffix(".classes") ? v.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: ", ") : v
+                let cut = shown.count > 200 ? String(shown.prefix(200)) + "…" : shown
+                text += "  \(k): \(escapedForDisplay(cut))\n"
+            }
+        }
+        if !firsts.isEmpty {
+            text += "first samples:\n" + firsts.joined(separator: "\n") + "\n"
+        }
+        var t = text
+        try t.withUTF8 { try out.sink.write(UnsafeRawBufferPointer($0)) }
+        try out.commit()
+    }
+}
+
+TensorShow.main()
