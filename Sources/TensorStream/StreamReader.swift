@@ -65,13 +65,18 @@ public final class StreamReader {
         return got
     }
 
-    /// Reads the 16-byte prefix; returns false at a clean end of input (0 bytes).
-    private func readPrefix(inside: String) throws -> Bool {
+    /// Reads the 16-byte prefix; returns how many bytes arrived (16, or fewer at end of input).
+    private func readPrefixBytes() throws -> Int {
+        try prefix.withUnsafeMutableBytes { try readFully($0.baseAddress!, 16) }
+    }
+
+    /// Reads the 16-byte prefix of `record`; returns false at a clean end of input (0 bytes).
+    private func readPrefix(record: String) throws -> Bool {
         let start = offset
-        let got = try prefix.withUnsafeMutableBytes { try readFully($0.baseAddress!, 16) }
+        let got = try readPrefixBytes()
         if got == 0 { return false }
         if got < 16 {
-            throw fail(.truncated(samples: samplesRead, inside: inside), at: start)
+            throw fail(.truncated(samples: samplesRead, inside: "inside \(record)"), at: start, record: record)
         }
         return true
     }
@@ -85,7 +90,7 @@ public final class StreamReader {
     private var prefixTag: [UInt8] { Array(prefix[0..<4]) }
 
     /// Reads `n` body bytes into `buf` after its first `buf.count` bytes, growing it as data arrives.
-    private func readBody(into buf: AlignedBuffer, _ n: Int, inside: String, recordStart: UInt64) throws {
+    private func readBody(into buf: AlignedBuffer, _ n: Int, record: String, recordStart: UInt64) throws {
         var left = n
         while left > 0 {
             let chunk = min(left, 16 << 20)
@@ -93,18 +98,18 @@ public final class StreamReader {
             let got = try readFully(buf.base + buf.count, chunk)
             buf.count += got
             left -= got
-            if got < chunk { throw fail(.truncated(samples: samplesRead, inside: inside), at: recordStart) }
+            if got < chunk { throw fail(.truncated(samples: samplesRead, inside: "inside \(record)"), at: recordStart, record: record) }
         }
     }
 
     /// Reads and checks the zero padding after a record of `size` bytes.
-    private func readPadding(recordSize: Int, into buf: AlignedBuffer, inside: String, recordStart: UInt64) throws {
+    private func readPadding(recordSize: Int, into buf: AlignedBuffer, record: String, recordStart: UInt64) throws {
         let pad = (StreamFormat.alignment - recordSize % StreamFormat.alignment) % StreamFormat.alignment
         guard pad > 0 else { return }
         let before = buf.count
-        try readBody(into: buf, pad, inside: inside, recordStart: recordStart)
+        try readBody(into: buf, pad, record: record, recordStart: recordStart)
         for i in before..<buf.count where buf.base.load(fromByteOffset: i, as: UInt8.self) != 0 {
-            throw fail(.nonzeroPadding, at: recordStart)
+            throw fail(.nonzeroPadding, at: recordStart, record: record)
         }
     }
 
@@ -118,10 +123,11 @@ public final class StreamReader {
     /// Reads a header record; nil at a clean end of input.
     private func readHeader(first: Bool) throws -> Schema? {
         let start = offset
-        let inside = "inside the header"
-        guard try readPrefix(inside: inside) else { return nil }
+        let inside = "header"
+        let got = try readPrefixBytes()
+        if got == 0 { return nil }
         streamIndex += 1
-        if prefixTag != StreamFormat.headerTag {
+        if Array(prefix[0..<min(got, 4)]) != Array(StreamFormat.headerTag[0..<min(got, 4)]) || (got < 4 && !first) {
             if first {
                 var sniff = prefix
                 var more = [UInt8](repeating: 0, count: 300)
@@ -132,19 +138,20 @@ public final class StreamReader {
             streamIndex -= 1
             throw fail(.trailingGarbage, at: start)
         }
+        if got < 16 { throw fail(.truncated(samples: samplesRead, inside: "inside the header"), at: start, record: "header") }
         let length = prefixLength
         guard length >= 16, length <= UInt64(limits.maxHeaderBytes) else {
             if length < 16 { throw fail(.malformed("header length \(length) too short"), at: start, record: "header") }
             throw fail(.recordTooLarge(length: length, limit: limits.maxHeaderBytes), at: start, record: "header")
         }
         let buf = AlignedBuffer(capacity: 1024)
-        try readBody(into: buf, Int(length), inside: inside, recordStart: start)
+        try readBody(into: buf, Int(length), record: inside, recordStart: start)
         let body = buf.bytes
         if Array(body[0..<4]) != StreamFormat.headerSignatureTail { throw fail(.damagedSignature, at: start, record: "header") }
         let version = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
         if version != StreamFormat.version { throw fail(.unsupportedVersion(version), at: start, record: "header") }
         try checkCRC(buf, bodyStart: 0, bodyLength: Int(length), at: start, record: "header")
-        try readPadding(recordSize: 16 + Int(length), into: buf, inside: inside, recordStart: start)
+        try readPadding(recordSize: 16 + Int(length), into: buf, record: inside, recordStart: start)
         let schema: Schema
         switch Schema.decode(headerBody: UnsafeRawBufferPointer(rebasing: buf.bytes[0..<Int(length)]), limits: limits) {
         case .success(let s): schema = s
@@ -161,7 +168,7 @@ public final class StreamReader {
             if finished { return nil }
             let start = offset
             let recordName = "batch \(batchesInStream + 1)"
-            guard try readPrefix(inside: "inside \(recordName)") else {
+            guard try readPrefix(record: recordName) else {
                 throw fail(.truncated(samples: samplesRead, inside: batchesInStream == 0 ? "after the header" : "after batch \(batchesInStream)"), at: start)
             }
             let tag = prefixTag
@@ -206,7 +213,7 @@ public final class StreamReader {
         buf.reserve(64)
         prefix.withUnsafeBytes { buf.base.copyMemory(from: $0.baseAddress!, byteCount: 16) }
         buf.count = 16
-        try readBody(into: buf, StreamFormat.batchHeaderBytes, inside: "inside " + name, recordStart: start)
+        try readBody(into: buf, StreamFormat.batchHeaderBytes, record: name, recordStart: start)
         let n64 = UInt64(littleEndian: buf.base.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
         guard n64 >= 1, n64 <= UInt64(limits.maxSamplesPerBatch) else {
             throw fail(.malformed("batch sample count \(n64) outside 1…\(limits.maxSamplesPerBatch)"), at: start, record: name)
@@ -232,7 +239,7 @@ public final class StreamReader {
         guard UInt64(expected) == length else {
             throw fail(.malformed("batch length \(length) does not match \(n) samples (expected \(expected))"), at: start, record: name)
         }
-        try readBody(into: buf, Int(length) - StreamFormat.batchHeaderBytes, inside: "inside " + name, recordStart: start)
+        try readBody(into: buf, Int(length) - StreamFormat.batchHeaderBytes, record: name, recordStart: start)
         try checkCRC(buf, bodyStart: 16, bodyLength: Int(length), at: start, record: name)
         // Padding between payloads must be zero: it is covered by the CRC, but a writer that
         // leaked memory there would otherwise pass.
@@ -254,14 +261,13 @@ public final class StreamReader {
 
     private func readEnd(length: UInt64, start: UInt64) throws {
         let name = "end record"
-        let inside = "inside the end record"
         guard length == UInt64(StreamFormat.endBodyBytes) else {
             throw fail(.malformed("end record length \(length), expected 16"), at: start, record: name)
         }
         let buf = AlignedBuffer(capacity: 64)
-        try readBody(into: buf, 16, inside: inside, recordStart: start)
+        try readBody(into: buf, 16, record: name, recordStart: start)
         try checkCRC(buf, bodyStart: 0, bodyLength: 16, at: start, record: name)
-        try readPadding(recordSize: 32, into: buf, inside: inside, recordStart: start)
+        try readPadding(recordSize: 32, into: buf, record: name, recordStart: start)
         let samples = buf.base.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
         let batches = buf.base.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian
         if samples != UInt64(samplesInStream) || batches != UInt64(batchesInStream) {

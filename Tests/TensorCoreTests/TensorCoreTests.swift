@@ -1,0 +1,48 @@
+import TensorCore
+import XCTest
+
+final class TensorCoreTests: XCTestCase {
+    func testCRC32MatchesZlibReferenceValue() {
+        // zlib.crc32(b"123456789") == 0xCBF43926, the CRC-32 check value.
+        let v = Array("123456789".utf8).withUnsafeBytes { CRC32.checksum($0) }
+        XCTAssertEqual(v, 0xCBF4_3926)
+        var c = CRC32()
+        c.update(Array("1234".utf8))
+        c.update(Array("56789".utf8))
+        XCTAssertEqual(c.value, 0xCBF4_3926, "incremental updates equal one pass")
+    }
+
+    func testCheckedArithmeticRefusesOverflow() {
+        XCTAssertNil(checkedProduct([1 << 32, 1 << 32, 2]))
+        XCTAssertNil(checkedProduct([1 << 61, 8]))
+        XCTAssertNil(checkedProduct([-1, 2]))
+        XCTAssertEqual(checkedProduct([28, 28, 1]), 784)
+        XCTAssertNil(checkedProduct([1 << 20, 1 << 20], limit: 1 << 31))
+        XCTAssertEqual(roundUp(65, to: 64), 128)
+        XCTAssertNil(roundUp(Int.max - 3, to: 64))
+    }
+
+    func testSgemmAgreesWithNaiveReferenceForAllTransposes() {
+        var rng = SystemRandomNumberGenerator()
+        for (m, n, k) in [(1, 1, 1), (3, 5, 7), (17, 9, 33), (64, 10, 784)] {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    let a = (0..<m * k).map { _ in Float.random(in: -1...1, using: &rng) }
+                    let b = (0..<k * n).map { _ in Float.random(in: -1...1, using: &rng) }
+                    var c1 = (0..<m * n).map { _ in Float.random(in: -1...1, using: &rng) }
+                    var c2 = c1
+                    let lda = ta ? m : k, ldb = tb ? k : n
+                    sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 2, c: &c1, ldc: n)
+                    sgemmNaive(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb, beta: 2, c: &c2, ldc: n)
+                    let diff = zip(c1, c2).map { abs($0 - $1) }.max()!
+                    XCTAssertLessThan(diff, 1e-4, "m\(m) n\(n) k\(k) ta\(ta) tb\(tb)")
+                }
+            }
+        }
+    }
+
+    func testEscapingRemovesControlBytes() {
+        XCTAssertEqual(escapedForDisplay("a\u{1B}[31mb\nc"), "a\\x1b[31mb\\nc")
+        XCTAssertFalse(escapedForDisplay("\u{7F}\u{9B}").unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || $0.value == 0x9B })
+    }
+}
