@@ -1,0 +1,169 @@
+// End-to-end: the built executables in real pipelines; stdout bytes, stderr lines and exit
+// statuses checked separately.
+
+import Foundation
+import TensorStream
+import XCTest
+import _TestSupport
+
+final class ToolTests: XCTestCase {
+    var tmp = ""
+
+    override func setUpWithError() throws {
+        tmp = try makeTempDir()
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: tmp)
+    }
+
+    /// Asserts a failure: the exact status, exactly one stderr line starting with `prefix`.
+    func assertFails(_ r: RunResult, status: Int32, prefix: String, contains: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, status, "stderr: \(r.stderr)", file: file, line: line)
+        XCTAssertEqual(r.stderrLines.count, 1, "exactly one stderr line, got: \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix(prefix), "stderr \(r.stderr) should start with \(prefix)", file: file, line: line)
+        if let contains { XCTAssertTrue(r.stderr.contains(contains), "stderr \(r.stderr) should contain \(contains)", file: file, line: line) }
+    }
+
+    var images: String { testdata("idx/images-u8.idx.gz") }
+    var labels: String { testdata("idx/labels-u8.idx") }
+
+    func testLoadIDXPairAndShow() throws {
+        let r = try sh("tensor-load x=\(images) y=\(labels) | tensor-show")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stderr, "")
+        let out = r.stdoutText
+        XCTAssertTrue(out.hasPrefix("samples: 10\n"), out)
+        XCTAssertTrue(out.contains("x  u8  28×28×1"), out)
+        XCTAssertTrue(out.contains("y  u8  scalar  min 1  max 9"), out)
+        XCTAssertTrue(out.contains("10 classes"), out)
+        XCTAssertTrue(out.contains("[0] x=[0 1 2 3 4 5"), "pixel (r,c) of image 0 is r+c: \(out)")
+    }
+
+    func testCountMismatchNamesBothFiles() throws {
+        let r = try sh("tensor-load x=\(images) y=\(testdata("idx/labels-9.idx"))")
+        assertFails(r, status: 65, prefix: "tensor-load: ", contains: "labels-9.idx")
+        XCTAssertTrue(r.stderr.contains("images-u8.idx.gz"), r.stderr)
+        XCTAssertTrue(r.stdout.isEmpty || (try? readAll(r.stdout)) == nil, "no complete stream on stdout")
+    }
+
+    func testMissingInputIs66() throws {
+        assertFails(try sh("tensor-load \(tmp)/nope.gz"), status: 66, prefix: "tensor-load: \(tmp)/nope.gz: ")
+        assertFails(try sh("tensor-show \(tmp)/nope.tns"), status: 66, prefix: "tensor-show: \(tmp)/nope.tns: ")
+        assertFails(try sh("tensor-show \(tmp)"), status: 66, prefix: "tensor-show: \(tmp): ", contains: "directory")
+    }
+
+    func testCutStreamFailsDownstreamWithoutPipefail() throws {
+        let (_, bytes) = try smallStream()
+        for cut in [0, 10, 100, bytes.count - 1] {
+            let r = try sh("tensor-show", stdin: Array(bytes.prefix(cut)))
+            assertFails(r, status: 65, prefix: "tensor-show: stdin: ")
+            XCTAssertTrue(r.stdout.isEmpty, "nothing printed for a refused stream")
+        }
+        // The upstream dies mid-way; the last tool of the pipeline reports it.
+        let r = try sh("tensor-load x=\(images) | head -c 5000 | tensor-show --count")
+        assertFails(r, status: 65, prefix: "tensor-show: stdin: ", contains: "no end record after")
+    }
+
+    func testEmptyAndForeignInputs() throws {
+        assertFails(try sh("tensor-show </dev/null"), status: 65, prefix: "tensor-show: stdin: empty input, no stream header")
+        assertFails(try sh("tensor-show \(images)"), status: 65, prefix: "tensor-show: ", contains: "looks like gzip")
+        assertFails(try sh("tensor-show \(labels)"), status: 65, prefix: "tensor-show: ", contains: "IDX")
+    }
+
+    func testConcatenatedStreamsAndMismatch() throws {
+        try sh("tensor-load x=\(images) y=\(labels) -o \(tmp)/a.tns")
+        try sh("tensor-load x=\(images) -o \(tmp)/b.tns")
+        let r = try sh("cat \(tmp)/a.tns \(tmp)/a.tns | tensor-show --count")
+        XCTAssertEqual(r.stdoutText, "20\n", r.stderr)
+        XCTAssertEqual(try sh("tensor-show --count \(tmp)/a.tns \(tmp)/a.tns").stdoutText, "20\n")
+        assertFails(try sh("cat \(tmp)/a.tns \(tmp)/b.tns | tensor-show --count"), status: 65, prefix: "tensor-show: stdin: stream 2: ", contains: "field")
+    }
+
+    func testOutputIsAtomicAndFailuresLeaveTheOldFile() throws {
+        let target = "\(tmp)/out.tns"
+        try Data("old contents".utf8).write(to: URL(fileURLWithPath: target))
+        let r = try sh("tensor-load -o \(target) x=\(images) y=\(testdata("idx/labels-9.idx"))")
+        XCTAssertEqual(r.status, 65)
+        XCTAssertEqual(try String(contentsOfFile: target, encoding: .utf8), "old contents")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp), ["out.tns"], "no temporary file left")
+        let ok = try sh("tensor-load -o \(target) x=\(images) y=\(labels)")
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertEqual(try readAll(Array(try Data(contentsOf: URL(fileURLWithPath: target)))).1, 10)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp), ["out.tns"])
+    }
+
+    func testFullDiskIsAnIOError() throws {
+        let r = try sh("tensor-load x=\(images) >/dev/full")
+        assertFails(r, status: 74, prefix: "tensor-load: stdout: ", contains: "No space left on device")
+    }
+
+    func testClosedStdoutIsAnIOError() throws {
+        assertFails(try sh("tensor-load x=\(images) >&-"), status: 74, prefix: "tensor-load: stdout: ")
+    }
+
+    func testReaderGoingAwayIsQuiet() throws {
+        let r = try sh("bash -c 'tensor-load x=\(images) | head -c 100 >/dev/null; echo ${PIPESTATUS[0]}'")
+        XCTAssertEqual(r.stderr, "", "nothing on stderr when the downstream reader leaves")
+        let status = Int(r.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        XCTAssertTrue(status == 0 || status == 141, "status \(status)")
+        XCTAssertNotEqual(status, 132)
+    }
+
+    func testCSVExportMatchesValues() throws {
+        let r = try sh("tensor-load x=\(testdata("idx/images-f32.idx")) | tensor-show --csv")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdoutText.split(separator: "\n")
+        XCTAssertEqual(lines.first, "x_0,x_1,x_2,x_3,x_4,x_5")
+        XCTAssertEqual(lines.count, 5)
+        XCTAssertEqual(lines[1], "0.0,0.5,1.0,1.5,2.0,2.5")
+        XCTAssertEqual(lines[4], "9.0,9.5,10.0,10.5,11.0,11.5")
+    }
+
+    func testNPZExportLoadsInNumPyAndRoundTrips() throws {
+        try sh("tensor-load x=\(images) y=\(labels) -o \(tmp)/a.tns")
+        let r = try sh("tensor-show --npz \(tmp)/a.npz \(tmp)/a.tns")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let py = try sh("""
+            python3 -c "import numpy as np; d = np.load('\(tmp)/a.npz'); x = d['x']; y = d['y']; \
+            print(x.shape, x.dtype, y.shape, y.dtype, int(x[3, 2, 5, 0]), list(y))"
+            """)
+        XCTAssertEqual(py.status, 0, py.stderr)
+        XCTAssertEqual(py.stdoutText, "(10, 28, 28, 1) uint8 (10,) uint8 28 [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]\n")
+        // And back through our own zip reader: the same bytes.
+        let back = try sh("tensor-load \(tmp)/a.npz -o \(tmp)/b.tns")
+        XCTAssertEqual(back.status, 0, back.stderr)
+        let (_, na, da) = try readAll(Array(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/a.tns"))))
+        let (_, nb, db) = try readAll(Array(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/b.tns"))))
+        XCTAssertEqual(na, nb)
+        XCTAssertEqual(da, db)
+    }
+
+    func testPNGGridIsAValidPNGOfTheRightSize() throws {
+        let r = try sh("tensor-load x=\(images) | tensor-show --png \(tmp)/g.png -n 9")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let back = try sh("tensor-load \(tmp)/g.png | tensor-show")
+        XCTAssertEqual(back.status, 0, back.stderr)
+        // 3×3 tiles of 28 pixels with 1-pixel gaps: 3·29+1 = 88.
+        XCTAssertTrue(back.stdoutText.contains("x  u8  88×88×1"), back.stdoutText)
+        assertFails(try sh("tensor-load x=\(labels) | tensor-show --png \(tmp)/h.png --field x"), status: 64, prefix: "tensor-show: x: ", contains: "not an image")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/h.png"))
+    }
+
+    func testUsageErrorsAre64() throws {
+        XCTAssertEqual(try sh("tensor-load --format nonsense x").status, 64)
+        XCTAssertEqual(try sh("tensor-show --csv --count").status, 64)
+        XCTAssertEqual(try sh("tensor-load --bogus").status, 64)
+    }
+
+    func testHelpAndVersion() throws {
+        for tool in ["tensor-load", "tensor-show"] {
+            let h = try sh("\(tool) --help")
+            XCTAssertEqual(h.status, 0)
+            XCTAssertTrue(h.stdoutText.contains("Examples:"), "\(tool) --help has examples")
+            let v = try sh("\(tool) --version")
+            XCTAssertEqual(v.status, 0)
+            XCTAssertFalse(v.stdoutText.isEmpty)
+        }
+    }
+}
