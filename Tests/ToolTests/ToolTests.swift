@@ -126,7 +126,7 @@ final class ToolTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let py = try sh("""
             python3 -c "import numpy as np; d = np.load('\(tmp)/a.npz'); x = d['x']; y = d['y']; \
-            print(x.shape, x.dtype, y.shape, y.dtype, int(x[3, 2, 5, 0]), list(y))"
+            print(x.shape, x.dtype, y.shape, y.dtype, int(x[3, 2, 5, 0]), y.tolist())"
             """)
         XCTAssertEqual(py.status, 0, py.stderr)
         XCTAssertEqual(py.stdoutText, "(10, 28, 28, 1) uint8 (10,) uint8 28 [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]\n")

@@ -1,0 +1,270 @@
+// Every reader on the small files of testdata/ (made by scripts/make-testdata), and each
+// reader's malformed cases: the right values in, a named error out.
+
+import DataSources
+import Foundation
+import TensorCore
+import TensorStream
+import XCTest
+import _TestSupport
+
+final class LoaderTests: XCTestCase {
+    func load(_ operands: [String], _ configure: (inout LoadOptions) -> Void = { _ in }, classes: [String]? = nil) throws -> (Schema, Int, [[UInt8]]) {
+        var o = LoadOptions()
+        configure(&o)
+        let sources = try operands.map { op -> SampleSource in
+            var spec = InputSpec(op)
+            if spec.path.hasPrefix("testdata:") { spec.path = testdata(String(spec.path.dropFirst(9))) }
+            return try Loader.open(spec, options: o)
+        }
+        let sink = MemorySink()
+        try Loader.writeStream(sources, classes: classes, to: sink)
+        return try readAll(sink.data)
+    }
+
+    /// Asserts that loading fails with a DataError whose message contains `words`.
+    func assertRefused(_ operands: [String], _ words: String..., configure: (inout LoadOptions) -> Void = { _ in }, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try load(operands, configure), file: file, line: line) { e in
+            guard let d = e as? DiagnosticError else { return XCTFail("not a diagnostic: \(e)", file: file, line: line) }
+            let text = "\(d.location): \(d.problem)"
+            XCTAssertEqual(d.kind, .badData, text, file: file, line: line)
+            for w in words { XCTAssertTrue(text.contains(w), "'\(text)' should contain '\(w)'", file: file, line: line) }
+        }
+    }
+
+    func floats(_ b: [UInt8]) -> [Float] { b.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } }
+    func int64s(_ b: [UInt8]) -> [Int64] { b.withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) } }
+
+    // MARK: IDX
+
+    func testIDXPlainAndGzipAgree() throws {
+        let (s1, n1, d1) = try load(["x=testdata:idx/images-u8.idx", "y=testdata:idx/labels-u8.idx"])
+        let (s2, n2, d2) = try load(["x=testdata:idx/images-u8.idx.gz", "y=testdata:idx/labels-u8.idx.gz"])
+        XCTAssertEqual(n1, 10)
+        XCTAssertEqual(n2, 10)
+        XCTAssertEqual(d1, d2)
+        XCTAssertEqual(s1.fields, s2.fields)
+        XCTAssertEqual(s1.fields[0], Field(name: "x", dtype: .u8, shape: Shape([28, 28, 1])))
+        XCTAssertEqual(s1.fields[1], Field(name: "y", dtype: .u8, shape: Shape([])))
+        XCTAssertEqual(d1[1], [3, 1, 4, 1, 5, 9, 2, 6, 5, 3])
+        XCTAssertEqual(s1.classes(of: "y"), (0...9).map(String.init))
+        // Image i, row r, column c holds (7i + r + c) % 256.
+        XCTAssertEqual(d1[0][3 * 784 + 2 * 28 + 5], UInt8((21 + 2 + 5) % 256))
+    }
+
+    func testIDXDefaultFieldNamesAndClassNames() throws {
+        let (s, _, _) = try load(["testdata:idx/images-u8.idx", "testdata:idx/labels-u8.idx"], classes: ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"])
+        XCTAssertEqual(s.fields.map(\.name), ["x", "y"])
+        XCTAssertEqual(s.classes(of: "y")?.last, "j")
+        XCTAssertThrowsError(try load(["testdata:idx/images-u8.idx", "testdata:idx/labels-u8.idx"], classes: ["a", "b"]))
+    }
+
+    func testIDXBigEndianTypesConvert() throws {
+        let (s, n, d) = try load(["testdata:idx/images-f32.idx"])
+        XCTAssertEqual(n, 4)
+        XCTAssertEqual(s.fields[0].shape, Shape([3, 2, 1]))
+        XCTAssertEqual(floats(d[0]), (0..<24).map { Float($0) * 0.5 })
+        let (s2, _, d2) = try load(["v=testdata:idx/values-i32.idx"])
+        XCTAssertEqual(s2.fields[0].dtype, .i32)
+        XCTAssertEqual(d2[0].withUnsafeBytes { Array($0.bindMemory(to: Int32.self)) }, [-2, 0, 7, Int32.max])
+        XCTAssertNil(s2.classes(of: "v"), "negative labels get no class list")
+    }
+
+    func testIDXMalformed() {
+        assertRefused(["x=testdata:idx/images-short.idx"], "images-short.idx", "short")
+        assertRefused(["x=testdata:idx/images-long.idx"], "images-long.idx", "longer")
+        assertRefused(["x=testdata:idx/overflow.idx"], "overflow.idx")
+        assertRefused(["x=testdata:idx/images-u8.idx", "y=testdata:idx/labels-9.idx"], "labels-9.idx", "9", "images-u8.idx", "10")
+    }
+
+    func testGzipTrailerAndDamageAreCaught() {
+        assertRefused(["x=testdata:idx/images-u8-badcrc.idx.gz"], "images-u8-badcrc.idx.gz", "data check")
+        assertRefused(["x=testdata:idx/images-u8-badsize.idx.gz"], "images-u8-badsize.idx.gz", "length check")
+        assertRefused(["x=testdata:idx/images-u8-cut.idx.gz"], "images-u8-cut.idx.gz", "cut short")
+        assertRefused(["x=testdata:idx/images-u8-flipped.idx.gz"], "images-u8-flipped.idx.gz")
+    }
+
+    func testGzipPrefixSweepIsAlwaysRefused() throws {
+        let gz = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("idx/labels-u8.idx.gz"))))
+        for cut in 1..<gz.count {
+            let src = PeekableSource(MemorySource(Array(gz.prefix(cut)), name: "cut.gz"))
+            XCTAssertThrowsError(try {
+                let d = try decompressing(src)
+                let s = try IDXSource(source: d, field: "y")
+                var buf = [UInt8](repeating: 0, count: 64)
+                _ = try buf.withUnsafeMutableBytes { try s.read(max: 10, into: [$0.baseAddress!]) }
+            }(), "gzip cut at \(cut) of \(gz.count) accepted")
+        }
+    }
+
+    func testGzipBombStopsAfterTheDeclaredSamples() {
+        // 10 images declared, 50 MB of zeros behind them: refused without inflating it all.
+        assertRefused(["x=testdata:idx/bomb.idx.gz"], "bomb.idx.gz", "longer")
+    }
+
+    // MARK: CSV
+
+    func testCSVWithTextLabels() throws {
+        let (s, n, d) = try load(["testdata:csv/iris-small.csv"]) { $0.label = "species" }
+        XCTAssertEqual(n, 12)
+        XCTAssertEqual(s.fields[0], Field(name: "x", dtype: .f32, shape: Shape([4])))
+        XCTAssertEqual(s.fields[1], Field(name: "y", dtype: .i64, shape: Shape([])))
+        XCTAssertEqual(s.classes(of: "y"), ["setosa", "versicolor", "virginica"])
+        XCTAssertEqual(Set(int64s(d[1])), [0, 1, 2])
+        XCTAssertEqual(int64s(d[1]).filter { $0 == 2 }.count, 4)
+    }
+
+    func testCSVNumericLabelByIndexAndCRLFBOM() throws {
+        let (s, n, d) = try load(["testdata:csv/numeric-label.csv"]) { $0.label = "1" }
+        XCTAssertEqual(n, 6)
+        XCTAssertEqual(s.fields[0].shape, Shape([3]))
+        XCTAssertEqual(s.classes(of: "y"), ["0", "1", "2"])
+        let (s2, n2, d2) = try load(["testdata:csv/crlf-bom.csv"]) { $0.label = "label" }
+        XCTAssertEqual(n2, n)
+        XCTAssertEqual(d2, d, "a BOM and CRLF line ends read the same as plain LF")
+        XCTAssertEqual(s2.fields, s.fields)
+    }
+
+    func testTSVRegressionTarget() throws {
+        let (s, n, _) = try load(["testdata:csv/regression.tsv"]) { $0.label = "target" }
+        XCTAssertEqual(n, 5)
+        XCTAssertEqual(s.fields[1].dtype, .f32, "non-integer targets are a regression field")
+        XCTAssertNil(s.classes(of: "y"))
+    }
+
+    func testCSVMalformedNamesLineAndColumn() {
+        assertRefused(["testdata:csv/ragged.csv"], "ragged.csv", "line 4", "columns")
+        assertRefused(["testdata:csv/non-numeric.csv"], "non-numeric.csv", "line 3", "column 2", "abc")
+        assertRefused(["testdata:csv/nan.csv"], "nan.csv", "line 5", "column 3")
+        assertRefused(["testdata:csv/long-line.csv"], "long-line.csv", "line 2", "longer")
+    }
+
+    func testCSVUnknownLabelColumnIsAUsageError() {
+        XCTAssertThrowsError(try load(["testdata:csv/iris-small.csv"]) { $0.label = "colour" }) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.kind, .usage)
+        }
+    }
+
+    // MARK: NPY / NPZ
+
+    func testNPYDtypesAndLayouts() throws {
+        let (s, n, d) = try load(["testdata:npy/f32-2x3x4.npy"])
+        XCTAssertEqual(n, 2)
+        XCTAssertEqual(s.fields[0], Field(name: "x", dtype: .f32, shape: Shape([3, 4])))
+        XCTAssertEqual(floats(d[0]), (0..<24).map { Float($0) / 4 })
+        XCTAssertEqual(try load(["testdata:npy/u8-5x2.npy"]).0.fields[0].dtype, .u8)
+        let (s3, _, d3) = try load(["y=testdata:npy/i64-7.npy"])
+        XCTAssertEqual(s3.fields[0].dtype, .i64)
+        XCTAssertEqual(int64s(d3[0]), [-3, -2, -1, 0, 1, 2, 3])
+        XCTAssertEqual(try load(["testdata:npy/f64-3x2.npy"]).0.fields[0].dtype, .f64)
+        XCTAssertEqual(try load(["testdata:npy/i32-4.npy"]).0.fields[0].dtype, .i32)
+        let (_, _, be) = try load(["testdata:npy/f32-bigendian.npy"])
+        XCTAssertEqual(floats(be[0]), (0..<6).map(Float.init), "'>f4' is swapped to little-endian")
+        let (fs, _, fo) = try load(["testdata:npy/f32-fortran.npy"])
+        XCTAssertEqual(fs.fields[0].shape, Shape([3]))
+        XCTAssertEqual(floats(fo[0]), (0..<6).map(Float.init), "Fortran order is transposed to C order")
+    }
+
+    func testNPYMalformed() {
+        assertRefused(["testdata:npy/object.npy"], "object.npy", "pickled arrays refused")
+        assertRefused(["testdata:npy/huge-header.npy"], "huge-header.npy")
+        assertRefused(["testdata:npy/npy-v2-header-4gib.npy"], "npy-v2-header-4gib.npy", "header length")
+        assertRefused(["testdata:npy/short.npy"], "short.npy", "short")
+        assertRefused(["testdata:npy/scalar.npy"], "scalar.npy", "0-d")
+    }
+
+    func testNPZPlainAndCompressed() throws {
+        let (s, n, d) = try load(["testdata:npz/xy.npz"])
+        XCTAssertEqual(n, 5)
+        XCTAssertEqual(s.fields.map(\.name), ["x", "y"])
+        XCTAssertEqual(s.fields[0].shape, Shape([3, 4]))
+        XCTAssertEqual(floats(d[0]), (0..<60).map { Float($0) / 10 })
+        XCTAssertEqual(int64s(d[1]), [0, 1, 2, 1, 0])
+        XCTAssertEqual(s.classes(of: "y"), ["0", "1", "2"])
+        let (_, _, dc) = try load(["testdata:npz/xy-compressed.npz"])
+        XCTAssertEqual(dc, d)
+    }
+
+    func testNPZMalformed() {
+        assertRefused(["testdata:npz/mismatch.npz"], "mismatch.npz", "4", "5")
+        assertRefused(["testdata:npz/cut.npz"], "cut.npz")
+    }
+
+    // MARK: CIFAR
+
+    func testCIFAR10ArchiveTrainAndTest() throws {
+        let (s, n, d) = try load(["testdata:cifar/cifar10-small.tar.gz"])
+        XCTAssertEqual(n, 20)
+        XCTAssertEqual(s.fields[0], Field(name: "x", dtype: .u8, shape: Shape([32, 32, 3])))
+        XCTAssertEqual(s.classes(of: "y")?.first, "airplane")
+        XCTAssertEqual(s.classes(of: "y")?.count, 10)
+        // Record j of batch k: label (4k + j) % 10 — batches 1…5 in order.
+        XCTAssertEqual(d[1], (0..<20).map { UInt8((4 + $0) % 10) })
+        // Channel ch at (r, c) = (40k + 10j + 3ch + r + c) % 256; channels-last.
+        let k = 2, j = 1, r = 5, c = 7, ch = 2
+        let sample = (k - 1) * 4 + j
+        XCTAssertEqual(d[0][sample * 3072 + (r * 32 + c) * 3 + ch], UInt8((40 * k + 10 * j + 3 * ch + r + c) % 256))
+        let (_, nt, _) = try load(["testdata:cifar/cifar10-small.tar.gz"]) { $0.split = "test" }
+        XCTAssertEqual(nt, 3)
+    }
+
+    func testCIFAR10PlainBatchMatchesArchive() throws {
+        let (s, n, d) = try load(["testdata:cifar/data_batch_1.bin"])
+        XCTAssertEqual(n, 4)
+        XCTAssertEqual(s.classes(of: "y")?.count, 10)
+        let (_, _, a) = try load(["testdata:cifar/cifar10-small.tar.gz"])
+        XCTAssertEqual(d[0], Array(a[0].prefix(4 * 3072)))
+    }
+
+    func testCIFAR100Archive() throws {
+        let (s, n, d) = try load(["testdata:cifar/cifar100-small.tar.gz"])
+        XCTAssertEqual(n, 6)
+        XCTAssertEqual(s.fields.map(\.name), ["x", "y", "y_coarse"])
+        XCTAssertEqual(s.classes(of: "y")?.count, 100)
+        XCTAssertEqual(s.classes(of: "y_coarse")?.count, 20)
+        XCTAssertEqual(d[1], (0..<6).map { UInt8(($0 * 17) % 100) })
+        XCTAssertEqual(d[2], (0..<6).map { UInt8($0 % 20) })
+    }
+
+    func testCIFARArchiveCutAtMemberBoundary() {
+        assertRefused(["testdata:cifar/cifar10-cut.tar.gz"], "cifar10-cut.tar.gz", "data_batch_4", "missing")
+    }
+
+    // MARK: Images
+
+    func testPNGGrayAndRGB() throws {
+        let (s, n, d) = try load(["testdata:images/gray-4x3.png"])
+        XCTAssertEqual(n, 1)
+        XCTAssertEqual(s.fields[0].shape, Shape([3, 4, 1]))
+        XCTAssertEqual(d[0], (0..<3).flatMap { r in (0..<4).map { c in UInt8(r * 60 + c * 10) } })
+        let (s2, _, d2) = try load(["testdata:images/rgb-5x4.png"])
+        XCTAssertEqual(s2.fields[0].shape, Shape([4, 5, 3]))
+        XCTAssertEqual(Array(d2[0][(2 * 5 + 3) * 3..<(2 * 5 + 3) * 3 + 3]), [100, 120, 200])
+        XCTAssertEqual(try load(["testdata:images/rgba-2x2.png"]).0.fields[0].shape, Shape([2, 2, 4]))
+        XCTAssertEqual(try load(["testdata:images/rgb-5x4.png"]) { $0.channels = 1 }.0.fields[0].shape, Shape([4, 5, 1]))
+    }
+
+    func testJPEG() throws {
+        let (s, _, d) = try load(["testdata:images/rgb-8x8.jpg"])
+        XCTAssertEqual(s.fields[0].shape, Shape([8, 8, 3]))
+        // A flat (10, 200, 30) image at quality 100 decodes within a few levels.
+        for p in 0..<64 {
+            XCTAssertLessThanOrEqual(abs(Int(d[0][3 * p]) - 10), 4)
+            XCTAssertLessThanOrEqual(abs(Int(d[0][3 * p + 1]) - 200), 4)
+            XCTAssertLessThanOrEqual(abs(Int(d[0][3 * p + 2]) - 30), 4)
+        }
+    }
+
+    func testClassFolderTree() throws {
+        let (s, n, d) = try load(["testdata:images/classes"]) 
+        XCTAssertEqual(n, 6)
+        XCTAssertEqual(s.classes(of: "y"), ["bird", "cat", "dog"])
+        XCTAssertEqual(d[1], [0, 1, 1, 1, 2, 2])
+        XCTAssertEqual(s.fields[0].shape, Shape([6, 6, 3]))
+    }
+
+    func testBadImages() {
+        assertRefused(["testdata:images/truncated.png"], "truncated.png", "PNG")
+        assertRefused(["x=testdata:images/not-really.png"], "not-really.png")
+    }
+}
