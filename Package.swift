@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "tensor-load", targets: ["tensor-load"]),
         .executable(name: "tensor-show", targets: ["tensor-show"]),
+        .executable(name: "tensor-cat", targets: ["tensor-cat"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,6 +39,10 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "tensor-show",
                           dependencies: ["ToolSupport", "DataSources", "TensorStream", "TensorCore",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        .executableTarget(name: "tensor-cat",
+                          dependencies: ["ToolSupport", "TensorStream",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests

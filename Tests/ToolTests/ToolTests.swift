@@ -166,4 +166,37 @@ final class ToolTests: XCTestCase {
             XCTAssertFalse(v.stdoutText.isEmpty)
         }
     }
+
+    func testTensorCatMergesSelectsAndCuts() throws {
+        try sh("tensor-load x=\(images) y=\(labels) -o \(tmp)/a.tns")
+        let a = Array(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/a.tns")))
+        // Two streams in, one stream out: a single header and end record, the samples of both.
+        let merged = try sh("tensor-cat \(tmp)/a.tns - <\(tmp)/a.tns")
+        XCTAssertEqual(merged.status, 0, merged.stderr)
+        let (s, n, d) = try readAll(merged.stdout)
+        XCTAssertEqual(n, 20)
+        let (s1, _, d1) = try readAll(a)
+        XCTAssertEqual(s, s1)
+        XCTAssertEqual(d[1], d1[1] + d1[1])
+        XCTAssertLessThan(merged.stdout.count, 2 * a.count, "one header, not two")
+        // Pass-through without options is byte-identical.
+        XCTAssertEqual(try sh("tensor-cat", stdin: a).stdout, a)
+        let cut = try sh("tensor-cat --head 3 --fields y \(tmp)/a.tns")
+        let (cs, cn, cd) = try readAll(cut.stdout)
+        XCTAssertEqual(cs.fields.map(\.name), ["y"])
+        XCTAssertNotNil(cs.classes(of: "y"))
+        XCTAssertNil(cs.metadata("x.source"), "metadata of dropped fields goes too")
+        XCTAssertEqual(cn, 3)
+        XCTAssertEqual(cd[0], [3, 1, 4])
+        assertFails(try sh("tensor-cat --fields z \(tmp)/a.tns"), status: 64, prefix: "tensor-cat: --fields z: ")
+        // --head still reads and verifies the whole input.
+        assertFails(try sh("head -c \(a.count - 10) \(tmp)/a.tns | tensor-cat --head 1"), status: 65, prefix: "tensor-cat: stdin: ")
+    }
+
+    func testBinaryToATerminalIsRefused() throws {
+        // script(1) gives the tool a pseudo-terminal as stdout.
+        let r = try sh("script -qec 'tensor-load \(images)' /dev/null")
+        XCTAssertEqual(r.status, 64, r.stdoutText)
+        XCTAssertTrue(r.stdoutText.contains("tensor-load: stdout: refusing to write a binary stream to a terminal"), r.stdoutText)
+    }
 }
