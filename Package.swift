@@ -27,6 +27,7 @@ let package = Package(
 
         // MARK: - Modules
         .target(name: "TensorStream", dependencies: ["TensorCore"]),
+        .target(name: "NeuralNet", dependencies: ["TensorCore"]),
         .target(name: "DataSources",
                 dependencies: ["TensorCore", "TensorStream", "CArchive", "CZlib", "CPNG", "CTurboJPEG"]),
         .target(name: "ToolSupport",
@@ -50,6 +51,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
         .testTarget(name: "TensorStreamTests", dependencies: ["TensorStream", "TensorCore", "_TestSupport"]),
         .testTarget(name: "DataSourcesTests", dependencies: ["DataSources", "TensorStream", "TensorCore", "_TestSupport"]),
+        .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "TensorCore"]),
         .testTarget(name: "ToolTests", dependencies: ["_TestSupport", "TensorStream", "TensorCore"]),
     ]
 )

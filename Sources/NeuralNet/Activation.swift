@@ -1,0 +1,96 @@
+// Element-wise activations and softmax. Softmax as the last layer of a classifier is fused
+// with the cross-entropy loss by the model (its backward here serves other positions).
+
+import TensorCore
+
+public enum ActivationKind: String, CaseIterable, Sendable {
+    case relu, leakyrelu, sigmoid, tanh, gelu, softmax
+}
+
+public final class Activation<T: Real>: Layer<T> {
+    public let kind: ActivationKind
+    /// LeakyReLU's slope for negative inputs.
+    public let alpha: T
+
+    init(inputShape: [Int], kind: ActivationKind, alpha: Double = 0.01) {
+        self.kind = kind
+        self.alpha = T(alpha)
+        super.init(inputShape: inputShape, outputShape: inputShape)
+    }
+
+    public override var spec: String { kind == .leakyrelu ? "leakyrelu \(Double(alpha))" : kind.rawValue }
+
+    override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
+        let n = batch * inputSize
+        switch kind {
+        case .relu:
+            for i in 0..<n { y[i] = x[i] > 0 ? x[i] : 0 }
+        case .leakyrelu:
+            for i in 0..<n { y[i] = x[i] > 0 ? x[i] : alpha * x[i] }
+        case .sigmoid:
+            for i in 0..<n { y[i] = sigmoid(x[i]) }
+        case .tanh:
+            for i in 0..<n { y[i] = T.tanh(x[i]) }
+        case .gelu:
+            // Exact GELU: x·Φ(x) = x/2·(1 + erf(x/√2)).
+            let r = T(0.7071067811865476)
+            for i in 0..<n { y[i] = x[i] * T(0.5) * (1 + T.erf(x[i] * r)) }
+        case .softmax:
+            softmaxRows(x, y, rows: batch * inputSize / inputShape.last!, cols: inputShape.last!)
+        }
+    }
+
+    override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
+        guard let dx else { return }
+        let n = batch * inputSize
+        switch kind {
+        case .relu:
+            for i in 0..<n { dx[i] = x[i] > 0 ? dy[i] : 0 }
+        case .leakyrelu:
+            for i in 0..<n { dx[i] = x[i] > 0 ? dy[i] : alpha * dy[i] }
+        case .sigmoid:
+            for i in 0..<n { dx[i] = dy[i] * y[i] * (1 - y[i]) }
+        case .tanh:
+            for i in 0..<n { dx[i] = dy[i] * (1 - y[i] * y[i]) }
+        case .gelu:
+            let r = T(0.7071067811865476), c = T(0.3989422804014327)  // 1/√2, 1/√(2π)
+            for i in 0..<n {
+                let v = x[i]
+                let cdf = T(0.5) * (1 + T.erf(v * r))
+                let pdf = c * T.exp(-v * v / 2)
+                dx[i] = dy[i] * (cdf + v * pdf)
+            }
+        case .softmax:
+            // dx = y ⊙ (dy − Σ dy⊙y) per row.
+            let cols = inputShape.last!
+            for r in 0..<n / cols {
+                let o = r * cols
+                var s: T = 0
+                for j in 0..<cols { s += dy[o + j] * y[o + j] }
+                for j in 0..<cols { dx[o + j] = y[o + j] * (dy[o + j] - s) }
+            }
+        }
+    }
+}
+
+@inline(__always)
+func sigmoid<T: Real>(_ v: T) -> T {
+    v >= 0 ? 1 / (1 + T.exp(-v)) : T.exp(v) / (1 + T.exp(v))
+}
+
+/// Row-wise softmax, stable (max subtracted).
+func softmaxRows<T: Real>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, rows: Int, cols: Int) {
+    for r in 0..<rows {
+        let o = r * cols
+        var m = x[o]
+        for j in 1..<max(cols, 1) where x[o + j] > m { m = x[o + j] }
+        var s: T = 0
+        for j in 0..<cols {
+            let e = T.exp(x[o + j] - m)
+            y[o + j] = e
+            s += e
+        }
+        let inv = 1 / s
+        for j in 0..<cols { y[o + j] *= inv }
+    }
+}

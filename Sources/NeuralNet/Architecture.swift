@@ -1,0 +1,167 @@
+// The architecture text form: one layer per line (or separated by ";"), like a Keras
+// Sequential list. `#` starts a comment. Input shape and class count come from the data:
+//
+//   conv 32 3x3 relu          # filters, kernel; options stride=S padding=valid|same
+//   maxpool 2                 # also avgpool P [stride=S], globalavgpool
+//   flatten
+//   dropout 0.5
+//   batchnorm
+//   dense 64 relu             # units, or "classes" for the data's class count
+//   dense classes softmax     # relu leakyrelu sigmoid tanh gelu softmax: also alone on a line
+//
+// The text is only ever parsed, never evaluated: no paths, no includes, bounded numbers.
+
+import TensorCore
+
+/// One parsed layer line.
+public enum LayerSpec: Equatable, Sendable {
+    case dense(units: Int)
+    case denseClasses
+    case conv(filters: Int, kh: Int, kw: Int, stride: Int, padding: Padding)
+    case pool(kind: String, size: Int, stride: Int)
+    case globalAveragePool
+    case flatten
+    case dropout(Double)
+    case batchNorm
+    case activation(ActivationKind, alpha: Double)
+}
+
+/// A problem in architecture text, with its line.
+public struct ArchitectureError: DiagnosticError {
+    public let line: Int
+    public let message: String
+    public var location: String { "architecture line \(line)" }
+    public var problem: String { message }
+    public var kind: FailureKind { .badData }
+}
+
+public enum Architecture {
+    public static let presets: [String: String] = [
+        "mlp": "dense 128 relu\ndense classes",
+        "mnist-cnn": "conv 32 3x3 relu\nmaxpool 2\nconv 64 3x3 relu\nmaxpool 2\nflatten\ndense 64 relu\ndense classes softmax",
+        "cifar-cnn": "conv 64 3x3 relu\nmaxpool 2\nconv 64 3x3 relu\nmaxpool 2\nflatten\ndense 64 relu\ndense classes softmax",
+    ]
+
+    static let maxLayers = 256
+    static let maxWidth = 1 << 16
+
+    /// Parses architecture text into layer specs.
+    public static func parse(_ text: String) throws -> [LayerSpec] {
+        var specs: [LayerSpec] = []
+        var lineNo = 0
+        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNo += 1
+            let noComment = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            for part in noComment.split(separator: ";") {
+                let words = part.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "," }).map { $0.lowercased() }
+                guard !words.isEmpty else { continue }
+                specs += try parseLayer(words, line: lineNo)
+                if specs.count > maxLayers { throw ArchitectureError(line: lineNo, message: "more than \(maxLayers) layers") }
+            }
+        }
+        if specs.isEmpty { throw ArchitectureError(line: 1, message: "no layers") }
+        return specs
+    }
+
+    static func int(_ s: String, _ what: String, line: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let v = Int(s), range.contains(v) else {
+            throw ArchitectureError(line: line, message: "\(what) '\(escapedForDisplay(s))' is not an integer in \(range.lowerBound)…\(range.upperBound)")
+        }
+        return v
+    }
+
+    static func parseLayer(_ w: [String], line: Int) throws -> [LayerSpec] {
+        var positional: [String] = []
+        var options: [String: String] = [:]
+        var act: LayerSpec?
+        for t in w.dropFirst() {
+            if let eq = t.firstIndex(of: "=") {
+                options[String(t[..<eq])] = String(t[t.index(after: eq)...])
+            } else if let a = ActivationKind(rawValue: t) {
+                guard act == nil else { throw ArchitectureError(line: line, message: "two activations") }
+                act = .activation(a, alpha: 0.01)
+            } else {
+                positional.append(t)
+            }
+        }
+        func take(_ key: String) -> String? { options.removeValue(forKey: key) }
+        func noMore() throws {
+            if let k = options.keys.sorted().first { throw ArchitectureError(line: line, message: "unknown option '\(escapedForDisplay(k))' for \(w[0])") }
+        }
+        func positionals(_ n: ClosedRange<Int>) throws {
+            guard n.contains(positional.count) else {
+                throw ArchitectureError(line: line, message: "\(w[0]) takes \(n.lowerBound == n.upperBound ? "\(n.lowerBound)" : "\(n.lowerBound)–\(n.upperBound)") value\(n.upperBound == 1 ? "" : "s"), got \(positional.count)")
+            }
+        }
+        var out: [LayerSpec]
+        switch w[0] {
+        case "dense":
+            try positionals(1...1)
+            if positional[0] == "classes" { out = [.denseClasses] } else {
+                out = [.dense(units: try int(positional[0], "units", line: line, range: 1...maxWidth))]
+            }
+        case "conv", "conv2d":
+            try positionals(2...2)
+            let f = try int(positional[0], "filters", line: line, range: 1...maxWidth)
+            let ks = positional[1].split(separator: "x").map(String.init)
+            guard ks.count == 1 || ks.count == 2 else { throw ArchitectureError(line: line, message: "kernel '\(escapedForDisplay(positional[1]))' is not K or KxK") }
+            let kh = try int(ks[0], "kernel", line: line, range: 1...64)
+            let kw = try int(ks.count == 2 ? ks[1] : ks[0], "kernel", line: line, range: 1...64)
+            let s = try int(take("stride") ?? "1", "stride", line: line, range: 1...64)
+            let pv = take("padding") ?? "valid"
+            guard let p = Padding(rawValue: pv) else { throw ArchitectureError(line: line, message: "padding '\(escapedForDisplay(pv))' is not valid or same") }
+            out = [.conv(filters: f, kh: kh, kw: kw, stride: s, padding: p)]
+        case "maxpool", "maxpool2d", "avgpool", "averagepool", "avgpool2d":
+            try positionals(1...1)
+            let size = try int(positional[0], "pool size", line: line, range: 1...64)
+            let s = try int(take("stride") ?? String(size), "stride", line: line, range: 1...64)
+            out = [.pool(kind: w[0].hasPrefix("max") ? "max" : "average", size: size, stride: s)]
+        case "globalavgpool", "globalaveragepool":
+            try positionals(0...0)
+            out = [.globalAveragePool]
+        case "flatten":
+            try positionals(0...0)
+            out = [.flatten]
+        case "dropout":
+            try positionals(1...1)
+            guard let r = Double(positional[0]), r >= 0, r < 1 else { throw ArchitectureError(line: line, message: "dropout rate '\(escapedForDisplay(positional[0]))' is not in [0, 1)") }
+            out = [.dropout(r)]
+        case "batchnorm", "batchnormalization":
+            try positionals(0...0)
+            out = [.batchNorm]
+        default:
+            guard let a = ActivationKind(rawValue: w[0]) else {
+                throw ArchitectureError(line: line, message: "unknown layer '\(escapedForDisplay(w[0]))'")
+            }
+            var alpha = 0.01
+            if a == .leakyrelu, let s = positional.first {
+                guard let v = Double(s), v >= 0, v < 1 else { throw ArchitectureError(line: line, message: "leakyrelu slope '\(escapedForDisplay(s))' is not in [0, 1)") }
+                alpha = v
+                positional.removeFirst()
+            }
+            try positionals(0...0)
+            out = [.activation(a, alpha: alpha)]
+        }
+        try noMore()
+        if let act { out.append(act) }
+        return out
+    }
+
+    /// The text form of layer specs, one per line (what the model file stores).
+    public static func text(_ specs: [LayerSpec]) -> String {
+        specs.map { s -> String in
+            switch s {
+            case .dense(let u): return "dense \(u)"
+            case .denseClasses: return "dense classes"
+            case .conv(let f, let kh, let kw, let st, let p):
+                return "conv \(f) \(kh)x\(kw)" + (st != 1 ? " stride=\(st)" : "") + (p != .valid ? " padding=\(p.rawValue)" : "")
+            case .pool(let k, let size, let st): return (k == "max" ? "maxpool" : "avgpool") + " \(size)" + (st != size ? " stride=\(st)" : "")
+            case .globalAveragePool: return "globalavgpool"
+            case .flatten: return "flatten"
+            case .dropout(let r): return "dropout \(r)"
+            case .batchNorm: return "batchnorm"
+            case .activation(let a, let alpha): return a == .leakyrelu ? "leakyrelu \(alpha)" : a.rawValue
+            }
+        }.joined(separator: "\n")
+    }
+}

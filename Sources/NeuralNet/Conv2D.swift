@@ -1,0 +1,125 @@
+// 2-D convolution, channels-last, as im2col + one GEMM with the batch folded into M:
+//   col[N·OH·OW × KH·KW·C] gathered from x[N×H×W×C], y[N·OH·OW × F] = col · W[KH·KW·C × F] + b.
+// Channels-last makes each im2col step a copy of C contiguous values. Padding "same" follows
+// TensorFlow (extra row/column at the bottom/right). Parameters: W then b.
+
+import TensorCore
+
+public enum Padding: String, Sendable { case valid, same }
+
+/// Output size and leading padding of one spatial axis.
+func convGeometry(size: Int, kernel: Int, stride: Int, padding: Padding) -> (out: Int, padBefore: Int) {
+    switch padding {
+    case .valid:
+        return ((size - kernel) / stride + 1, 0)
+    case .same:
+        let out = (size + stride - 1) / stride
+        let total = max((out - 1) * stride + kernel - size, 0)
+        return (out, total / 2)
+    }
+}
+
+public final class Conv2D<T: Real>: Layer<T> {
+    public let filters: Int, kh: Int, kw: Int, stride: Int, padding: Padding
+    let H: Int, W: Int, C: Int, OH: Int, OW: Int, pt: Int, pl: Int
+    private let col = Scratch<T>()
+    private let dcol = Scratch<T>()
+
+    init(inputShape: [Int], filters: Int, kernel: (Int, Int), stride: Int, padding: Padding) {
+        self.filters = filters
+        (kh, kw) = kernel
+        self.stride = stride
+        self.padding = padding
+        (H, W, C) = (inputShape[0], inputShape[1], inputShape[2])
+        (OH, pt) = convGeometry(size: H, kernel: kh, stride: stride, padding: padding)
+        (OW, pl) = convGeometry(size: W, kernel: kw, stride: stride, padding: padding)
+        super.init(inputShape: inputShape, outputShape: [OH, OW, filters])
+    }
+
+    var K: Int { kh * kw * C }
+    public override var parameterCount: Int { K * filters + filters }
+    public override var spec: String {
+        "conv \(filters) \(kh)x\(kw)" + (stride != 1 ? " stride=\(stride)" : "") + (padding != .valid ? " padding=\(padding.rawValue)" : "")
+    }
+
+    override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
+        initWeights(params, count: K * filters, fanIn: K, fanOut: kh * kw * filters, scheme: scheme, rng: &rng)
+        (params + K * filters).update(repeating: 0, count: filters)
+    }
+
+    override func reserve(batch: Int) {
+        col.reserve(batch * OH * OW * K)
+        dcol.reserve(batch * OH * OW * K)
+    }
+
+    /// col[(n·OH + oh)·OW + ow][(i·KW + j)·C + c] = x[n][oh·S + i − pt][ow·S + j − pl][c], or 0 outside.
+    func im2col(_ x: UnsafePointer<T>, _ col: UnsafeMutablePointer<T>, batch: Int) {
+        var r = col
+        for n in 0..<batch {
+            let xn = x + n * H * W * C
+            for oh in 0..<OH {
+                for ow in 0..<OW {
+                    for i in 0..<kh {
+                        let ih = oh * stride + i - pt
+                        for j in 0..<kw {
+                            let iw = ow * stride + j - pl
+                            if ih >= 0 && ih < H && iw >= 0 && iw < W {
+                                r.update(from: xn + (ih * W + iw) * C, count: C)
+                            } else {
+                                r.update(repeating: 0, count: C)
+                            }
+                            r += C
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of im2col: adds each column entry back into dx.
+    func col2im(_ col: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, batch: Int) {
+        dx.update(repeating: 0, count: batch * H * W * C)
+        var r = col
+        for n in 0..<batch {
+            let dn = dx + n * H * W * C
+            for oh in 0..<OH {
+                for ow in 0..<OW {
+                    for i in 0..<kh {
+                        let ih = oh * stride + i - pt
+                        for j in 0..<kw {
+                            let iw = ow * stride + j - pl
+                            if ih >= 0 && ih < H && iw >= 0 && iw < W {
+                                let d = dn + (ih * W + iw) * C
+                                for c in 0..<C { d[c] += r[c] }
+                            }
+                            r += C
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
+        let M = batch * OH * OW, F = filters
+        im2col(x, col.pointer, batch: batch)
+        let b = params + K * F
+        for m in 0..<M { (y + m * F).update(from: b, count: F) }
+        T.gemm(transA: false, transB: false, m: M, n: F, k: K, alpha: 1, a: col.pointer, lda: K, b: params, ldb: F, beta: 1, c: y, ldc: F)
+    }
+
+    override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
+        let M = batch * OH * OW, F = filters
+        // col still holds this batch's im2col from forward.
+        T.gemm(transA: true, transB: false, m: K, n: F, k: M, alpha: 1, a: col.pointer, lda: K, b: dy, ldb: F, beta: 1, c: grads, ldc: F)
+        let db = grads + K * F
+        for m in 0..<M {
+            let r = dy + m * F
+            for f in 0..<F { db[f] += r[f] }
+        }
+        if let dx {
+            T.gemm(transA: false, transB: true, m: M, n: K, k: F, alpha: 1, a: dy, lda: F, b: params, ldb: F, beta: 0, c: dcol.pointer, ldc: K)
+            col2im(dcol.pointer, dx, batch: batch)
+        }
+    }
+}

@@ -1,0 +1,214 @@
+// A sequential network: layers built from specs and a per-sample input shape, all parameters
+// in one contiguous buffer (gradients in a second of the same layout), activations in buffers
+// owned by the network and reused for every batch of up to `capacity` samples.
+
+import TensorCore
+
+/// What the network's output means, and so which loss trains it.
+public enum Task: String, Sendable {
+    /// Class scores → softmax cross-entropy; the output head is softmax.
+    case classification
+    /// One score → sigmoid binary cross-entropy.
+    case binary
+    /// Values → mean squared error.
+    case regression
+}
+
+public final class Network<T: Real> {
+    public let specs: [LayerSpec]
+    public let layers: [Layer<T>]
+    public let inputShape: [Int]
+    public let task: Task
+    public let parameterCount: Int
+    /// (start, trainable count) of each layer's slice.
+    let slices: [(start: Int, trainable: Int)]
+    public let params: UnsafeMutablePointer<T>
+    public let grads: UnsafeMutablePointer<T>
+    private var outputs: [Scratch<T>]
+    private let deltaA = Scratch<T>(), deltaB = Scratch<T>()
+    public private(set) var capacity = 0
+
+    public var inputSize: Int { inputShape.reduce(1, *) }
+    public var outputSize: Int { layers.last.map(\.outputSize) ?? inputSize }
+
+    /// Builds the layers. A trailing softmax (classification) or sigmoid (binary) is the output
+    /// head: the loss applies it, fused; `classes` replaces "dense classes".
+    public init(specs: [LayerSpec], inputShape: [Int], classes: Int, task: Task) throws {
+        self.specs = specs
+        self.inputShape = inputShape
+        self.task = task
+        var body = specs
+        if let last = body.last, case .activation(let a, _) = last, (a == .softmax && task == .classification) || (a == .sigmoid && task == .binary) {
+            body.removeLast()
+        }
+        var shape = inputShape
+        var ls: [Layer<T>] = []
+        var line = 0
+        func fail(_ m: String) -> ArchitectureError { ArchitectureError(line: line, message: m) }
+        for s in body {
+            line += 1
+            let l: Layer<T>
+            switch s {
+            case .dense(let u):
+                l = Dense(inputShape: shape, units: u)
+            case .denseClasses:
+                guard classes > 0 else { throw fail("'dense classes' needs a class count from the data") }
+                l = Dense(inputShape: shape, units: classes)
+            case .conv(let f, let kh, let kw, let st, let p):
+                guard shape.count == 3 else { throw fail("conv needs an H×W×C input, got \(shape.map(String.init).joined(separator: "×"))") }
+                guard p == .same || (kh <= shape[0] && kw <= shape[1]) else { throw fail("kernel \(kh)x\(kw) larger than its \(shape[0])×\(shape[1]) input") }
+                l = Conv2D(inputShape: shape, filters: f, kernel: (kh, kw), stride: st, padding: p)
+            case .pool(let k, let size, let st):
+                guard shape.count == 3 else { throw fail("pooling needs an H×W×C input") }
+                guard size <= shape[0], size <= shape[1] else { throw fail("pool \(size) larger than its \(shape[0])×\(shape[1]) input") }
+                l = Pool2D(inputShape: shape, kind: k == "max" ? .max : .average, size: size, stride: st)
+            case .globalAveragePool:
+                guard shape.count == 3 else { throw fail("globalavgpool needs an H×W×C input") }
+                l = GlobalAveragePool(inputShape: shape)
+            case .flatten:
+                l = Flatten(inputShape: shape)
+            case .dropout(let r):
+                l = Dropout(inputShape: shape, rate: r)
+            case .batchNorm:
+                l = BatchNorm(inputShape: shape)
+            case .activation(let a, let alpha):
+                l = Activation(inputShape: shape, kind: a, alpha: alpha)
+            }
+            guard checkedProduct(l.outputShape, limit: 1 << 28) != nil else { throw fail("output of \(l.outputShape) values per sample is too large") }
+            shape = l.outputShape
+            ls.append(l)
+        }
+        layers = ls
+        let out = ls.last?.outputSize ?? inputShape.reduce(1, *)
+        switch task {
+        case .classification: if out < 2 { throw fail("a classifier needs at least 2 outputs, this network has \(out)") }
+        case .binary: if out != 1 { throw fail("a binary classifier needs 1 output, this network has \(out)") }
+        case .regression: break
+        }
+        var total = 0
+        var sl: [(Int, Int)] = []
+        for l in ls {
+            sl.append((total, l.trainableCount))
+            guard let t = checkedAdd(total, l.parameterCount), t <= 1 << 30 else { throw fail("more than 2^30 parameters") }
+            total = t
+        }
+        slices = sl
+        parameterCount = total
+        params = .allocate(capacity: max(total, 1))
+        grads = .allocate(capacity: max(total, 1))
+        params.initialize(repeating: 0, count: max(total, 1))
+        grads.initialize(repeating: 0, count: max(total, 1))
+        for (l, s) in zip(ls, sl) { l.bind(params: params + s.0, grads: grads + s.0) }
+        outputs = ls.map { _ in Scratch<T>() }
+    }
+
+    deinit {
+        params.deallocate()
+        grads.deallocate()
+    }
+
+    /// Initializes every parameter from `seed`.
+    public func initialize(seed: UInt64, scheme: InitScheme = .glorot) {
+        var rng = SeededRandom(seed: seed)
+        for l in layers { l.initialize(&rng, init: scheme) }
+    }
+
+    /// Makes every buffer large enough for batches of `n`.
+    public func reserve(batch n: Int) {
+        guard n > capacity else { return }
+        var maxSize = inputSize
+        for (i, l) in layers.enumerated() {
+            outputs[i].reserve(n * l.outputSize)
+            l.reserve(batch: n)
+            maxSize = max(maxSize, l.outputSize)
+        }
+        deltaA.reserve(n * maxSize)
+        deltaB.reserve(n * maxSize)
+        capacity = n
+    }
+
+    /// Runs the layers; returns the pre-head output (logits for classifiers), `batch × outputSize`.
+    @discardableResult
+    public func forward(_ x: UnsafePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) -> UnsafePointer<T> {
+        reserve(batch: batch)
+        var input = x
+        for (i, l) in layers.enumerated() {
+            l.forward(input, outputs[i].pointer, batch: batch, training: training, rng: &rng)
+            input = UnsafePointer(outputs[i].pointer)
+        }
+        return input
+    }
+
+    public func zeroGradients() { grads.update(repeating: 0, count: parameterCount) }
+
+    /// Backpropagates `dOut` (∂L/∂output of the last forward) and accumulates parameter gradients.
+    public func backward(_ x: UnsafePointer<T>, dOut: UnsafePointer<T>, batch: Int) {
+        var dy = dOut
+        var useA = true
+        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+            let l = layers[i]
+            let input = i == 0 ? x : UnsafePointer(outputs[i - 1].pointer)
+            let dx: UnsafeMutablePointer<T>? = i == 0 ? nil : (useA ? deltaA.pointer : deltaB.pointer)
+            l.backward(input, UnsafePointer(outputs[i].pointer), dy, dx, batch: batch)
+            if let dx { dy = UnsafePointer(dx) }
+            useA.toggle()
+        }
+    }
+
+    /// Ranges of trainable parameters, for the optimizer.
+    public var trainableRanges: [Range<Int>] { slices.map { $0.start..<$0.start + $0.trainable } }
+}
+
+/// The loss of a batch and its gradient with respect to the network's output.
+public enum Loss {
+    /// Mean loss over the batch; writes ∂L/∂output into `grad` and counts correct predictions.
+    /// `labels` holds class indices (classification, binary as 0/1) and `targets` values
+    /// (regression, `batch × outputs`).
+    public static func compute<T: Real>(task: Task, output: UnsafePointer<T>, batch: Int, outputs: Int,
+                                        labels: UnsafePointer<Int32>?, targets: UnsafePointer<T>?,
+                                        grad: UnsafeMutablePointer<T>) -> (loss: Double, correct: Int) {
+        let invN = 1 / T(batch)
+        var loss = 0.0, correct = 0
+        switch task {
+        case .classification:
+            softmaxRows(output, grad, rows: batch, cols: outputs)
+            for n in 0..<batch {
+                let row = grad + n * outputs
+                let k = Int(labels![n])
+                var best = 0
+                for j in 1..<outputs where row[j] > row[best] { best = j }
+                if best == k { correct += 1 }
+                loss -= Double(T.log(max(row[k], T.leastNormalMagnitude)))
+                row[k] -= 1
+                for j in 0..<outputs { row[j] *= invN }
+            }
+        case .binary:
+            for n in 0..<batch {
+                let z = output[n], y = T(labels![n])
+                // Stable BCE with logits: max(z,0) − z·y + log(1 + e^−|z|).
+                loss += Double(max(z, 0) - z * y + T.log(1 + T.exp(-abs(z))))
+                let p = sigmoid(z)
+                if (p >= T(0.5)) == (labels![n] == 1) { correct += 1 }
+                grad[n] = (p - y) * invN
+            }
+        case .regression:
+            let m = batch * outputs
+            for i in 0..<m {
+                let d = output[i] - targets![i]
+                loss += Double(d * d)
+                grad[i] = 2 * d / T(m)
+            }
+            return (loss / Double(m), 0)
+        }
+        return (loss / Double(batch), correct)
+    }
+
+    /// The served output: probabilities for classifiers, values for regression.
+    public static func head<T: Real>(task: Task, output: UnsafePointer<T>, batch: Int, outputs: Int, into p: UnsafeMutablePointer<T>) {
+        switch task {
+        case .classification: softmaxRows(output, p, rows: batch, cols: outputs)
+        case .binary: for n in 0..<batch { p[n] = sigmoid(output[n]) }
+        case .regression: p.update(from: output, count: batch * outputs)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+// Optimizers written once as a step over (parameters, gradients, state) in the model's flat
+// layout, with PyTorch's update rules. Weight decay: L2 added to the gradient for SGD and
+// Adam; decoupled (p ← p − lr·wd·p) for AdamW.
+
+import Foundation
+import TensorCore
+
+public struct OptimizerConfig: Sendable, Equatable {
+    public enum Kind: String, Sendable { case sgd, adam, adamw }
+    public var kind: Kind = .adam
+    public var learningRate = 0.001
+    public var momentum = 0.0
+    public var nesterov = false
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var epsilon = 1e-7
+    public var weightDecay = 0.0
+
+    public init() {}
+
+    /// The text stored in a model file: "adam lr=0.001 beta1=0.9 …".
+    public var text: String {
+        switch kind {
+        case .sgd: return "sgd lr=\(learningRate) momentum=\(momentum) nesterov=\(nesterov) weight_decay=\(weightDecay)"
+        case .adam, .adamw: return "\(kind.rawValue) lr=\(learningRate) beta1=\(beta1) beta2=\(beta2) eps=\(epsilon) weight_decay=\(weightDecay)"
+        }
+    }
+}
+
+public final class Optimizer<T: Real> {
+    public let config: OptimizerConfig
+    public let count: Int
+    /// Momentum (SGD) or first moment (Adam), and second moment (Adam).
+    public let m: UnsafeMutablePointer<T>
+    public let v: UnsafeMutablePointer<T>
+    public var step = 0
+
+    public init(config: OptimizerConfig, count: Int) {
+        self.config = config
+        self.count = count
+        m = .allocate(capacity: max(count, 1))
+        v = .allocate(capacity: max(count, 1))
+        m.initialize(repeating: 0, count: max(count, 1))
+        v.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    deinit {
+        m.deallocate()
+        v.deallocate()
+    }
+
+    /// One update of `params` from `grads` over the trainable `ranges`.
+    public func update(params p: UnsafeMutablePointer<T>, grads g: UnsafePointer<T>, ranges: [Range<Int>]) {
+        step += 1
+        let lr = T(config.learningRate), wd = T(config.weightDecay)
+        switch config.kind {
+        case .sgd:
+            let mu = T(config.momentum)
+            for r in ranges {
+                for i in r {
+                    var d = g[i] + wd * p[i]
+                    if mu != 0 {
+                        m[i] = mu * m[i] + d
+                        d = config.nesterov ? d + mu * m[i] : m[i]
+                    }
+                    p[i] -= lr * d
+                }
+            }
+        case .adam, .adamw:
+            let b1 = T(config.beta1), b2 = T(config.beta2), eps = T(config.epsilon)
+            let c1 = 1 - T(Foundation.pow(config.beta1, Double(step))), c2 = 1 - T(Foundation.pow(config.beta2, Double(step)))
+            let decoupled = config.kind == .adamw
+            for r in ranges {
+                for i in r {
+                    if decoupled { p[i] -= lr * wd * p[i] }
+                    let d = decoupled ? g[i] : g[i] + wd * p[i]
+                    m[i] = b1 * m[i] + (1 - b1) * d
+                    v[i] = b2 * v[i] + (1 - b2) * d * d
+                    let mh = m[i] / c1, vh = v[i] / c2
+                    p[i] -= lr * mh / (T.sqrt(vh) + eps)
+                }
+            }
+        }
+    }
+}
+

@@ -1,0 +1,47 @@
+// The element types layers compute in: Float for training and inference, Double for the
+// finite-difference gradient checks. Each brings its BLAS GEMM and elementary functions.
+
+import CBLAS
+import Foundation
+
+/// A floating-point type with a BLAS GEMM and the elementary functions layers need.
+public protocol Real: BinaryFloatingPoint, Sendable where Self.RawSignificand: FixedWidthInteger {
+    /// `C = alpha·op(A)·op(B) + beta·C`, row-major.
+    static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                     alpha: Self, a: UnsafePointer<Self>, lda: Int,
+                     b: UnsafePointer<Self>, ldb: Int,
+                     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+    static func exp(_ x: Self) -> Self
+    static func log(_ x: Self) -> Self
+    static func tanh(_ x: Self) -> Self
+    static func erf(_ x: Self) -> Self
+    static func sqrt(_ x: Self) -> Self
+}
+
+extension Float: Real {
+    @inline(__always)
+    public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+    @inline(__always) public static func exp(_ x: Float) -> Float { Foundation.expf(x) }
+    @inline(__always) public static func log(_ x: Float) -> Float { Foundation.logf(x) }
+    @inline(__always) public static func tanh(_ x: Float) -> Float { Foundation.tanhf(x) }
+    @inline(__always) public static func erf(_ x: Float) -> Float { Foundation.erff(x) }
+    @inline(__always) public static func sqrt(_ x: Float) -> Float { x.squareRoot() }
+}
+
+extension Double: Real {
+    @inline(__always)
+    public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int,
+                            b: UnsafePointer<Double>, ldb: Int, beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
+        guard m > 0, n > 0 else { return }
+        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)), beta, c, blasint(max(ldc, 1)))
+    }
+    @inline(__always) public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
+    @inline(__always) public static func log(_ x: Double) -> Double { Foundation.log(x) }
+    @inline(__always) public static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
+    @inline(__always) public static func erf(_ x: Double) -> Double { Foundation.erf(x) }
+    @inline(__always) public static func sqrt(_ x: Double) -> Double { x.squareRoot() }
+}
