@@ -10,6 +10,9 @@ let package = Package(
         .executable(name: "tensor-load", targets: ["tensor-load"]),
         .executable(name: "tensor-show", targets: ["tensor-show"]),
         .executable(name: "tensor-cat", targets: ["tensor-cat"]),
+        .executable(name: "normalize", targets: ["normalize"]),
+        .executable(name: "fit", targets: ["fit"]),
+        .executable(name: "predict", targets: ["predict"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,7 +30,7 @@ let package = Package(
 
         // MARK: - Modules
         .target(name: "TensorStream", dependencies: ["TensorCore"]),
-        .target(name: "NeuralNet", dependencies: ["TensorCore"]),
+        .target(name: "NeuralNet", dependencies: ["TensorCore", "TensorStream"]),
         .target(name: "DataSources",
                 dependencies: ["TensorCore", "TensorStream", "CArchive", "CZlib", "CPNG", "CTurboJPEG"]),
         .target(name: "ToolSupport",
@@ -44,6 +47,16 @@ let package = Package(
 
         .executableTarget(name: "tensor-cat",
                           dependencies: ["ToolSupport", "TensorStream",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+
+        .executableTarget(name: "normalize",
+                          dependencies: ["ToolSupport", "TensorStream",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "fit",
+                          dependencies: ["ToolSupport", "NeuralNet", "TensorStream", "TensorCore",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "predict",
+                          dependencies: ["ToolSupport", "NeuralNet", "TensorStream", "TensorCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests

@@ -1,0 +1,192 @@
+// A trained model: the network, what it was trained on (input field, dtype, shape, class
+// names, normalization), the optimizer state for --resume, and provenance. Stored as a tensor
+// stream with one sample (fields `params`, and `opt_m`/`opt_v` when resumable) and the rest in
+// metadata, so it is checksummed, versioned, and `tensor-show` can inspect it.
+
+import Foundation
+import TensorCore
+import TensorStream
+
+/// A model file that cannot be used: damaged, inconsistent, or not a model.
+public struct ModelError: DiagnosticError {
+    public let location: String
+    public let problem: String
+    public var kind: FailureKind { .badData }
+    public init(_ location: String, _ problem: String) {
+        self.location = location
+        self.problem = problem
+    }
+}
+
+public final class Model {
+    public static let formatVersion = "1"
+
+    public let network: Network<Float>
+    public let architecture: String
+    public var inputField: String
+    public var inputDType: DType
+    public var targetField: String
+    public var classes: [String]
+    /// The input's normalization (its `FIELD.normalize` metadata), which predict requires again.
+    public var normalization: String?
+    public var optimizer: Optimizer<Float>?
+    public var optimizerConfig: OptimizerConfig
+    public var epoch = 0
+    public var provenance: [(key: String, value: String)] = []
+
+    public init(architecture: String, inputShape: [Int], inputField: String, inputDType: DType, targetField: String,
+                classes: [String], task: Task, optimizer: OptimizerConfig) throws {
+        let specs = try Architecture.parse(architecture)
+        network = try Network<Float>(specs: specs, inputShape: inputShape, classes: classes.count, task: task)
+        self.architecture = Architecture.text(specs)
+        self.inputField = inputField
+        self.inputDType = inputDType
+        self.targetField = targetField
+        self.classes = classes
+        optimizerConfig = optimizer
+    }
+
+    public var task: Task { network.task }
+
+    // MARK: - Writing
+
+    /// Writes the model (with optimizer state when present) to `sink` as a tensor stream.
+    public func write(to sink: ByteSink) throws {
+        let P = network.parameterCount
+        var fields = [Field(name: "params", dtype: .f32, shape: Shape([max(P, 1)]))]
+        if optimizer != nil {
+            fields.append(Field(name: "opt_m", dtype: .f32, shape: Shape([max(P, 1)])))
+            fields.append(Field(name: "opt_v", dtype: .f32, shape: Shape([max(P, 1)])))
+        }
+        var meta: [(key: String, value: String)] = [
+            ("model.version", Model.formatVersion),
+            ("model.architecture", architecture),
+            ("model.task", task.rawValue),
+            ("model.input", inputField),
+            ("model.input.dtype", inputDType.description),
+            ("model.input.shape", network.inputShape.map(String.init).joined(separator: "x")),
+            ("model.target", targetField),
+            ("model.optimizer", optimizerConfig.text),
+            ("model.step", String(optimizer?.step ?? 0)),
+            ("model.epoch", String(epoch)),
+        ]
+        if !classes.isEmpty { meta.append(("model.classes", classes.joined(separator: "\n"))) }
+        if let normalization { meta.append(("model.input.normalize", normalization)) }
+        meta += provenance
+        let writer = try StreamWriter(sink: sink, schema: Schema(fields: fields, metadata: meta))
+        var views = [UnsafeRawBufferPointer(start: network.params, count: max(P, 1) * 4)]
+        if let o = optimizer {
+            views.append(UnsafeRawBufferPointer(start: o.m, count: max(P, 1) * 4))
+            views.append(UnsafeRawBufferPointer(start: o.v, count: max(P, 1) * 4))
+        }
+        try writer.write(count: 1, fields: views)
+        try writer.finish()
+    }
+
+    /// Writes the model to `path` atomically.
+    public func save(to path: String) throws {
+        let f = try AtomicFile(path: path)
+        do {
+            try write(to: f)
+            try f.commit()
+        } catch {
+            f.abandon()
+            throw error
+        }
+    }
+
+    // MARK: - Reading
+
+    /// Reads and checks a model from `source` (named in errors).
+    public static func load(from source: ByteSource) throws -> Model {
+        let name = source.name
+        let reader: StreamReader
+        do {
+            reader = try StreamReader(source: source)
+        } catch let e as StreamError {
+            if case .notAStream = e.what { throw ModelError(name, "not a model file (\(e.problem))") }
+            throw e
+        }
+        let s = reader.schema
+        func need(_ k: String) throws -> String {
+            guard let v = s.metadata(k) else { throw ModelError(name, "not a model file (no \(k))") }
+            return v
+        }
+        guard try need("model.version") == formatVersion else {
+            throw ModelError(name, "model format version \(s.metadata("model.version")!) unsupported (reads \(formatVersion))")
+        }
+        guard let task = Task(rawValue: try need("model.task")) else { throw ModelError(name, "unknown model.task") }
+        guard let dtype = DType(name: try need("model.input.dtype")) else { throw ModelError(name, "unknown model.input.dtype") }
+        let shapeText = try need("model.input.shape")
+        let dims = shapeText.split(separator: "x").compactMap { Int($0) }
+        guard !dims.isEmpty, dims.count == shapeText.split(separator: "x").count, dims.allSatisfy({ $0 >= 1 && $0 <= 1 << 20 }),
+              checkedProduct(dims, limit: 1 << 28) != nil else {
+            throw ModelError(name, "model.input.shape '\(escapedForDisplay(shapeText))' invalid")
+        }
+        let classes = s.classes(of: "model") ?? (s.metadata("model.classes").map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) } ?? [])
+        let opt = try parseOptimizer(try need("model.optimizer"), name: name)
+        let model: Model
+        do {
+            model = try Model(architecture: try need("model.architecture"), inputShape: dims, inputField: try need("model.input"),
+                              inputDType: dtype, targetField: try need("model.target"), classes: classes, task: task, optimizer: opt)
+        } catch let e as ArchitectureError {
+            throw ModelError(name, "architecture \(e.location): \(e.problem)")
+        }
+        model.normalization = s.metadata("model.input.normalize")
+        model.epoch = Int(s.metadata("model.epoch") ?? "0") ?? 0
+        model.provenance = s.metadata.filter { $0.key.hasPrefix("provenance.") }
+        let P = model.network.parameterCount
+        guard let pi = s.index(of: "params"), s.fields[pi].dtype == .f32, s.fields[pi].shape == Shape([max(P, 1)]) else {
+            let got = s.field("params").map { "\($0.dtype) \($0.shape)" } ?? "none"
+            throw ModelError(name, "weights (\(got)) do not fit the architecture, which has \(P) parameters")
+        }
+        let mi = s.index(of: "opt_m"), vi = s.index(of: "opt_v")
+        var samples = 0
+        while let b = try reader.next() {
+            samples += b.count
+            guard samples == 1 else { throw ModelError(name, "model file holds \(samples) samples, expected 1") }
+            let p = b.field(pi)
+            p.withMemoryRebound(to: Float.self) { model.network.params.update(from: $0.baseAddress!, count: P) }
+            if let bad = (0..<P).first(where: { !model.network.params[$0].isFinite }) {
+                throw ModelError(name, "parameter \(bad) is \(model.network.params[bad]): the model is damaged or diverged")
+            }
+            if let mi, let vi {
+                let o = Optimizer<Float>(config: opt, count: P)
+                b.field(mi).withMemoryRebound(to: Float.self) { o.m.update(from: $0.baseAddress!, count: P) }
+                b.field(vi).withMemoryRebound(to: Float.self) { o.v.update(from: $0.baseAddress!, count: P) }
+                o.step = Int(s.metadata("model.step") ?? "0") ?? 0
+                model.optimizer = o
+            }
+        }
+        guard samples == 1 else { throw ModelError(name, "model file holds no weights") }
+        return model
+    }
+
+    /// Parses the `model.optimizer` text.
+    public static func parseOptimizer(_ text: String, name: String) throws -> OptimizerConfig {
+        let words = text.split(separator: " ")
+        var c = OptimizerConfig()
+        guard let k = words.first.flatMap({ OptimizerConfig.Kind(rawValue: String($0)) }) else {
+            throw ModelError(name, "unknown optimizer '\(escapedForDisplay(text))'")
+        }
+        c.kind = k
+        for w in words.dropFirst() {
+            let kv = w.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2 else { throw ModelError(name, "optimizer setting '\(escapedForDisplay(String(w)))' invalid") }
+            switch kv[0] {
+            case "lr": c.learningRate = Double(kv[1]) ?? .nan
+            case "momentum": c.momentum = Double(kv[1]) ?? .nan
+            case "nesterov": c.nesterov = kv[1] == "true"
+            case "beta1": c.beta1 = Double(kv[1]) ?? .nan
+            case "beta2": c.beta2 = Double(kv[1]) ?? .nan
+            case "eps": c.epsilon = Double(kv[1]) ?? .nan
+            case "weight_decay": c.weightDecay = Double(kv[1]) ?? .nan
+            default: throw ModelError(name, "unknown optimizer setting '\(escapedForDisplay(kv[0]))'")
+            }
+        }
+        for v in [c.learningRate, c.momentum, c.beta1, c.beta2, c.epsilon, c.weightDecay] where !v.isFinite {
+            throw ModelError(name, "optimizer setting not a number in '\(escapedForDisplay(text))'")
+        }
+        return c
+    }
+}

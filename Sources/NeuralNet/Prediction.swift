@@ -1,0 +1,87 @@
+// Serving a model on a stream: schema checks against what the model was trained on, and one
+// batch of inputs to probabilities (or values) and predicted classes.
+
+import TensorCore
+import TensorStream
+
+/// Applies a model batch by batch; owns its buffers.
+public final class Predictor {
+    public let model: Model
+    private var x = Scratch<Float>()
+    private var p = Scratch<Float>()
+    private var rng = SeededRandom(seed: 0)
+    public let inputIndex: Int
+
+    /// Checks `schema` against the model: field, dtype, shape, normalization and class names.
+    public init(model: Model, schema: Schema, input name: String) throws {
+        self.model = model
+        let field = model.inputField
+        guard let i = schema.index(of: field) else {
+            throw ModelError(name, "no field '\(field)', which the model reads (fields: \(schema.fields.map(\.name).joined(separator: ", ")))")
+        }
+        inputIndex = i
+        let f = schema.fields[i]
+        let dims = f.shape.dims.isEmpty ? [1] : f.shape.dims
+        let want = model.network.inputShape.map(String.init).joined(separator: "×")
+        guard dims == model.network.inputShape else {
+            throw ModelError(name, "field '\(field)' is \(f.dtype) \(f.shape) but the model was trained on \(model.inputDType) \(want)")
+        }
+        guard f.dtype == model.inputDType else {
+            let hint = f.dtype == .u8 && model.inputDType.isFloatingPoint ? "; normalize it as the training data was (normalize --load STATS)" : ""
+            throw ModelError(name, "field '\(field)' is \(f.dtype) but the model was trained on \(model.inputDType)\(hint)")
+        }
+        let norm = schema.metadata("\(field).normalize")
+        guard norm == model.normalization else {
+            throw ModelError(name, "field '\(field)' normalization (\(norm ?? "none")) differs from the training data's (\(model.normalization ?? "none"))")
+        }
+        if model.task == .classification, let c = schema.classes(of: model.targetField), c != model.classes {
+            throw ModelError(name, "class names of '\(model.targetField)' differ from the model's (\(c.count) vs \(model.classes.count) classes)")
+        }
+        for out in ["p", "yhat"] where schema.index(of: out) != nil {
+            throw ModelError(name, "the stream already has a field '\(out)'; drop it first (tensor-cat --fields)")
+        }
+    }
+
+    public var outputs: Int { model.network.outputSize }
+
+    /// The output fields `p` and `yhat` for this model.
+    public var outputFields: [Field] {
+        switch model.task {
+        case .classification:
+            return [Field(name: "p", dtype: .f32, shape: Shape([outputs])), Field(name: "yhat", dtype: .i64, shape: Shape([]))]
+        case .binary:
+            return [Field(name: "p", dtype: .f32, shape: Shape([1])), Field(name: "yhat", dtype: .i64, shape: Shape([]))]
+        case .regression:
+            return [Field(name: "yhat", dtype: .f32, shape: Shape(outputs == 1 ? [] : [outputs]))]
+        }
+    }
+
+    /// Runs `count` samples of the input payload; returns (p, yhat) buffers as raw bytes views.
+    /// `firstSample` numbers samples in errors.
+    public func run(_ payload: UnsafeRawBufferPointer, dtype: DType, count: Int, firstSample: Int, name: String,
+                    yhat: UnsafeMutableRawPointer) throws -> UnsafePointer<Float> {
+        let net = model.network
+        let s = net.inputSize
+        x.reserve(count * s)
+        p.reserve(count * max(outputs, 1))
+        if let bad = convertToFloat(payload.baseAddress!, dtype: dtype, count: count * s, into: x.pointer) {
+            throw ModelError(name, "field '\(model.inputField)' sample \(firstSample + bad / s) holds a NaN or infinity")
+        }
+        let out = net.forward(x.pointer, batch: count, training: false, rng: &rng)
+        Loss.head(task: model.task, output: out, batch: count, outputs: outputs, into: p.pointer)
+        let pp = p.pointer
+        switch model.task {
+        case .classification:
+            for n in 0..<count {
+                var best = 0
+                for j in 1..<outputs where pp[n * outputs + j] > pp[n * outputs + best] { best = j }
+                yhat.storeBytes(of: Int64(best), toByteOffset: 8 * n, as: Int64.self)
+            }
+        case .binary:
+            for n in 0..<count { yhat.storeBytes(of: Int64(pp[n] >= 0.5 ? 1 : 0), toByteOffset: 8 * n, as: Int64.self) }
+        case .regression:
+            yhat.copyMemory(from: pp, byteCount: count * outputs * 4)
+        }
+        return UnsafePointer(pp)
+    }
+}

@@ -1,0 +1,217 @@
+// Training data held in memory as Float, the training loop (shuffled mini-batches, fused loss,
+// one optimizer step per batch), evaluation, and conversion of any numeric field to Float.
+// The loop allocates nothing per batch: the network owns its buffers, the trainer its batch.
+
+import Foundation
+import TensorCore
+import TensorStream
+
+/// Converts `count` elements of `dtype` at `p` to Float; returns the index of the first
+/// non-finite value, if any.
+public func convertToFloat(_ p: UnsafeRawPointer, dtype: DType, count: Int, into out: UnsafeMutablePointer<Float>) -> Int? {
+    switch dtype {
+    case .u8: let s = p.assumingMemoryBound(to: UInt8.self); for i in 0..<count { out[i] = Float(s[i]) }
+    case .i8: for i in 0..<count { out[i] = Float(p.load(fromByteOffset: i, as: Int8.self)) }
+    case .i16: for i in 0..<count { out[i] = Float(p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)) }
+    case .i32: for i in 0..<count { out[i] = Float(p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
+    case .i64: for i in 0..<count { out[i] = Float(p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)) }
+    case .f32:
+        out.update(from: p.assumingMemoryBound(to: Float.self), count: count)
+        for i in 0..<count where !out[i].isFinite { return i }
+    case .f64:
+        for i in 0..<count {
+            let v = p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)
+            guard v.isFinite else { return i }
+            out[i] = Float(v)
+        }
+    }
+    return nil
+}
+
+/// Reads integer labels; returns the index of the first one outside 0..<classes.
+func convertLabels(_ p: UnsafeRawPointer, dtype: DType, count: Int, classes: Int, into out: UnsafeMutablePointer<Int32>) -> (Int, Int64)? {
+    for i in 0..<count {
+        let v: Int64
+        switch dtype {
+        case .u8: v = Int64(p.load(fromByteOffset: i, as: UInt8.self))
+        case .i8: v = Int64(p.load(fromByteOffset: i, as: Int8.self))
+        case .i16: v = Int64(p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
+        case .i32: v = Int64(p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
+        case .i64: v = p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)
+        default: return (i, -1)
+        }
+        guard v >= 0, v < Int64(classes) else { return (i, v) }
+        out[i] = Int32(v)
+    }
+    return nil
+}
+
+/// Samples in memory: inputs as Float, and labels or regression targets.
+public struct Dataset {
+    public var count = 0
+    public var inputShape: [Int]
+    public var inputSize: Int { inputShape.reduce(1, *) }
+    public var x: [Float] = []
+    public var labels: [Int32] = []
+    public var targets: [Float] = []
+    public var targetSize = 1
+
+    public init(inputShape: [Int]) { self.inputShape = inputShape }
+
+    /// Reads every batch of `reader`: field `input` as inputs, `target` as labels (integer,
+    /// checked against `classes`) or, for regression, as Float targets.
+    public static func read(_ reader: StreamReader, input: String, target: String, task: Task, classes: Int) throws -> Dataset {
+        let s = reader.schema
+        let name = reader.source.name
+        guard let xi = s.index(of: input) else {
+            throw ModelError(name, "no field '\(input)' (fields: \(s.fields.map(\.name).joined(separator: ", ")))")
+        }
+        guard let yi = s.index(of: target) else {
+            throw ModelError(name, "no target field '\(target)' (fields: \(s.fields.map(\.name).joined(separator: ", "))); fit needs labels or targets")
+        }
+        let xf = s.fields[xi], yf = s.fields[yi]
+        var d = Dataset(inputShape: xf.shape.dims.isEmpty ? [1] : xf.shape.dims)
+        d.targetSize = yf.shape.count
+        if task != .regression && (yf.dtype.isFloatingPoint || yf.shape.count != 1) {
+            throw ModelError(name, "target field '\(target)' is \(yf.dtype) \(yf.shape); classification needs one integer label per sample")
+        }
+        while let b = try reader.next() {
+            let n = b.count
+            let base = d.count
+            d.x.append(contentsOf: repeatElement(0, count: n * xf.shape.count))
+            if let bad = d.x.withUnsafeMutableBufferPointer({ convertToFloat(b.field(xi).baseAddress!, dtype: xf.dtype, count: n * xf.shape.count, into: $0.baseAddress! + base * xf.shape.count) }) {
+                throw ModelError(name, "field '\(input)' sample \(base + bad / xf.shape.count) holds a NaN or infinity")
+            }
+            if task == .regression {
+                d.targets.append(contentsOf: repeatElement(0, count: n * d.targetSize))
+                if let bad = d.targets.withUnsafeMutableBufferPointer({ convertToFloat(b.field(yi).baseAddress!, dtype: yf.dtype, count: n * d.targetSize, into: $0.baseAddress! + base * d.targetSize) }) {
+                    throw ModelError(name, "field '\(target)' sample \(base + bad / d.targetSize) holds a NaN or infinity")
+                }
+            } else {
+                d.labels.append(contentsOf: repeatElement(0, count: n))
+                let k = task == .binary ? 2 : classes
+                if let (i, v) = d.labels.withUnsafeMutableBufferPointer({ convertLabels(b.field(yi).baseAddress!, dtype: yf.dtype, count: n, classes: k, into: $0.baseAddress! + base) }) {
+                    throw ModelError(name, "field '\(target)' sample \(base + i): label \(v) outside the \(k) classes 0…\(k - 1)")
+                }
+            }
+            d.count += n
+        }
+        return d
+    }
+
+    /// The samples at `indices` (a split).
+    public func subset(_ indices: ArraySlice<Int>) -> Dataset {
+        var d = Dataset(inputShape: inputShape)
+        d.targetSize = targetSize
+        d.count = indices.count
+        let s = inputSize
+        d.x.reserveCapacity(indices.count * s)
+        for i in indices { d.x.append(contentsOf: x[i * s..<(i + 1) * s]) }
+        if !labels.isEmpty { d.labels = indices.map { labels[$0] } }
+        if !targets.isEmpty { for i in indices { d.targets.append(contentsOf: targets[i * targetSize..<(i + 1) * targetSize]) } }
+        return d
+    }
+}
+
+/// Loss turned NaN or infinite: training diverged.
+public struct DivergedError: DiagnosticError {
+    public let epoch: Int, batch: Int
+    public var location: String { "epoch \(epoch), batch \(batch)" }
+    public var problem: String { "loss is not a number: training diverged (lower the learning rate?); no model written" }
+    public var kind: FailureKind { .badData }
+}
+
+public struct EpochResult {
+    public var loss: Double
+    public var accuracy: Double?
+    public var samples: Int
+}
+
+/// Runs mini-batch training of a model on a dataset.
+public final class Trainer {
+    public let model: Model
+    public let batchSize: Int
+    private let batchX: UnsafeMutablePointer<Float>
+    private let batchLabels: UnsafeMutablePointer<Int32>
+    private let batchTargets: UnsafeMutablePointer<Float>
+    private let grad: UnsafeMutablePointer<Float>
+    public var rng: SeededRandom
+
+    public init(model: Model, batchSize: Int, seed: UInt64) {
+        self.model = model
+        self.batchSize = batchSize
+        let net = model.network
+        batchX = .allocate(capacity: batchSize * net.inputSize)
+        batchLabels = .allocate(capacity: batchSize)
+        batchTargets = .allocate(capacity: batchSize * max(net.outputSize, 1))
+        grad = .allocate(capacity: batchSize * max(net.outputSize, 1))
+        rng = SeededRandom(seed: seed &+ 0x5EED)
+        net.reserve(batch: batchSize)
+        if model.optimizer == nil { model.optimizer = Optimizer<Float>(config: model.optimizerConfig, count: net.parameterCount) }
+    }
+
+    deinit {
+        batchX.deallocate()
+        batchLabels.deallocate()
+        batchTargets.deallocate()
+        grad.deallocate()
+    }
+
+    private func gather(_ d: Dataset, _ idx: ArraySlice<Int>) {
+        let s = d.inputSize
+        d.x.withUnsafeBufferPointer { xp in
+            for (k, i) in idx.enumerated() { (batchX + k * s).update(from: xp.baseAddress! + i * s, count: s) }
+        }
+        if !d.labels.isEmpty { for (k, i) in idx.enumerated() { batchLabels[k] = d.labels[i] } }
+        if !d.targets.isEmpty {
+            let t = d.targetSize
+            d.targets.withUnsafeBufferPointer { tp in
+                for (k, i) in idx.enumerated() { (batchTargets + k * t).update(from: tp.baseAddress! + i * t, count: t) }
+            }
+        }
+    }
+
+    /// One pass over `data` in a freshly shuffled order; `progress(samplesDone)` after each batch.
+    public func trainEpoch(_ data: Dataset, epoch: Int, progress: (Int) -> Void = { _ in }) throws -> EpochResult {
+        var order = Array(0..<data.count)
+        rng.shuffle(&order)
+        let net = model.network, opt = model.optimizer!
+        var lossSum = 0.0, correct = 0, done = 0, batchNo = 0
+        while done < data.count {
+            let n = min(batchSize, data.count - done)
+            gather(data, order[done..<done + n])
+            let out = net.forward(batchX, batch: n, training: true, rng: &rng)
+            let (l, c) = Loss.compute(task: net.task, output: out, batch: n, outputs: net.outputSize,
+                                      labels: batchLabels, targets: batchTargets, grad: grad)
+            batchNo += 1
+            guard l.isFinite else { throw DivergedError(epoch: epoch, batch: batchNo) }
+            net.zeroGradients()
+            net.backward(batchX, dOut: grad, batch: n)
+            opt.update(params: net.params, grads: net.grads, ranges: net.trainableRanges)
+            lossSum += l * Double(n)
+            correct += c
+            done += n
+            progress(done)
+        }
+        return EpochResult(loss: lossSum / Double(max(data.count, 1)),
+                           accuracy: net.task == .regression ? nil : Double(correct) / Double(max(data.count, 1)), samples: data.count)
+    }
+
+    /// Loss and accuracy on `data` in inference mode.
+    public func evaluate(_ data: Dataset) -> EpochResult {
+        let net = model.network
+        var lossSum = 0.0, correct = 0, done = 0
+        while done < data.count {
+            let n = min(batchSize, data.count - done)
+            gather(data, (done..<done + n).map { $0 }[...])
+            let out = net.forward(batchX, batch: n, training: false, rng: &rng)
+            let (l, c) = Loss.compute(task: net.task, output: out, batch: n, outputs: net.outputSize,
+                                      labels: batchLabels, targets: batchTargets, grad: grad)
+            lossSum += l * Double(n)
+            correct += c
+            done += n
+        }
+        return EpochResult(loss: lossSum / Double(max(data.count, 1)),
+                           accuracy: net.task == .regression ? nil : Double(correct) / Double(max(data.count, 1)), samples: data.count)
+    }
+}

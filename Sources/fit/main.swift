@@ -1,0 +1,243 @@
+// fit: trains a network on a tensor stream and writes the model file.
+
+import ArgumentParser
+import Foundation
+import NeuralNet
+import TensorCore
+import TensorStream
+import ToolSupport
+
+struct Fit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fit",
+        abstract: "Train a network on a tensor stream and write a model file.",
+        discussion: """
+        The architecture is a preset (mlp, mnist-cnn, cifar-cnn), a file, or inline text with
+        one layer per line or ";" between layers (see fit(1)). Input shape and class count come
+        from the stream. After each epoch the model is written to -o atomically, so a killed
+        fit leaves the last complete epoch's model, never a partial file.
+
+        Examples:
+          tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz \\
+            | normalize --scale 255 | fit --model mnist-cnn --epochs 5 -o fashion.model
+          fit --model 'dense 64 relu; dense classes' --lr 0.01 --optimizer sgd -o m.model < train.tns
+          fit --resume fashion.model --epochs 2 -o fashion.model < train.tns
+        """,
+        version: toolVersion)
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write the model to FILE (atomically, after every epoch).", valueName: "file"))
+    var output: String
+
+    @Option(help: ArgumentHelp("Architecture: a preset (mlp, mnist-cnn, cifar-cnn), a file, or inline text.", valueName: "spec"))
+    var model: String?
+
+    @Option(help: ArgumentHelp("Continue training MODEL (its weights and optimizer state).", valueName: "model"))
+    var resume: String?
+
+    @Option(help: "Passes over the training data.")
+    var epochs: Int = 5
+
+    @Option(help: "Samples per gradient step.")
+    var batch: Int = 32
+
+    @Option(help: "Learning rate.")
+    var lr: Double = 0.001
+
+    @Option(help: ArgumentHelp("sgd, adam or adamw.", valueName: "name"))
+    var optimizer: String = "adam"
+
+    @Option(help: "SGD momentum.")
+    var momentum: Double = 0
+
+    @Flag(help: "SGD: Nesterov momentum.")
+    var nesterov = false
+
+    @Option(name: .customLong("weight-decay"), help: "Weight decay (L2 for sgd and adam, decoupled for adamw).")
+    var weightDecay: Double = 0
+
+    @Option(help: ArgumentHelp("Weight initialization: glorot (Keras's default) or he.", valueName: "scheme"))
+    var initialization: String = "glorot"
+
+    @Option(help: ArgumentHelp("Loss: ce (integer labels), bce (0/1 labels, one output), mse (float targets).", valueName: "loss"))
+    var loss: String?
+
+    @Option(help: ArgumentHelp("The input field.", valueName: "name"))
+    var input: String = "x"
+
+    @Option(help: ArgumentHelp("The target field.", valueName: "name"))
+    var target: String = "y"
+
+    @Option(name: .customLong("validation-split"), help: ArgumentHelp("Hold out this fraction (the last samples) for validation.", valueName: "f"))
+    var validationSplit: Double = 0
+
+    @Option(help: ArgumentHelp("A stream file to validate on after each epoch.", valueName: "file"))
+    var validation: String?
+
+    @Option(help: ArgumentHelp("Stop when validation loss has not improved for N epochs.", valueName: "n"))
+    var patience: Int?
+
+    @Option(help: "Seed for initialization, shuffling and dropout.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Threads for the math (default: all cores).")
+    var threads: Int?
+
+    @Option(help: ArgumentHelp("Append one JSON object per epoch to FILE.", valueName: "file"))
+    var log: String?
+
+    @Flag(name: .shortAndLong, help: "No progress bar and no per-epoch lines.")
+    var quiet = false
+
+    @Argument(help: ArgumentHelp("The training stream; stdin when none or \"-\".", valueName: "file"))
+    var file: String?
+
+    func validate() throws {
+        if model == nil && resume == nil { throw ValidationError("give --model SPEC (or --resume MODEL)") }
+        if model != nil && resume != nil { throw ValidationError("--model and --resume exclude each other") }
+        if epochs < 0 || epochs > 1_000_000 { throw ValidationError("--epochs takes 0…1000000") }
+        if batch < 1 || batch > 1 << 20 { throw ValidationError("--batch takes 1…1048576") }
+        if !(lr > 0 && lr.isFinite) { throw ValidationError("--lr takes a positive number") }
+        if OptimizerConfig.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer takes sgd, adam or adamw") }
+        if InitScheme(rawValue: initialization) == nil { throw ValidationError("--initialization takes glorot or he") }
+        if let l = loss, !["ce", "bce", "mse"].contains(l) { throw ValidationError("--loss takes ce, bce or mse") }
+        if !(validationSplit >= 0 && validationSplit < 1) { throw ValidationError("--validation-split takes a fraction in [0, 1)") }
+        if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads takes 1…256") }
+        if let p = patience, p < 1 { throw ValidationError("--patience takes a count ≥ 1") }
+        if !(momentum >= 0 && momentum < 1) || !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--momentum takes [0, 1) and --weight-decay a number ≥ 0") }
+    }
+
+    func architectureText() throws -> String {
+        let spec = model!
+        if let p = Architecture.presets[spec] { return p }
+        if spec.contains(";") || spec.contains("\n") || spec.contains(" ") { return spec }
+        guard let src = try? FileSource.open(spec) else {
+            throw ToolFailure(spec, "no such preset (\(Architecture.presets.keys.sorted().joined(separator: ", "))) or file", kind: .missingInput)
+        }
+        var buf = [UInt8](repeating: 0, count: 65_537)
+        let n = try buf.withUnsafeMutableBytes { try src.readFully(into: $0.baseAddress!, count: $0.count) }
+        guard n <= 65_536 else { throw ToolFailure(spec, "architecture file larger than 64 KiB") }
+        guard let text = String(validating: buf.prefix(n), as: UTF8.self) else { throw ToolFailure(spec, "architecture file is not UTF-8 text") }
+        return text
+    }
+
+    func run() throws {
+        Tool.run("fit") {
+            setBLASThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            var opt = OptimizerConfig()
+            opt.kind = OptimizerConfig.Kind(rawValue: optimizer)!
+            opt.learningRate = lr
+            opt.momentum = momentum
+            opt.nesterov = nesterov
+            opt.weightDecay = weightDecay
+            let arch = try resume == nil ? architectureText() : ""
+            let reader = try StreamReader(source: try FileSource.open(file ?? "-"))
+            let schema = reader.schema
+            guard let xf = schema.field(input) else {
+                throw ToolFailure(reader.source.name, "no input field '\(input)' (fields: \(schema.fields.map(\.name).joined(separator: ", ")))")
+            }
+            guard let yf = schema.field(target) else {
+                throw ToolFailure(reader.source.name, "no target field '\(target)'; fit needs labels (tensor-load x=… y=…)")
+            }
+            let m: Model
+            if let resume {
+                m = try Model.load(from: try FileSource.open(resume))
+                m.optimizerConfig.learningRate = lr
+            } else {
+                let task: Task = loss == "mse" || (loss == nil && yf.dtype.isFloatingPoint) ? .regression : loss == "bce" ? .binary : .classification
+                var classes = schema.classes(of: target) ?? []
+                if task == .classification && classes.isEmpty {
+                    throw ToolFailure(reader.source.name, "field '\(target)' has no class list (\(target).classes); name them with tensor-load --classes")
+                }
+                if task != .classification { classes = task == .binary ? (schema.classes(of: target) ?? ["0", "1"]) : [] }
+                do {
+                    m = try Model(architecture: arch, inputShape: xf.shape.dims.isEmpty ? [1] : xf.shape.dims, inputField: input,
+                                  inputDType: xf.dtype, targetField: target, classes: classes, task: task, optimizer: opt)
+                } catch let e as ArchitectureError {
+                    throw ToolFailure(model!, "\(e.location): \(e.problem)")
+                }
+                m.network.initialize(seed: seed, scheme: InitScheme(rawValue: initialization)!)
+            }
+            try checkSchema(m, schema, name: reader.source.name)
+            m.normalization = schema.metadata("\(input).normalize")
+            var data = try Dataset.read(reader, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count)
+            var val: Dataset?
+            if let v = validation {
+                let vr = try StreamReader(source: try FileSource.open(v))
+                try checkSchema(m, vr.schema, name: v)
+                val = try Dataset.read(vr, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count)
+            } else if validationSplit > 0 {
+                let cut = data.count - Int(Double(data.count) * validationSplit)
+                val = data.subset(Array(0..<data.count)[cut...])
+                data = data.subset(Array(0..<data.count)[..<cut])
+            }
+            guard data.count > 0 else { throw ToolFailure(reader.source.name, "no training samples") }
+            let trainer = Trainer(model: m, batchSize: batch, seed: seed)
+            var logSink: LogFile? = nil
+            if let log { logSink = try LogFile(path: log) }
+            var best = Double.infinity, since = 0
+            let first = m.epoch + 1
+            for e in first..<first + epochs {
+                let bar = Progress(label: "epoch \(e)", total: data.count, quiet: quiet)
+                let t0 = Date()
+                let r = try trainer.trainEpoch(data, epoch: e) { bar.update($0) }
+                bar.finish()
+                let secs = Date().timeIntervalSince(t0)
+                let v = val.map { trainer.evaluate($0) }
+                m.epoch = e
+                try m.save(to: output)
+                var line = String(format: "epoch %d: loss %.4f", e, r.loss)
+                var json = "{\"epoch\":\(e),\"loss\":\(jsonNumber(r.loss))"
+                if let a = r.accuracy { line += String(format: "  accuracy %.4f", a); json += ",\"accuracy\":\(jsonNumber(a))" }
+                if let v {
+                    line += String(format: "  val_loss %.4f", v.loss)
+                    json += ",\"val_loss\":\(jsonNumber(v.loss))"
+                    if let a = v.accuracy { line += String(format: "  val_accuracy %.4f", a); json += ",\"val_accuracy\":\(jsonNumber(a))" }
+                }
+                line += String(format: "  %.0f samples/s", Double(data.count) / max(secs, 1e-9))
+                json += ",\"samples_per_second\":\(jsonNumber(Double(data.count) / max(secs, 1e-9))),\"seconds\":\(jsonNumber(secs))}"
+                if !quiet { logLine("fit: " + line) }
+                try logSink?.append(json)
+                if let p = patience, let v {
+                    if v.loss < best { best = v.loss; since = 0 } else { since += 1 }
+                    if since >= p {
+                        if !quiet { logLine("fit: stopping early: validation loss has not improved for \(p) epochs") }
+                        break
+                    }
+                }
+            }
+            if epochs == 0 { try m.save(to: output) }
+        }
+    }
+
+    func checkSchema(_ m: Model, _ s: Schema, name: String) throws {
+        guard let f = s.field(m.inputField) else { throw ToolFailure(name, "no input field '\(m.inputField)'") }
+        let dims = f.shape.dims.isEmpty ? [1] : f.shape.dims
+        guard dims == m.network.inputShape else {
+            throw ToolFailure(name, "field '\(m.inputField)' is \(f.shape) but the model takes \(m.network.inputShape.map(String.init).joined(separator: "×"))")
+        }
+        if m.task == .classification, let c = s.classes(of: m.targetField), c != m.classes {
+            throw ToolFailure(name, "class names of '\(m.targetField)' (\(c.prefix(4).joined(separator: ", "))…) differ from the model's (\(m.classes.prefix(4).joined(separator: ", "))…)")
+        }
+    }
+
+    func jsonNumber(_ v: Double) -> String { v.isFinite ? String(format: "%.6g", v) : "null" }
+}
+
+/// A log file appended to line by line, each line flushed (so a killed fit keeps its log).
+final class LogFile {
+    let fd: Int32
+    let path: String
+    init(path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o666)
+        guard fd >= 0 else { throw IOError(name: path, operation: "", code: errno) }
+    }
+    deinit { close(fd) }
+    func append(_ line: String) throws {
+        let b = Array((line + "\n").utf8)
+        let n = b.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+        guard n == b.count else { throw IOError(name: path, operation: "write", code: n < 0 ? errno : EIO) }
+    }
+}
+
+Fit.main()

@@ -1,0 +1,119 @@
+// predict: applies a model to a stream; passes every field through and adds p and yhat.
+
+import ArgumentParser
+import Foundation
+import NeuralNet
+import TensorCore
+import TensorStream
+import ToolSupport
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Apply a model to a tensor stream: add class probabilities p and predictions yhat.",
+        discussion: """
+        Streams in constant memory. Every input field is passed through; p (f32, one per class)
+        and yhat (the predicted class, i64; for regression the predicted value, f32) are added,
+        the names score reads by default. An input that does not match what the model was
+        trained on (field, dtype, shape, normalization, class names) is refused, naming both.
+
+        Examples:
+          tensor-load x=t10k-images-idx3-ubyte.gz y=t10k-labels-idx1-ubyte.gz \\
+            | normalize --scale 255 | predict -m fashion.model | tensor-show
+          tensor-load photo.png | normalize --scale 255 | predict -m fashion.model --format text
+        """,
+        version: toolVersion)
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("The model file.", valueName: "file"))
+    var model: String
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write the stream to FILE (atomically) instead of stdout.", valueName: "file"))
+    var output: String?
+
+    @Option(help: ArgumentHelp("stream (default), csv or text.", valueName: "fmt"))
+    var format: String = "stream"
+
+    @Option(help: "Threads for the math (default: all cores).")
+    var threads: Int?
+
+    @Argument(help: ArgumentHelp("The input stream; stdin when none or \"-\".", valueName: "file"))
+    var file: String?
+
+    func validate() throws {
+        if !["stream", "csv", "text"].contains(format) { throw ValidationError("--format takes stream, csv or text") }
+        if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads takes 1…256") }
+    }
+
+    func run() throws {
+        Tool.run("predict") {
+            setBLASThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            let m = try Model.load(from: try FileSource.open(model))
+            let reader = try StreamReader(source: try FileSource.open(file ?? "-"))
+            let name = reader.source.name
+            let predictor = try Predictor(model: m, schema: reader.schema, input: name)
+            var schema = reader.schema
+            schema.fields += predictor.outputFields
+            if !m.classes.isEmpty && m.task != .regression { schema.setClasses(m.classes, of: "yhat") }
+            let out = try Output.open(output, binary: format == "stream")
+            do {
+                let writer = format == "stream" ? try StreamWriter(sink: out.sink, schema: schema) : nil
+                if format == "csv" {
+                    let cols = (m.task == .regression ? [] : (0..<predictor.outputs).map { "p_\($0)" }) + ["yhat"]
+                    try write(cols.joined(separator: ",") + "\n", to: out.sink)
+                }
+                var yhat = [UInt8](repeating: 0, count: 8)
+                var done = 0
+                while let b = try reader.next() {
+                    let xf = reader.schema.fields[predictor.inputIndex]
+                    let k = predictor.outputs
+                    let ybytes = m.task == .regression ? b.count * k * 4 : b.count * 8
+                    if yhat.count < ybytes { yhat = [UInt8](repeating: 0, count: ybytes) }
+                    try yhat.withUnsafeMutableBytes { yb in
+                        let p = try predictor.run(b.field(predictor.inputIndex), dtype: xf.dtype, count: b.count, firstSample: done, name: name, yhat: yb.baseAddress!)
+                        if let writer {
+                            var views = (0..<reader.schema.fields.count).map { b.field($0) }
+                            if m.task != .regression { views.append(UnsafeRawBufferPointer(start: p, count: b.count * k * 4)) }
+                            views.append(UnsafeRawBufferPointer(start: yb.baseAddress!, count: ybytes))
+                            try writer.write(count: b.count, fields: views)
+                        } else {
+                            try writeText(p: p, yhat: yb.baseAddress!, count: b.count, first: done, model: m, k: k, sink: out.sink)
+                        }
+                    }
+                    done += b.count
+                }
+                try writer?.finish()
+                try out.commit()
+            } catch {
+                out.abandon()
+                throw error
+            }
+        }
+    }
+
+    func write(_ s: String, to sink: ByteSink) throws {
+        var t = s
+        try t.withUTF8 { try sink.write(UnsafeRawBufferPointer($0)) }
+    }
+
+    func writeText(p: UnsafePointer<Float>, yhat: UnsafeRawPointer, count: Int, first: Int, model m: Model, k: Int, sink: ByteSink) throws {
+        var s = ""
+        for n in 0..<count {
+            if m.task == .regression {
+                let v = (0..<k).map { "\(yhat.load(fromByteOffset: 4 * (n * k + $0), as: Float.self))" }
+                s += format == "csv" ? v.joined(separator: ",") + "\n" : "\(first + n)\t" + v.joined(separator: " ") + "\n"
+                continue
+            }
+            let c = Int(yhat.load(fromByteOffset: 8 * n, as: Int64.self))
+            if format == "csv" {
+                s += (0..<k).map { "\(p[n * k + $0])" }.joined(separator: ",") + ",\(c)\n"
+            } else {
+                let pc = m.task == .binary ? (c == 1 ? p[n] : 1 - p[n]) : p[n * k + c]
+                let label = c < m.classes.count ? escapedForDisplay(m.classes[c]) : String(c)
+                s += "\(first + n)\t\(label)\t" + String(format: "%.4f", pc) + "\n"
+            }
+        }
+        try write(s, to: sink)
+    }
+}
+
+Predict.main()
