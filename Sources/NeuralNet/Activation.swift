@@ -20,11 +20,16 @@ public final class Activation<T: Real>: Layer<T> {
 
     public override var spec: String { kind == .leakyrelu ? "leakyrelu \(Double(alpha))" : kind.rawValue }
 
+    @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
         let n = batch * inputSize
         switch kind {
         case .relu:
-            for i in 0..<n { y[i] = x[i] > 0 ? x[i] : 0 }
+            if T.self == Float.self {
+                reluForward(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self), count: n)
+            } else {
+                for i in 0..<n { y[i] = x[i] > 0 ? x[i] : 0 }
+            }
         case .leakyrelu:
             for i in 0..<n { y[i] = x[i] > 0 ? x[i] : alpha * x[i] }
         case .sigmoid:
@@ -40,12 +45,18 @@ public final class Activation<T: Real>: Layer<T> {
         }
     }
 
+    @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         guard let dx else { return }
         let n = batch * inputSize
         switch kind {
         case .relu:
-            for i in 0..<n { dx[i] = x[i] > 0 ? dy[i] : 0 }
+            if T.self == Float.self {
+                reluBackward(UnsafeRawPointer(x).assumingMemoryBound(to: Float.self), UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self),
+                             UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self), count: n)
+            } else {
+                for i in 0..<n { dx[i] = x[i] > 0 ? dy[i] : 0 }
+            }
         case .leakyrelu:
             for i in 0..<n { dx[i] = x[i] > 0 ? dy[i] : alpha * dy[i] }
         case .sigmoid:
@@ -79,6 +90,7 @@ func sigmoid<T: Real>(_ v: T) -> T {
 }
 
 /// Row-wise softmax, stable (max subtracted).
+@_specialize(where T == Float)
 func softmaxRows<T: Real>(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, rows: Int, cols: Int) {
     for r in 0..<rows {
         let o = r * cols

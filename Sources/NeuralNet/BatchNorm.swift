@@ -13,6 +13,8 @@ public final class BatchNorm<T: Real>: Layer<T> {
     /// Whether the last forward normalized with the batch's statistics (training) or the
     /// running ones (inference, where the statistics are constants for backward).
     private var batchStatistics = true
+    /// Replicas in data-parallel training leave the running statistics to the primary.
+    var updatesRunningStatistics = true
 
     init(inputShape: [Int]) {
         C = inputShape.last!
@@ -23,6 +25,7 @@ public final class BatchNorm<T: Real>: Layer<T> {
     public override var trainableCount: Int { 2 * C }
     public override var spec: String { "batchnorm" }
 
+    @_specialize(where T == Float)
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
         params.update(repeating: 1, count: C)          // gamma
         (params + C).update(repeating: 0, count: C)    // beta
@@ -30,11 +33,13 @@ public final class BatchNorm<T: Real>: Layer<T> {
         (params + 3 * C).update(repeating: 1, count: C) // running variance
     }
 
+    @_specialize(where T == Float)
     override func reserve(batch: Int) {
         xhat.reserve(batch * inputSize)
         invStd.reserve(C)
     }
 
+    @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
         let rows = batch * inputSize / C
         let gamma: UnsafeMutablePointer<T> = params, beta = params + C, rmean = params + 2 * C, rvar = params + 3 * C
@@ -47,8 +52,10 @@ public final class BatchNorm<T: Real>: Layer<T> {
             for c in 0..<C {
                 v[c] /= T(rows)
                 inv[c] = 1 / T.sqrt(v[c] + epsilon)
-                rmean[c] = momentum * rmean[c] + (1 - momentum) * mean[c]
-                rvar[c] = momentum * rvar[c] + (1 - momentum) * v[c]
+                if updatesRunningStatistics {
+                    rmean[c] = momentum * rmean[c] + (1 - momentum) * mean[c]
+                    rvar[c] = momentum * rvar[c] + (1 - momentum) * v[c]
+                }
             }
             for r in 0..<rows {
                 for c in 0..<C {
@@ -70,6 +77,7 @@ public final class BatchNorm<T: Real>: Layer<T> {
         batchStatistics = training
     }
 
+    @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         let rows = batch * inputSize / C
         let gamma: UnsafeMutablePointer<T> = params, dgamma: UnsafeMutablePointer<T> = grads, dbeta = grads + C

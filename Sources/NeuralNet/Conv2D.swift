@@ -42,17 +42,20 @@ public final class Conv2D<T: Real>: Layer<T> {
         "conv \(filters) \(kh)x\(kw)" + (stride != 1 ? " stride=\(stride)" : "") + (padding != .valid ? " padding=\(padding.rawValue)" : "")
     }
 
+    @_specialize(where T == Float)
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
         initWeights(params, count: K * filters, fanIn: K, fanOut: kh * kw * filters, scheme: scheme, rng: &rng)
         (params + K * filters).update(repeating: 0, count: filters)
     }
 
+    @_specialize(where T == Float)
     override func reserve(batch: Int) {
         col.reserve(batch * OH * OW * K)
         dcol.reserve(batch * OH * OW * K)
     }
 
     /// col[(n·OH + oh)·OW + ow][(i·KW + j)·C + c] = x[n][oh·S + i − pt][ow·S + j − pl][c], or 0 outside.
+    @_specialize(where T == Float)
     func im2col(_ x: UnsafePointer<T>, _ col: UnsafeMutablePointer<T>, batch: Int) {
         var r = col
         for n in 0..<batch {
@@ -77,6 +80,7 @@ public final class Conv2D<T: Real>: Layer<T> {
     }
 
     /// The adjoint of im2col: adds each column entry back into dx.
+    @_specialize(where T == Float)
     func col2im(_ col: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, batch: Int) {
         dx.update(repeating: 0, count: batch * H * W * C)
         var r = col
@@ -100,6 +104,7 @@ public final class Conv2D<T: Real>: Layer<T> {
         }
     }
 
+    @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
         let M = batch * OH * OW, F = filters
         im2col(x, col.pointer, batch: batch)
@@ -108,6 +113,7 @@ public final class Conv2D<T: Real>: Layer<T> {
         T.gemm(transA: false, transB: false, m: M, n: F, k: K, alpha: 1, a: col.pointer, lda: K, b: params, ldb: F, beta: 1, c: y, ldc: F)
     }
 
+    @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         let M = batch * OH * OW, F = filters
         // col still holds this batch's im2col from forward.

@@ -13,11 +13,13 @@ public final class Dense<T: Real>: Layer<T> {
     public override var parameterCount: Int { inputSize * units + units }
     public override var spec: String { "dense \(units)" }
 
+    @_specialize(where T == Float)
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
         initWeights(params, count: inputSize * units, fanIn: inputSize, fanOut: units, scheme: scheme, rng: &rng)
         (params + inputSize * units).update(repeating: 0, count: units)
     }
 
+    @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
         let I = inputSize, O = units
         let b = params + I * O
@@ -25,6 +27,7 @@ public final class Dense<T: Real>: Layer<T> {
         T.gemm(transA: false, transB: false, m: batch, n: O, k: I, alpha: 1, a: x, lda: I, b: params, ldb: O, beta: 1, c: y, ldc: O)
     }
 
+    @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         let I = inputSize, O = units
         // dW += xᵀ·dy ; db += Σ_n dy ; dx = dy·Wᵀ
@@ -48,10 +51,12 @@ public final class Flatten<T: Real>: Layer<T> {
 
     public override var spec: String { "flatten" }
 
+    @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
         y.update(from: x, count: batch * inputSize)
     }
 
+    @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         dx?.update(from: dy, count: batch * inputSize)
     }
@@ -71,8 +76,10 @@ public final class Dropout<T: Real>: Layer<T> {
 
     public override var spec: String { "dropout \(rate)" }
 
+    @_specialize(where T == Float)
     override func reserve(batch: Int) { mask.reserve(batch * inputSize) }
 
+    @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
         let n = batch * inputSize
         masked = training && rate > 0
@@ -89,6 +96,7 @@ public final class Dropout<T: Real>: Layer<T> {
         }
     }
 
+    @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         guard let dx else { return }
         guard masked else { dx.update(from: dy, count: batch * inputSize); return }

@@ -33,8 +33,23 @@ public final class Network<T: Real> {
 
     /// Builds the layers. A trailing softmax (classification) or sigmoid (binary) is the output
     /// head: the loss applies it, fused; `classes` replaces "dense classes".
-    public init(specs: [LayerSpec], inputShape: [Int], classes: Int, task: Task) throws {
+    private let ownsParameters: Bool
+    public let classCount: Int
+
+    public convenience init(specs: [LayerSpec], inputShape: [Int], classes: Int, task: Task) throws {
+        try self.init(specs: specs, inputShape: inputShape, classes: classes, task: task, sharing: nil)
+    }
+
+    /// A replica for data-parallel training: the same layers over the same parameters
+    /// (shared, not copied), with gradients and activations of its own.
+    public func replica() -> Network<T> {
+        // The specs were valid for this network, so they are for its replica.
+        try! Network(specs: specs, inputShape: inputShape, classes: classCount, task: task, sharing: params)  // trap-ok: same specs
+    }
+
+    init(specs: [LayerSpec], inputShape: [Int], classes: Int, task: Task, sharing: UnsafeMutablePointer<T>?) throws {
         self.specs = specs
+        classCount = classes
         self.inputShape = inputShape
         self.task = task
         var body = specs
@@ -94,16 +109,24 @@ public final class Network<T: Real> {
         }
         slices = sl
         parameterCount = total
-        params = .allocate(capacity: max(total, 1))
+        ownsParameters = sharing == nil
+        if let sharing {
+            params = sharing
+        } else {
+            params = .allocate(capacity: max(total, 1))
+            params.initialize(repeating: 0, count: max(total, 1))
+        }
         grads = .allocate(capacity: max(total, 1))
-        params.initialize(repeating: 0, count: max(total, 1))
         grads.initialize(repeating: 0, count: max(total, 1))
-        for (l, s) in zip(ls, sl) { l.bind(params: params + s.0, grads: grads + s.0) }
+        for (l, s) in zip(ls, sl) {
+            l.bind(params: params + s.0, grads: grads + s.0)
+            (l as? BatchNorm<T>)?.updatesRunningStatistics = sharing == nil
+        }
         outputs = ls.map { _ in Scratch<T>() }
     }
 
     deinit {
-        params.deallocate()
+        if ownsParameters { params.deallocate() }
         grads.deallocate()
     }
 
@@ -114,6 +137,7 @@ public final class Network<T: Real> {
     }
 
     /// Makes every buffer large enough for batches of `n`.
+    @_specialize(where T == Float)
     public func reserve(batch n: Int) {
         guard n > capacity else { return }
         var maxSize = inputSize
@@ -129,6 +153,7 @@ public final class Network<T: Real> {
 
     /// Runs the layers; returns the pre-head output (logits for classifiers), `batch × outputSize`.
     @discardableResult
+    @_specialize(where T == Float)
     public func forward(_ x: UnsafePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) -> UnsafePointer<T> {
         reserve(batch: batch)
         var input = x
@@ -139,9 +164,11 @@ public final class Network<T: Real> {
         return input
     }
 
+    @_specialize(where T == Float)
     public func zeroGradients() { grads.update(repeating: 0, count: parameterCount) }
 
     /// Backpropagates `dOut` (∂L/∂output of the last forward) and accumulates parameter gradients.
+    @_specialize(where T == Float)
     public func backward(_ x: UnsafePointer<T>, dOut: UnsafePointer<T>, batch: Int) {
         var dy = dOut
         var useA = true
@@ -164,6 +191,7 @@ public enum Loss {
     /// Mean loss over the batch; writes ∂L/∂output into `grad` and counts correct predictions.
     /// `labels` holds class indices (classification, binary as 0/1) and `targets` values
     /// (regression, `batch × outputs`).
+    @_specialize(where T == Float)
     public static func compute<T: Real>(task: Task, output: UnsafePointer<T>, batch: Int, outputs: Int,
                                         labels: UnsafePointer<Int32>?, targets: UnsafePointer<T>?,
                                         grad: UnsafeMutablePointer<T>) -> (loss: Double, correct: Int) {
@@ -204,6 +232,7 @@ public enum Loss {
     }
 
     /// The served output: probabilities for classifiers, values for regression.
+    @_specialize(where T == Float)
     public static func head<T: Real>(task: Task, output: UnsafePointer<T>, batch: Int, outputs: Int, into p: UnsafeMutablePointer<T>) {
         switch task {
         case .classification: softmaxRows(output, p, rows: batch, cols: outputs)

@@ -50,6 +50,7 @@ public final class Optimizer<T: Real> {
     }
 
     /// One update of `params` from `grads` over the trainable `ranges`.
+    @_specialize(where T == Float)
     public func update(params p: UnsafeMutablePointer<T>, grads g: UnsafePointer<T>, ranges: [Range<Int>]) {
         step += 1
         let lr = T(config.learningRate), wd = T(config.weightDecay)

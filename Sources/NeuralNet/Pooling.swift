@@ -7,8 +7,8 @@ public final class Pool2D<T: Real>: Layer<T> {
     public enum Kind: String, Sendable { case max, average }
     public let kind: Kind, size: Int, stride: Int
     let H: Int, W: Int, C: Int, OH: Int, OW: Int
-    private var argmax: UnsafeMutablePointer<Int32> = .allocate(capacity: 1)
-    private var argmaxCapacity = 1
+    /// Per channel: whether the window's gradient has been routed (max pooling backward).
+    private let routed = Scratch<T>()
 
     init(inputShape: [Int], kind: Kind, size: Int, stride: Int) {
         self.kind = kind
@@ -20,66 +20,67 @@ public final class Pool2D<T: Real>: Layer<T> {
         super.init(inputShape: inputShape, outputShape: [OH, OW, C])
     }
 
-    deinit { argmax.deallocate() }
-
     public override var spec: String {
         (kind == .max ? "maxpool" : "avgpool") + " \(size)" + (stride != size ? " stride=\(stride)" : "")
     }
 
-    override func reserve(batch: Int) {
-        let n = batch * OH * OW * C
-        if kind == .max && n > argmaxCapacity {
-            argmax.deallocate()
-            argmax = .allocate(capacity: n)
-            argmaxCapacity = n
-        }
-    }
+    @_specialize(where T == Float)
+    override func reserve(batch: Int) { routed.reserve(C) }
 
+    // Channels are innermost, so every step below runs over C contiguous values.
+    @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
         let inv = 1 / T(size * size)
         for n in 0..<batch {
             let xn = x + n * H * W * C
             for oh in 0..<OH {
                 for ow in 0..<OW {
-                    let o = ((n * OH + oh) * OW + ow) * C
-                    for c in 0..<C {
-                        var best = -T.infinity, at = 0, sum: T = 0
-                        for i in 0..<size {
-                            for j in 0..<size {
-                                let k = ((oh * stride + i) * W + ow * stride + j) * C + c
-                                let v = xn[k]
-                                sum += v
-                                if v > best || (i == 0 && j == 0) { best = v; at = k }
+                    let o = y + ((n * OH + oh) * OW + ow) * C
+                    o.update(from: xn + ((oh * stride) * W + ow * stride) * C, count: C)
+                    for i in 0..<size {
+                        for j in 0..<size where i != 0 || j != 0 {
+                            let p = xn + ((oh * stride + i) * W + ow * stride + j) * C
+                            if kind == .max {
+                                for c in 0..<C { o[c] = p[c] > o[c] ? p[c] : o[c] }
+                            } else {
+                                for c in 0..<C { o[c] += p[c] }
                             }
                         }
-                        if kind == .max {
-                            y[o + c] = best
-                            argmax[o + c] = Int32(at)
-                        } else {
-                            y[o + c] = sum * inv
-                        }
                     }
+                    if kind == .average { for c in 0..<C { o[c] *= inv } }
                 }
             }
         }
     }
 
+    /// Max pooling routes each window's gradient to the first position holding the maximum
+    /// (found again by comparing with the output, rather than storing indices in forward).
+    @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         guard let dx else { return }
         dx.update(repeating: 0, count: batch * H * W * C)
         let inv = 1 / T(size * size)
+        let done = routed.pointer
         for n in 0..<batch {
-            let dn = dx + n * H * W * C
+            let xn = x + n * H * W * C, dn = dx + n * H * W * C
             for oh in 0..<OH {
                 for ow in 0..<OW {
                     let o = ((n * OH + oh) * OW + ow) * C
-                    for c in 0..<C {
-                        if kind == .max {
-                            dn[Int(argmax[o + c])] += dy[o + c]
-                        } else {
-                            let g = dy[o + c] * inv
-                            for i in 0..<size {
-                                for j in 0..<size { dn[((oh * stride + i) * W + ow * stride + j) * C + c] += g }
+                    let yo = y + o, g = dy + o
+                    if kind == .max { done.update(repeating: 0, count: C) }
+                    for i in 0..<size {
+                        for j in 0..<size {
+                            let k = ((oh * stride + i) * W + ow * stride + j) * C
+                            let p = xn + k, d = dn + k
+                            if kind == .max {
+                                // Branch-free, so the loop vectorizes.
+                                for c in 0..<C {
+                                    let hit: T = (p[c] == yo[c] ? 1 : 0) * (1 - done[c])
+                                    d[c] += hit * g[c]
+                                    done[c] += hit
+                                }
+                            } else {
+                                for c in 0..<C { d[c] += g[c] * inv }
                             }
                         }
                     }
@@ -97,6 +98,7 @@ public final class GlobalAveragePool<T: Real>: Layer<T> {
     public override var spec: String { "globalavgpool" }
     var positions: Int { inputSize / outputSize }
 
+    @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
         let C = outputSize, P = positions, inv = 1 / T(P)
         for n in 0..<batch {
@@ -110,6 +112,7 @@ public final class GlobalAveragePool<T: Real>: Layer<T> {
         }
     }
 
+    @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         guard let dx else { return }
         let C = outputSize, P = positions, inv = 1 / T(P)

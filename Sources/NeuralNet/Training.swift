@@ -127,48 +127,115 @@ public struct EpochResult {
     public var samples: Int
 }
 
-/// Runs mini-batch training of a model on a dataset.
-public final class Trainer {
-    public let model: Model
-    public let batchSize: Int
-    private let batchX: UnsafeMutablePointer<Float>
-    private let batchLabels: UnsafeMutablePointer<Int32>
-    private let batchTargets: UnsafeMutablePointer<Float>
-    private let grad: UnsafeMutablePointer<Float>
-    public var rng: SeededRandom
+/// One data-parallel worker: a network replica and its batch buffers.
+final class Shard {
+    let net: Network<Float>
+    let x: UnsafeMutablePointer<Float>
+    let labels: UnsafeMutablePointer<Int32>
+    let targets: UnsafeMutablePointer<Float>
+    let grad: UnsafeMutablePointer<Float>
+    var rng: SeededRandom
+    var loss = 0.0, correct = 0, count = 0
 
-    public init(model: Model, batchSize: Int, seed: UInt64) {
-        self.model = model
-        self.batchSize = batchSize
-        let net = model.network
-        batchX = .allocate(capacity: batchSize * net.inputSize)
-        batchLabels = .allocate(capacity: batchSize)
-        batchTargets = .allocate(capacity: batchSize * max(net.outputSize, 1))
-        grad = .allocate(capacity: batchSize * max(net.outputSize, 1))
-        rng = SeededRandom(seed: seed &+ 0x5EED)
-        net.reserve(batch: batchSize)
-        if model.optimizer == nil { model.optimizer = Optimizer<Float>(config: model.optimizerConfig, count: net.parameterCount) }
+    init(net: Network<Float>, capacity: Int, seed: UInt64) {
+        self.net = net
+        x = .allocate(capacity: max(capacity * net.inputSize, 1))
+        labels = .allocate(capacity: max(capacity, 1))
+        targets = .allocate(capacity: max(capacity * net.outputSize, 1))
+        grad = .allocate(capacity: max(capacity * net.outputSize, 1))
+        rng = SeededRandom(seed: seed)
+        net.reserve(batch: max(capacity, 1))
     }
 
     deinit {
-        batchX.deallocate()
-        batchLabels.deallocate()
-        batchTargets.deallocate()
+        x.deallocate()
+        labels.deallocate()
+        targets.deallocate()
         grad.deallocate()
     }
 
-    private func gather(_ d: Dataset, _ idx: ArraySlice<Int>) {
+    /// Copies the samples at `idx` into this shard's buffers.
+    func gather(_ d: Dataset, _ idx: ArraySlice<Int>) {
         let s = d.inputSize
         d.x.withUnsafeBufferPointer { xp in
-            for (k, i) in idx.enumerated() { (batchX + k * s).update(from: xp.baseAddress! + i * s, count: s) }
+            for (k, i) in idx.enumerated() { (x + k * s).update(from: xp.baseAddress! + i * s, count: s) }
         }
-        if !d.labels.isEmpty { for (k, i) in idx.enumerated() { batchLabels[k] = d.labels[i] } }
+        if !d.labels.isEmpty { for (k, i) in idx.enumerated() { labels[k] = d.labels[i] } }
         if !d.targets.isEmpty {
             let t = d.targetSize
             d.targets.withUnsafeBufferPointer { tp in
-                for (k, i) in idx.enumerated() { (batchTargets + k * t).update(from: tp.baseAddress! + i * t, count: t) }
+                for (k, i) in idx.enumerated() { (targets + k * t).update(from: tp.baseAddress! + i * t, count: t) }
             }
         }
+        count = idx.count
+    }
+
+    /// Forward and loss; with `train`, backward too, its gradient weighted by `weight`
+    /// (this shard's share of the batch), so that shard gradients sum to the batch mean's.
+    func step(train: Bool, weight: Float) {
+        let out = net.forward(x, batch: count, training: train, rng: &rng)
+        let (l, c) = Loss.compute(task: net.task, output: out, batch: count, outputs: net.outputSize,
+                                  labels: labels, targets: targets, grad: grad)
+        loss = l
+        correct = c
+        guard train else { return }
+        if weight != 1 { for i in 0..<count * net.outputSize { grad[i] *= weight } }
+        net.zeroGradients()
+        net.backward(x, dOut: grad, batch: count)
+    }
+}
+
+/// Runs mini-batch training of a model on a dataset. With `threads` > 1 every batch is split
+/// across network replicas that share the parameters (data parallelism), each calling a
+/// single-threaded BLAS: on small convolution shapes that beats a multi-threaded BLAS. Results
+/// are reproducible for a fixed seed and thread count.
+public final class Trainer {
+    public let model: Model
+    public let batchSize: Int
+    public let threads: Int
+    private var shards: [Shard]
+    public var rng: SeededRandom
+
+    public init(model: Model, batchSize: Int, seed: UInt64, threads: Int = 1) {
+        self.model = model
+        self.batchSize = batchSize
+        let t = max(1, min(threads, batchSize))
+        self.threads = t
+        let per = (batchSize + t - 1) / t
+        let net = model.network
+        shards = (0..<t).map { k in Shard(net: k == 0 ? net : net.replica(), capacity: per, seed: seed &+ 0x5EED &+ UInt64(k)) }
+        rng = SeededRandom(seed: seed &+ 0x5EED)
+        setBLASThreads(1)
+        if model.optimizer == nil { model.optimizer = Optimizer<Float>(config: model.optimizerConfig, count: net.parameterCount) }
+    }
+
+    /// Splits `idx` across the shards and runs them; returns the shards used.
+    private func run(_ data: Dataset, _ idx: ArraySlice<Int>, train: Bool) -> ArraySlice<Shard> {
+        let n = idx.count
+        let used = min(threads, n)
+        var start = idx.startIndex
+        for k in 0..<used {
+            let size = n / used + (k < n % used ? 1 : 0)
+            shards[k].gather(data, idx[start..<start + size])
+            start += size
+        }
+        let active = shards[0..<used]
+        if used == 1 {
+            active[0].step(train: train, weight: 1)
+        } else {
+            DispatchQueue.concurrentPerform(iterations: used) { k in
+                let s = active[k]
+                s.step(train: train, weight: Float(s.count) / Float(n))
+            }
+        }
+        if train && used > 1 {
+            let P = model.network.parameterCount, g = shards[0].net.grads
+            for k in 1..<used {
+                let h = shards[k].net.grads
+                for i in 0..<P { g[i] += h[i] }
+            }
+        }
+        return active
     }
 
     /// One pass over `data` in a freshly shuffled order; `progress(samplesDone)` after each batch.
@@ -179,17 +246,13 @@ public final class Trainer {
         var lossSum = 0.0, correct = 0, done = 0, batchNo = 0
         while done < data.count {
             let n = min(batchSize, data.count - done)
-            gather(data, order[done..<done + n])
-            let out = net.forward(batchX, batch: n, training: true, rng: &rng)
-            let (l, c) = Loss.compute(task: net.task, output: out, batch: n, outputs: net.outputSize,
-                                      labels: batchLabels, targets: batchTargets, grad: grad)
+            let used = run(data, order[done..<done + n], train: true)
             batchNo += 1
+            let l = used.reduce(0.0) { $0 + $1.loss * Double($1.count) }
             guard l.isFinite else { throw DivergedError(epoch: epoch, batch: batchNo) }
-            net.zeroGradients()
-            net.backward(batchX, dOut: grad, batch: n)
             opt.update(params: net.params, grads: net.grads, ranges: net.trainableRanges)
-            lossSum += l * Double(n)
-            correct += c
+            lossSum += l
+            correct += used.reduce(0) { $0 + $1.correct }
             done += n
             progress(done)
         }
@@ -199,19 +262,16 @@ public final class Trainer {
 
     /// Loss and accuracy on `data` in inference mode.
     public func evaluate(_ data: Dataset) -> EpochResult {
-        let net = model.network
         var lossSum = 0.0, correct = 0, done = 0
+        let all = Array(0..<data.count)
         while done < data.count {
             let n = min(batchSize, data.count - done)
-            gather(data, (done..<done + n).map { $0 }[...])
-            let out = net.forward(batchX, batch: n, training: false, rng: &rng)
-            let (l, c) = Loss.compute(task: net.task, output: out, batch: n, outputs: net.outputSize,
-                                      labels: batchLabels, targets: batchTargets, grad: grad)
-            lossSum += l * Double(n)
-            correct += c
+            let used = run(data, all[done..<done + n], train: false)
+            lossSum += used.reduce(0.0) { $0 + $1.loss * Double($1.count) }
+            correct += used.reduce(0) { $0 + $1.correct }
             done += n
         }
         return EpochResult(loss: lossSum / Double(max(data.count, 1)),
-                           accuracy: net.task == .regression ? nil : Double(correct) / Double(max(data.count, 1)), samples: data.count)
+                           accuracy: model.task == .regression ? nil : Double(correct) / Double(max(data.count, 1)), samples: data.count)
     }
 }

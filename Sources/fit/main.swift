@@ -171,7 +171,7 @@ struct Fit: ParsableCommand {
                 data = data.subset(Array(0..<data.count)[..<cut])
             }
             guard data.count > 0 else { throw ToolFailure(reader.source.name, "no training samples") }
-            let trainer = Trainer(model: m, batchSize: batch, seed: seed)
+            let trainer = Trainer(model: m, batchSize: batch, seed: seed, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
             var logSink: LogFile? = nil
             if let log { logSink = try LogFile(path: log) }
             var best = Double.infinity, since = 0
