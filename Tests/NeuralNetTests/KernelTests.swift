@@ -1,0 +1,232 @@
+// Kernels and building blocks against naive references and hand-computed values.
+
+@testable import NeuralNet
+import TensorCore
+import TensorStream
+import XCTest
+
+final class KernelTests: XCTestCase {
+    /// Direct convolution, channels-last, the definition the im2col path must match.
+    func naiveConv(_ x: [Float], H: Int, W: Int, C: Int, w: [Float], b: [Float], F: Int, kh: Int, kw: Int, stride: Int, padding: Padding, batch: Int) -> [Float] {
+        let (OH, pt) = convGeometry(size: H, kernel: kh, stride: stride, padding: padding)
+        let (OW, pl) = convGeometry(size: W, kernel: kw, stride: stride, padding: padding)
+        var y = [Float](repeating: 0, count: batch * OH * OW * F)
+        for n in 0..<batch { for oh in 0..<OH { for ow in 0..<OW { for f in 0..<F {
+            var s = Double(b[f])
+            for i in 0..<kh { for j in 0..<kw { for c in 0..<C {
+                let ih = oh * stride + i - pt, iw = ow * stride + j - pl
+                guard ih >= 0, ih < H, iw >= 0, iw < W else { continue }
+                s += Double(x[((n * H + ih) * W + iw) * C + c]) * Double(w[((i * kw + j) * C + c) * F + f])
+            } } }
+            y[((n * OH + oh) * OW + ow) * F + f] = Float(s)
+        } } } }
+        return y
+    }
+
+    func testConvolutionMatchesDirectReference() {
+        var rng = SeededRandom(seed: 3)
+        for (H, W, C, F, kh, kw, s, p) in [(8, 8, 1, 4, 3, 3, 1, Padding.valid), (7, 9, 3, 5, 3, 3, 2, .same), (6, 6, 2, 3, 5, 5, 1, .same), (5, 5, 4, 2, 1, 1, 1, .valid)] {
+            let batch = 3
+            let conv = Conv2D<Float>(inputShape: [H, W, C], filters: F, kernel: (kh, kw), stride: s, padding: p)
+            var params = (0..<conv.parameterCount).map { _ in Float(rng.nextGaussian()) }
+            var grads = [Float](repeating: 0, count: conv.parameterCount)
+            let x = (0..<batch * H * W * C).map { _ in Float(rng.nextGaussian()) }
+            var y = [Float](repeating: 0, count: batch * conv.outputSize)
+            params.withUnsafeMutableBufferPointer { pp in grads.withUnsafeMutableBufferPointer { gp in
+                conv.bind(params: pp.baseAddress!, grads: gp.baseAddress!)
+                conv.reserve(batch: batch)
+                var r = SeededRandom(seed: 0)
+                conv.forward(x, &y, batch: batch, training: true, rng: &r)
+            } }
+            let K = kh * kw * C
+            let ref = naiveConv(x, H: H, W: W, C: C, w: Array(params[0..<K * F]), b: Array(params[(K * F)...]), F: F, kh: kh, kw: kw, stride: s, padding: p, batch: batch)
+            XCTAssertEqual(y.count, ref.count, "output shape")
+            let diff = zip(y, ref).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(diff, 1e-4, "\(H)x\(W)x\(C) k\(kh)x\(kw) s\(s) \(p): first \(Array(y.prefix(3))) vs \(Array(ref.prefix(3)))")
+        }
+    }
+
+    func testPoolingMatchesNaiveReference() {
+        var rng = SeededRandom(seed: 4)
+        let (H, W, C, P, S, batch) = (7, 6, 3, 2, 2, 2)
+        for kind in [Pool2D<Float>.Kind.max, .average] {
+            let pool = Pool2D<Float>(inputShape: [H, W, C], kind: kind, size: P, stride: S)
+            let x = (0..<batch * H * W * C).map { _ in Float(rng.nextGaussian()) }
+            var y = [Float](repeating: 0, count: batch * pool.outputSize)
+            var r = SeededRandom(seed: 0)
+            pool.reserve(batch: batch)
+            pool.forward(x, &y, batch: batch, training: false, rng: &r)
+            for n in 0..<batch { for oh in 0..<pool.OH { for ow in 0..<pool.OW { for c in 0..<C {
+                var vals: [Float] = []
+                for i in 0..<P { for j in 0..<P { vals.append(x[((n * H + oh * S + i) * W + ow * S + j) * C + c]) } }
+                let want = kind == .max ? vals.max()! : vals.reduce(0, +) / Float(vals.count)
+                XCTAssertEqual(y[((n * pool.OH + oh) * pool.OW + ow) * C + c], want, accuracy: 1e-6)
+            } } } }
+        }
+    }
+
+    func testReluKernelsMatchScalarDefinition() {
+        let x: [Float] = (0..<37).map { Float($0 - 18) * 0.5 }
+        let dy: [Float] = (0..<37).map { Float($0) }
+        var y = [Float](repeating: 9, count: 37), dx = [Float](repeating: 9, count: 37)
+        reluForward(x, &y, count: 37)
+        reluBackward(x, dy, &dx, count: 37)
+        XCTAssertEqual(y, x.map { max($0, 0) })
+        XCTAssertEqual(dx, zip(x, dy).map { $0 > 0 ? $1 : 0 })
+    }
+
+    // MARK: Optimizers, against steps computed by hand
+
+    func step(_ c: OptimizerConfig, p0: [Float], grads: [[Float]]) -> [Float] {
+        var p = p0
+        let o = Optimizer<Float>(config: c, count: p.count)
+        for g in grads { o.update(params: &p, grads: g, ranges: [0..<p.count]) }
+        return p
+    }
+
+    func testSGDPlainMomentumNesterovAndDecay() {
+        var c = OptimizerConfig()
+        c.kind = .sgd
+        c.learningRate = 0.1
+        XCTAssertEqual(step(c, p0: [1, -2], grads: [[0.5, 1]]), [0.95, -2.1])
+        c.momentum = 0.9
+        // v1 = g1 = 0.5 → p = 1 − 0.05 = 0.95; v2 = 0.9·0.5 + 0.5 = 0.95 → p = 0.95 − 0.095 = 0.855
+        XCTAssertEqual(step(c, p0: [1], grads: [[0.5], [0.5]])[0], 0.855, accuracy: 1e-6)
+        c.nesterov = true
+        // step 1: v = 0.5, d = 0.5 + 0.9·0.5 = 0.95 → 0.905; step 2: v = 0.95, d = 0.5 + 0.855 = 1.355 → 0.7695
+        XCTAssertEqual(step(c, p0: [1], grads: [[0.5], [0.5]])[0], 0.7695, accuracy: 1e-6)
+        c = OptimizerConfig()
+        c.kind = .sgd
+        c.learningRate = 0.1
+        c.weightDecay = 0.01
+        // d = 0.5 + 0.01·2 = 0.52 → 2 − 0.052
+        XCTAssertEqual(step(c, p0: [2], grads: [[0.5]])[0], 1.948, accuracy: 1e-6)
+    }
+
+    func testAdamAndAdamW() {
+        var c = OptimizerConfig()
+        c.learningRate = 0.01
+        c.epsilon = 1e-8
+        // Adam's first step moves each parameter by lr·sign(g) (bias correction makes m̂/√v̂ = ±1).
+        let p1 = step(c, p0: [1, 1], grads: [[0.3, -4]])
+        XCTAssertEqual(p1[0], 0.99, accuracy: 1e-6)
+        XCTAssertEqual(p1[1], 1.01, accuracy: 1e-6)
+        // Second step with g = 0.1 after 0.3: m = 0.9·0.03 + 0.1·0.1 = 0.037, v = 0.999·0.00009 + 0.001·0.01 = 0.00009991
+        // m̂ = 0.037/0.19 = 0.19473684, v̂ = 0.00009991/0.001999 = 0.04997999 → step 0.01·0.19473684/0.22356205 = 0.00871064
+        XCTAssertEqual(step(c, p0: [1], grads: [[0.3], [0.1]])[0], 0.99 - 0.0087106, accuracy: 1e-6)
+        c.kind = .adamw
+        c.weightDecay = 0.1
+        // Decoupled: p ← p − lr·wd·p = 1 − 0.001, then the Adam step −0.01.
+        XCTAssertEqual(step(c, p0: [1], grads: [[0.3]])[0], 0.989, accuracy: 1e-6)
+        c.kind = .adam
+        // L2: g = 0.3 + 0.1 = 0.4; still sign-sized first step.
+        XCTAssertEqual(step(c, p0: [1], grads: [[0.3]])[0], 0.99, accuracy: 1e-6)
+    }
+
+    // MARK: Architecture text
+
+    func testPresetsBuildTheSeedNetworks() throws {
+        let cnn = try Network<Float>(specs: try Architecture.parse(Architecture.presets["mnist-cnn"]!), inputShape: [28, 28, 1], classes: 10, task: .classification)
+        // conv 3·3·1·32+32, conv 3·3·32·64+64, dense 1600·64+64, dense 64·10+10.
+        XCTAssertEqual(cnn.parameterCount, 320 + 18_496 + 102_464 + 650)
+        XCTAssertEqual(cnn.outputSize, 10)
+        let mlp = try Network<Float>(specs: try Architecture.parse(Architecture.presets["mlp"]!), inputShape: [28, 28, 1], classes: 10, task: .classification)
+        XCTAssertEqual(mlp.parameterCount, 784 * 128 + 128 + 1290)
+        let cifar = try Network<Float>(specs: try Architecture.parse(Architecture.presets["cifar-cnn"]!), inputShape: [32, 32, 3], classes: 10, task: .classification)
+        XCTAssertEqual(cifar.layers.first?.outputShape, [30, 30, 64])
+    }
+
+    func testArchitectureTextRoundTripsAndRefusesNonsense() throws {
+        let text = "conv 8 3x3 stride=2 padding=same relu; batchnorm\nmaxpool 2 # comment\ndropout 0.25; flatten; dense 16 gelu; leakyrelu 0.2; dense classes softmax"
+        let specs = try Architecture.parse(text)
+        XCTAssertEqual(try Architecture.parse(Architecture.text(specs)), specs)
+        for bad in ["dense", "dense 99999999999999999999", "dense -3", "conv 8", "frobnicate 3", "dense 10 relu relu",
+                    "include /etc/passwd", "dense 10 init=/etc/x", "dropout 1.5", "conv 8 3x3 padding=../x", "maxpool 0", ""] {
+            XCTAssertThrowsError(try Architecture.parse(bad), "'\(bad)' accepted") { e in
+                XCTAssertEqual((e as? DiagnosticError)?.kind, .badData)
+            }
+        }
+        XCTAssertThrowsError(try Network<Float>(specs: try Architecture.parse("conv 8 30x30"), inputShape: [28, 28, 1], classes: 10, task: .classification))
+        XCTAssertThrowsError(try Network<Float>(specs: try Architecture.parse("dense 1"), inputShape: [4], classes: 3, task: .classification))
+    }
+
+    // MARK: Training and the model file
+
+    /// Two Gaussian blobs per class in 4-D; a linearly separable toy problem.
+    func toyData(n: Int, seed: UInt64) -> Dataset {
+        var rng = SeededRandom(seed: seed)
+        var d = Dataset(inputShape: [4])
+        for i in 0..<n {
+            let k = Int32(i % 3)
+            d.labels.append(k)
+            for j in 0..<4 { d.x.append(Float(rng.nextGaussian() * 0.3) + (j == Int(k) ? 2 : 0)) }
+        }
+        d.count = n
+        return d
+    }
+
+    func makeModel() throws -> Model {
+        try Model(architecture: "dense 16 relu; dense classes", inputShape: [4], inputField: "x", inputDType: .f32, targetField: "y",
+                  classes: ["a", "b", "c"], task: .classification, optimizer: OptimizerConfig())
+    }
+
+    func testTrainingLearnsAndIsReproducible() throws {
+        let data = toyData(n: 300, seed: 1)
+        var finals: [[Float]] = []
+        for threads in [1, 1, 2, 2] {
+            let m = try makeModel()
+            m.network.initialize(seed: 7)
+            let t = Trainer(model: m, batchSize: 16, seed: 7, threads: threads)
+            var last = EpochResult(loss: 0, accuracy: 0, samples: 0)
+            for e in 1...15 { last = try t.trainEpoch(data, epoch: e) }
+            XCTAssertGreaterThan(last.accuracy ?? 0, 0.95, "threads \(threads)")
+            XCTAssertGreaterThan(t.evaluate(toyData(n: 90, seed: 2)).accuracy ?? 0, 0.9)
+            finals.append(Array(UnsafeBufferPointer(start: m.network.params, count: m.network.parameterCount)))
+        }
+        XCTAssertEqual(finals[0], finals[1], "same seed, one thread: identical weights")
+        XCTAssertEqual(finals[2], finals[3], "same seed, two threads: identical weights")
+    }
+
+    func testModelFileRoundTripAndDamage() throws {
+        let m = try makeModel()
+        m.network.initialize(seed: 3)
+        let t = Trainer(model: m, batchSize: 8, seed: 3)
+        _ = try t.trainEpoch(toyData(n: 40, seed: 1), epoch: 1)
+        m.epoch = 1
+        let sink = MemorySink()
+        try m.write(to: sink)
+        let back = try Model.load(from: MemorySource(sink.data, name: "m.model"))
+        XCTAssertEqual(back.architecture, m.architecture)
+        XCTAssertEqual(back.classes, ["a", "b", "c"])
+        XCTAssertEqual(back.optimizer?.step, m.optimizer?.step)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: back.network.params, count: back.network.parameterCount)),
+                       Array(UnsafeBufferPointer(start: m.network.params, count: m.network.parameterCount)))
+        // Every prefix and a flip of every 7th byte are refused.
+        let bytes = sink.data
+        for cut in stride(from: 0, to: bytes.count, by: 13) {
+            XCTAssertThrowsError(try Model.load(from: MemorySource(Array(bytes.prefix(cut)), name: "m.model")), "cut at \(cut)")
+        }
+        for i in stride(from: 0, to: bytes.count, by: 7) {
+            var b = bytes
+            b[i] ^= 0x10
+            XCTAssertThrowsError(try Model.load(from: MemorySource(b, name: "m.model")), "flip at \(i)")
+        }
+    }
+
+    func testWeightsThatDoNotFitTheArchitectureAreRefused() throws {
+        let m = try makeModel()
+        let sink = MemorySink()
+        try m.write(to: sink)
+        let r = try StreamReader(source: MemorySource(sink.data))
+        var s = r.schema
+        s.setMetadata("model.architecture", "dense 17 relu\ndense classes")
+        let b = try XCTUnwrap(try r.next())
+        let out = MemorySink()
+        let w = try StreamWriter(sink: out, schema: s)
+        try w.write(count: 1, fields: (0..<s.fields.count).map { b.field($0) })
+        try w.finish()
+        XCTAssertThrowsError(try Model.load(from: MemorySource(out.data, name: "m.model"))) { e in
+            XCTAssertTrue("\((e as! DiagnosticError).problem)".contains("do not fit the architecture"), "\(e)")
+        }
+    }
+}
