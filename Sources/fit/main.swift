@@ -21,12 +21,18 @@ struct Fit: ParsableCommand {
           tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz \\
             | normalize --scale 255 | fit --model mnist-cnn --epochs 5 -o fashion.model
           fit --model 'dense 64 relu; dense classes' --lr 0.01 --optimizer sgd -o m.model < train.tns
-          fit --resume fashion.model --epochs 2 -o fashion.model < train.tns
+          fit --resume fashion.model.ckpt --epochs 2 -o fashion.model < train.tns
         """,
         version: toolVersion)
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Write the model to FILE (atomically, after every epoch).", valueName: "file"))
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write the model to FILE (atomically) when training ends.", valueName: "file"))
     var output: String
+
+    @Option(help: ArgumentHelp("Write a checkpoint after every epoch to FILE (default: the -o file with .ckpt appended; removed when training ends well).", valueName: "file"))
+    var checkpoint: String?
+
+    @Flag(name: .customLong("no-checkpoint"), help: "Write no per-epoch checkpoint.")
+    var noCheckpoint = false
 
     @Option(help: ArgumentHelp("Architecture: a preset (mlp, mnist-cnn, cifar-cnn), a file, or inline text.", valueName: "spec"))
     var model: String?
@@ -174,6 +180,7 @@ struct Fit: ParsableCommand {
             let trainer = Trainer(model: m, batchSize: batch, seed: seed, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
             var logSink: LogFile? = nil
             if let log { logSink = try LogFile(path: log) }
+            let ckpt = noCheckpoint ? nil : (checkpoint ?? output + ".ckpt")
             var best = Double.infinity, since = 0
             let first = m.epoch + 1
             for e in first..<first + epochs {
@@ -184,7 +191,7 @@ struct Fit: ParsableCommand {
                 let secs = Date().timeIntervalSince(t0)
                 let v = val.map { trainer.evaluate($0) }
                 m.epoch = e
-                try m.save(to: output)
+                if let ckpt { try m.save(to: ckpt) }
                 var line = String(format: "epoch %d: loss %.4f", e, r.loss)
                 var json = "{\"epoch\":\(e),\"loss\":\(jsonNumber(r.loss))"
                 if let a = r.accuracy { line += String(format: "  accuracy %.4f", a); json += ",\"accuracy\":\(jsonNumber(a))" }
@@ -205,7 +212,8 @@ struct Fit: ParsableCommand {
                     }
                 }
             }
-            if epochs == 0 { try m.save(to: output) }
+            try m.save(to: output)
+            if let ckpt { unlink(ckpt) }
         }
     }
 

@@ -1,0 +1,150 @@
+// fit, predict and normalize as a user runs them: pipelines, outputs, refusals, atomicity.
+
+import Foundation
+import TensorStream
+import XCTest
+import _TestSupport
+
+final class TrainingToolTests: XCTestCase {
+    var tmp = ""
+    var images: String { testdata("idx/images-u8.idx.gz") }
+    var labels: String { testdata("idx/labels-u8.idx") }
+
+    override func setUpWithError() throws {
+        tmp = try makeTempDir()
+        let r = try sh("tensor-load x=\(images) y=\(labels) | normalize --scale 255 -o \(tmp)/train.tns")
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
+
+    func assertFails(_ r: RunResult, status: Int32, prefix: String, contains: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, status, "stderr: \(r.stderr)", file: file, line: line)
+        XCTAssertEqual(r.stderrLines.count, 1, "one stderr line: \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix(prefix), "\(r.stderr) should start with \(prefix)", file: file, line: line)
+        if let contains { XCTAssertTrue(r.stderr.contains(contains), "\(r.stderr) should contain \(contains)", file: file, line: line) }
+    }
+
+    func data(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
+
+    func testNormalizeScalesAndRecordsTheTransform() throws {
+        let (s, n, d) = try readAll(try data("\(tmp)/train.tns"))
+        XCTAssertEqual(n, 10)
+        XCTAssertEqual(s.field("x")?.dtype, .f32)
+        XCTAssertEqual(s.metadata("x.normalize"), "scale 255.0")
+        let xs = d[0].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        XCTAssertEqual(xs[3 * 784 + 2 * 28 + 5], Float(28) / 255, accuracy: 1e-7)
+        XCTAssertEqual(d[1], [3, 1, 4, 1, 5, 9, 2, 6, 5, 3], "other fields pass through")
+        assertFails(try sh("normalize --scale 255 --field z \(tmp)/train.tns"), status: 64, prefix: "normalize: --field: ")
+    }
+
+    func testFitPredictPipelineOnImages() throws {
+        let fit = try sh("fit --model mnist-cnn --epochs 2 --batch 4 --seed 3 -o \(tmp)/m.model \(tmp)/train.tns")
+        XCTAssertEqual(fit.status, 0, fit.stderr)
+        XCTAssertEqual(fit.stderrLines.count, 2, "one line per epoch when stderr is not a terminal")
+        XCTAssertTrue(fit.stderrLines[0].hasPrefix("fit: epoch 1: loss "), fit.stderr)
+        XCTAssertTrue(fit.stderrLines[0].contains("accuracy"), fit.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m.model.ckpt"), "checkpoint removed after a good finish")
+        let pred = try sh("predict -m \(tmp)/m.model \(tmp)/train.tns")
+        XCTAssertEqual(pred.status, 0, pred.stderr)
+        let (s, n, d) = try readAll(pred.stdout)
+        XCTAssertEqual(n, 10)
+        XCTAssertEqual(s.fields.map(\.name), ["x", "y", "p", "yhat"])
+        XCTAssertEqual(s.field("p")?.shape.dims, [10])
+        XCTAssertEqual(s.field("yhat")?.dtype, .i64)
+        XCTAssertEqual(s.classes(of: "yhat")?.count, 10)
+        let p = d[2].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        for k in 0..<10 { XCTAssertEqual(p[k * 10..<k * 10 + 10].reduce(0, +), 1, accuracy: 1e-5, "probabilities sum to 1") }
+        let yhat = d[3].withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) }
+        for k in 0..<10 { XCTAssertEqual(Int(yhat[k]), p[k * 10..<k * 10 + 10].indices.max { p[$0] < p[$1] }! - k * 10, "yhat is the argmax of p") }
+    }
+
+    func testFitPredictPipelineLearnsIris() throws {
+        XCTAssertEqual(try sh("tensor-load --label species \(testdata("csv/iris-small.csv")) -o \(tmp)/iris.tns").status, 0)
+        let fit = try sh("fit --model 'dense 16 relu; dense classes' --epochs 150 --batch 4 --lr 0.01 --seed 3 --threads 1 -o \(tmp)/m.model --log \(tmp)/log.jsonl \(tmp)/iris.tns")
+        XCTAssertEqual(fit.status, 0, fit.stderr)
+        let log = try String(contentsOfFile: "\(tmp)/log.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(log.count, 150)
+        let last = try JSONSerialization.jsonObject(with: Data(log.last!.utf8)) as! [String: Any]
+        XCTAssertEqual(last["epoch"] as? Int, 150)
+        XCTAssertEqual(last["accuracy"] as? Double, 1.0, "an MLP fits 12 iris flowers")
+        let pred = try sh("predict -m \(tmp)/m.model \(tmp)/iris.tns | tensor-cat --fields y,yhat | tensor-show --csv")
+        XCTAssertEqual(pred.status, 0, pred.stderr)
+        let rows = pred.stdoutText.split(separator: "\n").dropFirst()
+        XCTAssertEqual(rows.count, 12)
+        for r in rows { let c = r.split(separator: ","); XCTAssertEqual(c[0], c[1], "y,yhat \(r)") }
+        let text = try sh("predict -m \(tmp)/m.model --format text \(tmp)/iris.tns")
+        XCTAssertTrue(text.stdoutText.hasPrefix("0\tsetosa\t"), text.stdoutText)
+        let csv = try sh("predict -m \(tmp)/m.model --format csv \(tmp)/iris.tns")
+        XCTAssertTrue(csv.stdoutText.hasPrefix("p_0,p_1,p_2,yhat\n"), csv.stdoutText)
+        XCTAssertEqual(csv.stdoutText.split(separator: "\n").count, 13)
+    }
+
+    func testSameSeedGivesAByteIdenticalModel() throws {
+        for name in ["a", "b"] {
+            let r = try sh("fit --model 'conv 4 3x3 relu; maxpool 2; dropout 0.2; dense classes' --epochs 2 --batch 4 --seed 9 --threads 1 -q -o \(tmp)/\(name).model \(tmp)/train.tns")
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(r.stderr, "", "--quiet")
+        }
+        XCTAssertEqual(try data("\(tmp)/a.model"), try data("\(tmp)/b.model"))
+        let c = try sh("fit --model 'conv 4 3x3 relu; maxpool 2; dropout 0.2; dense classes' --epochs 2 --batch 4 --seed 10 --threads 1 -q -o \(tmp)/c.model \(tmp)/train.tns")
+        XCTAssertEqual(c.status, 0, c.stderr)
+        XCTAssertNotEqual(try data("\(tmp)/a.model"), try data("\(tmp)/c.model"), "another seed, another model")
+    }
+
+    func testResumeContinuesFromTheSavedEpoch() throws {
+        XCTAssertEqual(try sh("fit --model mlp --epochs 2 --batch 5 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        let r = try sh("fit --resume \(tmp)/m.model --epochs 1 --batch 5 -o \(tmp)/m2.model \(tmp)/train.tns")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("fit: epoch 3: "), r.stderr)
+    }
+
+    func testRefusals() throws {
+        try sh("tensor-load x=\(images) -o \(tmp)/nolabels.tns")
+        assertFails(try sh("normalize --scale 255 \(tmp)/nolabels.tns | fit --model mlp -o \(tmp)/m.model"), status: 65, prefix: "fit: stdin: ", contains: "no target field 'y'")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m.model"))
+        assertFails(try sh("fit --model nosuchpreset -o \(tmp)/m.model \(tmp)/train.tns"), status: 66, prefix: "fit: nosuchpreset: ")
+        assertFails(try sh("fit --model 'dense 10 relu; frob 3' -o \(tmp)/m.model \(tmp)/train.tns"), status: 65, prefix: "fit: ", contains: "unknown layer 'frob'")
+        assertFails(try sh("fit --model mlp -o \(tmp)/m.model </dev/null"), status: 65, prefix: "fit: stdin: empty input")
+        XCTAssertEqual(try sh("fit -o \(tmp)/m.model \(tmp)/train.tns").status, 64, "no --model")
+        // Upstream cut mid-stream: no model.
+        assertFails(try sh("head -c 9000 \(tmp)/train.tns | fit --model mlp -o \(tmp)/m.model"), status: 65, prefix: "fit: stdin: ", contains: "no end record")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m.model"))
+    }
+
+    func testPredictRefusesMismatchedInputAndBadModels() throws {
+        XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        assertFails(try sh("tensor-load x=\(images) | predict -m \(tmp)/m.model"), status: 65, prefix: "predict: stdin: ", contains: "normalize")
+        assertFails(try sh("tensor-load x=\(testdata("idx/images-f32.idx")) | predict -m \(tmp)/m.model"), status: 65, prefix: "predict: stdin: ", contains: "trained on")
+        assertFails(try sh("predict -m \(tmp)/missing.model \(tmp)/train.tns"), status: 66, prefix: "predict: \(tmp)/missing.model: ")
+        var model = try data("\(tmp)/m.model")
+        model[model.count / 2] ^= 0x01
+        try Data(model).write(to: URL(fileURLWithPath: "\(tmp)/bad.model"))
+        assertFails(try sh("predict -m \(tmp)/bad.model \(tmp)/train.tns"), status: 65, prefix: "predict: \(tmp)/bad.model: ", contains: "checksum")
+        assertFails(try sh("predict -m \(tmp)/train.tns \(tmp)/train.tns"), status: 65, prefix: "predict: \(tmp)/train.tns: ", contains: "not a model file")
+    }
+
+    func testDivergedTrainingLeavesTheOldModel() throws {
+        XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        let before = try data("\(tmp)/m.model")
+        let r = try sh("fit --model 'dense 64 relu; dense 64 relu; dense classes' --optimizer sgd --lr 1e30 --epochs 3 -q -o \(tmp)/m.model \(tmp)/train.tns")
+        assertFails(r, status: 65, prefix: "fit: epoch ", contains: "diverged")
+        XCTAssertEqual(try data("\(tmp)/m.model"), before)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp).filter { $0.hasPrefix(".") }, [], "no temporary file left")
+    }
+
+    func testKilledFitLeavesAWholeModel() throws {
+        XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        let old = try data("\(tmp)/m.model")
+        // Kill fit at several moments while it checkpoints every epoch: the target stays the
+        // old model, and the checkpoint, when there is one, is a complete model predict loads.
+        for delay in ["0.05", "0.15", "0.3"] {
+            try sh("fit --model mlp --epochs 100000 --batch 2 -q -o \(tmp)/m.model \(tmp)/train.tns & pid=$!; sleep \(delay); kill -9 $pid; wait $pid 2>/dev/null; true")
+            XCTAssertEqual(try data("\(tmp)/m.model"), old, "after kill at \(delay)s")
+            if FileManager.default.fileExists(atPath: "\(tmp)/m.model.ckpt") {
+                let p = try sh("predict -m \(tmp)/m.model.ckpt \(tmp)/train.tns | tensor-show --count")
+                XCTAssertEqual(p.stdoutText, "10\n", "checkpoint after kill at \(delay)s: \(p.stderr)")
+            }
+        }
+    }
+}
