@@ -255,14 +255,16 @@ public final class ImageGrid {
         guard !samples.isEmpty else { throw DataError(field.name, "no samples to draw") }
         let cols = Int(Double(samples.count).squareRoot().rounded(.up))
         let rows = (samples.count + cols - 1) / cols
-        let W = cols * (w + 1) + 1, H = rows * (h + 1) + 1
+        // One sample is written as itself, so it can be read back as an input image.
+        let gap = samples.count == 1 ? 0 : 1
+        let W = cols * (w + gap) + gap, H = rows * (h + gap) + gap
         var out = [UInt8](repeating: 64, count: W * H * c)
         let flat = samples.joined().filter { $0.isFinite }
         var lo = flat.min() ?? 0, hi = flat.max() ?? 1
         if field.dtype == .u8 { lo = 0; hi = 255 }
         let scale = hi > lo ? 255 / (hi - lo) : 0
         for (k, s) in samples.enumerated() {
-            let oy = (k / cols) * (h + 1) + 1, ox = (k % cols) * (w + 1) + 1
+            let oy = (k / cols) * (h + gap) + gap, ox = (k % cols) * (w + gap) + gap
             for y in 0..<h {
                 for x in 0..<w {
                     for ch in 0..<c {

@@ -45,7 +45,7 @@ public final class Conv2D<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
         initWeights(params, count: K * filters, fanIn: K, fanOut: kh * kw * filters, scheme: scheme, rng: &rng)
-        (params + K * filters).update(repeating: 0, count: filters)
+        initBias(params + K * filters, count: filters, fanIn: K, scheme: scheme, rng: &rng)
     }
 
     @_specialize(where T == Float)

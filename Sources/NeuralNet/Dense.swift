@@ -16,7 +16,7 @@ public final class Dense<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
         initWeights(params, count: inputSize * units, fanIn: inputSize, fanOut: units, scheme: scheme, rng: &rng)
-        (params + inputSize * units).update(repeating: 0, count: units)
+        initBias(params + inputSize * units, count: units, fanIn: inputSize, scheme: scheme, rng: &rng)
     }
 
     @_specialize(where T == Float)

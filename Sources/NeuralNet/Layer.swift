@@ -56,6 +56,8 @@ public enum InitScheme: String, Sendable {
     case glorot
     /// He normal: N(0, 2/fanIn), for ReLU networks.
     case he
+    /// PyTorch's default for Linear and Conv2d: weights and biases U(±1/√fanIn).
+    case pytorch
 }
 
 func initWeights<T: Real>(_ p: UnsafeMutablePointer<T>, count: Int, fanIn: Int, fanOut: Int, scheme: InitScheme, rng: inout SeededRandom) {
@@ -66,6 +68,18 @@ func initWeights<T: Real>(_ p: UnsafeMutablePointer<T>, count: Int, fanIn: Int, 
     case .he:
         let sd = (2.0 / Double(fanIn)).squareRoot()
         for i in 0..<count { p[i] = T(rng.nextGaussian() * sd) }
+    case .pytorch:
+        let limit = 1 / Double(fanIn).squareRoot()
+        for i in 0..<count { p[i] = T((rng.nextUnitDouble() * 2 - 1) * limit) }
+    }
+}
+
+/// Bias initialization: zeros, except PyTorch's U(±1/√fanIn).
+func initBias<T: Real>(_ p: UnsafeMutablePointer<T>, count: Int, fanIn: Int, scheme: InitScheme, rng: inout SeededRandom) {
+    if scheme == .pytorch {
+        initWeights(p, count: count, fanIn: fanIn, fanOut: 0, scheme: .pytorch, rng: &rng)
+    } else {
+        p.update(repeating: 0, count: count)
     }
 }
 

@@ -61,7 +61,7 @@ struct Fit: ParsableCommand {
     @Option(name: .customLong("weight-decay"), help: "Weight decay (L2 for sgd and adam, decoupled for adamw).")
     var weightDecay: Double = 0
 
-    @Option(help: ArgumentHelp("Weight initialization: glorot (Keras's default) or he.", valueName: "scheme"))
+    @Option(help: ArgumentHelp("Weight initialization: glorot (Keras's default), he, or pytorch (PyTorch's default).", valueName: "scheme"))
     var initialization: String = "glorot"
 
     @Option(help: ArgumentHelp("Loss: ce (integer labels), bce (0/1 labels, one output), mse (float targets).", valueName: "loss"))
@@ -104,7 +104,7 @@ struct Fit: ParsableCommand {
         if batch < 1 || batch > 1 << 20 { throw ValidationError("--batch takes 1…1048576") }
         if !(lr > 0 && lr.isFinite) { throw ValidationError("--lr takes a positive number") }
         if OptimizerConfig.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer takes sgd, adam or adamw") }
-        if InitScheme(rawValue: initialization) == nil { throw ValidationError("--initialization takes glorot or he") }
+        if InitScheme(rawValue: initialization) == nil { throw ValidationError("--initialization takes glorot, he or pytorch") }
         if let l = loss, !["ce", "bce", "mse"].contains(l) { throw ValidationError("--loss takes ce, bce or mse") }
         if !(validationSplit >= 0 && validationSplit < 1) { throw ValidationError("--validation-split takes a fraction in [0, 1)") }
         if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads takes 1…256") }

@@ -24,7 +24,8 @@ final class ExamplesTests: XCTestCase {
         for l in text.split(separator: "\n", omittingEmptySubsequences: false) {
             if l.hasPrefix("    ") { blocks[blocks.count - 1].append(String(l.dropFirst(4))) } else if !blocks.last!.isEmpty { blocks.append([]) }
         }
-        let runnable = blocks.filter { b in b.contains { $0.contains("tensor-") } && !b.contains { $0.hasPrefix("scripts/") } }
+        // The tutorial block trains on Fashion-MNIST for a minute: scripts/demo runs it.
+        let runnable = blocks.filter { b in b.contains { $0.contains("tensor-") } && !b.contains { $0.hasPrefix("scripts/") } && b.first?.hasPrefix("# tutorial:") != true }
         XCTAssertFalse(runnable.isEmpty, "README has runnable examples")
         for b in runnable { try runExample(b.joined(separator: "\n"), from: "README.md") }
     }
