@@ -190,7 +190,8 @@ public final class Network<T: Real> {
 public enum Loss {
     /// Mean loss over the batch; writes ∂L/∂output into `grad` and counts correct predictions.
     /// `labels` holds class indices (classification, binary as 0/1) and `targets` values
-    /// (regression, `batch × outputs`).
+    /// (regression, `batch × outputs`); a classifier given no labels but targets reads them as
+    /// one-hot (or soft) class distributions.
     @_specialize(where T == Float)
     public static func compute<T: Real>(task: Task, output: UnsafePointer<T>, batch: Int, outputs: Int,
                                         labels: UnsafePointer<Int32>?, targets: UnsafePointer<T>?,
@@ -200,6 +201,21 @@ public enum Loss {
         switch task {
         case .classification:
             softmaxRows(output, grad, rows: batch, cols: outputs)
+            if labels == nil, let t = targets {
+                // One-hot (or soft) targets: L = −Σ t·log p, ∂L/∂z = p − t.
+                for n in 0..<batch {
+                    let row = grad + n * outputs, tr = t + n * outputs
+                    var best = 0, truth = 0
+                    for j in 0..<outputs {
+                        if row[j] > row[best] { best = j }
+                        if tr[j] > tr[truth] { truth = j }
+                        if tr[j] != 0 { loss -= Double(tr[j]) * Double(T.log(max(row[j], T.leastNormalMagnitude))) }
+                    }
+                    if best == truth { correct += 1 }
+                    for j in 0..<outputs { row[j] = (row[j] - tr[j]) * invN }
+                }
+                return (loss / Double(batch), correct)
+            }
             for n in 0..<batch {
                 let row = grad + n * outputs
                 let k = Int(labels![n])

@@ -55,6 +55,8 @@ public struct Dataset {
     public var labels: [Int32] = []
     public var targets: [Float] = []
     public var targetSize = 1
+    /// Classification with one-hot target rows (in `targets`) instead of labels.
+    public var oneHot: Bool { labels.isEmpty && !targets.isEmpty }
 
     public init(inputShape: [Int]) { self.inputShape = inputShape }
 
@@ -72,8 +74,10 @@ public struct Dataset {
         let xf = s.fields[xi], yf = s.fields[yi]
         var d = Dataset(inputShape: xf.shape.dims.isEmpty ? [1] : xf.shape.dims)
         d.targetSize = yf.shape.count
-        if task != .regression && (yf.dtype.isFloatingPoint || yf.shape.count != 1) {
-            throw ModelError(name, "target field '\(target)' is \(yf.dtype) \(yf.shape); classification needs one integer label per sample")
+        // One-hot targets: a float vector with one entry per class.
+        let oneHot = task == .classification && yf.dtype.isFloatingPoint && yf.shape.count == classes && classes >= 2
+        if task != .regression && !oneHot && (yf.dtype.isFloatingPoint || yf.shape.count != 1) {
+            throw ModelError(name, "target field '\(target)' is \(yf.dtype) \(yf.shape); classification needs one integer label per sample, or one-hot rows of \(classes) values")
         }
         while let b = try reader.next() {
             let n = b.count
@@ -82,7 +86,7 @@ public struct Dataset {
             if let bad = d.x.withUnsafeMutableBufferPointer({ convertToFloat(b.field(xi).baseAddress!, dtype: xf.dtype, count: n * xf.shape.count, into: $0.baseAddress! + base * xf.shape.count) }) {
                 throw ModelError(name, "field '\(input)' sample \(base + bad / xf.shape.count) holds a NaN or infinity")
             }
-            if task == .regression {
+            if task == .regression || oneHot {
                 d.targets.append(contentsOf: repeatElement(0, count: n * d.targetSize))
                 if let bad = d.targets.withUnsafeMutableBufferPointer({ convertToFloat(b.field(yi).baseAddress!, dtype: yf.dtype, count: n * d.targetSize, into: $0.baseAddress! + base * d.targetSize) }) {
                     throw ModelError(name, "field '\(target)' sample \(base + bad / d.targetSize) holds a NaN or infinity")
@@ -136,6 +140,7 @@ final class Shard {
     let grad: UnsafeMutablePointer<Float>
     var rng: SeededRandom
     var loss = 0.0, correct = 0, count = 0
+    var soft = false
 
     init(net: Network<Float>, capacity: Int, seed: UInt64) {
         self.net = net
@@ -167,6 +172,7 @@ final class Shard {
                 for (k, i) in idx.enumerated() { (targets + k * t).update(from: tp.baseAddress! + i * t, count: t) }
             }
         }
+        soft = d.oneHot
         count = idx.count
     }
 
@@ -175,7 +181,7 @@ final class Shard {
     func step(train: Bool, weight: Float) {
         let out = net.forward(x, batch: count, training: train, rng: &rng)
         let (l, c) = Loss.compute(task: net.task, output: out, batch: count, outputs: net.outputSize,
-                                  labels: labels, targets: targets, grad: grad)
+                                  labels: soft ? nil : labels, targets: targets, grad: grad)
         loss = l
         correct = c
         guard train else { return }

@@ -151,6 +151,9 @@ struct Fit: ParsableCommand {
             } else {
                 let task: Task = loss == "mse" || (loss == nil && yf.dtype.isFloatingPoint) ? .regression : loss == "bce" ? .binary : .classification
                 var classes = schema.classes(of: target) ?? []
+                if task == .classification && classes.isEmpty && yf.dtype.isFloatingPoint && yf.shape.count >= 2 {
+                    classes = (0..<yf.shape.count).map(String.init)  // one-hot rows name their classes by index
+                }
                 if task == .classification && classes.isEmpty {
                     throw ToolFailure(reader.source.name, "field '\(target)' has no class list (\(target).classes); name them with tensor-load --classes")
                 }

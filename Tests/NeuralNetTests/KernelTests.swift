@@ -230,3 +230,17 @@ final class KernelTests: XCTestCase {
         }
     }
 }
+
+final class OneHotTests: XCTestCase {
+    func testOneHotCrossEntropyEqualsSparse() {
+        let z: [Float] = [0.5, -1, 2, 0.1, 0.3, -0.2]
+        let labels: [Int32] = [2, 0]
+        let onehot: [Float] = [0, 0, 1, 1, 0, 0]
+        var g1 = [Float](repeating: 0, count: 6), g2 = g1
+        let a = Loss.compute(task: .classification, output: z, batch: 2, outputs: 3, labels: labels, targets: nil, grad: &g1)
+        let b = Loss.compute(task: .classification, output: z, batch: 2, outputs: 3, labels: nil, targets: onehot, grad: &g2)
+        XCTAssertEqual(a.loss, b.loss, accuracy: 1e-6)
+        XCTAssertEqual(a.correct, b.correct)
+        for i in 0..<6 { XCTAssertEqual(g1[i], g2[i], accuracy: 1e-7) }
+    }
+}
