@@ -51,7 +51,6 @@ public final class Conv2D<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     override func reserve(batch: Int) {
         col.reserve(batch * OH * OW * K)
-        dcol.reserve(batch * OH * OW * K)
     }
 
     /// col[(n·OH + oh)·OW + ow][(i·KW + j)·C + c] = x[n][oh·S + i − pt][ow·S + j − pl][c], or 0 outside.
@@ -124,6 +123,7 @@ public final class Conv2D<T: Real>: Layer<T> {
             for f in 0..<F { db[f] += r[f] }
         }
         if let dx {
+            dcol.reserve(M * K)  // first backward only: inference never needs it
             T.gemm(transA: false, transB: true, m: M, n: K, k: F, alpha: 1, a: dy, lda: F, b: params, ldb: F, beta: 0, c: dcol.pointer, ldc: K)
             col2im(dcol.pointer, dx, batch: batch)
         }

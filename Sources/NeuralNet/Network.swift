@@ -26,6 +26,8 @@ public final class Network<T: Real> {
     public let grads: UnsafeMutablePointer<T>
     private var outputs: [Scratch<T>]
     private let deltaA = Scratch<T>(), deltaB = Scratch<T>()
+    /// Room the backward pass needs in each delta buffer; allocated on the first backward.
+    private var deltaSize = 0
     public private(set) var capacity = 0
 
     public var inputSize: Int { inputShape.reduce(1, *) }
@@ -146,8 +148,7 @@ public final class Network<T: Real> {
             l.reserve(batch: n)
             maxSize = max(maxSize, l.outputSize)
         }
-        deltaA.reserve(n * maxSize)
-        deltaB.reserve(n * maxSize)
+        deltaSize = n * maxSize
         capacity = n
     }
 
@@ -170,6 +171,8 @@ public final class Network<T: Real> {
     /// Backpropagates `dOut` (∂L/∂output of the last forward) and accumulates parameter gradients.
     @_specialize(where T == Float)
     public func backward(_ x: UnsafePointer<T>, dOut: UnsafePointer<T>, batch: Int) {
+        deltaA.reserve(deltaSize)
+        deltaB.reserve(deltaSize)
         var dy = dOut
         var useA = true
         for i in stride(from: layers.count - 1, through: 0, by: -1) {

@@ -1,6 +1,7 @@
 // Serving a model on a stream: schema checks against what the model was trained on, and one
 // batch of inputs to probabilities (or values) and predicted classes.
 
+import Dispatch
 import TensorCore
 import TensorStream
 
@@ -9,12 +10,16 @@ public final class Predictor {
     public let model: Model
     private var x = Scratch<Float>()
     private var p = Scratch<Float>()
-    private var rng = SeededRandom(seed: 0)
+    private let replicas: [Network<Float>]
     public let inputIndex: Int
 
     /// Checks `schema` against the model: field, dtype, shape, normalization and class names.
-    public init(model: Model, schema: Schema, input name: String) throws {
+    /// With `threads` > 1, each batch is split across network replicas run in parallel, each
+    /// with a single-threaded BLAS.
+    public init(model: Model, schema: Schema, input name: String, threads: Int = 1) throws {
         self.model = model
+        replicas = [model.network] + (1..<max(threads, 1)).map { _ in model.network.replica() }
+        if threads > 1 { setBLASThreads(1) }
         let field = model.inputField
         guard let i = schema.index(of: field) else {
             throw ModelError(name, "no field '\(field)', which the model reads (fields: \(schema.fields.map(\.name).joined(separator: ", ")))")
@@ -43,6 +48,8 @@ public final class Predictor {
     }
 
     public var outputs: Int { model.network.outputSize }
+    /// Samples per forward pass of one replica.
+    static let chunk = 128
 
     /// The output fields `p` and `yhat` for this model.
     public var outputFields: [Field] {
@@ -67,9 +74,22 @@ public final class Predictor {
         if let bad = convertToFloat(payload.baseAddress!, dtype: dtype, count: count * s, into: x.pointer) {
             throw ModelError(name, "field '\(model.inputField)' sample \(firstSample + bad / s) holds a NaN or infinity")
         }
-        let out = net.forward(x.pointer, batch: count, training: false, rng: &rng)
-        Loss.head(task: model.task, output: out, batch: count, outputs: outputs, into: p.pointer)
-        let pp = p.pointer
+        let xp = x.pointer, pp = p.pointer, k = outputs, task = model.task
+        let parts = min(replicas.count, count)
+        let reps = replicas
+        let work = { (i: Int) in
+            let lo = count * i / parts, hi = count * (i + 1) / parts
+            var rng = SeededRandom(seed: 0)  // inference draws no random numbers
+            // At most `chunk` samples per forward, to bound the activations' memory.
+            var a = lo
+            while a < hi {
+                let n = min(Predictor.chunk, hi - a)
+                let out = reps[i].forward(xp + a * s, batch: n, training: false, rng: &rng)
+                Loss.head(task: task, output: out, batch: n, outputs: k, into: pp + a * k)
+                a += n
+            }
+        }
+        if parts <= 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: work) }
         switch model.task {
         case .classification:
             for n in 0..<count {
