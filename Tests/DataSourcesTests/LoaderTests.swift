@@ -185,9 +185,18 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(dc, d)
     }
 
-    func testNPZMalformed() {
+    func testNPZMalformed() throws {
         assertRefused(["testdata:npz/mismatch.npz"], "mismatch.npz", "4", "5")
         assertRefused(["testdata:npz/cut.npz"], "cut.npz")
+        // A flipped payload byte in a stored member: libarchive reports the CRC only when the
+        // reader asks past the member's end, which ours does.
+        var b = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("npz/xy.npz"))))
+        let at = try XCTUnwrap((0..<b.count - 5).first { b[$0] == 0x93 && b[$0 + 1] == 0x4E }) + 200
+        b[at] ^= 1
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flip-\(UUID().uuidString).npz").path
+        try Data(b).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        assertRefused([path], "flip-", "bad CRC")
     }
 
     // MARK: CIFAR
