@@ -147,4 +147,20 @@ final class TrainingToolTests: XCTestCase {
             }
         }
     }
+
+    func testValidationAndEarlyStopping() throws {
+        XCTAssertEqual(try sh("tensor-load --label species \(testdata("csv/iris-small.csv")) -o \(tmp)/iris.tns").status, 0)
+        let r = try sh("fit --model 'dense 16 relu; dense classes' --epochs 500 --batch 4 --lr 0.05 --validation-split 0.25 --patience 1 --log \(tmp)/log.jsonl -o \(tmp)/m.model \(tmp)/iris.tns")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("val_loss"), r.stderr)
+        XCTAssertTrue(r.stderrLines.last?.hasPrefix("fit: stopping early") == true, r.stderr)
+        let log = try String(contentsOfFile: "\(tmp)/log.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertLessThan(log.count, 500)
+        let first = try JSONSerialization.jsonObject(with: Data(log[0].utf8)) as! [String: Any]
+        XCTAssertNotNil(first["val_accuracy"])
+        // A separate validation stream is checked against the model like training data.
+        let v = try sh("fit --model 'dense 4; dense classes' --epochs 1 --validation \(tmp)/train.tns -o \(tmp)/m2.model \(tmp)/iris.tns")
+        XCTAssertEqual(v.status, 65, v.stderr)
+        XCTAssertTrue(v.stderr.hasPrefix("fit: \(tmp)/train.tns: "), v.stderr)
+    }
 }
