@@ -1,6 +1,7 @@
 // fit, predict and normalize as a user runs them: pipelines, outputs, refusals, atomicity.
 
 import Foundation
+import TensorCore
 import TensorStream
 import XCTest
 import _TestSupport
@@ -162,5 +163,29 @@ final class TrainingToolTests: XCTestCase {
         let v = try sh("fit --model 'dense 4; dense classes' --epochs 1 --validation \(tmp)/train.tns -o \(tmp)/m2.model \(tmp)/iris.tns")
         XCTAssertEqual(v.status, 65, v.stderr)
         XCTAssertTrue(v.stderr.hasPrefix("fit: \(tmp)/train.tns: "), v.stderr)
+    }
+
+    func testNaNInputsAndOutOfRangeLabelsAreNamed() throws {
+        var schema = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2])), Field(name: "y", dtype: .i64, shape: Shape([]))])
+        schema.setClasses(["a", "b"], of: "y")
+        func stream(_ xs: [Float], _ ys: [Int64]) throws -> String {
+            let path = "\(tmp)/s\(xs.count)-\(ys.map(String.init).joined()).tns"
+            let b = try makeStream(schema, batches: [(ys.count, [xs.withUnsafeBytes { Array($0) }, ys.withUnsafeBytes { Array($0) }])])
+            try Data(b).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let nan = try stream([1, 2, 3, .nan, 5, 6], [0, 1, 0])
+        assertFails(try sh("fit --model 'dense classes' -o \(tmp)/m.model \(nan)"), status: 65, prefix: "fit: \(nan): ", contains: "field 'x' sample 1")
+        // Downstream, the cut stream is refused too: the pipeline's last status is 65.
+        let piped = try sh("normalize --scale 2 \(nan) | tensor-show --count")
+        XCTAssertEqual(piped.status, 65)
+        XCTAssertTrue(piped.stderrLines.last?.hasPrefix("tensor-show: stdin: ") == true, piped.stderr)
+        let n2 = try sh("normalize --scale 2 \(nan) >/dev/null")
+        assertFails(n2, status: 65, prefix: "normalize: \(nan): ", contains: "field 'x' sample 1")
+        let bad = try stream([1, 2, 3, 4, 5, 6], [0, 2, 1])
+        assertFails(try sh("fit --model 'dense classes' -o \(tmp)/m.model \(bad)"), status: 65, prefix: "fit: \(bad): ", contains: "sample 1: label 2 outside")
+        let good = try stream([1, 2, 3, 4, 5, 6], [0, 1, 1])
+        XCTAssertEqual(try sh("fit --model 'dense classes' -q -o \(tmp)/m.model \(good)").status, 0)
+        assertFails(try sh("predict -m \(tmp)/m.model \(nan) >/dev/null"), status: 65, prefix: "predict: \(nan): ", contains: "field 'x' sample 1")
     }
 }
