@@ -52,34 +52,43 @@ public final class Optimizer<T: Real> {
     /// One update of `params` from `grads` over the trainable `ranges`.
     @_specialize(where T == Float)
     public func update(params p: UnsafeMutablePointer<T>, grads g: UnsafePointer<T>, ranges: [Range<Int>]) {
-        step += 1
+        beginStep()
+        for r in ranges { apply(params: p, grads: g, range: r) }
+    }
+
+    /// Advances the step count (Adam's bias correction); call once per update, before `apply`.
+    public func beginStep() { step += 1 }
+
+    /// Updates the parameters in `range` for the current step. Disjoint ranges may be applied
+    /// from different threads.
+    @_specialize(where T == Float)
+    public func apply(params p: UnsafeMutablePointer<T>, grads g: UnsafePointer<T>, range r: Range<Int>) {
         let lr = T(config.learningRate), wd = T(config.weightDecay)
+        let m = self.m, v = self.v
         switch config.kind {
         case .sgd:
-            let mu = T(config.momentum)
-            for r in ranges {
-                for i in r {
-                    var d = g[i] + wd * p[i]
-                    if mu != 0 {
-                        m[i] = mu * m[i] + d
-                        d = config.nesterov ? d + mu * m[i] : m[i]
-                    }
-                    p[i] -= lr * d
+            let mu = T(config.momentum), nesterov = config.nesterov
+            for i in r {
+                var d = g[i] + wd * p[i]
+                if mu != 0 {
+                    m[i] = mu * m[i] + d
+                    d = nesterov ? d + mu * m[i] : m[i]
                 }
+                p[i] -= lr * d
             }
         case .adam, .adamw:
             let b1 = T(config.beta1), b2 = T(config.beta2), eps = T(config.epsilon)
             let c1 = 1 - T(Foundation.pow(config.beta1, Double(step))), c2 = 1 - T(Foundation.pow(config.beta2, Double(step)))
             let decoupled = config.kind == .adamw
-            for r in ranges {
-                for i in r {
-                    if decoupled { p[i] -= lr * wd * p[i] }
-                    let d = decoupled ? g[i] : g[i] + wd * p[i]
-                    m[i] = b1 * m[i] + (1 - b1) * d
-                    v[i] = b2 * v[i] + (1 - b2) * d * d
-                    let mh = m[i] / c1, vh = v[i] / c2
-                    p[i] -= lr * mh / (T.sqrt(vh) + eps)
-                }
+            let step1 = lr / c1, ic2 = 1 / c2
+            for i in r {
+                if decoupled { p[i] -= lr * wd * p[i] }
+                let d = decoupled ? g[i] : g[i] + wd * p[i]
+                let mi = b1 * m[i] + (1 - b1) * d
+                let vi = b2 * v[i] + (1 - b2) * d * d
+                m[i] = mi
+                v[i] = vi
+                p[i] -= step1 * mi / (T.sqrt(vi * ic2) + eps)
             }
         }
     }

@@ -234,14 +234,29 @@ public final class Trainer {
                 s.step(train: train, weight: Float(s.count) / Float(n))
             }
         }
-        if train && used > 1 {
-            let P = model.network.parameterCount, g = shards[0].net.grads
-            for k in 1..<used {
-                let h = shards[k].net.grads
-                for i in 0..<P { g[i] += h[i] }
+        return active
+    }
+
+    /// Sums the shards' gradients into the primary's and applies the optimizer, both split
+    /// over the parameters across the threads (each slice is summed in a fixed order, so the
+    /// result does not depend on scheduling).
+    private func reduceAndUpdate(shards used: Int, optimizer opt: Optimizer<Float>) {
+        let net = model.network
+        let P = net.parameterCount
+        let g = net.grads, p = net.params
+        let others = shards[1..<used].map { $0.net.grads }
+        let ranges = net.trainableRanges
+        opt.beginStep()
+        let parts = threads
+        let work = { (k: Int) in
+            let lo = P * k / parts, hi = P * (k + 1) / parts
+            for h in others { for i in lo..<hi { g[i] += h[i] } }
+            for r in ranges {
+                let a = max(r.lowerBound, lo), b = min(r.upperBound, hi)
+                if a < b { opt.apply(params: p, grads: g, range: a..<b) }
             }
         }
-        return active
+        if parts == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: work) }
     }
 
     /// One pass over `data` in a freshly shuffled order; `progress(samplesDone)` after each batch.
@@ -256,7 +271,7 @@ public final class Trainer {
             batchNo += 1
             let l = used.reduce(0.0) { $0 + $1.loss * Double($1.count) }
             guard l.isFinite else { throw DivergedError(epoch: epoch, batch: batchNo) }
-            opt.update(params: net.params, grads: net.grads, ranges: net.trainableRanges)
+            reduceAndUpdate(shards: used.count, optimizer: opt)
             lossSum += l
             correct += used.reduce(0) { $0 + $1.correct }
             done += n
