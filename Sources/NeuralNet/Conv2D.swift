@@ -103,18 +103,28 @@ public final class Conv2D<T: Real>: Layer<T> {
         }
     }
 
+    /// Samples per im2col/GEMM step: about 1 MiB of columns, so each GEMM reads its columns
+    /// while they are still in cache.
+    var chunk: Int { max(1, (1 << 18) / max(OH * OW * K, 1)) }
+
     @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
-        let M = batch * OH * OW, F = filters
-        im2col(x, col.pointer, batch: batch)
+        let F = filters, rows = OH * OW
         let b = params + K * F
-        for m in 0..<M { (y + m * F).update(from: b, count: F) }
-        T.gemm(transA: false, transB: false, m: M, n: F, k: K, alpha: 1, a: col.pointer, lda: K, b: params, ldb: F, beta: 1, c: y, ldc: F)
+        var n0 = 0
+        while n0 < batch {
+            let n = min(chunk, batch - n0)
+            let c = col.pointer + n0 * rows * K, out = y + n0 * rows * F
+            im2col(x + n0 * H * W * C, c, batch: n)
+            for m in 0..<n * rows { (out + m * F).update(from: b, count: F) }
+            T.gemm(transA: false, transB: false, m: n * rows, n: F, k: K, alpha: 1, a: c, lda: K, b: params, ldb: F, beta: 1, c: out, ldc: F)
+            n0 += n
+        }
     }
 
     @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
-        let M = batch * OH * OW, F = filters
+        let M = batch * OH * OW, F = filters, rows = OH * OW
         // col still holds this batch's im2col from forward.
         T.gemm(transA: true, transB: false, m: K, n: F, k: M, alpha: 1, a: col.pointer, lda: K, b: dy, ldb: F, beta: 1, c: grads, ldc: F)
         let db = grads + K * F
@@ -122,10 +132,15 @@ public final class Conv2D<T: Real>: Layer<T> {
             let r = dy + m * F
             for f in 0..<F { db[f] += r[f] }
         }
-        if let dx {
-            dcol.reserve(M * K)  // first backward only: inference never needs it
-            T.gemm(transA: false, transB: true, m: M, n: K, k: F, alpha: 1, a: dy, lda: F, b: params, ldb: F, beta: 0, c: dcol.pointer, ldc: K)
-            col2im(dcol.pointer, dx, batch: batch)
+        guard let dx else { return }
+        dcol.reserve(min(chunk, batch) * rows * K)  // first backward only: inference never needs it
+        var n0 = 0
+        while n0 < batch {
+            let n = min(chunk, batch - n0)
+            T.gemm(transA: false, transB: true, m: n * rows, n: K, k: F, alpha: 1, a: dy + n0 * rows * F, lda: F, b: params, ldb: F,
+                   beta: 0, c: dcol.pointer, ldc: K)
+            col2im(dcol.pointer, dx + n0 * H * W * C, batch: n)
+            n0 += n
         }
     }
 }
