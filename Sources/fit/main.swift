@@ -21,7 +21,7 @@ struct Fit: ParsableCommand {
           tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz \\
             | normalize --scale 255 | fit --model mnist-cnn --epochs 5 -o fashion.model
           fit --model 'dense 64 relu; dense classes' --lr 0.01 --optimizer sgd -o m.model < train.tns
-          fit --resume fashion.model.ckpt --epochs 2 -o fashion.model < train.tns
+          fit --resume fashion.model --epochs 2 -o fashion.model < train.tns
         """,
         version: toolVersion)
 
