@@ -89,14 +89,16 @@ public enum CIFARReader {
             guard wanted.contains(base) || metaNames.contains(base) else { continue }
             let size = Int(archive_entry_size(entry))
             guard size >= 0, size <= maxMemberBytes else { throw DataError(src.name, "member \(base) size \(size) out of range") }
-            var data = [UInt8](repeating: 0, count: size)
-            var got = 0
-            while got < size {
-                let n = data.withUnsafeMutableBytes { archive_read_data(a, $0.baseAddress! + got, size - got) }
+            // Grown as the member's bytes arrive, not sized from its (untrusted) header.
+            var data: [UInt8] = []
+            var buf = [UInt8](repeating: 0, count: 1 << 16)
+            while data.count < size {
+                let n = buf.withUnsafeMutableBytes { archive_read_data(a, $0.baseAddress!, min($0.count, size - data.count)) }
                 if n < 0 { throw client.error ?? DataError(src.name, "member \(base) damaged: " + ArchiveClient.message(a)) }
                 if n == 0 { break }
-                got += n
+                data += buf.prefix(n)
             }
+            let got = data.count
             guard got == size else { throw DataError(src.name, "member \(base) cut short (\(got) of \(size) bytes)") }
             members[base] = data
         }

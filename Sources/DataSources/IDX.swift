@@ -66,9 +66,9 @@ public final class IDXSource: SampleSource {
         fields = [Field(name: field, dtype: dtype, shape: Shape(sampleDims))]
         if rank == 1 && dtype.isInteger {
             // Labels: read them whole (one element per sample) to learn the classes.
-            var all = [UInt8](repeating: 0, count: count * dtype.size)
-            let n = try all.withUnsafeMutableBytes { try source.readFully(into: $0.baseAddress!, count: $0.count) }
-            guard n == all.count else {
+            var all = try readGrowing(source, count: count * dtype.size)
+            let n = all.count
+            guard n == count * dtype.size else {
                 throw DataError(name, "IDX payload short: header declares \(count) samples, file holds \(n / dtype.size)")
             }
             try checkNoTrailingBytes()

@@ -16,7 +16,7 @@ public struct DecodedImage {
 
 public enum ImageCodec {
     public static let maxFileBytes = 256 << 20
-    public static let maxPixels = 1 << 28
+    public static let maxPixels = 1 << 26
 
     /// Decodes PNG or JPEG bytes; `channels` forces the channel count.
     public static func decode(_ data: [UInt8], name: String, channels: Int?) throws -> DecodedImage {

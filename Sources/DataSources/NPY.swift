@@ -121,8 +121,8 @@ public enum NPYReader {
     /// The whole payload of an array in C order, little-endian.
     static func readAll(_ src: ByteSource, header h: Header, name: String) throws -> [UInt8] {
         let total = checkedProduct(h.shape + [h.dtype.size])!
-        var data = [UInt8](repeating: 0, count: total)
-        let got = try data.withUnsafeMutableBytes { try src.readFully(into: $0.baseAddress!, count: total) }
+        var data = try readGrowing(src, count: total)
+        let got = data.count
         guard got == total else { throw DataError(name, ".npy data short: \(got) of \(total) bytes") }
         var extra: UInt8 = 0
         guard try src.read(into: &extra, count: 1) == 0 else { throw DataError(name, ".npy has bytes after its data") }

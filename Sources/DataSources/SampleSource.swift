@@ -86,3 +86,21 @@ func byteSwap(_ p: UnsafeMutableRawPointer, count: Int, size: Int) {
         break
     }
 }
+
+/// Reads exactly `count` bytes, or fewer at end of input, growing the buffer only as bytes
+/// arrive: a header that declares a huge size costs nothing until the data is really there.
+func readGrowing(_ source: ByteSource, count: Int) throws -> [UInt8] {
+    var out: [UInt8] = []
+    let chunk = 1 << 20
+    while out.count < count {
+        let want = min(chunk, count - out.count)
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: want))
+        let got = try out.withUnsafeMutableBytes { try source.readFully(into: $0.baseAddress! + start, count: want) }
+        if got < want {
+            out.removeLast(want - got)
+            break
+        }
+    }
+    return out
+}

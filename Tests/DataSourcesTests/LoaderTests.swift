@@ -97,6 +97,21 @@ final class LoaderTests: XCTestCase {
         }
     }
 
+    func testHugeDeclaredSizesAllocateNothingUpFront() throws {
+        // IDX labels claiming 2^32−16 samples, NPY claiming 2^40 int64 labels: refused as
+        // short, without allocating what the header claims (the process would abort).
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data([0, 0, 0x08, 1, 0xFF, 0xFF, 0xFF, 0xF0, 1, 2, 3]).write(to: URL(fileURLWithPath: dir + "/labels.idx"))
+        assertRefused([dir + "/labels.idx"], "labels.idx", "short")
+        var npy: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
+        var dict = "{'descr': '<i8', 'fortran_order': False, 'shape': (1099511627776,), }"
+        dict += String(repeating: " ", count: (64 - (10 + dict.utf8.count + 1) % 64) % 64) + "\n"
+        npy += [UInt8(dict.utf8.count & 0xFF), UInt8(dict.utf8.count >> 8)] + Array(dict.utf8) + [1, 0, 0, 0, 0, 0, 0, 0]
+        try Data(npy).write(to: URL(fileURLWithPath: dir + "/labels.npy"))
+        assertRefused([dir + "/labels.npy"], "labels.npy", "short")
+    }
+
     func testGzipBombStopsAfterTheDeclaredSamples() {
         // 10 images declared, 50 MB of zeros behind them: refused without inflating it all.
         assertRefused(["x=testdata:idx/bomb.idx.gz"], "bomb.idx.gz", "longer")
