@@ -63,12 +63,28 @@ public final class Conv2D<T: Real>: Layer<T> {
                 for ow in 0..<OW {
                     for i in 0..<kh {
                         let ih = oh * stride + i - pt
-                        for j in 0..<kw {
-                            let iw = ow * stride + j - pl
-                            if ih >= 0 && ih < H && iw >= 0 && iw < W {
-                                r.update(from: xn + (ih * W + iw) * C, count: C)
+                        let rowInside = ih >= 0 && ih < H
+                        // The kernel row's KW·C values are contiguous in x when all inside:
+                        // one copy (for one channel, a memmove per value would dominate).
+                        let iw0 = ow * stride - pl
+                        if rowInside && iw0 >= 0 && iw0 + kw <= W {
+                            let src = xn + (ih * W + iw0) * C
+                            let n = kw * C
+                            if n < 16 {
+                                for e in 0..<n { r[e] = src[e] }
                             } else {
-                                r.update(repeating: 0, count: C)
+                                r.update(from: src, count: n)
+                            }
+                            r += n
+                            continue
+                        }
+                        for j in 0..<kw {
+                            let iw = iw0 + j
+                            if rowInside && iw >= 0 && iw < W {
+                                let src = xn + (ih * W + iw) * C
+                                for c in 0..<C { r[c] = src[c] }
+                            } else {
+                                for c in 0..<C { r[c] = 0 }
                             }
                             r += C
                         }
