@@ -93,3 +93,24 @@ final class ManExamplesTests: XCTestCase {
         XCTAssertGreaterThan(ran, 20, "examples found in the man pages")
     }
 }
+
+final class ManOptionsTests: XCTestCase {
+    /// Every long option `--help` lists is documented in the tool's man page, and every
+    /// option the page documents exists.
+    func testManPagesAndHelpListTheSameOptions() throws {
+        for tool in ["tensor-load", "tensor-show", "tensor-cat", "normalize", "fit", "predict"] {
+            let help = try sh("\(tool) --help").stdoutText
+            let page = try String(contentsOfFile: packageRoot().path + "/man/\(tool).1", encoding: .utf8)
+            func longOptions(_ text: String, pattern: String) -> Set<String> {
+                let re = try! NSRegularExpression(pattern: pattern)
+                let ns = text as NSString
+                return Set(re.matches(in: text, range: NSRange(location: 0, length: ns.length)).map { ns.substring(with: $0.range(at: 1)) })
+            }
+            let inHelp = longOptions(help, pattern: "(?m)^\\s+(?:-\\w, )?--([a-z][a-z-]*)")
+            let inPage = longOptions(page, pattern: "Fl -([a-z][a-z-]*)")
+            XCTAssertFalse(inHelp.isEmpty, "\(tool) --help lists options")
+            XCTAssertEqual(inHelp.subtracting(inPage), [], "\(tool): options in --help but not in the man page")
+            XCTAssertEqual(inPage.subtracting(inHelp), [], "\(tool): options in the man page but not in --help")
+        }
+    }
+}
