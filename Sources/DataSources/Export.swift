@@ -8,17 +8,7 @@ import TensorStream
 
 /// Reads element `i` of a payload as Double.
 @inline(__always)
-func element(_ p: UnsafeRawPointer, _ i: Int, _ t: DType) -> Double {
-    switch t {
-    case .u8: return Double(p.load(fromByteOffset: i, as: UInt8.self))
-    case .i8: return Double(p.load(fromByteOffset: i, as: Int8.self))
-    case .i16: return Double(p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
-    case .i32: return Double(p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
-    case .i64: return Double(p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
-    case .f32: return Double(p.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
-    case .f64: return p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)
-    }
-}
+func element(_ p: UnsafeRawPointer, _ i: Int, _ t: DType) -> Double { p.element(i, t) }
 
 /// Element text: integers exactly, floats in the shortest form that round-trips.
 func elementText(_ p: UnsafeRawPointer, _ i: Int, _ t: DType) -> String {

@@ -25,21 +25,12 @@ func numericClassNames(maxLabel: Int) -> [String] {
 
 /// The largest value of non-negative integer labels, or nil when one is negative.
 func maxLabel(_ p: UnsafeRawPointer, count: Int, dtype: DType) -> Int? {
-    var m = -1
+    var m: Int64 = -1
     for i in 0..<count {
-        let v: Int
-        switch dtype {
-        case .u8: v = Int(p.load(fromByteOffset: i, as: UInt8.self))
-        case .i8: v = Int(p.load(fromByteOffset: i, as: Int8.self))
-        case .i16: v = Int(p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
-        case .i32: v = Int(p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
-        case .i64: v = Int(p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
-        default: return nil
-        }
-        if v < 0 { return nil }
+        guard let v = p.integerElement(i, dtype), v >= 0 else { return nil }
         m = max(m, v)
     }
-    return m < 0 ? nil : m
+    return m < 0 || m > Int64(Int32.max) ? nil : Int(m)
 }
 
 /// Serves samples held in memory (formats that must be read whole: NPZ, CSV, CIFAR archives).

@@ -11,10 +11,7 @@ import TensorStream
 public func convertToFloat(_ p: UnsafeRawPointer, dtype: DType, count: Int, into out: UnsafeMutablePointer<Float>) -> Int? {
     switch dtype {
     case .u8: let s = p.assumingMemoryBound(to: UInt8.self); for i in 0..<count { out[i] = Float(s[i]) }
-    case .i8: for i in 0..<count { out[i] = Float(p.load(fromByteOffset: i, as: Int8.self)) }
-    case .i16: for i in 0..<count { out[i] = Float(p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)) }
-    case .i32: for i in 0..<count { out[i] = Float(p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
-    case .i64: for i in 0..<count { out[i] = Float(p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)) }
+    case .i8, .i16, .i32, .i64: for i in 0..<count { out[i] = Float(p.element(i, dtype)) }
     case .f32:
         out.update(from: p.assumingMemoryBound(to: Float.self), count: count)
         for i in 0..<count where !out[i].isFinite { return i }
@@ -28,18 +25,10 @@ public func convertToFloat(_ p: UnsafeRawPointer, dtype: DType, count: Int, into
     return nil
 }
 
-/// Reads integer labels; returns the index of the first one outside 0..<classes.
+/// Reads integer labels; returns the index and value of the first one outside 0..<classes.
 func convertLabels(_ p: UnsafeRawPointer, dtype: DType, count: Int, classes: Int, into out: UnsafeMutablePointer<Int32>) -> (Int, Int64)? {
     for i in 0..<count {
-        let v: Int64
-        switch dtype {
-        case .u8: v = Int64(p.load(fromByteOffset: i, as: UInt8.self))
-        case .i8: v = Int64(p.load(fromByteOffset: i, as: Int8.self))
-        case .i16: v = Int64(p.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
-        case .i32: v = Int64(p.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
-        case .i64: v = p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)
-        default: return (i, -1)
-        }
+        guard let v = p.integerElement(i, dtype) else { return (i, -1) }
         guard v >= 0, v < Int64(classes) else { return (i, v) }
         out[i] = Int32(v)
     }

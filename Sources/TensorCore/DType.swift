@@ -36,3 +36,32 @@ public enum DType: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         self = t
     }
 }
+
+extension UnsafeRawPointer {
+    /// Element `i` of an array of `dtype` starting here, as Double (little-endian, unaligned).
+    @inline(__always)
+    public func element(_ i: Int, _ dtype: DType) -> Double {
+        switch dtype {
+        case .u8: return Double(load(fromByteOffset: i, as: UInt8.self))
+        case .i8: return Double(load(fromByteOffset: i, as: Int8.self))
+        case .i16: return Double(loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
+        case .i32: return Double(loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
+        case .i64: return Double(loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
+        case .f32: return Double(loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
+        case .f64: return loadUnaligned(fromByteOffset: 8 * i, as: Double.self)
+        }
+    }
+
+    /// Element `i` of an integer array of `dtype` starting here; nil for floating point types.
+    @inline(__always)
+    public func integerElement(_ i: Int, _ dtype: DType) -> Int64? {
+        switch dtype {
+        case .u8: return Int64(load(fromByteOffset: i, as: UInt8.self))
+        case .i8: return Int64(load(fromByteOffset: i, as: Int8.self))
+        case .i16: return Int64(loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))
+        case .i32: return Int64(loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
+        case .i64: return loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)
+        case .f32, .f64: return nil
+        }
+    }
+}

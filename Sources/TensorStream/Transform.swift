@@ -59,14 +59,7 @@ public final class ScaleTransform {
                 }
             default:
                 for k in 0..<n {
-                    let v: Double
-                    switch f.dtype {
-                    case .i8: v = Double(src.load(fromByteOffset: k, as: Int8.self))
-                    case .i16: v = Double(src.loadUnaligned(fromByteOffset: 2 * k, as: Int16.self))
-                    case .i32: v = Double(src.loadUnaligned(fromByteOffset: 4 * k, as: Int32.self))
-                    case .i64: v = Double(src.loadUnaligned(fromByteOffset: 8 * k, as: Int64.self))
-                    default: v = src.loadUnaligned(fromByteOffset: 8 * k, as: Double.self)
-                    }
+                    let v = UnsafeRawPointer(src).element(k, f.dtype)
                     guard v.isFinite else { return (views, (i, k / f.shape.count)) }
                     out[k] = Float(v / divisor)
                 }
