@@ -208,18 +208,23 @@ public final class Trainer {
     private func run(_ data: Dataset, _ idx: ArraySlice<Int>, train: Bool) -> ArraySlice<Shard> {
         let n = idx.count
         let used = min(threads, n)
+        var slices: [ArraySlice<Int>] = []
         var start = idx.startIndex
         for k in 0..<used {
             let size = n / used + (k < n % used ? 1 : 0)
-            shards[k].gather(data, idx[start..<start + size])
+            slices.append(idx[start..<start + size])
             start += size
         }
         let active = shards[0..<used]
         if used == 1 {
+            active[0].gather(data, slices[0])
             active[0].step(train: train, weight: 1)
         } else {
+            // Each worker gathers its own samples too: nothing serial between batches but the
+            // optimizer's (itself parallel) update.
             DispatchQueue.concurrentPerform(iterations: used) { k in
-                let s = active[k]
+                let s = active[active.startIndex + k]
+                s.gather(data, slices[k])
                 s.step(train: train, weight: Float(s.count) / Float(n))
             }
         }
