@@ -133,7 +133,11 @@ public final class Model {
             throw ModelError(name, "architecture \(e.location): \(e.problem)")
         }
         model.normalization = s.metadata("model.input.normalize")
-        model.epoch = Int(s.metadata("model.epoch") ?? "0") ?? 0
+        guard let epoch = Int(s.metadata("model.epoch") ?? "0"), (0...1_000_000_000).contains(epoch),
+              let step = Int(s.metadata("model.step") ?? "0"), (0...Int(Int32.max) * 1024).contains(step) else {
+            throw ModelError(name, "model.epoch or model.step is not a count in range")
+        }
+        model.epoch = epoch
         model.provenance = s.metadata.filter { $0.key.hasPrefix("provenance.") }
         let P = model.network.parameterCount
         guard let pi = s.index(of: "params"), s.fields[pi].dtype == .f32, s.fields[pi].shape == Shape([max(P, 1)]) else {
@@ -154,7 +158,7 @@ public final class Model {
                 let o = Optimizer<Float>(config: opt, count: P)
                 b.field(mi).withMemoryRebound(to: Float.self) { o.m.update(from: $0.baseAddress!, count: P) }
                 b.field(vi).withMemoryRebound(to: Float.self) { o.v.update(from: $0.baseAddress!, count: P) }
-                o.step = Int(s.metadata("model.step") ?? "0") ?? 0
+                o.step = step
                 model.optimizer = o
             }
         }

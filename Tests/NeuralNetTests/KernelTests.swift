@@ -213,6 +213,33 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// A model whose metadata is edited (and checksums recomputed, as a hostile writer would).
+    func rewrittenModel(_ edit: (inout Schema) -> Void) throws -> [UInt8] {
+        let m = try makeModel()
+        let sink = MemorySink()
+        try m.write(to: sink)
+        let r = try StreamReader(source: MemorySource(sink.data))
+        var s = r.schema
+        edit(&s)
+        let b = try XCTUnwrap(try r.next())
+        let out = MemorySink()
+        let w = try StreamWriter(sink: out, schema: s)
+        try w.write(count: 1, fields: (0..<s.fields.count).map { b.field($0) })
+        try w.finish()
+        return out.data
+    }
+
+    func testHostileModelMetadataIsRefused() throws {
+        for (key, value) in [("model.epoch", "99999999999999999999"), ("model.epoch", "-1"), ("model.step", "x"),
+                             ("model.input.shape", "28x0x1"), ("model.input.shape", "99999999999x99999999999"),
+                             ("model.architecture", "include /etc/passwd"), ("model.task", "magic"), ("model.optimizer", "adam lr=nan")] {
+            let bytes = try rewrittenModel { $0.setMetadata(key, value) }
+            XCTAssertThrowsError(try Model.load(from: MemorySource(bytes, name: "m.model")), "\(key)=\(value) accepted") { e in
+                XCTAssertEqual((e as? DiagnosticError)?.kind, .badData, "\(e)")
+            }
+        }
+    }
+
     func testWeightsThatDoNotFitTheArchitectureAreRefused() throws {
         let m = try makeModel()
         let sink = MemorySink()
