@@ -28,7 +28,7 @@ public struct OptimizerConfig: Sendable, Equatable {
 }
 
 public final class Optimizer<T: Real> {
-    public let config: OptimizerConfig
+    public var config: OptimizerConfig
     public let count: Int
     /// Momentum (SGD) or first moment (Adam), and second moment (Adam).
     public let m: UnsafeMutablePointer<T>

@@ -46,8 +46,8 @@ struct Fit: ParsableCommand {
     @Option(help: "Samples per gradient step.")
     var batch: Int = 32
 
-    @Option(help: "Learning rate.")
-    var lr: Double = 0.001
+    @Option(help: "Learning rate (default 0.001; with --resume, the model's).")
+    var lr: Double?
 
     @Option(help: ArgumentHelp("sgd, adam or adamw.", valueName: "name"))
     var optimizer: String = "adam"
@@ -102,7 +102,7 @@ struct Fit: ParsableCommand {
         if model != nil && resume != nil { throw ValidationError("--model and --resume exclude each other") }
         if epochs < 0 || epochs > 1_000_000 { throw ValidationError("--epochs takes 0…1000000") }
         if batch < 1 || batch > 1 << 20 { throw ValidationError("--batch takes 1…1048576") }
-        if !(lr > 0 && lr.isFinite) { throw ValidationError("--lr takes a positive number") }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr takes a positive number") }
         if OptimizerConfig.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer takes sgd, adam or adamw") }
         if InitScheme(rawValue: initialization) == nil { throw ValidationError("--initialization takes glorot, he or pytorch") }
         if let l = loss, !["ce", "bce", "mse"].contains(l) { throw ValidationError("--loss takes ce, bce or mse") }
@@ -131,7 +131,7 @@ struct Fit: ParsableCommand {
             setBLASThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
             var opt = OptimizerConfig()
             opt.kind = OptimizerConfig.Kind(rawValue: optimizer)!
-            opt.learningRate = lr
+            opt.learningRate = lr ?? 0.001
             opt.momentum = momentum
             opt.nesterov = nesterov
             opt.weightDecay = weightDecay
@@ -147,7 +147,10 @@ struct Fit: ParsableCommand {
             let m: Model
             if let resume {
                 m = try Model.load(from: try FileSource.open(resume))
-                m.optimizerConfig.learningRate = lr
+                if let lr {
+                    m.optimizerConfig.learningRate = lr
+                    m.optimizer?.config.learningRate = lr
+                }
             } else {
                 let task: Task = loss == "mse" || (loss == nil && yf.dtype.isFloatingPoint) ? .regression : loss == "bce" ? .binary : .classification
                 var classes = schema.classes(of: target) ?? []

@@ -98,6 +98,10 @@ final class TrainingToolTests: XCTestCase {
         let r = try sh("fit --resume \(tmp)/m.model --epochs 1 --batch 5 -o \(tmp)/m2.model \(tmp)/train.tns")
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.hasPrefix("fit: epoch 3: "), r.stderr)
+        func optimizer(_ path: String) throws -> String? { try readAll(try data(path)).0.metadata("model.optimizer") }
+        XCTAssertTrue(try optimizer("\(tmp)/m2.model")?.hasPrefix("adam lr=0.001 ") == true, "the model's learning rate is kept")
+        XCTAssertEqual(try sh("fit --resume \(tmp)/m.model --lr 0.25 --epochs 1 -q -o \(tmp)/m3.model \(tmp)/train.tns").status, 0)
+        XCTAssertTrue(try optimizer("\(tmp)/m3.model")?.hasPrefix("adam lr=0.25 ") == true, "--lr overrides it")
     }
 
     func testRefusals() throws {
