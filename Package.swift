@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "normalize", targets: ["normalize"]),
         .executable(name: "fit", targets: ["fit"]),
         .executable(name: "predict", targets: ["predict"]),
+        .executable(name: "score", targets: ["score"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +34,7 @@ let package = Package(
         .target(name: "NeuralNet", dependencies: ["TensorCore", "TensorStream"]),
         .target(name: "DataSources",
                 dependencies: ["TensorCore", "TensorStream", "CArchive", "CZlib", "CPNG", "CTurboJPEG"]),
+        .target(name: "Metrics", dependencies: ["TensorCore", "TensorStream"]),
         .target(name: "ToolSupport",
                 dependencies: ["TensorCore", "TensorStream", "DataSources",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -58,6 +60,9 @@ let package = Package(
         .executableTarget(name: "predict",
                           dependencies: ["ToolSupport", "NeuralNet", "TensorStream", "TensorCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "score",
+                          dependencies: ["ToolSupport", "Metrics", "TensorStream",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // MARK: - Tests
         .target(name: "_TestSupport", dependencies: ["TensorCore", "TensorStream"], path: "Tests/_TestSupport"),
@@ -65,6 +70,7 @@ let package = Package(
         .testTarget(name: "TensorStreamTests", dependencies: ["TensorStream", "TensorCore", "_TestSupport"]),
         .testTarget(name: "DataSourcesTests", dependencies: ["DataSources", "TensorStream", "TensorCore", "_TestSupport"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "TensorCore"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TensorStream", "TensorCore", "_TestSupport"]),
         .testTarget(name: "ToolTests", dependencies: ["_TestSupport", "TensorStream", "TensorCore"]),
     ]
 )

@@ -140,3 +140,24 @@ public func openInputs(_ paths: [String]) throws -> [FileSource] {
     let ps = paths.isEmpty ? ["-"] : paths
     return try ps.map { try FileSource.open($0) }
 }
+
+extension ByteSink {
+    /// Writes a string's UTF-8 bytes.
+    public func write(string s: String) throws {
+        var t = s
+        try t.withUTF8 { try write(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+/// Reads a whole small input (a log, a statistics file) into memory; more than `limit` bytes is
+/// an error naming the input.
+public func readWhole(_ source: ByteSource, limit: Int) throws -> [UInt8] {
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0.baseAddress!, count: $0.count) }
+        if n == 0 { return out }
+        out += chunk[0..<n]
+        if out.count > limit { throw ToolFailure(source.name, "larger than \(limit) bytes; is it the right file?") }
+    }
+}

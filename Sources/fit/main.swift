@@ -12,15 +12,18 @@ struct Fit: ParsableCommand {
         commandName: "fit",
         abstract: "Train a network on a tensor stream and write a model file.",
         discussion: """
-        The architecture is a preset (mlp, mnist-cnn, cifar-cnn), a file, or inline text with
-        one layer per line or ";" between layers (see fit(1)). Input shape and class count come
-        from the stream. After each epoch the model is written to -o atomically, so a killed
-        fit leaves the last complete epoch's model, never a partial file.
+        The architecture is a preset (mlp, mnist-cnn, cifar-cnn), a file, or inline text with \
+        one layer per line or ";" between layers (see fit(1)). Input shape and class count come \
+        from the stream. The model is written to -o atomically only when training ends well; \
+        after each epoch a checkpoint (-o's name with .ckpt appended) is written, so a killed \
+        or diverged fit leaves the previous model intact and --resume continues from the \
+        checkpoint.
 
         Examples:
           tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz \\
-            | normalize --scale 255 | fit --model mnist-cnn --epochs 5 -o fashion.model
-          fit --model 'dense 64 relu; dense classes' --lr 0.01 --optimizer sgd -o m.model < train.tns
+            | normalize --scale 255 | fit --model mnist-cnn -o fashion.model
+          fit --model 'dense 64 relu; dense classes' --lr 0.01 --optimizer sgd \\
+            -o m.model < train.tns
           fit --resume fashion.model --epochs 2 -o fashion.model < train.tns
         """,
         version: toolVersion)

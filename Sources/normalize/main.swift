@@ -10,13 +10,14 @@ struct Normalize: ParsableCommand {
         commandName: "normalize",
         abstract: "Scale fields of a tensor stream to f32 and record the transform.",
         discussion: """
-        Divides the chosen fields (default x) by a constant and writes them as f32; other fields
-        pass through. The transform is recorded as FIELD.normalize in the metadata; fit stores
-        it in the model and predict refuses input normalized differently. Streams in constant
+        Divides the chosen fields (default x) by a constant and writes them as f32; other fields \
+        pass through. The transform is recorded as FIELD.normalize in the metadata; fit stores \
+        it in the model and predict refuses input normalized differently. Streams in constant \
         memory.
 
         Examples:
-          tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz | normalize --scale 255 | tensor-show
+          tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz \\
+            | normalize --scale 255 | tensor-show
           normalize --scale 255 --field x -o train-f32.tns train.tns
         """,
         version: toolVersion)

@@ -12,15 +12,16 @@ struct Predict: ParsableCommand {
         commandName: "predict",
         abstract: "Apply a model to a tensor stream: add class probabilities p and predictions yhat.",
         discussion: """
-        Streams in constant memory. Every input field is passed through; p (f32, one per class)
-        and yhat (the predicted class, i64; for regression the predicted value, f32) are added,
-        the names score reads by default. An input that does not match what the model was
+        Streams in constant memory. Every input field is passed through; p (f32, one per class) \
+        and yhat (the predicted class, i64; for regression the predicted value, f32) are added, \
+        the names score reads by default. An input that does not match what the model was \
         trained on (field, dtype, shape, normalization, class names) is refused, naming both.
 
         Examples:
           tensor-load x=t10k-images-idx3-ubyte.gz y=t10k-labels-idx1-ubyte.gz \\
             | normalize --scale 255 | predict -m fashion.model | tensor-show
-          tensor-load photo.png | normalize --scale 255 | predict -m fashion.model --format text
+          tensor-load photo.png | normalize --scale 255 \\
+            | predict -m fashion.model --format text
         """,
         version: toolVersion)
 

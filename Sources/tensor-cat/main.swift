@@ -10,14 +10,15 @@ struct TensorCat: ParsableCommand {
         commandName: "tensor-cat",
         abstract: "Concatenate tensor streams into one, keeping chosen fields or the first samples.",
         discussion: """
-        Reads the streams named (stdin when none or "-"), which must have equal schemas, checks
-        every record, and writes one stream with a single header and end record. Batches pass
+        Reads the streams named (stdin when none or "-"), which must have equal schemas, checks \
+        every record, and writes one stream with a single header and end record. Batches pass \
         through byte for byte unless --fields or --head changes them.
 
         Examples:
           tensor-cat part1.tns part2.tns -o all.tns
           tensor-cat --fields x < train.tns | tensor-show
-          tensor-load x=images.gz y=labels.gz | tensor-cat --head 100 | tensor-show --png first.png
+          tensor-load x=images.gz y=labels.gz | tensor-cat --head 100 \\
+            | tensor-show --png first.png
         """,
         version: toolVersion)
 

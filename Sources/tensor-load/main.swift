@@ -10,12 +10,13 @@ struct TensorLoad: ParsableCommand {
         commandName: "tensor-load",
         abstract: "Read data files and write one tensor stream.",
         discussion: """
-        Each operand is FILE or NAME=FILE; NAME renames the field of a single-field input. Several
-        inputs become the fields of one stream and must hold the same number of samples. "-" is
+        Each operand is FILE or NAME=FILE; NAME renames the field of a single-field input. Several \
+        inputs become the fields of one stream and must hold the same number of samples. "-" is \
         standard input. Compressed inputs (.gz, verified; .bz2, .xz, .zst) are read directly.
 
         Examples:
-          tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz | tensor-show
+          tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz \\
+            | tensor-show
           tensor-load --label species iris.csv -o iris.tns
           tensor-load --split test cifar-10-binary.tar.gz | tensor-show --png grid.png
           tensor-load photos/ | tensor-show        # one sub-directory per class

@@ -13,15 +13,17 @@ struct TensorShow: ParsableCommand {
         commandName: "tensor-show",
         abstract: "Describe, verify or export a tensor stream.",
         discussion: """
-        Reads the stream from the files named (one after another, as concatenated streams) or
-        from stdin. The whole stream is always read and verified: a cut or corrupt stream is an
+        Reads the stream from the files named (one after another, as concatenated streams) or \
+        from stdin. The whole stream is always read and verified: a cut or corrupt stream is an \
         error even when only a summary is asked for.
 
         Examples:
-          tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz | tensor-show
+          tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz \\
+            | tensor-show
           tensor-show --count data.tns
           tensor-show --csv data.tns > data.csv
-          tensor-show --npz data.npz data.tns && python3 -c 'import numpy; print(numpy.load("data.npz")["x"].shape)'
+          tensor-show --npz data.npz data.tns \\
+            && python3 -c 'import numpy; print(numpy.load("data.npz")["x"].shape)'
           tensor-show --png grid.png -n 36 data.tns
         """,
         version: toolVersion)

@@ -1,0 +1,146 @@
+// How a ScoreReport is shown: an aligned table for people, JSON with scikit-learn's names for
+// programs, and the gates (`accuracy>=0.9`) that let a cron job fail loudly.
+
+import Foundation
+
+extension ScoreReport {
+    /// The aligned table `score` prints by default.
+    public func table() -> String {
+        var out = "task      \(task.rawValue)\nsamples   \(samples)\n"
+        let labels = [
+            "accuracy": "accuracy",
+            "top_k_accuracy": "top-\(topK) accuracy",
+            "log_loss": "log loss",
+            "roc_auc": "ROC AUC",
+            "average_precision": "average precision",
+            "precision": "precision (class \(classNames.count > 1 ? classNames[1] : "1"))",
+            "recall": "recall (class \(classNames.count > 1 ? classNames[1] : "1"))",
+            "f1": "F1 (class \(classNames.count > 1 ? classNames[1] : "1"))",
+            "mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R²",
+        ]
+        let shown = metrics.filter { labels[$0.key] != nil }
+        let w = shown.map { labels[$0.key]!.count }.max() ?? 0
+        for m in shown {
+            out += pad(labels[m.key]!, w) + "  " + number(m.value) + "\n"
+        }
+        if !perClass.isEmpty {
+            let names = perClass.map { display($0.name) } + ["macro avg", "weighted avg"]
+            let cw = max(names.map(\.count).max()!, 5)
+            out += "\n" + pad("class", cw) + "  precision     recall         f1    support\n"
+            for c in perClass {
+                out += pad(display(c.name), cw) + "  " + cells([c.precision, c.recall, c.f1]) + lpad(String(c.support), 11) + "\n"
+            }
+            func avg(_ suffix: String) -> [Double?] {
+                ["precision", "recall", "f1"].map { key in metrics.first { $0.key == key + suffix }?.value ?? nil }
+            }
+            out += pad("macro avg", cw) + "  " + cells(avg("_macro")) + lpad(String(samples), 11) + "\n"
+            out += pad("weighted avg", cw) + "  " + cells(avg("_weighted")) + lpad(String(samples), 11) + "\n"
+            out += "\nconfusion matrix (rows: target, columns: prediction)\n"
+            let width = max(confusion.flatMap { $0 }.map { String($0).count }.max() ?? 1, String(confusion.count - 1).count)
+            out += pad("", cw) + " " + (0..<confusion.count).map { " " + lpad(String($0), width) }.joined() + "\n"
+            for (i, row) in confusion.enumerated() {
+                out += pad(display(perClass[i].name), cw) + " " + row.map { " " + lpad(String($0), width) }.joined() + "\n"
+            }
+        }
+        return out
+    }
+
+    private func display(_ s: String) -> String {
+        String(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+    }
+    private func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(0, w - s.count)) }
+    private func lpad(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }
+    private func number(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "undefined" }
+    private func cells(_ vs: [Double?]) -> String { vs.map { lpad(number($0), 9) + "  " }.joined() }
+
+    /// JSON with scikit-learn's names; per-class entries as classification_report(output_dict=True)
+    /// spells them.
+    public func json() -> String {
+        var parts = ["\"task\":\"\(task.rawValue)\"", "\"samples\":\(samples)"]
+        for m in metrics { parts.append("\"\(m.key)\":\(jsonNumber(m.value))") }
+        if topK > 0 { parts.append("\"top_k\":\(topK)") }
+        if !perClass.isEmpty {
+            parts.append("\"classes\":[" + perClass.map { jsonString($0.name) }.joined(separator: ",") + "]")
+            let rows = perClass.map {
+                jsonString($0.name) + ":{\"precision\":\(jsonNumber($0.precision)),\"recall\":\(jsonNumber($0.recall)),\"f1-score\":\(jsonNumber($0.f1)),\"support\":\($0.support)}"
+            }
+            parts.append("\"per_class\":{" + rows.joined(separator: ",") + "}")
+            parts.append("\"confusion_matrix\":[" + confusion.map { "[" + $0.map(String.init).joined(separator: ",") + "]" }.joined(separator: ",") + "]")
+        }
+        return "{" + parts.joined(separator: ",") + "}\n"
+    }
+}
+
+func jsonNumber(_ v: Double?) -> String {
+    guard let v, v.isFinite else { return "null" }
+    return String(format: "%.17g", v)
+}
+
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        case "\r": out += "\\r"
+        default:
+            if u.value < 0x20 || u.value == 0x7F { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+        }
+    }
+    return out + "\""
+}
+
+/// A `--require` condition: a metric, a comparison and a number.
+public struct Gate: Equatable {
+    public enum Comparison: String, CaseIterable { case ge = ">=", le = "<=", eq = "==", ne = "!=", gt = ">", lt = "<" }
+    public let text: String
+    public let key: String
+    public let comparison: Comparison
+    public let bound: Double
+
+    /// Parses `KEY OP NUMBER` (spaces allowed); KEY may name a class in brackets: `recall[Shirt]`.
+    public init?(_ text: String) {
+        self.text = text
+        let s = Array(text.unicodeScalars)
+        // the operator is searched after any bracketed class name, which may hold any character
+        let start = s.lastIndex(of: "]").map { $0 + 1 } ?? 0
+        var found: (Int, Comparison)?
+        var i = start
+        while i < s.count && found == nil {
+            for c in Comparison.allCases {
+                let op = Array(c.rawValue.unicodeScalars)
+                if i + op.count <= s.count && Array(s[i..<i + op.count]) == op { found = (i, c); break }
+            }
+            i += 1
+        }
+        guard let (at, c) = found else { return nil }
+        var k = String(String.UnicodeScalarView(s[0..<at]))
+        var v = String(String.UnicodeScalarView(s[(at + c.rawValue.unicodeScalars.count)...]))
+        k = k.trimmingCharacters(in: .whitespaces)
+        v = v.trimmingCharacters(in: .whitespaces)
+        guard !k.isEmpty, let b = Double(v), b.isFinite else { return nil }
+        key = k
+        comparison = c
+        bound = b
+    }
+
+    public func holds(for value: Double) -> Bool {
+        switch comparison {
+        case .ge: return value >= bound
+        case .le: return value <= bound
+        case .eq: return value == bound
+        case .ne: return value != bound
+        case .gt: return value > bound
+        case .lt: return value < bound
+        }
+    }
+
+    /// Why the gate fails on `report`, or nil when it holds. A metric that is not defined fails.
+    public func failure(in report: ScoreReport) -> String? {
+        guard let v = report.value(of: key) else { return "\(key) is not a metric of this \(report.task.rawValue) task" }
+        guard let value = v else { return "gate \(text) not met: \(key) is not defined" }
+        return holds(for: value) ? nil : "gate \(text) not met: \(key) = " + String(format: "%.6g", value)
+    }
+}

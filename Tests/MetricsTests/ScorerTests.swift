@@ -1,0 +1,230 @@
+// Metrics against scikit-learn: every expected value below was computed with scikit-learn 1.9.1
+// (the call is named beside it) on the same vectors, and is hard-coded here.
+
+import Foundation
+import XCTest
+@testable import Metrics
+import TensorCore
+import TensorStream
+import _TestSupport
+
+final class ScorerTests: XCTestCase {
+    func bytes<T>(_ a: [T]) -> [UInt8] { a.withUnsafeBytes { Array($0) } }
+
+    /// Scores an in-memory stream of the given fields, split into batches of 5 samples so that
+    /// accumulation across batches is exercised.
+    func score(_ fields: [(String, DType, [Int], [UInt8])], classes: [String]? = nil, count: Int,
+               options: ScoreOptions = ScoreOptions()) throws -> ScoreReport {
+        var schema = Schema(fields: fields.map { Field(name: $0.0, dtype: $0.1, shape: Shape($0.2)) })
+        if let classes { schema.setClasses(classes, of: "y") }
+        var batches: [(count: Int, fields: [[UInt8]])] = []
+        var start = 0
+        while start < count {
+            let n = min(5, count - start)
+            batches.append((n, fields.map { f in
+                let per = f.3.count / count
+                return Array(f.3[start * per ..< (start + n) * per])
+            }))
+            start += n
+        }
+        let stream = try makeStream(schema, batches: batches)
+        let reader = try StreamReader(source: MemorySource(stream, name: "test.tns"))
+        let s = try Scorer(schema: reader.schema, input: "test.tns", options: options)
+        while let b = try reader.next() { try s.add(b) }
+        return s.finish()
+    }
+
+    func value(_ r: ScoreReport, _ key: String) -> Double? { r.value(of: key) ?? nil }
+
+    // y, p (float32) and yhat = argmax(p) of the multiclass case.
+    let y: [Int64] = [0, 1, 2, 2, 1, 0, 2, 1, 0, 2, 1, 1]
+    let p: [Float] = [0.7, 0.2, 0.1, 0.1, 0.6, 0.3, 0.2, 0.3, 0.5, 0.1, 0.1, 0.8, 0.5, 0.4, 0.1, 0.6, 0.3, 0.1,
+                      0.3, 0.4, 0.3, 0.2, 0.7, 0.1, 0.4, 0.35, 0.25, 0.25, 0.15, 0.6, 0.15, 0.45, 0.4, 0.3, 0.3, 0.4]
+    let yhat: [Int64] = [0, 1, 2, 2, 0, 0, 1, 1, 0, 2, 1, 2]
+
+    func testMulticlassMatchesScikitLearn() throws {
+        var o = ScoreOptions()
+        o.topK = 2
+        let r = try score([("y", .i64, [], bytes(y)), ("p", .f32, [3], bytes(p)), ("yhat", .i64, [], bytes(yhat))],
+                          classes: ["a", "b", "c"], count: 12, options: o)
+        XCTAssertEqual(r.task, .classification)
+        XCTAssertEqual(value(r, "accuracy")!, 0.75, accuracy: 1e-12)                   // accuracy_score(y, yhat)
+        // precision_recall_fscore_support(y, yhat, average="macro" / "weighted")
+        XCTAssertEqual(value(r, "precision_macro")!, 0.75, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "recall_macro")!, 0.7833333333333333, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "f1_macro")!, 0.7579365079365079, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "precision_weighted")!, 0.75, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "recall_weighted")!, 0.75, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "f1_weighted")!, 0.7420634920634921, accuracy: 1e-12)
+        // precision_recall_fscore_support(y, yhat, average=None)
+        XCTAssertEqual(r.perClass.map(\.recall), [1, 0.6, 0.75])
+        XCTAssertEqual(r.perClass[0].f1, 0.8571428571428571, accuracy: 1e-12)
+        XCTAssertEqual(r.perClass[1].f1, 0.6666666666666666, accuracy: 1e-12)
+        XCTAssertEqual(r.perClass.map(\.support), [3, 5, 4])
+        XCTAssertEqual(r.confusion, [[3, 0, 0], [1, 3, 1], [0, 1, 3]])         // confusion_matrix(y, yhat)
+        XCTAssertEqual(value(r, "log_loss")!, 0.6834293007850647, accuracy: 1e-6) // log_loss(y, p), p float32
+        XCTAssertEqual(value(r, "top_k_accuracy")!, 1.0)                          // top_k_accuracy_score(y, p, k=2)
+        XCTAssertTrue(r.warnings.isEmpty)
+        XCTAssertEqual(r.value(of: "recall[b]")!, 0.6)
+        XCTAssertEqual(r.value(of: "recall[1]")!, 0.6)
+        XCTAssertNil(r.value(of: "recall[zz]"))
+        XCTAssertNil(r.value(of: "roc_auc"))
+    }
+
+    func testPredictionsFromProbabilitiesWhenNoPredictionField() throws {
+        let r = try score([("y", .i64, [], bytes(y)), ("p", .f32, [3], bytes(p))], count: 12)
+        XCTAssertEqual(r.confusion, [[3, 0, 0], [1, 3, 1], [0, 1, 3]])
+        XCTAssertEqual(r.classNames, ["0", "1", "2"])
+    }
+
+    func testClassNeverPredictedGivesZeroPrecisionAndAWarning() throws {
+        // y2, yh2 as in: precision_recall_fscore_support(y2, yh2, average=None / "macro"),
+        // f1_score(y2, yh2, average="weighted")
+        let y2: [Int32] = [0, 1, 2, 2, 1, 0, 2, 1]
+        let yh2: [Int32] = [0, 1, 1, 0, 1, 0, 1, 1]
+        let r = try score([("y", .i32, [], bytes(y2)), ("yhat", .i32, [], bytes(yh2))], classes: ["a", "b", "c"], count: 8)
+        XCTAssertEqual(r.perClass[0].precision, 0.6666666666666666, accuracy: 1e-12)
+        XCTAssertEqual(r.perClass[1].precision, 0.6, accuracy: 1e-12)
+        XCTAssertEqual(r.perClass[2].precision, 0)
+        XCTAssertEqual(r.perClass.map(\.f1)[0], 0.8, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "precision_macro")!, 0.4222222222222222, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "recall_macro")!, 0.6666666666666666, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "f1_macro")!, 0.5166666666666667, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "f1_weighted")!, 0.48125, accuracy: 1e-12)
+        XCTAssertEqual(r.warnings.count, 1)
+        XCTAssertEqual(r.warnings[0], "precision is ill-defined and set to 0, as scikit-learn does, for class 'c' never predicted")
+    }
+
+    // The binary case with tied scores.
+    let yb: [UInt8] = [0, 0, 1, 1, 0, 1, 0, 1, 1, 0]
+    let sb: [Float] = [0.1, 0.4, 0.35, 0.8, 0.4, 0.4, 0.2, 0.9, 0.35, 0.6]
+
+    func testBinaryWithTiedScoresMatchesScikitLearn() throws {
+        let yhb: [Int64] = sb.map { $0 >= 0.5 ? 1 : 0 }
+        let r = try score([("y", .u8, [], bytes(yb)), ("p", .f32, [1], bytes(sb)), ("yhat", .i64, [], bytes(yhb))], count: 10)
+        XCTAssertEqual(r.task, .binary)
+        XCTAssertEqual(value(r, "roc_auc")!, 0.68, accuracy: 1e-12)              // roc_auc_score(yb, sb)
+        XCTAssertEqual(value(r, "average_precision")!, 0.75, accuracy: 1e-12)    // average_precision_score(yb, sb)
+        XCTAssertEqual(value(r, "f1")!, 0.5, accuracy: 1e-12)                     // f1_score(yb, sb >= 0.5)
+        XCTAssertEqual(value(r, "precision")!, 0.6666666666666666, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "recall")!, 0.4, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "accuracy")!, 0.6, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "log_loss")!, 0.561088502407074, accuracy: 1e-6)  // log_loss(yb, sb)
+        XCTAssertEqual(r.roc.first, CurvePoint(x: 0, y: 0))
+        XCTAssertEqual(r.roc.last, CurvePoint(x: 1, y: 1))
+        XCTAssertEqual(r.roc.count, 8)  // (0,0) and one point per distinct score: ties are one threshold
+    }
+
+    func testThresholdReplacesThePredictions() throws {
+        var o = ScoreOptions()
+        o.threshold = 0.35
+        let wrong: [Int64] = Array(repeating: 0, count: 10)
+        let r = try score([("y", .u8, [], bytes(yb)), ("p", .f32, [1], bytes(sb)), ("yhat", .i64, [], bytes(wrong))], count: 10, options: o)
+        XCTAssertEqual(value(r, "f1")!, 0.7692307692307693, accuracy: 1e-12)    // f1_score(yb, sb >= 0.35)
+        XCTAssertEqual(value(r, "accuracy")!, 0.7, accuracy: 1e-12)
+    }
+
+    func testSingleClassPresentLeavesROCAUCUndefined() throws {
+        // roc_auc_score([1,1,1,1], …) warns "Only one class is present in y_true" and returns nan
+        let ys: [Int64] = [1, 1, 1, 1]
+        let ss: [Float] = [0.9, 0.8, 0.3, 0.6]
+        let r = try score([("y", .i64, [], bytes(ys)), ("p", .f32, [1], bytes(ss))], count: 4)
+        XCTAssertEqual(value(r, "accuracy")!, 0.75)
+        XCTAssertEqual(r.value(of: "roc_auc"), .some(nil))
+        XCTAssertTrue(r.warnings.contains { $0.contains("ROC AUC is not defined") }, "\(r.warnings)")
+        XCTAssertEqual(Gate("roc_auc>=0.5")!.failure(in: r), "gate roc_auc>=0.5 not met: roc_auc is not defined")
+    }
+
+    func testRegressionMatchesScikitLearn() throws {
+        let yr: [Double] = [3.0, -0.5, 2.0, 7.0, 4.25]
+        let pr: [Float] = [2.5, 0.0, 2.0, 8.0, 3.5]
+        let r = try score([("y", .f64, [], bytes(yr)), ("yhat", .f32, [], bytes(pr))], count: 5)
+        XCTAssertEqual(r.task, .regression)
+        XCTAssertEqual(value(r, "mse")!, 0.4125, accuracy: 1e-12)                // mean_squared_error
+        XCTAssertEqual(value(r, "rmse")!, 0.6422616289332564, accuracy: 1e-12)  // root_mean_squared_error
+        XCTAssertEqual(value(r, "mae")!, 0.55, accuracy: 1e-12)                  // mean_absolute_error
+        XCTAssertEqual(value(r, "r2")!, 0.9328175895765473, accuracy: 1e-12)   // r2_score
+        // two outputs, uniform average over outputs (scikit-learn's default multioutput)
+        let y2: [Float] = [0.5, 1, -1, 1, 7, -6, 2, 3]
+        let p2: [Float] = [0, 2, -1, 2, 8, -5, 2.5, 2.5]
+        let r2 = try score([("y", .f32, [2], bytes(y2)), ("yhat", .f32, [2], bytes(p2))], count: 4)
+        XCTAssertEqual(value(r2, "mse")!, 0.59375, accuracy: 1e-12)
+        XCTAssertEqual(value(r2, "rmse")!, 0.7568801272808958, accuracy: 1e-12)
+        XCTAssertEqual(value(r2, "mae")!, 0.6875, accuracy: 1e-12)
+        XCTAssertEqual(value(r2, "r2")!, 0.9445152531101937, accuracy: 1e-12)
+    }
+
+    func testNaNProbabilityIsAnErrorNamingTheSample() throws {
+        var bad = p
+        bad[7 * 3 + 1] = .nan
+        XCTAssertThrowsError(try score([("y", .i64, [], bytes(y)), ("p", .f32, [3], bytes(bad))], count: 12)) { e in
+            let d = e as! ScoreError
+            XCTAssertEqual(d.location, "test.tns: sample 7")
+            XCTAssertTrue(d.problem.contains("NaN"), d.problem)
+        }
+    }
+
+    func testLabelOutsideTheClassListNamesTheSample() throws {
+        var bad = y
+        bad[9] = 3
+        XCTAssertThrowsError(try score([("y", .i64, [], bytes(bad)), ("yhat", .i64, [], bytes(yhat))], classes: ["a", "b", "c"], count: 12)) { e in
+            let d = e as! ScoreError
+            XCTAssertEqual(d.location, "test.tns: sample 9")
+            XCTAssertEqual(d.problem, "y = 3 is outside the 3 classes")
+        }
+        bad[9] = -1
+        XCTAssertThrowsError(try score([("y", .i64, [], bytes(bad)), ("yhat", .i64, [], bytes(yhat))], count: 12)) { e in
+            XCTAssertEqual((e as! ScoreError).location, "test.tns: sample 9")
+        }
+    }
+
+    func testMissingFieldsAndDisagreeingClassNamesAreRefused() throws {
+        let schema = Schema(fields: [Field(name: "y", dtype: .i64, shape: Shape([]))])
+        XCTAssertThrowsError(try Scorer(schema: schema, input: "t", options: ScoreOptions())) { e in
+            XCTAssertTrue((e as! ScoreError).problem.contains("no prediction field 'yhat'"))
+        }
+        var s2 = Schema(fields: [Field(name: "y", dtype: .i64, shape: Shape([])), Field(name: "yhat", dtype: .i64, shape: Shape([]))])
+        s2.setClasses(["cat", "dog"], of: "y")
+        s2.setClasses(["dog", "cat"], of: "yhat")
+        XCTAssertThrowsError(try Scorer(schema: s2, input: "t", options: ScoreOptions())) { e in
+            XCTAssertTrue((e as! ScoreError).problem.contains("differ"))
+        }
+    }
+
+    func testGatesParseAndCompare() throws {
+        let g = Gate("f1[T-shirt/top] >= 0.8")!
+        XCTAssertEqual(g.key, "f1[T-shirt/top]")
+        XCTAssertEqual(g.comparison, .ge)
+        XCTAssertEqual(g.bound, 0.8)
+        XCTAssertEqual(Gate("rmse<=0.5")!.comparison, .le)
+        XCTAssertEqual(Gate("a[x>=1]<2")!.key, "a[x>=1]")
+        XCTAssertNil(Gate("accuracy"))
+        XCTAssertNil(Gate(">=0.9"))
+        XCTAssertNil(Gate("accuracy>=high"))
+        XCTAssertTrue(Gate("accuracy>=0.75")!.holds(for: 0.75))
+        XCTAssertFalse(Gate("accuracy>0.75")!.holds(for: 0.75))
+    }
+
+    func testJSONUsesScikitLearnNamesAndParses() throws {
+        let r = try score([("y", .i64, [], bytes(y)), ("p", .f32, [3], bytes(p)), ("yhat", .i64, [], bytes(yhat))],
+                          classes: ["a", "b \"quoted\"", "c"], count: 12)
+        let obj = try JSONSerialization.jsonObject(with: Data(r.json().utf8)) as! [String: Any]
+        XCTAssertEqual(obj["accuracy"] as? Double, 0.75)
+        XCTAssertEqual(obj["confusion_matrix"] as? [[Int]], [[3, 0, 0], [1, 3, 1], [0, 1, 3]])
+        let perClass = obj["per_class"] as! [String: [String: Any]]
+        XCTAssertEqual(perClass["b \"quoted\""]?["recall"] as? Double, 0.6)
+        XCTAssertEqual(perClass["a"]?["support"] as? Int, 3)
+        for key in ["precision_macro", "recall_macro", "f1_macro", "f1_weighted", "log_loss"] { XCTAssertNotNil(obj[key], key) }
+    }
+
+    func testLearningLogParsesFitLinesAndRefusesGarbage() throws {
+        let log = "{\"epoch\":1,\"loss\":0.5,\"accuracy\":0.8}\n{\"epoch\":2,\"loss\":0.4,\"val_loss\":null}\n"
+        let r = try LearningLog.parse(Array(log.utf8), name: "log")
+        XCTAssertEqual(r.count, 2)
+        XCTAssertEqual(r[1].values["loss"], 0.4)
+        XCTAssertNil(r[1].values["val_loss"])
+        XCTAssertThrowsError(try LearningLog.parse(Array("{\"epoch\":1}\nnot json\n".utf8), name: "log")) { e in
+            XCTAssertEqual((e as! ScoreError).location, "log: line 2")
+        }
+    }
+}

@@ -1,0 +1,132 @@
+// score as a cron job and a person use it: a real pipeline with gates, JSON, the report, and
+// every refusal as one line with its exit status.
+
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import TensorCore
+import TensorStream
+import XCTest
+import _TestSupport
+
+final class ScoreToolTests: XCTestCase {
+    var tmp = ""
+
+    override func setUpWithError() throws {
+        tmp = try makeTempDir()
+        let r = try sh("""
+            tensor-load --label species \(testdata("csv/iris-small.csv")) -o iris.tns &&
+            fit --model 'dense 16 relu; dense classes' --epochs 60 --batch 4 --lr 0.01 --seed 1 --threads 1 -q -o iris.model iris.tns &&
+            predict -m iris.model -o pred.tns iris.tns
+            """, cwd: tmp)
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
+
+    func json(_ r: RunResult) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(r.stdout)) as! [String: Any]
+    }
+
+    func testGatesInARealPipeline() throws {
+        // the accuracy computed independently, from the exported columns
+        let awk = try sh("tensor-cat --fields y,yhat pred.tns | tensor-show --csv | awk -F, 'NR > 1 { n++; ok += ($1 == $2) } END { printf \"%.6f\", ok / n }'", cwd: tmp)
+        let expected = Double(awk.stdoutText)!
+        let j = try sh("predict -m iris.model iris.tns | score --json", cwd: tmp)
+        XCTAssertEqual(j.status, 0, j.stderr)
+        let obj = try json(j)
+        XCTAssertEqual(obj["accuracy"] as! Double, expected, accuracy: 1e-6)
+        XCTAssertEqual((obj["classes"] as! [String]).count, 3)
+
+        let pass = try sh("predict -m iris.model iris.tns | score --require 'accuracy>=\(expected - 0.01)' --require 'f1_macro>0'", cwd: tmp)
+        XCTAssertEqual(pass.status, 0, pass.stderr)
+        XCTAssertTrue(pass.stdoutText.contains("accuracy"), "the table is printed")
+
+        let fail = try sh("predict -m iris.model iris.tns | score -q --require 'accuracy>=\(expected + 0.001)' --require 'f1_macro>0'", cwd: tmp)
+        XCTAssertEqual(fail.status, 1, "a gate not met exits 1: \(fail.stderr)")
+        XCTAssertEqual(fail.stderrLines, ["score: gate accuracy>=\(expected + 0.001) not met: accuracy = " + String(format: "%.6g", expected)])
+        XCTAssertTrue(fail.stdout.isEmpty, "-q prints no table")
+    }
+
+    func testReportIsWellFormedAndHoldsTheConfusionMatrix() throws {
+        for name in ["report.html", "report.svg"] {
+            let r = try sh("score --json --report \(name) pred.tns", cwd: tmp)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let matrix = try json(r)["confusion_matrix"] as! [[Int]]
+            let parser = XMLParser(contentsOf: URL(fileURLWithPath: "\(tmp)/\(name)"))!
+            let cells = CellCollector()
+            parser.delegate = cells
+            XCTAssertTrue(parser.parse(), "\(name) is well-formed XML: \(String(describing: parser.parserError))")
+            XCTAssertEqual(cells.cells.count, 9, name)
+            for (row, col, count) in cells.cells { XCTAssertEqual(matrix[row][col], count, "\(name) cell \(row),\(col)") }
+            XCTAssertEqual(cells.cells.map(\.2).reduce(0, +), matrix.joined().reduce(0, +))
+            XCTAssertEqual(cells.root, name.hasSuffix(".svg") ? "svg" : "html")
+        }
+    }
+
+    func testLearningCurvesFromTheFitLog() throws {
+        let fit = try sh("fit --model 'dense 8 relu; dense classes' --epochs 3 --batch 4 --seed 1 --validation-split 0.2 -q --log log.jsonl -o m2.model iris.tns && score --no-input --fit-log log.jsonl --report curves.svg", cwd: tmp)
+        XCTAssertEqual(fit.status, 0, fit.stderr)
+        let parser = XMLParser(contentsOf: URL(fileURLWithPath: "\(tmp)/curves.svg"))!
+        let c = CellCollector()
+        parser.delegate = c
+        XCTAssertTrue(parser.parse())
+        XCTAssertEqual(c.series, ["training", "validation", "training", "validation"], "loss and accuracy, training and validation")
+        try Data("{\"epoch\":1}\n{oops\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/bad.jsonl"))
+        let bad = try sh("score --no-input --fit-log bad.jsonl --report c.svg", cwd: tmp)
+        XCTAssertEqual(bad.status, 65)
+        XCTAssertEqual(bad.stderrLines, ["score: bad.jsonl: line 2: not a JSON object"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/c.svg"))
+    }
+
+    func writeStream(_ name: String, classes: [String]?, y: [Int64], p: [Float]) throws {
+        var schema = Schema(fields: [Field(name: "y", dtype: .i64, shape: Shape([])), Field(name: "p", dtype: .f32, shape: Shape([p.count / y.count]))])
+        if let classes { schema.setClasses(classes, of: "y") }
+        let bytes = try makeStream(schema, batches: [(y.count, [y.withUnsafeBytes { Array($0) }, p.withUnsafeBytes { Array($0) }])])
+        try Data(bytes).write(to: URL(fileURLWithPath: "\(tmp)/\(name)"))
+    }
+
+    func testBadInputIsOneLineAndItsStatus() throws {
+        try writeStream("nan.tns", classes: ["a", "b", "c"], y: [0, 1, 2], p: [1, 0, 0, 0, .nan, 1, 0, 0, 1])
+        let nan = try sh("score --report r.html nan.tns", cwd: tmp)
+        XCTAssertEqual(nan.status, 65)
+        XCTAssertEqual(nan.stderrLines, ["score: nan.tns: sample 1: p is NaN in column 1"])
+        XCTAssertTrue(nan.stdout.isEmpty)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/r.html"), "no report from bad data")
+
+        try writeStream("outside.tns", classes: ["a", "b", "c"], y: [0, 3, 2], p: [1, 0, 0, 0, 1, 0, 0, 0, 1])
+        let outside = try sh("score outside.tns", cwd: tmp)
+        XCTAssertEqual(outside.status, 65)
+        XCTAssertEqual(outside.stderrLines, ["score: outside.tns: sample 1: y = 3 is outside the 3 classes"])
+
+        let cut = try sh("head -c 300 pred.tns | score", cwd: tmp)
+        XCTAssertEqual(cut.status, 65, cut.stderr)
+        XCTAssertEqual(cut.stderrLines.count, 1)
+        XCTAssertTrue(cut.stdout.isEmpty, "no metrics from half a stream")
+
+        let syntax = try sh("score --require 'accuracy' pred.tns", cwd: tmp)
+        XCTAssertEqual(syntax.status, 64)
+        let unknown = try sh("score --require 'rmse<=0.5' pred.tns", cwd: tmp)
+        XCTAssertEqual(unknown.status, 64)
+        XCTAssertTrue(unknown.stderr.hasPrefix("score: --require: 'rmse' is not a metric of this classification task"), unknown.stderr)
+        XCTAssertEqual(unknown.stderrLines.count, 1)
+        let missing = try sh("score --target label pred.tns", cwd: tmp)
+        XCTAssertEqual(missing.status, 65)
+        XCTAssertTrue(missing.stderr.hasPrefix("score: pred.tns: no target field 'label'"), missing.stderr)
+    }
+}
+
+/// Collects the confusion-matrix cells (data-row, data-col, data-count) and curve names.
+final class CellCollector: NSObject, XMLParserDelegate {
+    var cells: [(Int, Int, Int)] = []
+    var series: [String] = []
+    var root: String?
+    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes a: [String: String] = [:]) {
+        if root == nil { root = name }
+        if name == "rect", a["class"] == "cell", let r = Int(a["data-row"] ?? ""), let c = Int(a["data-col"] ?? ""), let n = Int(a["data-count"] ?? "") {
+            cells.append((r, c, n))
+        }
+        if name == "polyline", a["class"] == "series", let s = a["data-name"] { series.append(s) }
+    }
+}
