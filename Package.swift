@@ -27,14 +27,18 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG", pkgConfig: "libturbojpeg"),
 
         // MARK: - Core
-        .target(name: "TensorCore", dependencies: ["CBLAS", "CZlib"]),
+        .target(name: "TensorCore", dependencies: ["CZlib"]),
+        // The OpenBLAS bridge and the kernels over it; only the tools that compute link it
+        // (OpenBLAS starts its threads when loaded, and hangs at start under a tight ulimit -v).
+        .target(name: "Compute", dependencies: ["TensorCore", "CBLAS"]),
 
         // MARK: - Modules
         .target(name: "TensorStream", dependencies: ["TensorCore"]),
-        .target(name: "NeuralNet", dependencies: ["TensorCore", "TensorStream"]),
+        .target(name: "NeuralNet", dependencies: ["TensorCore", "Compute", "TensorStream"]),
         .target(name: "DataSources",
                 dependencies: ["TensorCore", "TensorStream", "CArchive", "CZlib", "CPNG", "CTurboJPEG"]),
         .target(name: "Metrics", dependencies: ["TensorCore", "TensorStream"]),
+        .target(name: "Preprocess", dependencies: ["TensorCore", "TensorStream"]),
         .target(name: "ToolSupport",
                 dependencies: ["TensorCore", "TensorStream", "DataSources",
                                .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -52,13 +56,13 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .executableTarget(name: "normalize",
-                          dependencies: ["ToolSupport", "TensorStream",
+                          dependencies: ["ToolSupport", "Preprocess", "TensorStream", "TensorCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "fit",
-                          dependencies: ["ToolSupport", "NeuralNet", "TensorStream", "TensorCore",
+                          dependencies: ["ToolSupport", "NeuralNet", "Compute", "TensorStream", "TensorCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "predict",
-                          dependencies: ["ToolSupport", "NeuralNet", "TensorStream", "TensorCore",
+                          dependencies: ["ToolSupport", "NeuralNet", "Compute", "TensorStream", "TensorCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "score",
                           dependencies: ["ToolSupport", "Metrics", "TensorStream",
@@ -66,10 +70,11 @@ let package = Package(
 
         // MARK: - Tests
         .target(name: "_TestSupport", dependencies: ["TensorCore", "TensorStream"], path: "Tests/_TestSupport"),
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "Compute", "_TestSupport"]),
         .testTarget(name: "TensorStreamTests", dependencies: ["TensorStream", "TensorCore", "_TestSupport"]),
         .testTarget(name: "DataSourcesTests", dependencies: ["DataSources", "TensorStream", "TensorCore", "_TestSupport"]),
-        .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "TensorCore"]),
+        .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Compute", "TensorCore"]),
+        .testTarget(name: "PreprocessTests", dependencies: ["Preprocess", "TensorStream", "TensorCore", "_TestSupport"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TensorStream", "TensorCore", "_TestSupport"]),
         .testTarget(name: "ToolTests", dependencies: ["_TestSupport", "TensorStream", "TensorCore"]),
     ]

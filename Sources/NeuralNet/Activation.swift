@@ -1,6 +1,7 @@
 // Element-wise activations and softmax. Softmax as the last layer of a classifier is fused
 // with the cross-entropy loss by the model (its backward here serves other positions).
 
+import Compute
 import TensorCore
 
 public enum ActivationKind: String, CaseIterable, Sendable {

@@ -2,6 +2,7 @@
 // the batch. Parameters: gamma[C], beta[C] (trained), running mean[C] and variance[C] (not
 // trained; updated in forward with Keras's momentum 0.99, used at inference). ε = 1e-3.
 
+import Compute
 import TensorCore
 
 public final class BatchNorm<T: Real>: Layer<T> {

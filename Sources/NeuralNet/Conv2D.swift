@@ -3,6 +3,7 @@
 // Channels-last makes each im2col step a copy of C contiguous values. Padding "same" follows
 // TensorFlow (extra row/column at the bottom/right). Parameters: W then b.
 
+import Compute
 import TensorCore
 
 public enum Padding: String, Sendable { case valid, same }

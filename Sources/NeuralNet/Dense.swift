@@ -1,5 +1,6 @@
 // Dense (fully connected): y[N×O] = x[N×I] · W[I×O] + b[O]. Parameters: W then b.
 
+import Compute
 import TensorCore
 
 public final class Dense<T: Real>: Layer<T> {

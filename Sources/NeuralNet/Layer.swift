@@ -3,6 +3,7 @@
 // Parameters live in the model's one contiguous buffer; a layer is handed its slice by `bind`.
 // Legend for shapes: N batch, H height, W width, C channels (channels-last), F filters.
 
+import Compute
 import TensorCore
 
 /// One layer of a sequential network, computing in `T`.

@@ -4,6 +4,7 @@
 // metadata, so it is checksummed, versioned, and `tensor-show` can inspect it.
 
 import Foundation
+import Compute
 import TensorCore
 import TensorStream
 

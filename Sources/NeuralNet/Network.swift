@@ -2,6 +2,7 @@
 // in one contiguous buffer (gradients in a second of the same layout), activations in buffers
 // owned by the network and reused for every batch of up to `capacity` samples.
 
+import Compute
 import TensorCore
 
 /// What the network's output means, and so which loss trains it.

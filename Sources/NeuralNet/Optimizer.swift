@@ -3,6 +3,7 @@
 // Adam; decoupled (p ← p − lr·wd·p) for AdamW.
 
 import Foundation
+import Compute
 import TensorCore
 
 public struct OptimizerConfig: Sendable, Equatable {

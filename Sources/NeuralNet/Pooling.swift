@@ -1,6 +1,7 @@
 // Pooling over channels-last images: max and average over P×P windows with stride S (valid
 // padding), and global average pooling (H×W×C → C).
 
+import Compute
 import TensorCore
 
 public final class Pool2D<T: Real>: Layer<T> {

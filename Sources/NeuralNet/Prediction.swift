@@ -2,6 +2,7 @@
 // batch of inputs to probabilities (or values) and predicted classes.
 
 import Dispatch
+import Compute
 import TensorCore
 import TensorStream
 
@@ -12,6 +13,8 @@ public final class Predictor {
     private var p = Scratch<Float>()
     private let replicas: [Network<Float>]
     public let inputIndex: Int
+    /// The model's normalization, when the input is raw data: apply it to each batch first.
+    public let inputTransform: FieldTransform?
 
     /// Checks `schema` against the model: field, dtype, shape, normalization and class names.
     /// With `threads` > 1, each batch is split across network replicas run in parallel, each
@@ -31,13 +34,22 @@ public final class Predictor {
         guard dims == model.network.inputShape else {
             throw ModelError(name, "field '\(field)' is \(f.dtype) \(f.shape) but the model was trained on \(model.inputDType) \(want)")
         }
-        guard f.dtype == model.inputDType else {
-            let hint = f.dtype == .u8 && model.inputDType.isFloatingPoint ? "; normalize it as the training data was (normalize --load STATS)" : ""
-            throw ModelError(name, "field '\(field)' is \(f.dtype) but the model was trained on \(model.inputDType)\(hint)")
-        }
         let norm = schema.metadata("\(field).normalize")
-        guard norm == model.normalization else {
-            throw ModelError(name, "field '\(field)' normalization (\(norm ?? "none")) differs from the training data's (\(model.normalization ?? "none"))")
+        if norm == nil, let record = model.normalization, let spec = NormalizeSpec(encoded: record), spec.fits(f.shape) {
+            // raw input to a model trained on normalized data: apply the training transform,
+            // if the input is the same kind of raw data the transform was learned on
+            guard spec.source == f.dtype else {
+                throw ModelError(name, "field '\(field)' is raw \(f.dtype) but the model was trained on \(spec.source.map { "\($0) " } ?? "")data normalized as (\(spec.description))")
+            }
+            inputTransform = try FieldTransform(schema: schema, steps: [(field, spec)], dtype: model.inputDType)
+        } else {
+            inputTransform = nil
+            guard f.dtype == model.inputDType else {
+                throw ModelError(name, "field '\(field)' is \(f.dtype) but the model was trained on \(model.inputDType)")
+            }
+            guard norm == model.normalization else {
+                throw ModelError(name, "field '\(field)' is normalized as (\(Predictor.brief(norm))) but the model was trained on data normalized as (\(Predictor.brief(model.normalization)))")
+            }
         }
         if model.task == .classification, let c = schema.classes(of: model.targetField), c != model.classes {
             throw ModelError(name, "class names of '\(model.targetField)' differ from the model's (\(c.count) vs \(model.classes.count) classes)")
@@ -45,6 +57,11 @@ public final class Predictor {
         for out in ["p", "yhat"] where schema.index(of: out) != nil {
             throw ModelError(name, "the stream already has a field '\(out)'; drop it first (tensor-cat --fields)")
         }
+    }
+
+    static func brief(_ record: String?) -> String {
+        guard let r = record else { return "raw" }
+        return NormalizeSpec(encoded: r)?.description ?? String(r.prefix(40))
     }
 
     public var outputs: Int { model.network.outputSize }

@@ -3,6 +3,7 @@
 // The loop allocates nothing per batch: the network owns its buffers, the trainer its batch.
 
 import Foundation
+import Compute
 import TensorCore
 import TensorStream
 

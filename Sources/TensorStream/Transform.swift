@@ -1,34 +1,133 @@
-// Field conversions applied batch by batch: scaling to f32 (normalize --scale). The transform
-// is recorded in the output's metadata as `FIELD.normalize`, so a model trained on it can
-// refuse data that was not prepared the same way.
+// Normalization as the stream records it: every transform normalize applies is affine per
+// element, y = (x − shift) · mul, with shift and mul given once (a constant), per channel (the
+// last axis) or per feature (every element of a sample). The record in `FIELD.normalize` is
+// the composition of every transform applied since the raw data, so it says exactly how to
+// turn raw input into what a model was trained on — predict applies it to raw input, and
+// refuses input normalized any other way.
 
 import TensorCore
 
-/// Divides the chosen fields by `divisor`, converting them to f32; other fields pass through.
-public final class ScaleTransform {
+/// One affine transform of a field, raw values to normalized values.
+public struct NormalizeSpec: Equatable {
+    /// What was done, for people ("scale 255", "standardize per-channel").
+    public var description: String
+    public var shift: [Double]
+    public var mul: [Double]
+    /// The dtype of the raw data the transform starts from, once it has been applied to a field.
+    public var source: DType?
+
+    public init(description: String, shift: [Double], mul: [Double], source: DType? = nil) {
+        self.description = description
+        self.shift = shift
+        self.mul = mul
+        self.source = source
+    }
+
+    /// Division by a constant.
+    public static func scale(_ divisor: Double) -> NormalizeSpec {
+        NormalizeSpec(description: "scale \(shortest(divisor))", shift: [0], mul: [1 / divisor])
+    }
+
+    /// The record's text: `DESCRIPTION; shift V,V,…; mul V,V,…[; from DTYPE]` with shortest
+    /// round-trip numbers.
+    public var encoded: String {
+        let s = "\(description); shift \(shift.map(NormalizeSpec.shortest).joined(separator: ",")); mul \(mul.map(NormalizeSpec.shortest).joined(separator: ","))"
+        return source.map { s + "; from \($0)" } ?? s
+    }
+
+    static func shortest(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : "\(v)"
+    }
+
+    /// Parses a record; nil when it is not one.
+    public init?(encoded s: String) {
+        let parts = s.components(separatedBy: "; ")
+        guard parts.count == 3 || parts.count == 4, parts[1].hasPrefix("shift "), parts[2].hasPrefix("mul ") else { return nil }
+        var source: DType?
+        if parts.count == 4 {
+            guard parts[3].hasPrefix("from "), let t = DType(name: String(parts[3].dropFirst(5))) else { return nil }
+            source = t
+        }
+        func numbers(_ p: String) -> [Double]? {
+            guard let space = p.firstIndex(of: " ") else { return nil }
+            let v = p[p.index(after: space)...].split(separator: ",", omittingEmptySubsequences: false).map { Double($0) }
+            guard !v.isEmpty, v.allSatisfy({ $0 != nil && $0!.isFinite }) else { return nil }
+            return v.map { $0! }
+        }
+        guard let sh = numbers(parts[1]), let mu = numbers(parts[2]), sh.count == mu.count,
+              mu.allSatisfy({ $0 != 0 }) else { return nil }
+        self.init(description: parts[0], shift: sh, mul: mu, source: source)
+    }
+
+    /// Whether the parameters fit a field of this shape: one value, one per channel (the last
+    /// axis), or one per element.
+    public func fits(_ shape: Shape) -> Bool {
+        shift.count == 1 || shift.count == shape.count || shift.count == (shape.dims.last ?? 1)
+    }
+
+    /// The parameters repeated to `n` values (a constant to n, per-channel to per-element).
+    func repeated(to n: Int) -> NormalizeSpec {
+        let c = shift.count
+        if c == n { return self }
+        return NormalizeSpec(description: description, shift: (0..<n).map { shift[$0 % c] }, mul: (0..<n).map { mul[$0 % c] }, source: source)
+    }
+
+    /// The parameters repeated to one value per element of a sample of `shape`.
+    func expanded(to shape: Shape) -> NormalizeSpec { repeated(to: shape.count) }
+
+    /// This transform applied after `first`: one affine map from `first`'s input.
+    /// m2·(m1·(x − s1) − s2) = m1·m2·(x − (s1 + s2/m1)).
+    public func after(_ first: NormalizeSpec, shape: Shape) -> NormalizeSpec {
+        var a = first, b = self
+        if a.shift.count != b.shift.count {
+            let n = a.shift.count == 1 || b.shift.count == 1 ? max(a.shift.count, b.shift.count) : shape.count
+            a = a.repeated(to: n)
+            b = b.repeated(to: n)
+        }
+        let shift = zip(zip(a.shift, a.mul), b.shift).map { $0.0 + $1 / $0.1 }
+        let mul = zip(a.mul, b.mul).map { $0 * $1 }
+        return NormalizeSpec(description: first.description + ", then " + description, shift: shift, mul: mul, source: first.source)
+    }
+}
+
+/// Applies normalization to chosen fields batch by batch, converting them to f32 or f64, and
+/// records the composed transform in the output's metadata. Other fields pass through.
+public final class FieldTransform {
     public let input: Schema
     public let output: Schema
     public let indices: [Int]
-    public let divisor: Double
+    private let specs: [NormalizeSpec]
     private var buffers: [Int: AlignedBuffer] = [:]
 
-    /// Throws a description of the problem when a field is missing.
-    public init(schema: Schema, fields: [String], divisor: Double) throws {
+    /// `steps` maps field names to the transform to apply to them as they are now.
+    /// Throws a `StreamError` naming `--field` when a field is missing or does not fit.
+    public init(schema: Schema, steps: [(field: String, spec: NormalizeSpec)], dtype: DType = .f32) throws {
         input = schema
-        self.divisor = divisor
         var out = schema
-        var idx: [Int] = []
-        for f in fields {
+        var idx: [Int] = [], specs: [NormalizeSpec] = []
+        for (f, spec) in steps {
             guard let i = schema.index(of: f) else {
                 throw StreamError(input: "--field", place: "", .malformed("no field '\(f)' (fields: \(schema.fields.map(\.name).joined(separator: ", ")))"))
             }
+            let field = schema.fields[i]
+            guard spec.fits(field.shape) else {
+                throw StreamError(input: "--field", place: "", .malformed("field '\(f)' is \(field.shape), which \(spec.shift.count) parameters do not fit"))
+            }
             idx.append(i)
-            out.fields[i].dtype = .f32
-            let previous = schema.metadata("\(f).normalize")
-            let text = "scale \(divisor)"
-            out.setMetadata("\(f).normalize", previous.map { $0 + "; " + text } ?? text)
+            specs.append(spec.expanded(to: field.shape))
+            out.fields[i].dtype = dtype
+            var record = spec
+            record.source = field.dtype
+            if let previous = schema.metadata("\(f).normalize") {
+                guard let p = NormalizeSpec(encoded: previous), p.fits(field.shape) else {
+                    throw StreamError(input: "--field", place: "", .malformed("field '\(f)' has a normalization record normalize cannot read: \(previous.prefix(60))"))
+                }
+                record = spec.after(p, shape: field.shape)
+            }
+            out.setMetadata("\(f).normalize", record.encoded)
         }
         indices = idx
+        self.specs = specs
         output = out
     }
 
@@ -36,36 +135,62 @@ public final class ScaleTransform {
     /// holding a NaN or infinity, if any.
     public func apply(_ batch: Batch) -> (views: [UnsafeRawBufferPointer], bad: (field: Int, sample: Int)?) {
         var views = (0..<input.fields.count).map { batch.field($0) }
-        let inv = Float(1 / divisor)
-        for i in indices {
+        for (j, i) in indices.enumerated() {
             let f = input.fields[i]
-            let n = batch.count * f.shape.count
-            let buf = buffers[i] ?? AlignedBuffer(capacity: n * 4)
+            let per = f.shape.count
+            let n = batch.count * per
+            let size = output.fields[i].dtype.size
+            let buf = buffers[i] ?? AlignedBuffer(capacity: n * size)
             buffers[i] = buf
-            buf.reserve(n * 4)
-            buf.count = n * 4
-            let out = buf.base.assumingMemoryBound(to: Float.self)
-            let src = batch.field(i).baseAddress!
-            switch f.dtype {
-            case .u8:
-                let s = src.assumingMemoryBound(to: UInt8.self)
-                for k in 0..<n { out[k] = Float(s[k]) * inv }
-            case .f32:
-                let s = src.assumingMemoryBound(to: Float.self)
-                for k in 0..<n {
-                    let v = s[k]
-                    guard v.isFinite else { return (views, (i, k / f.shape.count)) }
-                    out[k] = v * inv
-                }
-            default:
-                for k in 0..<n {
-                    let v = UnsafeRawPointer(src).element(k, f.dtype)
-                    guard v.isFinite else { return (views, (i, k / f.shape.count)) }
-                    out[k] = Float(v / divisor)
+            buf.reserve(n * size)
+            buf.count = n * size
+            let bad = specs[j].shift.withUnsafeBufferPointer { sh in
+                specs[j].mul.withUnsafeBufferPointer { mu in
+                    size == 4
+                        ? FieldTransform.run(batch.field(i).baseAddress!, f.dtype, n, per, sh, mu, buf.base.assumingMemoryBound(to: Float.self))
+                        : FieldTransform.run(batch.field(i).baseAddress!, f.dtype, n, per, sh, mu, buf.base.assumingMemoryBound(to: Double.self))
                 }
             }
-            views[i] = UnsafeRawBufferPointer(start: buf.base, count: n * 4)
+            if let bad { return (views, (i, bad / per)) }
+            views[i] = UnsafeRawBufferPointer(start: buf.base, count: n * size)
         }
         return (views, nil)
+    }
+
+    /// out[k] = (x[k] − shift[k % per]) · mul[k % per]; returns the first non-finite element.
+    static func run<T: BinaryFloatingPoint>(_ src: UnsafeRawPointer, _ dtype: DType, _ n: Int, _ per: Int,
+                                            _ shift: UnsafeBufferPointer<Double>, _ mul: UnsafeBufferPointer<Double>,
+                                            _ out: UnsafeMutablePointer<T>) -> Int? {
+        // the parameters in the output precision, one per element of a sample
+        let s = shift.map { T($0) }, m = mul.map { T($0) }
+        switch dtype {
+        case .u8:
+            let x = src.assumingMemoryBound(to: UInt8.self)
+            var k = 0
+            while k < n {
+                for e in 0..<per { out[k + e] = (T(x[k + e]) - s[e]) * m[e] }
+                k += per
+            }
+            return nil
+        case .f32:
+            let x = src.assumingMemoryBound(to: Float.self)
+            var k = 0
+            while k < n {
+                for e in 0..<per {
+                    let v = x[k + e]
+                    guard v.isFinite else { return k + e }
+                    out[k + e] = (T(v) - s[e]) * m[e]
+                }
+                k += per
+            }
+            return nil
+        default:
+            for k in 0..<n {
+                let v = src.element(k, dtype)
+                guard v.isFinite else { return k }
+                out[k] = T((v - shift[k % per]) * mul[k % per])
+            }
+            return nil
+        }
     }
 }

@@ -113,6 +113,15 @@ public final class Output {
     /// is refused with a hint; a closed stdout is an I/O error.
     public static func open(_ path: String?, binary: Bool = true) throws -> Output {
         if let p = path, p != "-" {
+            var st = stat()
+            if stat(p, &st) == 0 && st.st_mode & S_IFMT != S_IFREG {
+                // A device, FIFO or socket (-o /dev/null, -o >(…)) is written in place: renaming
+                // a file over it would replace it. A directory is refused.
+                guard st.st_mode & S_IFMT != S_IFDIR else { throw IOError(name: p, operation: "open", code: EISDIR) }
+                let fd = Glibc.open(p, O_WRONLY | O_CLOEXEC)
+                guard fd >= 0 else { throw IOError(name: p, operation: "open", code: errno) }
+                return Output(sink: FileSink(fd: fd, name: p, owns: true), atomic: nil)
+            }
             let a = try AtomicFile(path: p)
             return Output(sink: a, atomic: a)
         }

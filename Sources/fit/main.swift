@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import NeuralNet
+import Compute
 import TensorCore
 import TensorStream
 import ToolSupport

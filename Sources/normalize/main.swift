@@ -1,32 +1,59 @@
-// normalize: scales fields to f32 and records the transform in the stream's metadata.
+// normalize: scale, standardize or min–max fields, learning the statistics from the stream
+// (--save) or applying saved ones (--load); records the transform in the stream's metadata.
 
 import ArgumentParser
 import Foundation
+import Preprocess
+import TensorCore
 import TensorStream
 import ToolSupport
 
 struct Normalize: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "normalize",
-        abstract: "Scale fields of a tensor stream to f32 and record the transform.",
+        abstract: "Scale, standardize or min-max fields of a tensor stream; save and reuse the statistics.",
         discussion: """
-        Divides the chosen fields (default x) by a constant and writes them as f32; other fields \
-        pass through. The transform is recorded as FIELD.normalize in the metadata; fit stores \
-        it in the model and predict refuses input normalized differently. Streams in constant \
-        memory.
+        Transforms the chosen fields (default x) and writes them as f32 (or --dtype f64); other \
+        fields pass through. --standardize and --minmax learn per-feature (or --per-channel) \
+        statistics from the stream itself, spilling it to a temporary file so that it may be \
+        larger than memory; --save keeps them and --load applies them to other data, exactly. \
+        The transform from the raw data is recorded as FIELD.normalize; fit stores it in the \
+        model, and predict applies it to raw input and refuses input normalized differently.
 
         Examples:
           tensor-load x=train-images-idx3-ubyte.gz y=train-labels-idx1-ubyte.gz \\
             | normalize --scale 255 | tensor-show
-          normalize --scale 255 --field x -o train-f32.tns train.tns
+          normalize --standardize --save train.stats -o train-std.tns train.tns
+          normalize --load train.stats -o test-std.tns test.tns
         """,
         version: toolVersion)
 
     @Option(help: ArgumentHelp("Divide by this number (255 maps u8 pixels to 0…1).", valueName: "x"))
-    var scale: Double
+    var scale: Double?
 
-    @Option(name: .customLong("field"), help: ArgumentHelp("A field to scale (repeatable; default x).", valueName: "name"))
+    @Flag(help: "Subtract the mean and divide by the standard deviation.")
+    var standardize = false
+
+    @Flag(help: "Map each feature's minimum and maximum to --range.")
+    var minmax = false
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("The target range of --minmax.", valueName: "lo,hi"))
+    var range: String = "0,1"
+
+    @Flag(name: .customLong("per-channel"), help: "Statistics per channel (the last axis) instead of per feature.")
+    var perChannel = false
+
+    @Option(help: ArgumentHelp("Write the learned transform to FILE (atomically) for --load.", valueName: "file"))
+    var save: String?
+
+    @Option(help: ArgumentHelp("Apply the transform saved in FILE by --save.", valueName: "file"))
+    var load: String?
+
+    @Option(name: .customLong("field"), help: ArgumentHelp("A field to transform (repeatable; default x).", valueName: "name"))
     var fields: [String] = []
+
+    @Option(help: ArgumentHelp("Output dtype of the transformed fields: f32 or f64.", valueName: "dtype"))
+    var dtype: String = "f32"
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Write the stream to FILE (atomically) instead of stdout.", valueName: "file"))
     var output: String?
@@ -34,36 +61,129 @@ struct Normalize: ParsableCommand {
     @Argument(help: ArgumentHelp("The input stream; stdin when none or \"-\".", valueName: "file"))
     var file: String?
 
+    var bounds: (Double, Double)? {
+        let p = range.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard p.count == 2, let lo = p[0], let hi = p[1], lo.isFinite, hi.isFinite, lo < hi else { return nil }
+        return (lo, hi)
+    }
+
     func validate() throws {
-        if !(scale.isFinite && scale != 0) { throw ValidationError("--scale takes a finite, nonzero number") }
+        let methods = [scale != nil, standardize, minmax, load != nil].filter { $0 }.count
+        if methods != 1 { throw ValidationError("choose one of --scale, --standardize, --minmax, --load") }
+        if let s = scale, !(s.isFinite && s != 0) { throw ValidationError("--scale takes a finite, nonzero number") }
+        if bounds == nil { throw ValidationError("--range takes LO,HI with LO < HI") }
+        if load != nil && (save != nil || perChannel || !fields.isEmpty) {
+            throw ValidationError("--load takes its fields and transform from the file: no --save, --per-channel or --field")
+        }
+        if perChannel && !(standardize || minmax) { throw ValidationError("--per-channel goes with --standardize or --minmax") }
+        if dtype != "f32" && dtype != "f64" { throw ValidationError("--dtype takes f32 or f64") }
+        if let s = save, let o = output, s == o { throw ValidationError("--save and --output name the same file") }
+    }
+
+    var method: NormalizeMethod {
+        if let scale { return .scale(scale) }
+        if standardize { return .standardize }
+        let (lo, hi) = bounds!
+        return .minmax(lo: lo, hi: hi)
     }
 
     func run() throws {
         Tool.run("normalize") {
-            let reader = try StreamReader(source: try FileSource.open(file ?? "-"))
-            let t: ScaleTransform
+            var reader = try StreamReader(source: try FileSource.open(file ?? "-"))
+            let names = fields.isEmpty ? ["x"] : fields
+            var steps: [(field: String, spec: NormalizeSpec)] = []
+            var saved: [StatisticsFile.Entry] = []
+            var spill: SpillFile?
+
+            if let load {
+                let stats = try StatisticsFile.read(try FileSource.open(load))
+                for e in stats.entries {
+                    let name = e.field.name
+                    guard let f = reader.schema.field(name) else {
+                        throw ToolFailure(reader.source.name, "no field '\(name)', which \(load) normalizes")
+                    }
+                    guard f.dtype == e.field.dtype, f.shape == e.field.shape else {
+                        throw ToolFailure(reader.source.name, "field '\(name)' is \(f.dtype) \(f.shape) but \(load) was learned on \(e.field.dtype) \(e.field.shape)")
+                    }
+                    let has = reader.schema.metadata("\(name).normalize")
+                    guard has == e.input else {
+                        throw ToolFailure(reader.source.name, "field '\(name)' is normalized as (\(brief(has))) but \(load) was learned on data normalized as (\(brief(e.input)))")
+                    }
+                    steps.append((name, e.step))
+                }
+            } else {
+                for name in names where reader.schema.field(name) == nil {
+                    throw UsageError("the stream has no field '\(name)' (fields: \(reader.schema.fields.map(\.name).joined(separator: ", ")))", location: "--field")
+                }
+                let fs = names.map { reader.schema.field($0)! }
+                var stats = fs.map { FieldStatistics(shape: $0.shape, perChannel: perChannel) }
+                if method.needsStatistics {
+                    // Pass 1: statistics, with the stream copied to a spill file for pass 2.
+                    let s = try SpillFile()
+                    let copy = try StreamWriter(sink: s.sink(), schema: reader.schema)
+                    while let b = try reader.next() {
+                        for (j, name) in names.enumerated() {
+                            let i = reader.schema.index(of: name)!
+                            if let bad = stats[j].add(b.field(i), dtype: fs[j].dtype, count: b.count) {
+                                throw ToolFailure(reader.source.name, "field '\(name)' sample \(reader.samplesRead - b.count + bad) holds a NaN or infinity")
+                            }
+                        }
+                        try copy.write(b)
+                    }
+                    try copy.finish()
+                    let samples = reader.samplesRead
+                    if samples == 0 { throw ToolFailure(reader.source.name, "no samples to learn statistics from") }
+                    reader = try StreamReader(source: try s.rewound())
+                    spill = s
+                    steps = names.enumerated().map { ($0.element, stats[$0.offset].spec(method, samples: samples)) }
+                } else {
+                    stats = []
+                    steps = names.map { ($0, method.spec) }
+                }
+                saved = zip(fs, steps).map { StatisticsFile.Entry(field: $0, input: reader.schema.metadata("\($0.name).normalize"), step: $1.spec) }
+            }
+
+            let t: FieldTransform
             do {
-                t = try ScaleTransform(schema: reader.schema, fields: fields.isEmpty ? ["x"] : fields, divisor: scale)
+                t = try FieldTransform(schema: reader.schema, steps: steps, dtype: dtype == "f64" ? .f64 : .f32)
             } catch let e as StreamError {
-                throw UsageError(e.problem, location: "--field")
+                throw ToolFailure(file ?? "stdin", e.problem)
             }
             let out = try Output.open(output)
+            let statsOut = try save.map { try Output.open($0, binary: false) }
             do {
                 let writer = try StreamWriter(sink: out.sink, schema: t.output)
                 while let b = try reader.next() {
                     let (views, bad) = t.apply(b)
                     if let bad {
-                        throw ToolFailure(reader.source.name, "field '\(t.input.fields[bad.field].name)' sample \(reader.samplesRead - b.count + bad.sample) holds a NaN or infinity")
+                        throw ToolFailure(file ?? "stdin", "field '\(t.input.fields[bad.field].name)' sample \(reader.samplesRead - b.count + bad.sample) holds a NaN or infinity")
                     }
                     try writer.write(count: b.count, fields: views)
                 }
                 try writer.finish()
+                if let statsOut { try StatisticsFile(entries: saved).write(to: statsOut.sink) }
                 try out.commit()
+                try statsOut?.commit()
             } catch {
                 out.abandon()
+                statsOut?.abandon()
                 throw error
             }
+            withExtendedLifetime(spill) {}
         }
+    }
+
+    func brief(_ record: String?) -> String {
+        guard let r = record else { return "raw" }
+        return NormalizeSpec(encoded: r)?.description ?? String(r.prefix(40))
+    }
+}
+
+extension NormalizeMethod {
+    /// The transform of a method that needs no statistics.
+    var spec: NormalizeSpec {
+        if case .scale(let d) = self { return .scale(d) }
+        preconditionFailure("statistics needed")  // trap-ok: callers check needsStatistics first
     }
 }
 

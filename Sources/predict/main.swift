@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import NeuralNet
+import Compute
 import TensorCore
 import TensorStream
 import ToolSupport
@@ -14,14 +15,14 @@ struct Predict: ParsableCommand {
         discussion: """
         Streams in constant memory. Every input field is passed through; p (f32, one per class) \
         and yhat (the predicted class, i64; for regression the predicted value, f32) are added, \
-        the names score reads by default. An input that does not match what the model was \
+        the names score reads by default. Raw input gets the model's own normalization (the \
+        transform its training data had); an input that does not match what the model was \
         trained on (field, dtype, shape, normalization, class names) is refused, naming both.
 
         Examples:
           tensor-load x=t10k-images-idx3-ubyte.gz y=t10k-labels-idx1-ubyte.gz \\
             | normalize --scale 255 | predict -m fashion.model | tensor-show
-          tensor-load photo.png | normalize --scale 255 \\
-            | predict -m fashion.model --format text
+          tensor-load photo.png | predict -m fashion.model --format text
         """,
         version: toolVersion)
 
@@ -70,7 +71,14 @@ struct Predict: ParsableCommand {
                     let ybytes = m.task == .regression ? b.count * k * 4 : b.count * 8
                     if yhat.count < ybytes { yhat = [UInt8](repeating: 0, count: ybytes) }
                     try yhat.withUnsafeMutableBytes { yb in
-                        let p = try predictor.run(b.field(predictor.inputIndex), dtype: xf.dtype, count: b.count, firstSample: done, name: name, yhat: yb.baseAddress!)
+                        var input = b.field(predictor.inputIndex), dtype = xf.dtype
+                        if let t = predictor.inputTransform {
+                            let (views, bad) = t.apply(b)
+                            if let bad { throw ToolFailure(name, "field '\(xf.name)' sample \(done + bad.sample) holds a NaN or infinity") }
+                            input = views[predictor.inputIndex]
+                            dtype = t.output.fields[predictor.inputIndex].dtype
+                        }
+                        let p = try predictor.run(input, dtype: dtype, count: b.count, firstSample: done, name: name, yhat: yb.baseAddress!)
                         if let writer {
                             var views = (0..<reader.schema.fields.count).map { b.field($0) }
                             if m.task != .regression { views.append(UnsafeRawBufferPointer(start: p, count: b.count * k * 4)) }

@@ -1,6 +1,7 @@
 // Kernels and building blocks against naive references and hand-computed values.
 
 @testable import NeuralNet
+import Compute
 import TensorCore
 import TensorStream
 import XCTest

@@ -32,7 +32,7 @@ final class TrainingToolTests: XCTestCase {
         let (s, n, d) = try readAll(try data("\(tmp)/train.tns"))
         XCTAssertEqual(n, 10)
         XCTAssertEqual(s.field("x")?.dtype, .f32)
-        XCTAssertEqual(s.metadata("x.normalize"), "scale 255.0")
+        XCTAssertEqual(s.metadata("x.normalize"), "scale 255; shift 0; mul 0.00392156862745098; from u8")
         let xs = d[0].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         XCTAssertEqual(xs[3 * 784 + 2 * 28 + 5], Float(28) / 255, accuracy: 1e-7)
         XCTAssertEqual(d[1], [3, 1, 4, 1, 5, 9, 2, 6, 5, 3], "other fields pass through")
@@ -119,8 +119,17 @@ final class TrainingToolTests: XCTestCase {
 
     func testPredictRefusesMismatchedInputAndBadModels() throws {
         XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
-        assertFails(try sh("tensor-load x=\(images) | predict -m \(tmp)/m.model"), status: 65, prefix: "predict: stdin: ", contains: "normalize")
-        assertFails(try sh("tensor-load x=\(testdata("idx/images-f32.idx")) | predict -m \(tmp)/m.model"), status: 65, prefix: "predict: stdin: ", contains: "trained on")
+        // Raw input gets the model's own transform: the same probabilities as normalized input.
+        let raw = try sh("tensor-load x=\(images) | predict -m \(tmp)/m.model | tensor-cat --fields p")
+        XCTAssertEqual(raw.status, 0, raw.stderr)
+        let normalized = try sh("predict -m \(tmp)/m.model \(tmp)/train.tns | tensor-cat --fields p")
+        XCTAssertEqual(try readAll(raw.stdout).2, try readAll(normalized.stdout).2)
+        assertFails(try sh("tensor-load x=\(images) | normalize --scale 100 | predict -m \(tmp)/m.model"), status: 65, prefix: "predict: stdin: ",
+                    contains: "normalized as (scale 100) but the model was trained on data normalized as (scale 255)")
+        let rawF32 = try makeStream(Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([28, 28, 1]))]),
+                                    batches: [(1, [[UInt8](repeating: 0, count: 784 * 4)])])
+        assertFails(try sh("predict -m \(tmp)/m.model", stdin: rawF32), status: 65, prefix: "predict: stdin: ",
+                    contains: "is raw f32 but the model was trained on u8 data normalized as (scale 255)")
         assertFails(try sh("predict -m \(tmp)/missing.model \(tmp)/train.tns"), status: 66, prefix: "predict: \(tmp)/missing.model: ")
         var model = try data("\(tmp)/m.model")
         model[model.count / 2] ^= 0x01

@@ -1,0 +1,170 @@
+// What normalize learns and saves: per-feature or per-channel statistics accumulated batch by
+// batch (Welford's method in f64), the affine transform they define, the statistics file that
+// carries it to test data, and the spill file that lets a stream larger than memory be
+// normalized by statistics of its own.
+
+import Foundation
+import TensorCore
+import TensorStream
+
+/// How normalize maps values.
+public enum NormalizeMethod: Equatable {
+    /// Divide by a constant.
+    case scale(Double)
+    /// Subtract the mean, divide by the population standard deviation (scikit-learn's
+    /// StandardScaler; a constant feature is only centred).
+    case standardize
+    /// Map [min, max] to [lo, hi] (scikit-learn's MinMaxScaler; a constant feature maps to lo).
+    case minmax(lo: Double, hi: Double)
+
+    public var needsStatistics: Bool {
+        if case .scale = self { return false }
+        return true
+    }
+}
+
+/// Running statistics of a field, per element of a sample or per channel (the last axis).
+public final class FieldStatistics {
+    public let shape: Shape
+    public let perChannel: Bool
+    public let slots: Int
+    public private(set) var counts: [Int]
+    public private(set) var mean: [Double]
+    private var m2: [Double]
+    public private(set) var minimum: [Double]
+    public private(set) var maximum: [Double]
+    private var row: [Double]
+
+    public init(shape: Shape, perChannel: Bool) {
+        self.shape = shape
+        self.perChannel = perChannel
+        slots = perChannel ? (shape.dims.last ?? 1) : shape.count
+        counts = Array(repeating: 0, count: slots)
+        mean = Array(repeating: 0, count: slots)
+        m2 = mean
+        minimum = Array(repeating: .infinity, count: slots)
+        maximum = Array(repeating: -.infinity, count: slots)
+        row = Array(repeating: 0, count: shape.count)
+    }
+
+    /// Adds `count` samples; returns the index of the first sample holding a NaN or infinity.
+    public func add(_ payload: UnsafeRawBufferPointer, dtype: DType, count: Int) -> Int? {
+        let per = shape.count
+        let base = payload.baseAddress!
+        for n in 0..<count {
+            for e in 0..<per {
+                let v = base.element(n * per + e, dtype)
+                guard v.isFinite else { return n }
+                row[e] = v
+            }
+            for e in 0..<per {
+                let s = perChannel ? e % slots : e
+                let v = row[e]
+                counts[s] += 1
+                let d = v - mean[s]
+                mean[s] += d / Double(counts[s])
+                m2[s] += d * (v - mean[s])
+                if v < minimum[s] { minimum[s] = v }
+                if v > maximum[s] { maximum[s] = v }
+            }
+        }
+        return nil
+    }
+
+    /// Population standard deviations.
+    public var std: [Double] { (0..<slots).map { counts[$0] > 0 ? (m2[$0] / Double(counts[$0])).squareRoot() : 0 } }
+
+    /// The transform `method` defines with these statistics.
+    public func spec(_ method: NormalizeMethod, samples: Int) -> NormalizeSpec {
+        let how = perChannel ? "per-channel" : "per-feature"
+        switch method {
+        case .scale(let d):
+            return .scale(d)
+        case .standardize:
+            return NormalizeSpec(description: "standardize \(how) over \(samples) samples",
+                                 shift: mean, mul: std.map { $0 > 0 ? 1 / $0 : 1 })
+        case .minmax(let lo, let hi):
+            let ranges = (0..<slots).map { maximum[$0] > minimum[$0] ? maximum[$0] - minimum[$0] : 1 }
+            return NormalizeSpec(description: "minmax \(how) to \(lo)…\(hi) over \(samples) samples",
+                                 shift: (0..<slots).map { minimum[$0] - lo * ranges[$0] / (hi - lo) },
+                                 mul: ranges.map { (hi - lo) / $0 })
+        }
+    }
+}
+
+/// A statistics file: a tensor stream with no samples whose schema lists the normalized fields
+/// as they were (name, dtype, shape) and whose metadata holds, per field, the transform
+/// (`FIELD.normalize.step`) and the normalization the input already had
+/// (`FIELD.normalize.input`, absent for raw data).
+public struct StatisticsFile {
+    public struct Entry: Equatable {
+        public var field: Field
+        public var input: String?
+        public var step: NormalizeSpec
+        public init(field: Field, input: String?, step: NormalizeSpec) {
+            self.field = field
+            self.input = input
+            self.step = step
+        }
+    }
+    public var entries: [Entry]
+
+    public init(entries: [Entry]) { self.entries = entries }
+
+    public func write(to sink: ByteSink) throws {
+        var schema = Schema(fields: entries.map(\.field))
+        schema.setMetadata("normalize.version", "1")
+        for e in entries {
+            schema.setMetadata("\(e.field.name).normalize.step", e.step.encoded)
+            if let i = e.input { schema.setMetadata("\(e.field.name).normalize.input", i) }
+        }
+        let w = try StreamWriter(sink: sink, schema: schema)
+        try w.finish()
+    }
+
+    /// Reads and checks a statistics file; errors name `source`.
+    public static func read(_ source: ByteSource) throws -> StatisticsFile {
+        let reader = try StreamReader(source: source)
+        while try reader.next() != nil {}
+        let s = reader.schema
+        func bad(_ why: String) -> StreamError { StreamError(input: source.name, place: "", .malformed("not a statistics file: " + why)) }
+        guard s.metadata("normalize.version") == "1" else { throw bad("no normalize.version 1") }
+        guard reader.samplesRead == 0, !s.fields.isEmpty else { throw bad("it holds samples or no fields") }
+        var entries: [Entry] = []
+        for f in s.fields {
+            guard let text = s.metadata("\(f.name).normalize.step"), let step = NormalizeSpec(encoded: text), step.fits(f.shape) else {
+                throw bad("field '\(f.name)' has no valid transform")
+            }
+            entries.append(Entry(field: f, input: s.metadata("\(f.name).normalize.input"), step: step))
+        }
+        return StatisticsFile(entries: entries)
+    }
+}
+
+/// A temporary file for a stream that must be read twice, unlinked as soon as it is created so
+/// that nothing is left behind, whatever happens to the process. In `$TMPDIR` (default /tmp).
+public final class SpillFile {
+    public let fd: Int32
+    public let name: String
+
+    public init() throws {
+        let dir = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((dir + "/normalize-spill-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        name = "spill file in \(dir)"
+        guard fd >= 0 else { throw IOError(name: name, operation: "create", code: errno) }
+        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        unlink(path)
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    public func sink() -> FileSink { FileSink(fd: fd, name: name, owns: false) }
+
+    /// A source reading the file from its start.
+    public func rewound() throws -> FileSource {
+        guard lseek(fd, 0, SEEK_SET) == 0 else { throw IOError(name: name, operation: "seek", code: errno) }
+        return FileSource(fd: fd, name: name, owns: false)
+    }
+}
