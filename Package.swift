@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "tensor-show", targets: ["tensor-show"]),
         .executable(name: "tensor-cat", targets: ["tensor-cat"]),
         .executable(name: "normalize", targets: ["normalize"]),
+        .executable(name: "augment", targets: ["augment"]),
         .executable(name: "fit", targets: ["fit"]),
         .executable(name: "predict", targets: ["predict"]),
         .executable(name: "score", targets: ["score"]),
@@ -56,6 +57,9 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .executableTarget(name: "normalize",
+                          dependencies: ["ToolSupport", "Preprocess", "TensorStream", "TensorCore",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "augment",
                           dependencies: ["ToolSupport", "Preprocess", "TensorStream", "TensorCore",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "fit",

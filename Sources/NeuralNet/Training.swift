@@ -53,44 +53,18 @@ public struct Dataset {
     /// Reads every batch of `reader`: field `input` as inputs, `target` as labels (integer,
     /// checked against `classes`) or, for regression, as Float targets.
     public static func read(_ reader: StreamReader, input: String, target: String, task: Task, classes: Int) throws -> Dataset {
-        let s = reader.schema
-        let name = reader.source.name
-        guard let xi = s.index(of: input) else {
-            throw ModelError(name, "no field '\(input)' (fields: \(s.fields.map(\.name).joined(separator: ", ")))")
-        }
-        guard let yi = s.index(of: target) else {
-            throw ModelError(name, "no target field '\(target)' (fields: \(s.fields.map(\.name).joined(separator: ", "))); fit needs labels or targets")
-        }
-        let xf = s.fields[xi], yf = s.fields[yi]
-        var d = Dataset(inputShape: xf.shape.dims.isEmpty ? [1] : xf.shape.dims)
-        d.targetSize = yf.shape.count
-        // One-hot targets: a float vector with one entry per class.
-        let oneHot = task == .classification && yf.dtype.isFloatingPoint && yf.shape.count == classes && classes >= 2
-        if task != .regression && !oneHot && (yf.dtype.isFloatingPoint || yf.shape.count != 1) {
-            throw ModelError(name, "target field '\(target)' is \(yf.dtype) \(yf.shape); classification needs one integer label per sample, or one-hot rows of \(classes) values")
-        }
-        while let b = try reader.next() {
-            let n = b.count
-            let base = d.count
-            d.x.append(contentsOf: repeatElement(0, count: n * xf.shape.count))
-            if let bad = d.x.withUnsafeMutableBufferPointer({ convertToFloat(b.field(xi).baseAddress!, dtype: xf.dtype, count: n * xf.shape.count, into: $0.baseAddress! + base * xf.shape.count) }) {
-                throw ModelError(name, "field '\(input)' sample \(base + bad / xf.shape.count) holds a NaN or infinity")
-            }
-            if task == .regression || oneHot {
-                d.targets.append(contentsOf: repeatElement(0, count: n * d.targetSize))
-                if let bad = d.targets.withUnsafeMutableBufferPointer({ convertToFloat(b.field(yi).baseAddress!, dtype: yf.dtype, count: n * d.targetSize, into: $0.baseAddress! + base * d.targetSize) }) {
-                    throw ModelError(name, "field '\(target)' sample \(base + bad / d.targetSize) holds a NaN or infinity")
-                }
-            } else {
-                d.labels.append(contentsOf: repeatElement(0, count: n))
-                let k = task == .binary ? 2 : classes
-                if let (i, v) = d.labels.withUnsafeMutableBufferPointer({ convertLabels(b.field(yi).baseAddress!, dtype: yf.dtype, count: n, classes: k, into: $0.baseAddress! + base) }) {
-                    throw ModelError(name, "field '\(target)' sample \(base + i): label \(v) outside the \(k) classes 0…\(k - 1)")
-                }
-            }
-            d.count += n
-        }
+        let s = try DatasetStream(reader, input: input, target: target, task: task, classes: classes)
+        var d = s.empty
+        _ = try s.next(Int.max, into: &d)
         return d
+    }
+
+    /// Removes every sample, keeping the memory.
+    public mutating func removeAll() {
+        count = 0
+        x.removeAll(keepingCapacity: true)
+        labels.removeAll(keepingCapacity: true)
+        targets.removeAll(keepingCapacity: true)
     }
 
     /// The samples at `indices` (a split).
@@ -107,6 +81,96 @@ public struct Dataset {
     }
 }
 
+/// A stream's samples read in order, a few at a time: what fit --stream trains on without
+/// ever holding the data set.
+public final class DatasetStream {
+    public let reader: StreamReader
+    let xi: Int, yi: Int
+    let xf: Field, yf: Field
+    let task: Task, classes: Int, oneHot: Bool
+    let input: String, target: String
+    private var pending: Batch?
+    private var used = 0
+    /// Samples handed out so far.
+    public private(set) var delivered = 0
+
+    public init(_ reader: StreamReader, input: String, target: String, task: Task, classes: Int) throws {
+        let s = reader.schema
+        let name = reader.source.name
+        guard let xi = s.index(of: input) else {
+            throw ModelError(name, "no field '\(input)' (fields: \(s.fields.map(\.name).joined(separator: ", ")))")
+        }
+        guard let yi = s.index(of: target) else {
+            throw ModelError(name, "no target field '\(target)' (fields: \(s.fields.map(\.name).joined(separator: ", "))); fit needs labels or targets")
+        }
+        let xf = s.fields[xi], yf = s.fields[yi]
+        // One-hot targets: a float vector with one entry per class.
+        let oneHot = task == .classification && yf.dtype.isFloatingPoint && yf.shape.count == classes && classes >= 2
+        if task != .regression && !oneHot && (yf.dtype.isFloatingPoint || yf.shape.count != 1) {
+            throw ModelError(name, "target field '\(target)' is \(yf.dtype) \(yf.shape); classification needs one integer label per sample, or one-hot rows of \(classes) values")
+        }
+        self.reader = reader
+        (self.xi, self.yi, self.xf, self.yf) = (xi, yi, xf, yf)
+        (self.task, self.classes, self.oneHot, self.input, self.target) = (task, classes, oneHot, input, target)
+    }
+
+    /// An empty dataset of this stream's shapes.
+    public var empty: Dataset {
+        var d = Dataset(inputShape: xf.shape.dims.isEmpty ? [1] : xf.shape.dims)
+        d.targetSize = yf.shape.count
+        return d
+    }
+
+    /// Appends up to `n` samples to `d`; false when the stream had none left.
+    public func next(_ n: Int, into d: inout Dataset) throws -> Bool {
+        var want = n
+        var got = false
+        while want > 0 {
+            if pending == nil {
+                guard let b = try reader.next() else { break }
+                pending = b
+                used = 0
+            }
+            let b = pending!
+            let k = min(want, b.count - used)
+            if k > 0 {
+                try append(b, from: used, count: k, to: &d)
+                used += k
+                want -= k
+                got = true
+            }
+            if used == b.count { pending = nil }
+        }
+        return got
+    }
+
+    private func append(_ b: Batch, from: Int, count n: Int, to d: inout Dataset) throws {
+        let name = reader.source.name
+        let base = d.count, first = delivered
+        let xs = xf.shape.count
+        d.x.append(contentsOf: repeatElement(0, count: n * xs))
+        let xsrc = b.field(xi).baseAddress! + from * xf.sampleBytes
+        if let bad = d.x.withUnsafeMutableBufferPointer({ convertToFloat(xsrc, dtype: xf.dtype, count: n * xs, into: $0.baseAddress! + base * xs) }) {
+            throw ModelError(name, "field '\(input)' sample \(first + bad / xs) holds a NaN or infinity")
+        }
+        let ysrc = b.field(yi).baseAddress! + from * yf.sampleBytes
+        if task == .regression || oneHot {
+            d.targets.append(contentsOf: repeatElement(0, count: n * d.targetSize))
+            if let bad = d.targets.withUnsafeMutableBufferPointer({ convertToFloat(ysrc, dtype: yf.dtype, count: n * d.targetSize, into: $0.baseAddress! + base * d.targetSize) }) {
+                throw ModelError(name, "field '\(target)' sample \(first + bad / d.targetSize) holds a NaN or infinity")
+            }
+        } else {
+            d.labels.append(contentsOf: repeatElement(0, count: n))
+            let k = task == .binary ? 2 : classes
+            if let (i, v) = d.labels.withUnsafeMutableBufferPointer({ convertLabels(ysrc, dtype: yf.dtype, count: n, classes: k, into: $0.baseAddress! + base) }) {
+                throw ModelError(name, "field '\(target)' sample \(first + i): label \(v) outside the \(k) classes 0…\(k - 1)")
+            }
+        }
+        d.count += n
+        delivered += n
+    }
+}
+
 /// Loss turned NaN or infinite: training diverged.
 public struct DivergedError: DiagnosticError {
     public let epoch: Int, batch: Int
@@ -119,6 +183,11 @@ public struct EpochResult {
     public var loss: Double
     public var accuracy: Double?
     public var samples: Int
+    public init(loss: Double, accuracy: Double?, samples: Int) {
+        self.loss = loss
+        self.accuracy = accuracy
+        self.samples = samples
+    }
 }
 
 /// One data-parallel worker: a network replica and its batch buffers.
@@ -277,12 +346,15 @@ public final class Trainer {
         if parts == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: work) }
     }
 
-    /// One pass over `data` in a freshly shuffled order; `progress(samplesDone)` after each batch.
-    public func trainEpoch(_ data: Dataset, epoch: Int, progress: (Int) -> Void = { _ in }) throws -> EpochResult {
+    /// One pass over `data` in a freshly shuffled order (or in order, without `shuffle`);
+    /// `progress(samplesDone)` after each batch. Divergence is reported as in batch
+    /// `firstBatch` + 1 onwards of `epoch`.
+    public func trainEpoch(_ data: Dataset, epoch: Int, shuffle: Bool = true, firstBatch: Int = 0,
+                           progress: (Int) -> Void = { _ in }) throws -> EpochResult {
         var order = Array(0..<data.count)
-        rng.shuffle(&order)
+        if shuffle { rng.shuffle(&order) }
         let net = model.network, opt = model.optimizer!
-        var lossSum = 0.0, correct = 0, done = 0, batchNo = 0
+        var lossSum = 0.0, correct = 0, done = 0, batchNo = firstBatch
         while done < data.count {
             let n = min(batchSize, data.count - done)
             let used = run(data, order[done..<done + n], train: true)

@@ -44,8 +44,14 @@ struct Fit: ParsableCommand {
     @Option(help: ArgumentHelp("Continue training MODEL (its weights and optimizer state).", valueName: "model"))
     var resume: String?
 
-    @Option(help: "Passes over the training data.")
-    var epochs: Int = 5
+    @Option(help: "Passes over the training data (default 5).")
+    var epochs: Int?
+
+    @Flag(help: "Train on batches as they arrive, in one pass over the input (augment --repeat N | fit --stream).")
+    var stream = false
+
+    @Option(name: .customLong("epoch-size"), help: ArgumentHelp("With --stream: samples per epoch, after which a line, a log record, a checkpoint and validation (default 10000).", valueName: "n"))
+    var epochSize: Int?
 
     @Option(help: "Samples per gradient step.")
     var batch: Int = 32
@@ -104,7 +110,11 @@ struct Fit: ParsableCommand {
     func validate() throws {
         if model == nil && resume == nil { throw ValidationError("give --model SPEC (or --resume MODEL)") }
         if model != nil && resume != nil { throw ValidationError("--model and --resume exclude each other") }
-        if epochs < 0 || epochs > 1_000_000 { throw ValidationError("--epochs takes 0…1000000") }
+        if let e = epochs, e < 0 || e > 1_000_000 { throw ValidationError("--epochs takes 0…1000000") }
+        if stream && epochs != nil { throw ValidationError("--epochs does not go with --stream: the stream's length decides (augment --repeat N)") }
+        if stream && validationSplit > 0 { throw ValidationError("--validation-split does not go with --stream: give a --validation file") }
+        if epochSize != nil && !stream { throw ValidationError("--epoch-size goes with --stream") }
+        if let n = epochSize, n < 1 { throw ValidationError("--epoch-size takes a count ≥ 1") }
         if batch < 1 || batch > 1 << 20 { throw ValidationError("--batch takes 1…1048576") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr takes a positive number") }
         if OptimizerConfig.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer takes sgd, adam or adamw") }
@@ -175,30 +185,21 @@ struct Fit: ParsableCommand {
             }
             try checkSchema(m, schema, name: reader.source.name)
             m.normalization = schema.metadata("\(input).normalize")
-            var data = try Dataset.read(reader, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count)
             var val: Dataset?
             if let v = validation {
                 let vr = try StreamReader(source: try FileSource.open(v))
                 try checkSchema(m, vr.schema, name: v)
                 val = try Dataset.read(vr, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count)
-            } else if validationSplit > 0 {
-                let cut = data.count - Int(Double(data.count) * validationSplit)
-                val = data.subset(Array(0..<data.count)[cut...])
-                data = data.subset(Array(0..<data.count)[..<cut])
             }
-            guard data.count > 0 else { throw ToolFailure(reader.source.name, "no training samples") }
+            let samples = try DatasetStream(reader, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count)
             let trainer = Trainer(model: m, batchSize: batch, seed: seed, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
             var logSink: LogFile? = nil
             if let log { logSink = try LogFile(path: log) }
             let ckpt = noCheckpoint ? nil : (checkpoint ?? output + ".ckpt")
             var best = Double.infinity, since = 0
-            let first = m.epoch + 1
-            for e in first..<first + epochs {
-                let bar = Progress(label: "epoch \(e)", total: data.count, quiet: quiet)
-                let t0 = Date()
-                let r = try trainer.trainEpoch(data, epoch: e) { bar.update($0) }
-                bar.finish()
-                let secs = Date().timeIntervalSince(t0)
+
+            /// Validates, checkpoints and reports epoch `e`; true when early stopping says stop.
+            func endEpoch(_ e: Int, _ r: EpochResult, seconds secs: Double) throws -> Bool {
                 let v = val.map { trainer.evaluate($0) }
                 m.epoch = e
                 if let ckpt { try m.save(to: ckpt) }
@@ -210,16 +211,67 @@ struct Fit: ParsableCommand {
                     json += ",\"val_loss\":\(jsonNumber(v.loss))"
                     if let a = v.accuracy { line += String(format: "  val_accuracy %.4f", a); json += ",\"val_accuracy\":\(jsonNumber(a))" }
                 }
-                line += String(format: "  %.0f samples/s", Double(data.count) / max(secs, 1e-9))
-                json += ",\"samples_per_second\":\(jsonNumber(Double(data.count) / max(secs, 1e-9))),\"seconds\":\(jsonNumber(secs))}"
+                let rate = Double(r.samples) / max(secs, 1e-9)
+                line += String(format: "  %.0f samples/s", rate)
+                json += ",\"samples\":\(r.samples),\"samples_per_second\":\(jsonNumber(rate)),\"seconds\":\(jsonNumber(secs))}"
                 if !quiet { logLine("fit: " + line) }
                 try logSink?.append(json)
                 if let p = patience, let v {
                     if v.loss < best { best = v.loss; since = 0 } else { since += 1 }
                     if since >= p {
                         if !quiet { logLine("fit: stopping early: validation loss has not improved for \(p) epochs") }
-                        break
+                        return true
                     }
+                }
+                return false
+            }
+
+            if stream {
+                // One pass: read a few batches at a time and train on them in order.
+                let size = epochSize ?? 10_000
+                var chunk = samples.empty
+                var e = m.epoch + 1, inEpoch = 0, batches = 0, lossSum = 0.0, correct = 0.0
+                var bar = Progress(label: "epoch \(e)", total: size, quiet: quiet)
+                var t0 = Date()
+                func close() throws -> Bool {
+                    bar.finish()
+                    let r = EpochResult(loss: lossSum / Double(inEpoch), accuracy: m.task == .regression ? nil : correct / Double(inEpoch), samples: inEpoch)
+                    let stop = try endEpoch(e, r, seconds: Date().timeIntervalSince(t0))
+                    e += 1
+                    (inEpoch, batches, lossSum, correct) = (0, 0, 0, 0)
+                    bar = Progress(label: "epoch \(e)", total: size, quiet: quiet)
+                    t0 = Date()
+                    return stop
+                }
+                while true {
+                    chunk.removeAll()
+                    guard try samples.next(min(batch * 16, size - inEpoch), into: &chunk) else { break }
+                    let done = inEpoch
+                    let r = try trainer.trainEpoch(chunk, epoch: e, shuffle: false, firstBatch: batches) { bar.update(done + $0) }
+                    batches += (chunk.count + batch - 1) / batch
+                    lossSum += r.loss * Double(chunk.count)
+                    correct += (r.accuracy ?? 0) * Double(chunk.count)
+                    inEpoch += chunk.count
+                    if inEpoch == size, try close() { break }
+                }
+                guard samples.delivered > 0 else { throw ToolFailure(reader.source.name, "no training samples") }
+                if inEpoch > 0 { _ = try close() }
+            } else {
+                var data = samples.empty
+                _ = try samples.next(Int.max, into: &data)
+                if val == nil && validationSplit > 0 {
+                    let cut = data.count - Int(Double(data.count) * validationSplit)
+                    val = data.subset(Array(0..<data.count)[cut...])
+                    data = data.subset(Array(0..<data.count)[..<cut])
+                }
+                guard data.count > 0 else { throw ToolFailure(reader.source.name, "no training samples") }
+                let first = m.epoch + 1
+                for e in first..<first + (epochs ?? 5) {
+                    let bar = Progress(label: "epoch \(e)", total: data.count, quiet: quiet)
+                    let t0 = Date()
+                    let r = try trainer.trainEpoch(data, epoch: e) { bar.update($0) }
+                    bar.finish()
+                    if try endEpoch(e, r, seconds: Date().timeIntervalSince(t0)) { break }
                 }
             }
             try m.save(to: output)

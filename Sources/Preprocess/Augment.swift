@@ -1,0 +1,283 @@
+// What augment does to one image: flips, an integer shift with padding (torchvision's
+// RandomCrop(size, padding=k)), rotation and zoom resampled bilinearly, brightness and
+// contrast, Gaussian noise and cutout (random erasing), each with a probability. Images are
+// channels-last, H×W or H×W×C, of any dtype; the work is done in Double, so moves by whole
+// pixels (flips, shifts, rotations by multiples of 90°) are exact, and integer dtypes are
+// rounded and clamped to their range at the end.
+//
+// Every sample draws from its own generator, seeded by (seed, pass, sample index): the
+// output does not depend on how the input was cut into batches.
+
+import Foundation
+import TensorCore
+import TensorStream
+
+/// The operations and their parameters. An operation with its amount at zero (or nil) is off.
+public struct AugmentConfig: Equatable {
+    /// Probabilities of a horizontal (left–right) and a vertical (top–bottom) flip.
+    public var hflip = 0.0
+    public var vflip = 0.0
+    /// Maximum shift in pixels along each axis, drawn uniformly from −k…k.
+    public var shift = 0
+    /// Rotation in degrees, drawn uniformly from this range; positive is counter-clockwise.
+    public var rotate: ClosedRange<Double>?
+    /// Zoom factor, drawn uniformly from this range (> 1 enlarges).
+    public var zoom: ClosedRange<Double>?
+    /// Brightness: values multiplied by a factor from 1−b…1+b (torchvision's ColorJitter).
+    public var brightness = 0.0
+    /// Contrast: distance from the image's mean multiplied by a factor from 1−c…1+c.
+    public var contrast = 0.0
+    /// Standard deviation of additive Gaussian noise, in the data's units.
+    public var noise = 0.0
+    /// Side of the square cutout (random erasing), in pixels.
+    public var cutout = 0
+    /// The value of pixels shifted, rotated or zoomed in from outside, and of the cutout.
+    public var fill = 0.0
+    /// Probability of each operation other than the flips; 1 unless set.
+    public var probability: [Operation: Double] = [:]
+
+    public enum Operation: String, CaseIterable {
+        case shift, rotate, zoom, brightness, contrast, noise, cutout
+    }
+
+    public init() {}
+
+    public func p(_ op: Operation) -> Double { probability[op] ?? 1 }
+
+    /// Whether any operation is on.
+    public var isIdentity: Bool {
+        hflip == 0 && vflip == 0 && shift == 0 && rotate == nil && zoom == nil && brightness == 0
+            && contrast == 0 && noise == 0 && cutout == 0
+    }
+
+    /// A one-line account, for the stream's metadata.
+    public var description: String {
+        var parts: [String] = []
+        func num(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e9 ? String(Int(v)) : "\(v)" }
+        func pr(_ op: Operation) -> String { p(op) == 1 ? "" : " p=\(num(p(op)))" }
+        if hflip > 0 { parts.append("hflip p=\(num(hflip))") }
+        if vflip > 0 { parts.append("vflip p=\(num(vflip))") }
+        if shift > 0 { parts.append("shift \(shift)" + pr(.shift)) }
+        if let r = rotate { parts.append("rotate \(num(r.lowerBound))…\(num(r.upperBound))" + pr(.rotate)) }
+        if let z = zoom { parts.append("zoom \(num(z.lowerBound))…\(num(z.upperBound))" + pr(.zoom)) }
+        if brightness > 0 { parts.append("brightness \(num(brightness))" + pr(.brightness)) }
+        if contrast > 0 { parts.append("contrast \(num(contrast))" + pr(.contrast)) }
+        if noise > 0 { parts.append("noise \(num(noise))" + pr(.noise)) }
+        if cutout > 0 { parts.append("cutout \(cutout)" + pr(.cutout)) }
+        if fill != 0 { parts.append("fill \(num(fill))") }
+        return parts.isEmpty ? "none" : parts.joined(separator: ", ")
+    }
+}
+
+/// The geometry of an image field.
+public struct ImageShape: Equatable {
+    public let height: Int, width: Int, channels: Int
+    public var count: Int { height * width * channels }
+
+    /// H×W or H×W×C; nil for any other shape.
+    public init?(_ shape: Shape) {
+        let d = shape.dims
+        guard d.count == 2 || d.count == 3, d.allSatisfy({ $0 > 0 }) else { return nil }
+        height = d[0]
+        width = d[1]
+        channels = d.count == 3 ? d[2] : 1
+    }
+}
+
+/// Augments samples of one image field.
+public final class Augmenter {
+    public let config: AugmentConfig
+    public let image: ImageShape
+    public let dtype: DType
+    private var a: [Double]
+    private var b: [Double]
+
+    public init(config: AugmentConfig, image: ImageShape, dtype: DType) {
+        self.config = config
+        self.image = image
+        self.dtype = dtype
+        a = Array(repeating: 0, count: image.count)
+        b = a
+    }
+
+    /// The generator of one sample's random choices.
+    public static func generator(seed: UInt64, pass: Int, sample: Int) -> SeededRandom {
+        SeededRandom(seed: seed ^ (UInt64(truncatingIfNeeded: pass) &* 0xD1B5_4A32_D192_ED03)
+                          ^ (UInt64(truncatingIfNeeded: sample) &* 0x9E37_79B9_7F4A_7C15))
+    }
+
+    /// Augments the sample at `src` into `dst` (both `image.count` elements of `dtype`).
+    public func apply(_ src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer, rng: inout SeededRandom) {
+        let n = image.count
+        for i in 0..<n { a[i] = src.element(i, dtype) }
+        let c = config
+        if c.hflip > 0, rng.nextUnitDouble() < c.hflip { flip(horizontal: true) }
+        if c.vflip > 0, rng.nextUnitDouble() < c.vflip { flip(horizontal: false) }
+        if c.shift > 0, rng.nextUnitDouble() < c.p(.shift) {
+            let span = UInt64(2 * c.shift + 1)
+            let dy = Int(rng.next() % span) - c.shift, dx = Int(rng.next() % span) - c.shift
+            shift(dy: dy, dx: dx)
+        }
+        var angle = 0.0, scale = 1.0
+        if let r = c.rotate, rng.nextUnitDouble() < c.p(.rotate) { angle = draw(r, &rng) }
+        if let z = c.zoom, rng.nextUnitDouble() < c.p(.zoom) { scale = draw(z, &rng) }
+        if angle != 0 || scale != 1 { resample(degrees: angle, scale: scale) }
+        if c.brightness > 0, rng.nextUnitDouble() < c.p(.brightness) {
+            let f = draw(max(0, 1 - c.brightness)...(1 + c.brightness), &rng)
+            for i in 0..<n { a[i] *= f }
+        }
+        if c.contrast > 0, rng.nextUnitDouble() < c.p(.contrast) {
+            let f = draw(max(0, 1 - c.contrast)...(1 + c.contrast), &rng)
+            var mean = 0.0
+            for i in 0..<n { mean += a[i] }
+            mean /= Double(n)
+            for i in 0..<n { a[i] = mean + (a[i] - mean) * f }
+        }
+        if c.noise > 0, rng.nextUnitDouble() < c.p(.noise) {
+            for i in 0..<n { a[i] += c.noise * rng.nextGaussian() }
+        }
+        if c.cutout > 0, rng.nextUnitDouble() < c.p(.cutout) {
+            let cy = Int(rng.next() % UInt64(image.height)), cx = Int(rng.next() % UInt64(image.width))
+            erase(top: cy - c.cutout / 2, left: cx - c.cutout / 2, side: c.cutout)
+        }
+        store(dst)
+    }
+
+    func draw(_ r: ClosedRange<Double>, _ rng: inout SeededRandom) -> Double {
+        r.lowerBound + (r.upperBound - r.lowerBound) * rng.nextUnitDouble()
+    }
+
+    func flip(horizontal: Bool) {
+        let (h, w, ch) = (image.height, image.width, image.channels)
+        for y in 0..<h {
+            for x in 0..<w {
+                let (sy, sx) = horizontal ? (y, w - 1 - x) : (h - 1 - y, x)
+                for k in 0..<ch { b[(y * w + x) * ch + k] = a[(sy * w + sx) * ch + k] }
+            }
+        }
+        swap(&a, &b)
+    }
+
+    /// Moves the image by (dy, dx) pixels; what comes in from outside is `fill`.
+    func shift(dy: Int, dx: Int) {
+        let (h, w, ch) = (image.height, image.width, image.channels)
+        for y in 0..<h {
+            for x in 0..<w {
+                let sy = y - dy, sx = x - dx
+                let inside = sy >= 0 && sy < h && sx >= 0 && sx < w
+                for k in 0..<ch { b[(y * w + x) * ch + k] = inside ? a[(sy * w + sx) * ch + k] : config.fill }
+            }
+        }
+        swap(&a, &b)
+    }
+
+    /// Rotates counter-clockwise by `degrees` and zooms by `scale` about the image's centre,
+    /// sampling bilinearly; multiples of 90° use exact sines, so they move whole pixels.
+    func resample(degrees: Double, scale: Double) {
+        let (h, w, ch) = (image.height, image.width, image.channels)
+        var cosA = Foundation.cos(degrees * .pi / 180), sinA = Foundation.sin(degrees * .pi / 180)
+        if degrees.truncatingRemainder(dividingBy: 90) == 0 {
+            let q = ((Int(degrees / 90) % 4) + 4) % 4
+            (cosA, sinA) = [(1.0, 0.0), (0, 1), (-1, 0), (0, -1)][q]
+        }
+        let cy = Double(h - 1) / 2, cx = Double(w - 1) / 2
+        for y in 0..<h {
+            for x in 0..<w {
+                // the source of (x, y): the inverse rotation, in y-up coordinates, then unzoom
+                let u = Double(x) - cx, v = cy - Double(y)
+                let su = (u * cosA + v * sinA) / scale, sv = (-u * sinA + v * cosA) / scale
+                let sx = cx + su, sy = cy - sv
+                let x0 = Int((sx).rounded(.down)), y0 = Int((sy).rounded(.down))
+                let fx = sx - Double(x0), fy = sy - Double(y0)
+                for k in 0..<ch {
+                    func at(_ yy: Int, _ xx: Int) -> Double {
+                        yy >= 0 && yy < h && xx >= 0 && xx < w ? a[(yy * w + xx) * ch + k] : config.fill
+                    }
+                    var v = 0.0
+                    if fx == 0 && fy == 0 {
+                        v = at(y0, x0)
+                    } else {
+                        v = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
+                            + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1))
+                    }
+                    b[(y * w + x) * ch + k] = v
+                }
+            }
+        }
+        swap(&a, &b)
+    }
+
+    /// Sets a side×side square (clipped to the image) to `fill`, in every channel.
+    func erase(top: Int, left: Int, side: Int) {
+        let (h, w, ch) = (image.height, image.width, image.channels)
+        for y in max(0, top)..<max(max(0, top), min(h, top + side)) {
+            for x in max(0, left)..<max(max(0, left), min(w, left + side)) {
+                for k in 0..<ch { a[(y * w + x) * ch + k] = config.fill }
+            }
+        }
+    }
+
+    func store(_ dst: UnsafeMutableRawPointer) {
+        let n = image.count
+        func clamp(_ v: Double, _ lo: Double, _ hi: Double) -> Double { Swift.min(Swift.max(v.rounded(), lo), hi) }
+        switch dtype {
+        case .u8: for i in 0..<n { dst.storeBytes(of: UInt8(clamp(a[i], 0, 255)), toByteOffset: i, as: UInt8.self) }
+        case .i8: for i in 0..<n { dst.storeBytes(of: Int8(clamp(a[i], -128, 127)), toByteOffset: i, as: Int8.self) }
+        case .i16: for i in 0..<n { dst.storeBytes(of: Int16(clamp(a[i], -32768, 32767)), toByteOffset: 2 * i, as: Int16.self) }
+        case .i32: for i in 0..<n { dst.storeBytes(of: Int32(clamp(a[i], -2_147_483_648, 2_147_483_647)), toByteOffset: 4 * i, as: Int32.self) }
+        case .i64: for i in 0..<n { dst.storeBytes(of: Int64(clamp(a[i], -9.2e18, 9.2e18)), toByteOffset: 8 * i, as: Int64.self) }
+        case .f32: for i in 0..<n { dst.storeBytes(of: Float(a[i]), toByteOffset: 4 * i, as: Float.self) }
+        case .f64: for i in 0..<n { dst.storeBytes(of: a[i], toByteOffset: 8 * i, as: Double.self) }
+        }
+    }
+}
+
+/// A bounded shuffle buffer of whole samples (every field's bytes, back to back): holds up to
+/// `capacity` samples; once full, each new sample replaces one drawn at random, which goes out.
+public final class ShuffleBuffer {
+    public let capacity: Int
+    public let sampleBytes: Int
+    private var rows: [UInt8]
+    public private(set) var count = 0
+    private var rng: SeededRandom
+
+    public init(capacity: Int, sampleBytes: Int, seed: UInt64) {
+        self.capacity = max(1, capacity)
+        self.sampleBytes = sampleBytes
+        rows = []
+        rng = SeededRandom(seed: seed ^ 0x5348_5546_464C_4521)
+    }
+
+    /// Adds the sample `fill` writes into the given row; `emit` gets a sample that leaves.
+    public func add(_ fill: (UnsafeMutableRawPointer) -> Void, emit: (UnsafeRawPointer) throws -> Void) rethrows {
+        if count < capacity {
+            // grow in steps, so a small stream never costs the whole capacity
+            if rows.count < (count + 1) * sampleBytes {
+                rows.append(contentsOf: repeatElement(0, count: max(sampleBytes, min(rows.count, (capacity - count) * sampleBytes))))
+            }
+            rows.withUnsafeMutableBytes { fill($0.baseAddress! + count * sampleBytes) }
+            count += 1
+            return
+        }
+        let j = Int(rng.next() % UInt64(capacity))
+        try rows.withUnsafeMutableBytes { r in
+            let row = r.baseAddress! + j * sampleBytes
+            try emit(UnsafeRawPointer(row))
+            fill(row)
+        }
+    }
+
+    /// Emits what is left, in random order, and empties the buffer.
+    public func drain(_ emit: (UnsafeRawPointer) throws -> Void) rethrows {
+        while count > 0 {
+            let j = Int(rng.next() % UInt64(count))
+            try rows.withUnsafeMutableBytes { r in
+                let base = r.baseAddress!
+                try emit(UnsafeRawPointer(base + j * sampleBytes))
+                // the last row takes the emitted one's place
+                if j != count - 1 { (base + j * sampleBytes).copyMemory(from: base + (count - 1) * sampleBytes, byteCount: sampleBytes) }
+            }
+            count -= 1
+        }
+    }
+}
