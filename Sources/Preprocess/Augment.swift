@@ -109,7 +109,7 @@ public final class Augmenter {
     /// Augments the sample at `src` into `dst` (both `image.count` elements of `dtype`).
     public func apply(_ src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer, rng: inout SeededRandom) {
         let n = image.count
-        for i in 0..<n { a[i] = src.element(i, dtype) }
+        load(src)
         let c = config
         if c.hflip > 0, rng.nextUnitDouble() < c.hflip { flip(horizontal: true) }
         if c.vflip > 0, rng.nextUnitDouble() < c.vflip { flip(horizontal: false) }
@@ -141,6 +141,10 @@ public final class Augmenter {
             erase(top: cy - c.cutout / 2, left: cx - c.cutout / 2, side: c.cutout)
         }
         store(dst)
+    }
+
+    func load(_ src: UnsafeRawPointer) {
+        for i in 0..<image.count { a[i] = src.element(i, dtype) }
     }
 
     func draw(_ r: ClosedRange<Double>, _ rng: inout SeededRandom) -> Double {

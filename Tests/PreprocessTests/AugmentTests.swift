@@ -1,0 +1,175 @@
+// augment's geometry on known images: two flips are the identity, a shift by k moves a marked
+// pixel by k, rotation by 90° is a transpose and a flip, zoom 1 changes nothing; cutout erases
+// a square; the shuffle buffer loses and duplicates nothing.
+
+@testable import Preprocess
+import TensorCore
+import TensorStream
+import XCTest
+
+final class AugmentTests: XCTestCase {
+    /// A random image of `dtype`, as bytes, and the generator's values as Doubles.
+    func image(_ shape: ImageShape, _ dtype: DType, seed: UInt64 = 3) -> [UInt8] {
+        var rng = SeededRandom(seed: seed)
+        var bytes = [UInt8](repeating: 0, count: shape.count * dtype.size)
+        bytes.withUnsafeMutableBytes { p in
+            for i in 0..<shape.count {
+                let v = Double(rng.next() % 256)
+                switch dtype {
+                case .u8: p.storeBytes(of: UInt8(v), toByteOffset: i, as: UInt8.self)
+                case .f32: p.storeBytes(of: Float(v) / 7, toByteOffset: 4 * i, as: Float.self)
+                default: p.storeBytes(of: v / 7, toByteOffset: 8 * i, as: Double.self)
+                }
+            }
+        }
+        return bytes
+    }
+
+    func augment(_ src: [UInt8], _ config: AugmentConfig, _ shape: ImageShape, _ dtype: DType, seed: UInt64 = 1) -> [UInt8] {
+        let a = Augmenter(config: config, image: shape, dtype: dtype)
+        var out = [UInt8](repeating: 0, count: src.count)
+        var rng = SeededRandom(seed: seed)
+        src.withUnsafeBytes { s in out.withUnsafeMutableBytes { a.apply(s.baseAddress!, to: $0.baseAddress!, rng: &rng) } }
+        return out
+    }
+
+    /// The image with `map(y, x) -> (sy, sx)` giving each output pixel's source.
+    func remap(_ src: [UInt8], _ s: ImageShape, _ dtype: DType, _ map: (Int, Int) -> (Int, Int)) -> [UInt8] {
+        var out = src
+        let px = s.channels * dtype.size
+        for y in 0..<s.height {
+            for x in 0..<s.width {
+                let (sy, sx) = map(y, x)
+                for b in 0..<px { out[(y * s.width + x) * px + b] = src[(sy * s.width + sx) * px + b] }
+            }
+        }
+        return out
+    }
+
+    func testTwoFlipsAreTheIdentity() {
+        let s = ImageShape(Shape([5, 7, 3]))!
+        for dtype in [DType.u8, .f32, .f64] {
+            let img = image(s, dtype)
+            for flips in [(1.0, 0.0), (0.0, 1.0)] {
+                var c = AugmentConfig()
+                (c.hflip, c.vflip) = flips
+                let once = augment(img, c, s, dtype)
+                XCTAssertNotEqual(once, img, "one flip changes a random image")
+                XCTAssertEqual(augment(once, c, s, dtype), img, "\(dtype) \(flips)")
+            }
+            var h = AugmentConfig()
+            h.hflip = 1
+            XCTAssertEqual(augment(img, h, s, dtype), remap(img, s, dtype) { ($0, s.width - 1 - $1) }, "hflip mirrors left and right")
+        }
+    }
+
+    func testShiftMovesAMarkedPixelByK() {
+        let s = ImageShape(Shape([9, 8]))!
+        var img = [UInt8](repeating: 0, count: s.count)
+        img[4 * 8 + 3] = 200
+        let a = Augmenter(config: AugmentConfig(), image: s, dtype: .u8)
+        for (dy, dx) in [(2, -3), (0, 1), (-4, 0), (3, 4)] {
+            var out = [UInt8](repeating: 0, count: s.count)
+            img.withUnsafeBytes { a.load($0.baseAddress!) }
+            a.shift(dy: dy, dx: dx)
+            out.withUnsafeMutableBytes { a.store($0.baseAddress!) }
+            var want = [UInt8](repeating: 0, count: s.count)
+            want[(4 + dy) * 8 + 3 + dx] = 200
+            XCTAssertEqual(out, want, "shift (\(dy), \(dx))")
+        }
+        // Random shifts of at most k: the pixel moves by −k…k on each axis, every offset occurs.
+        var c = AugmentConfig()
+        c.shift = 2
+        var seen = Set<[Int]>()
+        for seed in 0..<400 {
+            let out = augment(img, c, s, .u8, seed: UInt64(seed))
+            let at = out.firstIndex(of: 200)!
+            XCTAssertEqual(out.filter { $0 != 0 }.count, 1)
+            let (dy, dx) = (at / 8 - 4, at % 8 - 3)
+            XCTAssertTrue(abs(dy) <= 2 && abs(dx) <= 2, "moved by (\(dy), \(dx))")
+            seen.insert([dy, dx])
+        }
+        XCTAssertEqual(seen.count, 25, "every offset in −2…2 × −2…2 drawn")
+    }
+
+    func testRotationBy90IsATransposeAndAFlip() {
+        let s = ImageShape(Shape([6, 6, 2]))!
+        for dtype in [DType.u8, .f32] {
+            let img = image(s, dtype)
+            var c = AugmentConfig()
+            c.rotate = 90...90
+            // counter-clockwise: the transpose flipped top to bottom
+            XCTAssertEqual(augment(img, c, s, dtype), remap(img, s, dtype) { (y, x) in (x, s.height - 1 - y) }, "\(dtype) +90°")
+            c.rotate = -90 ... -90
+            XCTAssertEqual(augment(img, c, s, dtype), remap(img, s, dtype) { (y, x) in (s.width - 1 - x, y) }, "\(dtype) −90°")
+            c.rotate = 180...180
+            XCTAssertEqual(augment(img, c, s, dtype), remap(img, s, dtype) { (y, x) in (s.height - 1 - y, s.width - 1 - x) }, "\(dtype) 180°")
+            var z = AugmentConfig()
+            z.zoom = 1...1
+            z.rotate = 0...0
+            XCTAssertEqual(augment(img, z, s, dtype), img, "no rotation and zoom 1 change nothing")
+        }
+    }
+
+    func testBilinearRotationOfAConstantImageIsConstantInside() {
+        // A constant image rotated by 45° stays that constant wherever the source lies inside.
+        let s = ImageShape(Shape([9, 9]))!
+        let img = [Float](repeating: 2.5, count: 81).withUnsafeBytes { Array($0) }
+        var c = AugmentConfig()
+        c.rotate = 45...45
+        let out = augment(img, c, s, .f32).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        XCTAssertEqual(out[4 * 9 + 4], 2.5, accuracy: 1e-6, "the centre")
+        XCTAssertEqual(out[4 * 9 + 2], 2.5, accuracy: 1e-6)
+        XCTAssertLessThan(out[0], 2.5, "a corner comes from outside the image, partly fill")
+    }
+
+    func testCutoutErasesOneClippedSquare() {
+        let s = ImageShape(Shape([10, 10]))!
+        let img = [UInt8](repeating: 9, count: 100)
+        var c = AugmentConfig()
+        c.cutout = 4
+        var sizes = Set<Int>()
+        for seed in 0..<200 {
+            let out = augment(img, c, s, .u8, seed: UInt64(seed))
+            let erased = out.indices.filter { out[$0] == 0 }
+            XCTAssertTrue(out.allSatisfy { $0 == 0 || $0 == 9 })
+            XCTAssertTrue((4...16).contains(erased.count), "\(erased.count) pixels erased")
+            let rows = Set(erased.map { $0 / 10 }), cols = Set(erased.map { $0 % 10 })
+            XCTAssertEqual(rows.count * cols.count, erased.count, "a rectangle")
+            sizes.insert(erased.count)
+        }
+        XCTAssertTrue(sizes.contains(16), "whole squares inside the image")
+        XCTAssertTrue(sizes.count > 1, "squares clipped at the edges too")
+    }
+
+    func testIntegerImagesAreRoundedAndClamped() {
+        let s = ImageShape(Shape([4, 4]))!
+        let img: [UInt8] = Array(repeating: 250, count: 8) + Array(repeating: 3, count: 8)
+        var c = AugmentConfig()
+        c.noise = 50
+        let out = augment(img, c, s, .u8)
+        XCTAssertTrue(out.contains(255) && out.contains(0), "clamped to 0…255, not wrapped: \(out)")
+    }
+
+    func testShuffleBufferEmitsEverySampleOnce() throws {
+        let b = ShuffleBuffer(capacity: 16, sampleBytes: 8, seed: 5)
+        var out: [Int64] = []
+        let emit = { (p: UnsafeRawPointer) in out.append(p.load(as: Int64.self)) }
+        for i in 0..<100 { b.add({ $0.storeBytes(of: Int64(i), as: Int64.self) }, emit: emit) }
+        XCTAssertEqual(out.count, 100 - 16)
+        b.drain(emit)
+        XCTAssertEqual(out.sorted(), (0..<100).map(Int64.init))
+        XCTAssertNotEqual(out, (0..<100).map(Int64.init), "shuffled")
+        // A buffer of 16 moves a sample back by at most 16 places before it leaves… not
+        // forward: nothing comes out before it went in.
+        for (pos, v) in out.enumerated() { XCTAssertLessThanOrEqual(Int(v), pos + 16) }
+    }
+
+    func testShapesThatAreNotImagesAreRefused() {
+        XCTAssertNil(ImageShape(Shape([784])))
+        XCTAssertNil(ImageShape(Shape([])))
+        XCTAssertNil(ImageShape(Shape([2, 3, 4, 5])))
+        XCTAssertEqual(ImageShape(Shape([28, 28]))?.channels, 1)
+        XCTAssertEqual(ImageShape(Shape([32, 32, 3]))?.count, 3072)
+    }
+}

@@ -1,0 +1,116 @@
+// augment and fit --stream as a user runs them: same seed same bytes whatever the batching,
+// labels travel with their images, --repeat passes differ and are shuffled, stdin and files
+// give the same output, refusals; augment --repeat N | fit --stream trains N epochs.
+
+import Foundation
+import TensorCore
+import TensorStream
+import XCTest
+import _TestSupport
+
+final class AugmentToolTests: XCTestCase {
+    var tmp = ""
+
+    override func setUpWithError() throws {
+        tmp = try makeTempDir()
+        let r = try sh("tensor-load x=\(testdata("idx/images-u8.idx.gz")) y=\(testdata("idx/labels-u8.idx")) -o \(tmp)/data.tns")
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
+
+    func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
+
+    func assertFails(_ r: RunResult, status: Int32, prefix: String, contains: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, status, "stderr: \(r.stderr)", file: file, line: line)
+        XCTAssertEqual(r.stderrLines.count, 1, "one stderr line: \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.hasPrefix(prefix), "\(r.stderr) should start with \(prefix)", file: file, line: line)
+        if let contains { XCTAssertTrue(r.stderr.contains(contains), "\(r.stderr) should contain \(contains)", file: file, line: line) }
+    }
+
+    let ops = "--hflip 0.5 --vflip 0.2 --shift 3 --rotate 20 --zoom 0.1 --brightness 0.3 --contrast 0.3 --noise 4 --cutout 6 --prob cutout=0.5"
+
+    func testSameSeedSameBytesWhateverTheBatching() throws {
+        let a = try sh("augment \(ops) --seed 7 \(tmp)/data.tns")
+        XCTAssertEqual(a.status, 0, a.stderr)
+        XCTAssertEqual(try sh("augment \(ops) --seed 7 \(tmp)/data.tns").stdout, a.stdout)
+        XCTAssertNotEqual(try sh("augment \(ops) --seed 8 \(tmp)/data.tns").stdout, a.stdout, "another seed, other images")
+        // The same samples cut into batches of 3, 3 and 4: the same output samples.
+        let (schema, _, f) = try readAll(try bytes("\(tmp)/data.tns"))
+        let px = 784
+        var parts: [(count: Int, fields: [[UInt8]])] = []
+        for (lo, hi) in [(0, 3), (3, 6), (6, 10)] {
+            let x: [UInt8] = Array(f[0][lo * px..<hi * px]), y: [UInt8] = Array(f[1][lo..<hi])
+            parts.append((hi - lo, [x, y]))
+        }
+        let rebatched = try makeStream(schema, batches: parts)
+        let b = try sh("augment \(ops) --seed 7", stdin: rebatched)
+        XCTAssertEqual(try readAll(b.stdout).2, try readAll(a.stdout).2)
+
+        let (out, n, g) = try readAll(a.stdout)
+        XCTAssertEqual(n, 10)
+        XCTAssertEqual(out.fields, schema.fields, "same fields, dtypes and shapes")
+        XCTAssertEqual(g[1], f[1], "labels pass through, in order")
+        XCTAssertNotEqual(g[0], f[0])
+        XCTAssertTrue(out.metadata("augment")?.hasPrefix("hflip p=0.5, vflip p=0.2, shift 3, rotate -20…20") == true, out.metadata("augment") ?? "")
+    }
+
+    func testRepeatEmitsFreshShuffledPassesFromFilesAndPipes() throws {
+        let file = try sh("augment --shift 2 --repeat 3 --seed 2 \(tmp)/data.tns")
+        XCTAssertEqual(file.status, 0, file.stderr)
+        let pipe = try sh("cat \(tmp)/data.tns | augment --shift 2 --repeat 3 --seed 2")
+        XCTAssertEqual(pipe.status, 0, pipe.stderr)
+        XCTAssertEqual(pipe.stdout, file.stdout, "a pipe is spilled and read again: the same output")
+        let (_, n, g) = try readAll(file.stdout)
+        XCTAssertEqual(n, 30)
+        let labels = try readAll(try bytes("\(tmp)/data.tns")).2[1]
+        XCTAssertEqual(g[1].sorted(), (labels + labels + labels).sorted(), "every sample three times")
+        XCTAssertNotEqual(g[1], labels + labels + labels, "shuffled (a 10000-sample buffer by default with --repeat)")
+        // Images differ between passes: the 30 outputs are not 10 images three times over.
+        let images = Set((0..<30).map { Array(g[0][$0 * 784..<($0 + 1) * 784]) })
+        XCTAssertGreaterThan(images.count, 20)
+        // --shuffle 0 keeps the order: pass after pass.
+        let ordered = try sh("augment --repeat 2 --shuffle 0 \(tmp)/data.tns")
+        XCTAssertEqual(try readAll(ordered.stdout).2[1], labels + labels)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp), ["data.tns"], "nothing left beside the input")
+    }
+
+    func testRefusals() throws {
+        assertFails(try sh("tensor-load --label species \(testdata("csv/iris-small.csv")) | augment --hflip 0.5"), status: 65,
+                    prefix: "augment: stdin: ", contains: "field 'x' is 4: augment needs channels-last images")
+        assertFails(try sh("augment --field z \(tmp)/data.tns"), status: 64, prefix: "augment: --field: ")
+        for bad in ["--hflip 2", "--prob warp=0.5", "--prob shift=1.5", "--rotate 10,5", "--zoom 0,1", "--noise -1", "--repeat 0", "--shift -1"] {
+            XCTAssertEqual(try sh("augment \(bad) \(tmp)/data.tns >/dev/null").status, 64, bad)
+        }
+        let cut = try sh("head -c 5000 \(tmp)/data.tns | augment --hflip 1 --repeat 2 -o \(tmp)/out.tns")
+        assertFails(cut, status: 65, prefix: "augment: stdin: ")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"), "no partial output")
+    }
+
+    func testAugmentRepeatIntoFitStream() throws {
+        XCTAssertEqual(try sh("normalize --scale 255 -o \(tmp)/train.tns \(tmp)/data.tns").status, 0)
+        let r = try sh("augment --hflip 0.5 --shift 2 --repeat 3 \(tmp)/train.tns | fit --stream --epoch-size 10 --batch 4 --model mlp --seed 1 --log \(tmp)/log.jsonl -o \(tmp)/m.model")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stderrLines.count, 3, "a line per 10 samples: \(r.stderr)")
+        XCTAssertTrue(r.stderrLines[2].hasPrefix("fit: epoch 3: loss "), r.stderr)
+        let log = try String(contentsOfFile: "\(tmp)/log.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(log.count, 3)
+        XCTAssertTrue(log[0].contains("\"samples\":10"), String(log[0]))
+        let (model, _, _) = try readAll(try bytes("\(tmp)/m.model"))
+        XCTAssertEqual(model.metadata("model.epoch"), "3")
+        XCTAssertEqual(model.metadata("model.input.normalize"), "scale 255; shift 0; mul 0.00392156862745098; from u8", "the record travels through augment")
+        XCTAssertEqual(try sh("predict -m \(tmp)/m.model \(tmp)/data.tns | tensor-show --count").stdoutText, "10\n", "and predict applies it to raw data")
+        // A remainder makes a short last epoch.
+        let short = try sh("augment --repeat 2 \(tmp)/train.tns | fit --stream --epoch-size 15 --model mlp -o \(tmp)/m2.model")
+        XCTAssertEqual(short.stderrLines.count, 2, short.stderr)
+
+        // Options that need the data set in memory are refused; a cut stream writes no model.
+        for bad in ["--epochs 2", "--validation-split 0.2"] {
+            XCTAssertEqual(try sh("fit --stream \(bad) --model mlp -o \(tmp)/x.model < \(tmp)/train.tns").status, 64, bad)
+        }
+        XCTAssertEqual(try sh("fit --epoch-size 5 --model mlp -o \(tmp)/x.model < \(tmp)/train.tns").status, 64)
+        assertFails(try sh("head -c 20000 \(tmp)/train.tns | fit --stream --model mlp -q -o \(tmp)/x.model"), status: 65, prefix: "fit: stdin: ")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/x.model"))
+        assertFails(try sh("tensor-cat --head 0 \(tmp)/train.tns | fit --stream --model mlp -o \(tmp)/x.model"), status: 65, prefix: "fit: stdin: ", contains: "no training samples")
+    }
+}
