@@ -73,7 +73,7 @@ extension ScoreReport {
 
 func jsonNumber(_ v: Double?) -> String {
     guard let v, v.isFinite else { return "null" }
-    return String(format: "%.17g", v)
+    return "\(v)"  // the shortest text that reads back as the same Double
 }
 
 func jsonString(_ s: String) -> String {

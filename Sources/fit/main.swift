@@ -59,6 +59,9 @@ struct Fit: ParsableCommand {
     @Option(help: "Learning rate (default 0.001; with --resume, the model's).")
     var lr: Double?
 
+    @Option(name: .customLong("lr-decay"), help: ArgumentHelp("Multiply the learning rate by F after every epoch (exponential decay).", valueName: "f"))
+    var lrDecay: Double?
+
     @Option(help: ArgumentHelp("sgd, adam or adamw.", valueName: "name"))
     var optimizer: String = "adam"
 
@@ -117,6 +120,7 @@ struct Fit: ParsableCommand {
         if let n = epochSize, n < 1 { throw ValidationError("--epoch-size takes a count ≥ 1") }
         if batch < 1 || batch > 1 << 20 { throw ValidationError("--batch takes 1…1048576") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr takes a positive number") }
+        if let d = lrDecay, !(d > 0 && d <= 1) { throw ValidationError("--lr-decay takes a factor in (0, 1]") }
         if OptimizerConfig.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer takes sgd, adam or adamw") }
         if InitScheme(rawValue: initialization) == nil { throw ValidationError("--initialization takes glorot, he or pytorch") }
         if let l = loss, !["ce", "bce", "mse"].contains(l) { throw ValidationError("--loss takes ce, bce or mse") }
@@ -201,7 +205,12 @@ struct Fit: ParsableCommand {
             /// Validates, checkpoints and reports epoch `e`; true when early stopping says stop.
             func endEpoch(_ e: Int, _ r: EpochResult, seconds secs: Double) throws -> Bool {
                 let v = val.map { trainer.evaluate($0) }
+                let lrUsed = m.optimizer?.config.learningRate ?? m.optimizerConfig.learningRate
                 m.epoch = e
+                if let d = lrDecay {
+                    m.optimizerConfig.learningRate *= d
+                    m.optimizer?.config.learningRate *= d
+                }
                 if let ckpt { try m.save(to: ckpt) }
                 var line = String(format: "epoch %d: loss %.4f", e, r.loss)
                 var json = "{\"epoch\":\(e),\"loss\":\(jsonNumber(r.loss))"
@@ -213,7 +222,7 @@ struct Fit: ParsableCommand {
                 }
                 let rate = Double(r.samples) / max(secs, 1e-9)
                 line += String(format: "  %.0f samples/s", rate)
-                json += ",\"samples\":\(r.samples),\"samples_per_second\":\(jsonNumber(rate)),\"seconds\":\(jsonNumber(secs))}"
+                json += ",\"lr\":\(jsonNumber(lrUsed)),\"samples\":\(r.samples),\"samples_per_second\":\(jsonNumber(rate)),\"seconds\":\(jsonNumber(secs))}"
                 if !quiet { logLine("fit: " + line) }
                 try logSink?.append(json)
                 if let p = patience, let v {

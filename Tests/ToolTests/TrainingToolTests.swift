@@ -104,6 +104,18 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertTrue(try optimizer("\(tmp)/m3.model")?.hasPrefix("adam lr=0.25 ") == true, "--lr overrides it")
     }
 
+    func testLearningRateDecaysEveryEpoch() throws {
+        let r = try sh("fit --model mlp --epochs 3 --lr 0.01 --lr-decay 0.5 -q --log \(tmp)/log.jsonl -o \(tmp)/m.model \(tmp)/train.tns")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lrs = try String(contentsOfFile: "\(tmp)/log.jsonl", encoding: .utf8).split(separator: "\n").map {
+            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["lr"] as? Double
+        }
+        XCTAssertEqual(lrs, [0.01, 0.005, 0.0025])
+        let optimizer = try readAll(try data("\(tmp)/m.model")).0.metadata("model.optimizer")
+        XCTAssertTrue(optimizer?.hasPrefix("adam lr=0.00125 ") == true, "the decayed rate is saved for --resume: \(optimizer ?? "")")
+        XCTAssertEqual(try sh("fit --model mlp --lr-decay 1.5 -o \(tmp)/m.model \(tmp)/train.tns").status, 64)
+    }
+
     func testRefusals() throws {
         try sh("tensor-load x=\(images) -o \(tmp)/nolabels.tns")
         assertFails(try sh("normalize --scale 255 \(tmp)/nolabels.tns | fit --model mlp -o \(tmp)/m.model"), status: 65, prefix: "fit: stdin: ", contains: "no target field 'y'")

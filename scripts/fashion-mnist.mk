@@ -1,0 +1,64 @@
+# Fashion-MNIST with augmentation: a CNN with batch norm and dropout (2 conv + 3 dense) trained
+# on `augment --repeat` output streamed into `fit --stream`, then predicted, scored against a
+# gate and drawn as a report. Copy this file anywhere and run
+#
+#     make -f fashion-mnist.mk              # or make -j2 -f fashion-mnist.mk
+#     make -f fashion-mnist.mk EPOCHS=30 AUGMENT='--hflip 0.5 --shift 3 --rotate 10'
+#
+# with the tools on PATH. Only what changed is redone: the model depends on the training data
+# and on the variables that shape it (recorded in model.params), so a second `make` does
+# nothing and a new EPOCHS retrains without reloading the data. A failed gate fails `make`.
+
+D       ?= /usr/share/datasets/fashion-mnist
+EPOCHS  ?= 25
+EPOCH_SIZE ?= 60000
+BATCH   ?= 128
+LR      ?= 0.001
+DECAY   ?= 0.88
+SEED    ?= 1
+THREADS ?= $(shell nproc)
+AUGMENT ?= --hflip 0.5 --shift 2
+GATE    ?= accuracy>=0.93
+ARCH    ?= conv 32 3x3 padding=same; batchnorm; relu; maxpool 2; \
+           conv 64 3x3 padding=same; batchnorm; relu; maxpool 2; dropout 0.25; flatten; \
+           dense 256; batchnorm; relu; dropout 0.4; dense 128 relu; dropout 0.3; dense classes
+CLASSES  = T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot
+
+SHELL = /bin/bash
+.SHELLFLAGS = -o pipefail -ec
+.DELETE_ON_ERROR:
+.PHONY: all clean
+
+all: score.json report.html
+
+train.tns: $(D)/train-images-idx3-ubyte.gz $(D)/train-labels-idx1-ubyte.gz
+	tensor-load --classes "$(CLASSES)" x=$(word 1,$^) y=$(word 2,$^) | normalize --scale 255 -o $@
+
+test.tns: $(D)/t10k-images-idx3-ubyte.gz $(D)/t10k-labels-idx1-ubyte.gz
+	tensor-load --classes "$(CLASSES)" x=$(word 1,$^) y=$(word 2,$^) | normalize --scale 255 -o $@
+
+# The variables each step depends on, in files rewritten (when make reads this file) only
+# when they change: their dates tell make what to redo.
+MODEL_PARAMS := $(ARCH) | $(AUGMENT) | $(EPOCHS) $(EPOCH_SIZE) $(BATCH) $(LR) $(DECAY) $(SEED) $(THREADS)
+$(shell printf '%s\n' '$(MODEL_PARAMS)' | cmp -s - model.params || printf '%s\n' '$(MODEL_PARAMS)' > model.params)
+$(shell printf '%s\n' '$(GATE)' | cmp -s - gate.params || printf '%s\n' '$(GATE)' > gate.params)
+
+# One pass over an EPOCHS-fold augmented stream; fit writes the model only if all went well.
+fashion.model train-log.jsonl &: train.tns model.params
+	rm -f train-log.jsonl
+	augment $(AUGMENT) --repeat $(EPOCHS) --seed $(SEED) train.tns \
+	  | fit --stream --epoch-size $(EPOCH_SIZE) --model '$(ARCH)' --batch $(BATCH) --lr $(LR) \
+	      --lr-decay $(DECAY) --seed $(SEED) --threads $(THREADS) --log train-log.jsonl -o fashion.model
+
+predictions.tns: fashion.model test.tns
+	predict -m fashion.model -o $@ test.tns
+
+score.json: predictions.tns gate.params
+	score --json --require '$(GATE)' -o $@ predictions.tns
+
+report.html: predictions.tns train-log.jsonl
+	score -q --report $@ --fit-log train-log.jsonl predictions.tns
+
+clean:
+	rm -f train.tns test.tns model.params gate.params fashion.model fashion.model.ckpt train-log.jsonl \
+	  predictions.tns score.json report.html
