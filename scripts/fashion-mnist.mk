@@ -14,14 +14,14 @@ EPOCHS  ?= 25
 EPOCH_SIZE ?= 60000
 BATCH   ?= 128
 LR      ?= 0.001
-DECAY   ?= 0.88
+DECAY   ?= 0.9
 SEED    ?= 1
 THREADS ?= $(shell nproc)
 AUGMENT ?= --hflip 0.5 --shift 2
 GATE    ?= accuracy>=0.93
 ARCH    ?= conv 32 3x3 padding=same; batchnorm; relu; maxpool 2; \
-           conv 64 3x3 padding=same; batchnorm; relu; maxpool 2; dropout 0.25; flatten; \
-           dense 256; batchnorm; relu; dropout 0.4; dense 128 relu; dropout 0.3; dense classes
+           conv 64 3x3 padding=same; batchnorm; relu; maxpool 2; dropout 0.1; flatten; \
+           dense 256; batchnorm; relu; dropout 0.3; dense 128 relu; dropout 0.2; dense classes
 CLASSES  = T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot
 
 SHELL = /bin/bash

@@ -149,7 +149,7 @@ public final class SpillFile {
 
     public init() throws {
         let dir = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        var template = Array((dir + "/normalize-spill-XXXXXX").utf8CString)
+        var template = Array((dir + "/tensor-spill-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         name = "spill file in \(dir)"
         guard fd >= 0 else { throw IOError(name: name, operation: "create", code: errno) }
