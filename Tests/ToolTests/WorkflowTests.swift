@@ -1,0 +1,104 @@
+// The workflows around the tools: scripts/install and scripts/uninstall into a temporary
+// prefix, the man pages' section order and lint, and scripts/cron-retrain's gate.
+
+import Foundation
+import XCTest
+import _TestSupport
+
+final class WorkflowTests: XCTestCase {
+    var tmp = ""
+    override func setUpWithError() throws { tmp = try makeTempDir() }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
+
+    func files(under dir: String) -> [String] {
+        (FileManager.default.enumerator(atPath: dir)?.allObjects as? [String] ?? []).sorted()
+    }
+
+    func testInstallThenUninstallLeavesThePrefixAsItWas() throws {
+        let root = packageRoot().path
+        let prefix = "\(tmp)/usr"
+        // What was there before stays: an existing, empty man5 directory and a foreign file.
+        try FileManager.default.createDirectory(atPath: "\(prefix)/share/man/man5", withIntermediateDirectories: true)
+        try "keep me\n".write(toFile: "\(prefix)/share/man/other.txt", atomically: true, encoding: .utf8)
+        let before = files(under: tmp)
+        // The executables this test run built (scripts/install builds release ones itself).
+        let r = try sh("TT_BIN=\(productsDirectory().path) \(root)/scripts/install \(prefix)")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let tools = try FileManager.default.contentsOfDirectory(atPath: "\(root)/man").filter { $0.hasSuffix(".1") }.map { String($0.dropLast(2)) }
+        XCTAssertGreaterThanOrEqual(tools.count, 8)
+        for t in tools {
+            // Run from the installed copy, not the build: PATH has only the prefix and the system.
+            let v = try sh("PATH=\(prefix)/bin:/usr/bin:/bin; export PATH; command -v \(t) && \(t) --version")
+            XCTAssertEqual(v.status, 0, "\(t): \(v.stderr)")
+            XCTAssertTrue(v.stdoutText.hasPrefix("\(prefix)/bin/\(t)\n"), v.stdoutText)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(prefix)/share/bash-completion/completions/\(t)"))
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(prefix)/share/zsh/site-functions/_\(t)"))
+        }
+        XCTAssertEqual(try sh("\(prefix)/share/tensor-tools/cron-retrain").status, 2, "the cron workflow is installed (and asks for DIR)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(prefix)/share/tensor-tools/fashion-mnist.mk"))
+        let man = try sh("MANPAGER=cat MANWIDTH=80 man -M \(prefix)/share/man fit")
+        XCTAssertEqual(man.status, 0, man.stderr)
+        XCTAssertTrue(man.stdoutText.contains("SYNOPSIS") && man.stdoutText.contains("--stream"), String(man.stdoutText.prefix(300)))
+        let stream = try sh("MANPAGER=cat man -M \(prefix)/share/man 5 tensor-stream")
+        XCTAssertEqual(stream.status, 0, stream.stderr)
+        let completion = try sh("bash -c 'source \(prefix)/share/bash-completion/completions/fit && complete -p fit'")
+        XCTAssertEqual(completion.status, 0, completion.stderr)
+
+        // Installing again is harmless; uninstall removes exactly what install added.
+        XCTAssertEqual(try sh("TT_BIN=\(productsDirectory().path) \(root)/scripts/install \(prefix)").status, 0)
+        let u = try sh("\(root)/scripts/uninstall \(prefix)")
+        XCTAssertEqual(u.status, 0, u.stderr)
+        XCTAssertEqual(files(under: tmp), before)
+        XCTAssertEqual(try sh("\(root)/scripts/uninstall \(prefix)").status, 66, "nothing installed there any more")
+    }
+
+    func testManPagesAreLintCleanAndInMdocOrder() throws {
+        let order = ["NAME", "LIBRARY", "SYNOPSIS", "DESCRIPTION", "ENVIRONMENT", "FILES", "EXIT STATUS", "EXAMPLES",
+                     "DIAGNOSTICS", "SEE ALSO", "STANDARDS", "HISTORY", "AUTHORS", "CAVEATS", "BUGS"]
+        let dir = packageRoot().path + "/man"
+        for page in try FileManager.default.contentsOfDirectory(atPath: dir).sorted() {
+            let text = try String(contentsOfFile: "\(dir)/\(page)", encoding: .utf8)
+            let sections = text.split(separator: "\n").filter { $0.hasPrefix(".Sh ") }.map { String($0.dropFirst(4)) }
+            let positions = sections.map { order.firstIndex(of: $0) ?? -1 }
+            XCTAssertFalse(positions.contains(-1), "\(page): unknown section in \(sections)")
+            XCTAssertEqual(positions, positions.sorted(), "\(page): sections out of mdoc order: \(sections)")
+            var required = ["NAME", "DESCRIPTION", "EXAMPLES", "SEE ALSO"]
+            if page.hasSuffix(".1") { required += ["SYNOPSIS", "EXIT STATUS"] }
+            for s in required { XCTAssertTrue(sections.contains(s), "\(page) has no \(s)") }
+            let lint = try sh("mandoc -T lint -W warning \(dir)/\(page)")
+            XCTAssertEqual(lint.stdoutText + lint.stderr, "", "\(page): mandoc -T lint")
+        }
+    }
+
+    func testCronRetrainReplacesTheServedModelOnlyWhenTheGatePasses() throws {
+        let script = packageRoot().path + "/scripts/cron-retrain"
+        let data = "tensor-load --label species \(testdata("csv/iris-small.csv"))"
+        XCTAssertEqual(try sh("\(data) -o \(tmp)/train.tns && cp \(tmp)/train.tns \(tmp)/test.tns").status, 0)
+        let env = "MODEL='dense 16 relu; dense classes' EPOCHS=150 BATCH=4 LR=0.01 THREADS=1"
+
+        let good = try sh("\(env) GATE='accuracy>=0.9' \(script) \(tmp)")
+        XCTAssertEqual(good.status, 0, good.stdoutText + good.stderr)
+        XCTAssertTrue(good.stdoutText.contains("served.model replaced"), good.stdoutText)
+        XCTAssertTrue(good.stdoutText.split(separator: "\n").allSatisfy { $0.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ cron-retrain: "#, options: .regularExpression) != nil },
+                      "every line time-stamped: \(good.stdoutText)")
+        let served = try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/served.model"))
+        XCTAssertEqual(try sh("predict -m \(tmp)/served.model \(tmp)/test.tns | tensor-show --count").stdoutText, "12\n")
+
+        let bad = try sh("\(env) GATE='accuracy>=1.01' \(script) \(tmp)")
+        XCTAssertEqual(bad.status, 1, bad.stdoutText + bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("score: gate accuracy>=1.01 not met: accuracy = "), bad.stderr)
+        XCTAssertTrue(bad.stdoutText.contains("not met; served.model kept"), bad.stdoutText)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/served.model")), served, "the served model is untouched")
+
+        // A broken training set: fit's error, its status, the served model kept.
+        XCTAssertEqual(try sh("head -c 500 \(tmp)/test.tns > \(tmp)/train.tns").status, 0)
+        let broken = try sh("\(env) \(script) \(tmp)")
+        XCTAssertEqual(broken.status, 65, broken.stdoutText + broken.stderr)
+        XCTAssertTrue(broken.stderr.hasPrefix("fit: train.tns: "), broken.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/served.model")), served)
+
+        // Another run in progress: nothing done.
+        let locked = try sh("flock \(tmp)/.retrain.lock \(script) \(tmp)")
+        XCTAssertEqual(locked.status, 75, locked.stdoutText + locked.stderr)
+    }
+}
