@@ -89,15 +89,24 @@ public final class Augmenter {
     public let config: AugmentConfig
     public let image: ImageShape
     public let dtype: DType
-    private var a: [Double]
-    private var b: [Double]
+    /// The image being worked on, and room for the next step's result (raw buffers: arrays in
+    /// a class pay an exclusivity check per access).
+    private var a: UnsafeMutablePointer<Double>
+    private var b: UnsafeMutablePointer<Double>
 
     public init(config: AugmentConfig, image: ImageShape, dtype: DType) {
         self.config = config
         self.image = image
         self.dtype = dtype
-        a = Array(repeating: 0, count: image.count)
-        b = a
+        a = .allocate(capacity: image.count)
+        a.initialize(repeating: 0, count: image.count)
+        b = .allocate(capacity: image.count)
+        b.initialize(repeating: 0, count: image.count)
+    }
+
+    deinit {
+        a.deallocate()
+        b.deallocate()
     }
 
     /// The generator of one sample's random choices.
@@ -124,16 +133,19 @@ public final class Augmenter {
         if angle != 0 || scale != 1 { resample(degrees: angle, scale: scale) }
         if c.brightness > 0, rng.nextUnitDouble() < c.p(.brightness) {
             let f = draw(max(0, 1 - c.brightness)...(1 + c.brightness), &rng)
+            let a = self.a
             for i in 0..<n { a[i] *= f }
         }
         if c.contrast > 0, rng.nextUnitDouble() < c.p(.contrast) {
             let f = draw(max(0, 1 - c.contrast)...(1 + c.contrast), &rng)
             var mean = 0.0
+            let a = self.a
             for i in 0..<n { mean += a[i] }
             mean /= Double(n)
             for i in 0..<n { a[i] = mean + (a[i] - mean) * f }
         }
         if c.noise > 0, rng.nextUnitDouble() < c.p(.noise) {
+            let a = self.a
             for i in 0..<n { a[i] += c.noise * rng.nextGaussian() }
         }
         if c.cutout > 0, rng.nextUnitDouble() < c.p(.cutout) {
@@ -144,7 +156,17 @@ public final class Augmenter {
     }
 
     func load(_ src: UnsafeRawPointer) {
-        for i in 0..<image.count { a[i] = src.element(i, dtype) }
+        let n = image.count, a = self.a
+        switch dtype {
+        case .u8:
+            let x = src.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n { a[i] = Double(x[i]) }
+        case .f32:
+            let x = src.assumingMemoryBound(to: Float.self)
+            for i in 0..<n { a[i] = Double(x[i]) }
+        default:
+            for i in 0..<n { a[i] = src.element(i, dtype) }
+        }
     }
 
     func draw(_ r: ClosedRange<Double>, _ rng: inout SeededRandom) -> Double {
@@ -153,26 +175,28 @@ public final class Augmenter {
 
     func flip(horizontal: Bool) {
         let (h, w, ch) = (image.height, image.width, image.channels)
+        let a = self.a, b = self.b
         for y in 0..<h {
             for x in 0..<w {
                 let (sy, sx) = horizontal ? (y, w - 1 - x) : (h - 1 - y, x)
                 for k in 0..<ch { b[(y * w + x) * ch + k] = a[(sy * w + sx) * ch + k] }
             }
         }
-        swap(&a, &b)
+        swap(&self.a, &self.b)
     }
 
     /// Moves the image by (dy, dx) pixels; what comes in from outside is `fill`.
     func shift(dy: Int, dx: Int) {
         let (h, w, ch) = (image.height, image.width, image.channels)
+        let a = self.a, b = self.b, fill = config.fill
         for y in 0..<h {
             for x in 0..<w {
                 let sy = y - dy, sx = x - dx
                 let inside = sy >= 0 && sy < h && sx >= 0 && sx < w
-                for k in 0..<ch { b[(y * w + x) * ch + k] = inside ? a[(sy * w + sx) * ch + k] : config.fill }
+                for k in 0..<ch { b[(y * w + x) * ch + k] = inside ? a[(sy * w + sx) * ch + k] : fill }
             }
         }
-        swap(&a, &b)
+        swap(&self.a, &self.b)
     }
 
     /// Rotates counter-clockwise by `degrees` and zooms by `scale` about the image's centre,
@@ -185,6 +209,7 @@ public final class Augmenter {
             (cosA, sinA) = [(1.0, 0.0), (0, 1), (-1, 0), (0, -1)][q]
         }
         let cy = Double(h - 1) / 2, cx = Double(w - 1) / 2
+        let a = self.a, b = self.b, fill = config.fill
         for y in 0..<h {
             for x in 0..<w {
                 // the source of (x, y): the inverse rotation, in y-up coordinates, then unzoom
@@ -195,7 +220,7 @@ public final class Augmenter {
                 let fx = sx - Double(x0), fy = sy - Double(y0)
                 for k in 0..<ch {
                     func at(_ yy: Int, _ xx: Int) -> Double {
-                        yy >= 0 && yy < h && xx >= 0 && xx < w ? a[(yy * w + xx) * ch + k] : config.fill
+                        yy >= 0 && yy < h && xx >= 0 && xx < w ? a[(yy * w + xx) * ch + k] : fill
                     }
                     var v = 0.0
                     if fx == 0 && fy == 0 {
@@ -208,12 +233,13 @@ public final class Augmenter {
                 }
             }
         }
-        swap(&a, &b)
+        swap(&self.a, &self.b)
     }
 
     /// Sets a side×side square (clipped to the image) to `fill`, in every channel.
     func erase(top: Int, left: Int, side: Int) {
         let (h, w, ch) = (image.height, image.width, image.channels)
+        let a = self.a
         for y in max(0, top)..<max(max(0, top), min(h, top + side)) {
             for x in max(0, left)..<max(max(0, left), min(w, left + side)) {
                 for k in 0..<ch { a[(y * w + x) * ch + k] = config.fill }
@@ -222,7 +248,7 @@ public final class Augmenter {
     }
 
     func store(_ dst: UnsafeMutableRawPointer) {
-        let n = image.count
+        let n = image.count, a = self.a
         func clamp(_ v: Double, _ lo: Double, _ hi: Double) -> Double { Swift.min(Swift.max(v.rounded(), lo), hi) }
         switch dtype {
         case .u8: for i in 0..<n { dst.storeBytes(of: UInt8(clamp(a[i], 0, 255)), toByteOffset: i, as: UInt8.self) }

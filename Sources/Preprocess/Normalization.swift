@@ -24,6 +24,10 @@ public enum NormalizeMethod: Equatable {
 }
 
 /// Running statistics of a field, per element of a sample or per channel (the last axis).
+/// Samples are taken a chunk at a time: the chunk's sums and squared deviations from its own
+/// mean (two passes over a few hundred samples in cache), merged into the running moments with
+/// Chan's formula, so that the loops vectorize and the result stays accurate over billions of
+/// values.
 public final class FieldStatistics {
     public let shape: Shape
     public let perChannel: Bool
@@ -33,7 +37,11 @@ public final class FieldStatistics {
     private var m2: [Double]
     public private(set) var minimum: [Double]
     public private(set) var maximum: [Double]
-    private var row: [Double]
+    /// A chunk of samples in f64, and per-slot scratch.
+    private let chunk: Int
+    private let rows: UnsafeMutablePointer<Double>
+    private let sum: UnsafeMutablePointer<Double>, dev: UnsafeMutablePointer<Double>
+    private let lo: UnsafeMutablePointer<Double>, hi: UnsafeMutablePointer<Double>
 
     public init(shape: Shape, perChannel: Bool) {
         self.shape = shape
@@ -44,31 +52,89 @@ public final class FieldStatistics {
         m2 = mean
         minimum = Array(repeating: .infinity, count: slots)
         maximum = Array(repeating: -.infinity, count: slots)
-        row = Array(repeating: 0, count: shape.count)
+        chunk = max(1, min(256, (1 << 18) / max(1, shape.count)))
+        rows = .allocate(capacity: chunk * max(1, shape.count))
+        sum = .allocate(capacity: slots)
+        dev = .allocate(capacity: slots)
+        lo = .allocate(capacity: slots)
+        hi = .allocate(capacity: slots)
+    }
+
+    deinit {
+        rows.deallocate()
+        sum.deallocate()
+        dev.deallocate()
+        lo.deallocate()
+        hi.deallocate()
     }
 
     /// Adds `count` samples; returns the index of the first sample holding a NaN or infinity.
     public func add(_ payload: UnsafeRawBufferPointer, dtype: DType, count: Int) -> Int? {
         let per = shape.count
+        guard per > 0 else { return nil }
         let base = payload.baseAddress!
-        for n in 0..<count {
-            for e in 0..<per {
-                let v = base.element(n * per + e, dtype)
-                guard v.isFinite else { return n }
-                row[e] = v
+        var done = 0
+        while done < count {
+            let n = min(chunk, count - done)
+            // f64 copies of the chunk's values, each sample checked for non-finite values
+            for k in 0..<n {
+                let row = rows + k * per, first = (done + k) * per
+                var probe = 0.0
+                switch dtype {
+                case .u8:
+                    let x = base.assumingMemoryBound(to: UInt8.self) + first
+                    for e in 0..<per { row[e] = Double(x[e]) }
+                case .f32:
+                    let x = base.assumingMemoryBound(to: Float.self) + first
+                    for e in 0..<per { row[e] = Double(x[e]); probe += row[e] * 0 }
+                default:
+                    for e in 0..<per { row[e] = base.element(first + e, dtype); probe += row[e] * 0 }
+                }
+                if !probe.isFinite { return done + k }
             }
-            for e in 0..<per {
-                let s = perChannel ? e % slots : e
-                let v = row[e]
-                counts[s] += 1
-                let d = v - mean[s]
-                mean[s] += d / Double(counts[s])
-                m2[s] += d * (v - mean[s])
-                if v < minimum[s] { minimum[s] = v }
-                if v > maximum[s] { maximum[s] = v }
-            }
+            merge(samples: n, per: per)
+            done += n
         }
         return nil
+    }
+
+    /// Merges the chunk in `rows` into the running moments.
+    private func merge(samples n: Int, per: Int) {
+        let s = slots
+        sum.update(repeating: 0, count: s)
+        dev.update(repeating: 0, count: s)
+        lo.update(repeating: .infinity, count: s)
+        hi.update(repeating: -.infinity, count: s)
+        // In per-channel mode a sample is per/s pixels of s channels: the same loops over
+        // `s`-wide rows.
+        let lines = perChannel ? n * (per / s) : n
+        for l in 0..<lines {
+            let row = rows + l * s
+            for e in 0..<s {
+                let v = row[e]
+                sum[e] += v
+                lo[e] = Swift.min(lo[e], v)
+                hi[e] = Swift.max(hi[e], v)
+            }
+        }
+        let nb = Double(lines)
+        for e in 0..<s { sum[e] /= nb }  // now the chunk's mean
+        for l in 0..<lines {
+            let row = rows + l * s
+            for e in 0..<s {
+                let d = row[e] - sum[e]
+                dev[e] += d * d
+            }
+        }
+        for e in 0..<s {
+            let na = Double(counts[e]), total = na + nb
+            let delta = sum[e] - mean[e]
+            mean[e] += delta * nb / total
+            m2[e] += dev[e] + delta * delta * na * nb / total
+            counts[e] += lines
+            minimum[e] = Swift.min(minimum[e], lo[e])
+            maximum[e] = Swift.max(maximum[e], hi[e])
+        }
     }
 
     /// Population standard deviations.

@@ -96,7 +96,9 @@ public final class FieldTransform {
     public let input: Schema
     public let output: Schema
     public let indices: [Int]
-    private let specs: [NormalizeSpec]
+    /// Per field: shift and mul, one per element of a sample, in f32 and in f64.
+    private let shift32: [[Float]], mul32: [[Float]]
+    private let shift64: [[Double]], mul64: [[Double]]
     private var buffers: [Int: AlignedBuffer] = [:]
 
     /// `steps` maps field names to the transform to apply to them as they are now.
@@ -127,7 +129,10 @@ public final class FieldTransform {
             out.setMetadata("\(f).normalize", record.encoded)
         }
         indices = idx
-        self.specs = specs
+        shift64 = specs.map(\.shift)
+        mul64 = specs.map(\.mul)
+        shift32 = shift64.map { $0.map { Float($0) } }
+        mul32 = mul64.map { $0.map { Float($0) } }
         output = out
     }
 
@@ -144,53 +149,57 @@ public final class FieldTransform {
             buffers[i] = buf
             buf.reserve(n * size)
             buf.count = n * size
-            let bad = specs[j].shift.withUnsafeBufferPointer { sh in
-                specs[j].mul.withUnsafeBufferPointer { mu in
-                    size == 4
-                        ? FieldTransform.run(batch.field(i).baseAddress!, f.dtype, n, per, sh, mu, buf.base.assumingMemoryBound(to: Float.self))
-                        : FieldTransform.run(batch.field(i).baseAddress!, f.dtype, n, per, sh, mu, buf.base.assumingMemoryBound(to: Double.self))
-                }
+            let src = batch.field(i).baseAddress!
+            let bad: Int?
+            if size == 4 {
+                bad = shift32[j].withUnsafeBufferPointer { s in mul32[j].withUnsafeBufferPointer { m in
+                    FieldTransform.run(src, f.dtype, batch.count, per, s.baseAddress!, m.baseAddress!, buf.base.assumingMemoryBound(to: Float.self))
+                } }
+            } else {
+                bad = shift64[j].withUnsafeBufferPointer { s in mul64[j].withUnsafeBufferPointer { m in
+                    FieldTransform.run(src, f.dtype, batch.count, per, s.baseAddress!, m.baseAddress!, buf.base.assumingMemoryBound(to: Double.self))
+                } }
             }
-            if let bad { return (views, (i, bad / per)) }
+            if let bad { return (views, (i, bad)) }
             views[i] = UnsafeRawBufferPointer(start: buf.base, count: n * size)
         }
         return (views, nil)
     }
 
-    /// out[k] = (x[k] − shift[k % per]) · mul[k % per]; returns the first non-finite element.
-    static func run<T: BinaryFloatingPoint>(_ src: UnsafeRawPointer, _ dtype: DType, _ n: Int, _ per: Int,
-                                            _ shift: UnsafeBufferPointer<Double>, _ mul: UnsafeBufferPointer<Double>,
-                                            _ out: UnsafeMutablePointer<T>) -> Int? {
-        // the parameters in the output precision, one per element of a sample
-        let s = shift.map { T($0) }, m = mul.map { T($0) }
+    /// out = (x − shift) · mul element by element, sample by sample, in T's precision; returns
+    /// the first sample holding a non-finite value.
+    @inline(__always)
+    static func run<T: BinaryFloatingPoint>(_ src: UnsafeRawPointer, _ dtype: DType, _ samples: Int, _ per: Int,
+                                            _ s: UnsafePointer<T>, _ m: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>) -> Int? {
         switch dtype {
         case .u8:
             let x = src.assumingMemoryBound(to: UInt8.self)
-            var k = 0
-            while k < n {
-                for e in 0..<per { out[k + e] = (T(x[k + e]) - s[e]) * m[e] }
-                k += per
+            for k in 0..<samples {
+                let xs = x + k * per, o = out + k * per
+                for e in 0..<per { o[e] = (T(xs[e]) - s[e]) * m[e] }
             }
-            return nil
         case .f32:
             let x = src.assumingMemoryBound(to: Float.self)
-            var k = 0
-            while k < n {
+            for k in 0..<samples {
+                let xs = x + k * per, o = out + k * per
+                // x · 0 is 0 for finite x and NaN otherwise: one test per sample, not per element
+                var probe: Float = 0
                 for e in 0..<per {
-                    let v = x[k + e]
-                    guard v.isFinite else { return k + e }
-                    out[k + e] = (T(v) - s[e]) * m[e]
+                    let v = xs[e]
+                    probe += v * 0
+                    o[e] = (T(v) - s[e]) * m[e]
                 }
-                k += per
+                if !probe.isFinite { return k }
             }
-            return nil
         default:
-            for k in 0..<n {
-                let v = src.element(k, dtype)
-                guard v.isFinite else { return k }
-                out[k] = T((v - shift[k % per]) * mul[k % per])
+            for k in 0..<samples {
+                for e in 0..<per {
+                    let v = src.element(k * per + e, dtype)
+                    guard v.isFinite else { return k }
+                    out[k * per + e] = (T(v) - s[e]) * m[e]
+                }
             }
-            return nil
         }
+        return nil
     }
 }
