@@ -36,9 +36,9 @@ public final class Model {
     public var provenance: [(key: String, value: String)] = []
 
     public init(architecture: String, inputShape: [Int], inputField: String, inputDType: DType, targetField: String,
-                classes: [String], task: Task, optimizer: OptimizerConfig) throws {
+                classes: [String], task: Task, optimizer: OptimizerConfig, expectedParameters: Int? = nil) throws {
         let specs = try Architecture.parse(architecture)
-        network = try Network<Float>(specs: specs, inputShape: inputShape, classes: classes.count, task: task)
+        network = try Network<Float>(specs: specs, inputShape: inputShape, classes: classes.count, task: task, expectedParameters: expectedParameters)
         self.architecture = Architecture.text(specs)
         self.inputField = inputField
         self.inputDType = inputDType
@@ -126,12 +126,24 @@ public final class Model {
         }
         let classes = s.classes(of: "model") ?? (s.metadata("model.classes").map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) } ?? [])
         let opt = try parseOptimizer(try need("model.optimizer"), name: name)
+        // The weights must be one f32 vector; its length is checked against the architecture
+        // before the network's buffers are allocated.
+        let weights = s.field("params")
+        func misfit(_ P: Int) -> ModelError {
+            ModelError(name, "weights (\(weights.map { "\($0.dtype) \($0.shape)" } ?? "none")) do not fit the architecture, which has \(P) parameters")
+        }
+        guard let w = weights, w.dtype == .f32, w.shape.dims.count == 1 else {
+            throw ModelError(name, "weights (\(weights.map { "\($0.dtype) \($0.shape)" } ?? "none")) are not one f32 vector")
+        }
         let model: Model
         do {
             model = try Model(architecture: try need("model.architecture"), inputShape: dims, inputField: try need("model.input"),
-                              inputDType: dtype, targetField: try need("model.target"), classes: classes, task: task, optimizer: opt)
+                              inputDType: dtype, targetField: try need("model.target"), classes: classes, task: task, optimizer: opt,
+                              expectedParameters: w.shape.count)
         } catch let e as ArchitectureError {
-            throw ModelError(name, "architecture \(e.location): \(e.problem)")
+            throw ModelError(name, "\(e.location): \(e.problem)")
+        } catch let e as ParameterCountMismatch {
+            throw misfit(e.architecture)
         }
         model.normalization = s.metadata("model.input.normalize")
         guard let epoch = Int(s.metadata("model.epoch") ?? "0"), (0...1_000_000_000).contains(epoch),
@@ -141,11 +153,13 @@ public final class Model {
         model.epoch = epoch
         model.provenance = s.metadata.filter { $0.key.hasPrefix("provenance.") }
         let P = model.network.parameterCount
-        guard let pi = s.index(of: "params"), s.fields[pi].dtype == .f32, s.fields[pi].shape == Shape([max(P, 1)]) else {
-            let got = s.field("params").map { "\($0.dtype) \($0.shape)" } ?? "none"
-            throw ModelError(name, "weights (\(got)) do not fit the architecture, which has \(P) parameters")
-        }
+        guard let pi = s.index(of: "params"), s.fields[pi].dtype == .f32, s.fields[pi].shape == Shape([max(P, 1)]) else { throw misfit(P) }
         let mi = s.index(of: "opt_m"), vi = s.index(of: "opt_v")
+        // Optimizer state, when present, is two more vectors of exactly the weights' kind.
+        for i in [mi, vi].compactMap({ $0 }) where s.fields[i].dtype != .f32 || s.fields[i].shape != Shape([max(P, 1)]) {
+            throw ModelError(name, "optimizer state '\(s.fields[i].name)' (\(s.fields[i].dtype) \(s.fields[i].shape)) does not fit the \(P) parameters")
+        }
+        guard (mi == nil) == (vi == nil) else { throw ModelError(name, "optimizer state incomplete: opt_m and opt_v go together") }
         var samples = 0
         while let b = try reader.next() {
             samples += b.count
@@ -159,6 +173,9 @@ public final class Model {
                 let o = Optimizer<Float>(config: opt, count: P)
                 b.field(mi).withMemoryRebound(to: Float.self) { o.m.update(from: $0.baseAddress!, count: P) }
                 b.field(vi).withMemoryRebound(to: Float.self) { o.v.update(from: $0.baseAddress!, count: P) }
+                if (0..<P).contains(where: { !o.m[$0].isFinite || !o.v[$0].isFinite }) {
+                    throw ModelError(name, "optimizer state holds a NaN or infinity: the model is damaged or diverged")
+                }
                 o.step = step
                 model.optimizer = o
             }

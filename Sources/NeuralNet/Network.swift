@@ -39,8 +39,11 @@ public final class Network<T: Real> {
     private let ownsParameters: Bool
     public let classCount: Int
 
-    public convenience init(specs: [LayerSpec], inputShape: [Int], classes: Int, task: Task) throws {
-        try self.init(specs: specs, inputShape: inputShape, classes: classes, task: task, sharing: nil)
+    /// With `expectedParameters`, a network of another size is refused (`ParameterCountMismatch`)
+    /// before its buffers are allocated: a model file's weights are checked against its
+    /// architecture without trusting the architecture's size.
+    public convenience init(specs: [LayerSpec], inputShape: [Int], classes: Int, task: Task, expectedParameters: Int? = nil) throws {
+        try self.init(specs: specs, inputShape: inputShape, classes: classes, task: task, sharing: nil, expectedParameters: expectedParameters)
     }
 
     /// A replica for data-parallel training: the same layers over the same parameters
@@ -50,7 +53,7 @@ public final class Network<T: Real> {
         try! Network(specs: specs, inputShape: inputShape, classes: classCount, task: task, sharing: params)  // trap-ok: same specs
     }
 
-    init(specs: [LayerSpec], inputShape: [Int], classes: Int, task: Task, sharing: UnsafeMutablePointer<T>?) throws {
+    init(specs: [LayerSpec], inputShape: [Int], classes: Int, task: Task, sharing: UnsafeMutablePointer<T>?, expectedParameters: Int? = nil) throws {
         self.specs = specs
         classCount = classes
         self.inputShape = inputShape
@@ -110,6 +113,7 @@ public final class Network<T: Real> {
             guard let t = checkedAdd(total, l.parameterCount), t <= 1 << 30 else { throw fail("more than 2^30 parameters") }
             total = t
         }
+        if let e = expectedParameters, e != max(total, 1) { throw ParameterCountMismatch(architecture: total) }
         slices = sl
         parameterCount = total
         ownsParameters = sharing == nil
@@ -260,4 +264,9 @@ public enum Loss {
         case .regression: p.update(from: output, count: batch * outputs)
         }
     }
+}
+
+/// The weights of a model file do not fit its architecture, which has this many parameters.
+public struct ParameterCountMismatch: Error {
+    public let architecture: Int
 }

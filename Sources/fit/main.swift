@@ -188,7 +188,15 @@ struct Fit: ParsableCommand {
                 m.network.initialize(seed: seed, scheme: InitScheme(rawValue: initialization)!)
             }
             try checkSchema(m, schema, name: reader.source.name)
-            m.normalization = schema.metadata("\(input).normalize")
+            let record = schema.metadata("\(m.inputField).normalize")
+            if resume != nil {
+                // More training must see the data as the model has seen it.
+                guard schema.field(m.inputField)?.dtype == m.inputDType, record == m.normalization else {
+                    func brief(_ r: String?) -> String { r.map { NormalizeSpec(encoded: $0)?.description ?? String($0.prefix(40)) } ?? "raw" }
+                    throw ToolFailure(reader.source.name, "field '\(m.inputField)' is \(schema.field(m.inputField)!.dtype) normalized as (\(brief(record))) but \(resume!) was trained on \(m.inputDType) normalized as (\(brief(m.normalization)))")
+                }
+            }
+            m.normalization = record
             var val: Dataset?
             if let v = validation {
                 let vr = try StreamReader(source: try FileSource.open(v))

@@ -241,6 +241,58 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The model file with field `name` replaced by `field` holding `payload`.
+    func modelWithField(_ name: String, _ field: Field, _ payload: [UInt8]) throws -> [UInt8] {
+        let m = try makeModel()
+        m.optimizer = Optimizer<Float>(config: m.optimizerConfig, count: m.network.parameterCount)
+        let sink = MemorySink()
+        try m.write(to: sink)
+        let r = try StreamReader(source: MemorySource(sink.data))
+        var s = r.schema
+        let i = try XCTUnwrap(s.index(of: name))
+        s.fields[i] = field
+        let b = try XCTUnwrap(try r.next())
+        let views = (0..<s.fields.count).map { $0 == i ? [UInt8]() : Array(b.field($0)) }
+        var batch = views
+        batch[i] = payload
+        return try makeStreamBytes(s, batch)
+    }
+
+    func makeStreamBytes(_ s: Schema, _ fields: [[UInt8]]) throws -> [UInt8] {
+        let out = MemorySink()
+        let w = try StreamWriter(sink: out, schema: s)
+        let copies = fields.map { f -> UnsafeMutableRawBufferPointer in
+            let p = UnsafeMutableRawBufferPointer.allocate(byteCount: max(f.count, 1), alignment: 64)
+            p.copyBytes(from: f)
+            return p
+        }
+        defer { copies.forEach { $0.deallocate() } }
+        try w.write(count: 1, fields: zip(copies, fields).map { UnsafeRawBufferPointer(start: $0.baseAddress, count: $1.count) })
+        try w.finish()
+        return out.data
+    }
+
+    func testHostileModelFieldsAreRefused() throws {
+        let P = try makeModel().network.parameterCount
+        // Optimizer state of the wrong kind or size would be read past its end.
+        let small = try modelWithField("opt_m", Field(name: "opt_m", dtype: .u8, shape: Shape([1])), [7])
+        XCTAssertThrowsError(try Model.load(from: MemorySource(small, name: "m.model"))) { e in
+            XCTAssertTrue(((e as? DiagnosticError)?.problem ?? "").contains("optimizer state 'opt_m'"), "\(e)")
+        }
+        var nan = [Float](repeating: 0, count: P)
+        nan[P / 2] = .nan
+        let bad = try modelWithField("opt_v", Field(name: "opt_v", dtype: .f32, shape: Shape([P])), nan.withUnsafeBytes { Array($0) })
+        XCTAssertThrowsError(try Model.load(from: MemorySource(bad, name: "m.model"))) { e in
+            XCTAssertTrue("\(e)".contains("NaN"), "\(e)")
+        }
+        // An architecture of 400 million parameters over a small file: refused by counting,
+        // before 3 GB of buffers are allocated.
+        let huge = try rewrittenModel { $0.setMetadata("model.architecture", "dense 20000 relu\ndense 20000\ndense classes") }
+        XCTAssertThrowsError(try Model.load(from: MemorySource(huge, name: "m.model"))) { e in
+            XCTAssertTrue("\(e)".contains("do not fit the architecture, which has 400180003 parameters"), "\(e)")
+        }
+    }
+
     func testWeightsThatDoNotFitTheArchitectureAreRefused() throws {
         let m = try makeModel()
         let sink = MemorySink()

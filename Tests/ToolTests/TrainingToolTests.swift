@@ -102,6 +102,10 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertTrue(try optimizer("\(tmp)/m2.model")?.hasPrefix("adam lr=0.001 ") == true, "the model's learning rate is kept")
         XCTAssertEqual(try sh("fit --resume \(tmp)/m.model --lr 0.25 --epochs 1 -q -o \(tmp)/m3.model \(tmp)/train.tns").status, 0)
         XCTAssertTrue(try optimizer("\(tmp)/m3.model")?.hasPrefix("adam lr=0.25 ") == true, "--lr overrides it")
+        // More training must see the data as the model saw it.
+        let raw = try sh("tensor-load x=\(images) y=\(labels) | fit --resume \(tmp)/m.model --epochs 1 -o \(tmp)/m4.model")
+        assertFails(raw, status: 65, prefix: "fit: stdin: ", contains: "is u8 normalized as (raw) but \(tmp)/m.model was trained on f32 normalized as (scale 255)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m4.model"))
     }
 
     func testLearningRateDecaysEveryEpoch() throws {
