@@ -45,7 +45,8 @@ public final class Predictor {
         } else {
             inputTransform = nil
             guard f.dtype == model.inputDType else {
-                throw ModelError(name, "field '\(field)' is \(f.dtype) but the model was trained on \(model.inputDType)")
+                let hint = f.dtype.isInteger && model.inputDType.isFloatingPoint ? "; convert it as the training data was (normalize)" : ""
+                throw ModelError(name, "field '\(field)' is \(f.dtype) but the model was trained on \(model.inputDType)\(hint)")
             }
             guard norm == model.normalization else {
                 throw ModelError(name, "field '\(field)' is normalized as (\(Predictor.brief(norm))) but the model was trained on data normalized as (\(Predictor.brief(model.normalization)))")

@@ -76,6 +76,10 @@ final class TrainingToolTests: XCTestCase {
         for r in rows { let c = r.split(separator: ","); XCTAssertEqual(c[0], c[1], "y,yhat \(r)") }
         let text = try sh("predict -m \(tmp)/m.model --format text \(tmp)/iris.tns")
         XCTAssertTrue(text.stdoutText.hasPrefix("0\tsetosa\t"), text.stdoutText)
+        // Integer input for a model trained on floats with no normalization record: a hint.
+        let u8 = try makeStream(Schema(fields: [Field(name: "x", dtype: .u8, shape: Shape([4]))]), batches: [(1, [[5, 3, 1, 0]])])
+        assertFails(try sh("predict -m \(tmp)/m.model", stdin: u8), status: 65, prefix: "predict: stdin: ",
+                    contains: "is u8 but the model was trained on f32; convert it as the training data was (normalize)")
         let csv = try sh("predict -m \(tmp)/m.model --format csv \(tmp)/iris.tns")
         XCTAssertTrue(csv.stdoutText.hasPrefix("p_0,p_1,p_2,yhat\n"), csv.stdoutText)
         XCTAssertEqual(csv.stdoutText.split(separator: "\n").count, 13)
