@@ -66,16 +66,12 @@ public final class Conv2D<T: Real>: Layer<T> {
                         let ih = oh * stride + i - pt
                         let rowInside = ih >= 0 && ih < H
                         // The kernel row's KW·C values are contiguous in x when all inside:
-                        // one copy (for one channel, a memmove per value would dominate).
+                        // one inline copy (a memmove call per row costs more than the copy).
                         let iw0 = ow * stride - pl
                         if rowInside && iw0 >= 0 && iw0 + kw <= W {
                             let src = xn + (ih * W + iw0) * C
                             let n = kw * C
-                            if n < 16 {
-                                for e in 0..<n { r[e] = src[e] }
-                            } else {
-                                r.update(from: src, count: n)
-                            }
+                            for e in 0..<n { r[e] = src[e] }
                             r += n
                             continue
                         }
@@ -131,9 +127,14 @@ public final class Conv2D<T: Real>: Layer<T> {
         var n0 = 0
         while n0 < batch {
             let n = min(chunk, batch - n0)
-            let c = col.pointer + n0 * rows * K, out = y + n0 * rows * F
+            // Training keeps the whole batch's columns for backward; inference reuses the first
+            // chunk's, which stay in cache between im2col and the GEMM.
+            let c = col.pointer + (training ? n0 * rows * K : 0), out = y + n0 * rows * F
             im2col(x + n0 * H * W * C, c, batch: n)
-            for m in 0..<n * rows { (out + m * F).update(from: b, count: F) }
+            for m in 0..<n * rows {
+                let o = out + m * F
+                for f in 0..<F { o[f] = b[f] }  // inline: a memmove call per row costs more
+            }
             T.gemm(transA: false, transB: false, m: n * rows, n: F, k: K, alpha: 1, a: c, lda: K, b: params, ldb: F, beta: 1, c: out, ldc: F)
             n0 += n
         }

@@ -67,7 +67,7 @@ public final class Predictor {
 
     public var outputs: Int { model.network.outputSize }
     /// Samples per forward pass of one replica.
-    static let chunk = 128
+    static let chunk = 16
 
     /// The output fields `p` and `yhat` for this model.
     public var outputFields: [Field] {
