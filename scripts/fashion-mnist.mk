@@ -1,9 +1,10 @@
-# Fashion-MNIST with augmentation: a CNN with batch norm and dropout (2 conv + 3 dense) trained
-# on `augment --repeat` output streamed into `fit --stream`, then predicted, scored against a
-# gate and drawn as a report. Copy this file anywhere and run
+# Fashion-MNIST with augmentation: data -> statistics -> a CNN with batch norm and dropout
+# (2 conv + 3 dense) trained on `augment --repeat` output streamed into `fit --stream` -> test
+# predictions scored against a gate -> a report. Copy this file anywhere and run
 #
 #     make -f fashion-mnist.mk              # or make -j2 -f fashion-mnist.mk
 #     make -f fashion-mnist.mk EPOCHS=30 AUGMENT='--hflip 0.5 --shift 3 --rotate 10'
+#     make -f fashion-mnist.mk NORM='--standardize --per-channel'
 #
 # with the tools on PATH. Only what changed is redone: the model depends on the training data
 # and on the variables that shape it (recorded in model.params), so a second `make` does
@@ -17,6 +18,7 @@ LR      ?= 0.001
 DECAY   ?= 0.9
 SEED    ?= 1
 THREADS ?= $(shell nproc)
+NORM    ?= --scale 255
 AUGMENT ?= --hflip 0.5 --shift 2
 GATE    ?= accuracy>=0.93
 ARCH    ?= conv 32 3x3 padding=same; batchnorm; relu; maxpool 2; \
@@ -31,17 +33,26 @@ SHELL = /bin/bash
 
 all: score.json report.html
 
-train.tns: $(D)/train-images-idx3-ubyte.gz $(D)/train-labels-idx1-ubyte.gz
-	tensor-load --classes "$(CLASSES)" x=$(word 1,$^) y=$(word 2,$^) | normalize --scale 255 -o $@
+# The data as it comes (u8 pixels, labels with their class names).
+train-raw.tns: $(D)/train-images-idx3-ubyte.gz $(D)/train-labels-idx1-ubyte.gz
+	tensor-load --classes "$(CLASSES)" x=$(word 1,$^) y=$(word 2,$^) -o $@
 
-test.tns: $(D)/t10k-images-idx3-ubyte.gz $(D)/t10k-labels-idx1-ubyte.gz
-	tensor-load --classes "$(CLASSES)" x=$(word 1,$^) y=$(word 2,$^) | normalize --scale 255 -o $@
+test-raw.tns: $(D)/t10k-images-idx3-ubyte.gz $(D)/t10k-labels-idx1-ubyte.gz
+	tensor-load --classes "$(CLASSES)" x=$(word 1,$^) y=$(word 2,$^) -o $@
+
+# Statistics learned on the training data only, and applied to the test data as they are.
+train.tns train.stats &: train-raw.tns norm.params
+	normalize $(NORM) --save train.stats -o train.tns train-raw.tns
+
+test.tns: test-raw.tns train.stats
+	normalize --load train.stats -o $@ test-raw.tns
 
 # The variables each step depends on, in files rewritten (when make reads this file) only
 # when they change: their dates tell make what to redo.
 MODEL_PARAMS := $(ARCH) | $(AUGMENT) | $(EPOCHS) $(EPOCH_SIZE) $(BATCH) $(LR) $(DECAY) $(SEED) $(THREADS)
 $(shell printf '%s\n' '$(MODEL_PARAMS)' | cmp -s - model.params || printf '%s\n' '$(MODEL_PARAMS)' > model.params)
 $(shell printf '%s\n' '$(GATE)' | cmp -s - gate.params || printf '%s\n' '$(GATE)' > gate.params)
+$(shell printf '%s\n' '$(NORM)' | cmp -s - norm.params || printf '%s\n' '$(NORM)' > norm.params)
 
 # One pass over an EPOCHS-fold augmented stream; fit writes the model only if all went well.
 fashion.model train-log.jsonl &: train.tns model.params
@@ -60,5 +71,5 @@ report.html: predictions.tns train-log.jsonl
 	score -q --report $@ --fit-log train-log.jsonl predictions.tns
 
 clean:
-	rm -f train.tns test.tns model.params gate.params fashion.model fashion.model.ckpt train-log.jsonl \
+	rm -f train-raw.tns test-raw.tns train.tns test.tns train.stats norm.params model.params gate.params fashion.model fashion.model.ckpt train-log.jsonl \
 	  predictions.tns score.json report.html

@@ -27,7 +27,7 @@ final class MakefileTests: XCTestCase {
 
         let first = try sh("\(make) -j2", cwd: dir)  // parallel make is safe: one rule per output
         XCTAssertEqual(first.status, 0, first.stdoutText + first.stderr)
-        for f in ["train.tns", "test.tns", "fashion.model", "train-log.jsonl", "predictions.tns", "score.json", "report.html"] {
+        for f in ["train-raw.tns", "train.stats", "train.tns", "test.tns", "fashion.model", "train-log.jsonl", "predictions.tns", "score.json", "report.html"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/\(f)"), f)
         }
         XCTAssertEqual(try String(contentsOfFile: "\(dir)/train-log.jsonl", encoding: .utf8).split(separator: "\n").count, 2, "two augmented epochs")
@@ -52,8 +52,16 @@ final class MakefileTests: XCTestCase {
         XCTAssertTrue(ran.contains("train-images-idx3-ubyte.gz y=") && ran.contains("fit --stream") && ran.contains("predict "), ran)
         XCTAssertFalse(ran.contains("t10k-images"), "test.tns is not remade: \(ran)")
 
+        // Other statistics: normalized again (the test data with the training statistics) and
+        // retrained, nothing reloaded.
+        let norm = try sh("make -f fashion-mnist.mk \(vars.replacingOccurrences(of: "EPOCHS=2", with: "EPOCHS=3")) NORM='--standardize --per-channel'", cwd: dir)
+        XCTAssertEqual(norm.status, 0, norm.stderr)
+        XCTAssertTrue(norm.stdoutText.contains("normalize --standardize --per-channel --save train.stats") && norm.stdoutText.contains("normalize --load train.stats")
+                      && norm.stdoutText.contains("fit --stream"), norm.stdoutText)
+        XCTAssertFalse(norm.stdoutText.contains("tensor-load"), norm.stdoutText)
+
         // A gate that fails fails make, and leaves no score.json to look up to date.
-        let gate = try sh("make -f fashion-mnist.mk \(vars.replacingOccurrences(of: "accuracy>=0", with: "accuracy>=1.01"))", cwd: dir)
+        let gate = try sh("make -f fashion-mnist.mk \(vars.replacingOccurrences(of: "accuracy>=0", with: "accuracy>=1.01").replacingOccurrences(of: "EPOCHS=2", with: "EPOCHS=3")) NORM='--standardize --per-channel'", cwd: dir)
         XCTAssertNotEqual(gate.status, 0)
         XCTAssertTrue(gate.stderr.contains("score: gate accuracy>=1.01 not met"), gate.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/score.json"))
