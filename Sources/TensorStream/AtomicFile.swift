@@ -80,7 +80,9 @@ public final class AtomicFile: ByteSink {
     public func commit() throws {
         do {
             try sink.flush()
+            if FaultInjection.fails("fsync") { throw IOError(name: path, operation: "fsync", code: EIO) }
             guard fsync(sink.fd) == 0 else { throw IOError(name: path, operation: "fsync", code: errno) }
+            if FaultInjection.fails("rename") { throw IOError(name: path, operation: "rename", code: EIO) }
             guard rename(tempPath, path) == 0 else { throw IOError(name: path, operation: "rename", code: errno) }
         } catch {
             abandon()

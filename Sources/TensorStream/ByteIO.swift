@@ -43,6 +43,29 @@ public func enlargePipe(_ fd: Int32) {
     #endif
 }
 
+/// A test hook for I/O-error sweeps (SQLite's technique): with `TENSOR_FAULT=OP:N` in the
+/// environment, the Nth operation of kind OP — `read`, `write`, `fsync` or `rename`, counted
+/// over the whole process — fails with EIO, as a failing disk would. Inert when unset.
+public enum FaultInjection {
+    static let plan: (op: String, n: Int)? = {
+        guard let v = ProcessInfo.processInfo.environment["TENSOR_FAULT"] else { return nil }
+        let p = v.split(separator: ":")
+        guard p.count == 2, let n = Int(p[1]), n >= 1 else { return nil }
+        return (String(p[0]), n)
+    }()
+    static let lock = NSLock()
+    nonisolated(unsafe) static var seen = 0
+
+    /// Whether this operation of kind `op` is the one to fail.
+    public static func fails(_ op: String) -> Bool {
+        guard let plan, plan.op == op else { return false }
+        lock.lock()
+        defer { lock.unlock() }
+        seen += 1
+        return seen == plan.n
+    }
+}
+
 /// Reads a file descriptor.
 public final class FileSource: ByteSource {
     public let name: String
@@ -78,6 +101,7 @@ public final class FileSource: ByteSource {
     }
 
     public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
+        if FaultInjection.fails("read") { throw IOError(name: name, operation: "read", code: EIO) }
         while true {
             let n = Foundation.read(fd, buffer, min(count, 1 << 30))
             if n >= 0 { return n }
@@ -165,6 +189,7 @@ public final class FileSink: ByteSink {
     }
 
     private func writeAll(_ p: UnsafeRawPointer, _ count: Int) throws {
+        if FaultInjection.fails("write") { throw IOError(name: name, operation: "", code: EIO) }
         var done = 0
         while done < count {
             let n = Foundation.write(fd, p + done, min(count - done, 1 << 30))

@@ -26,17 +26,30 @@ public final class Progress {
         let eta = f > 0 ? elapsed / f - elapsed : 0
         let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
         let line = String(format: "\r%@ [%@] %3d%%  %d/%d  ETA %ds ", label, bar, Int(f * 100), done, total, Int(eta))
-        FileHandle.standardError.write(line.data(using: .utf8)!)
+        writeStandardError(line)
     }
 
     /// Clears the bar's line.
     public func finish() {
         guard enabled else { return }
-        FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!)
+        writeStandardError("\r\u{1B}[K")
     }
 }
 
 /// Writes a line to stderr.
 public func logLine(_ s: String) {
-    FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+    writeStandardError(s + "\n")
+}
+
+/// Writes to stderr with write(2), ignoring failure: a closed or broken stderr must not stop a
+/// tool (FileHandle.write traps on it).
+public func writeStandardError(_ s: String) {
+    var bytes = Array(s.utf8)
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + done, $0.count - done) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return }
+        done += n
+    }
 }

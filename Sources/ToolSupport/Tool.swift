@@ -67,7 +67,7 @@ public enum Tool {
         var line = "\(tool): "
         if !location.isEmpty { line += escapedForDisplay(location) + ": " }
         line += escapedForDisplay(problem) + "\n"
-        FileHandle.standardError.write(line.data(using: .utf8)!)
+        writeStandardError(line)
     }
 
     /// Prints a warning line on stderr (not an error).

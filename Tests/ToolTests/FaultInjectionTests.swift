@@ -1,0 +1,63 @@
+// I/O-error sweeps (SQLite's anomaly testing): TENSOR_FAULT=OP:N makes the Nth read, write,
+// fsync or rename of a tool fail with EIO. For every N until the run gets through, the tool
+// must exit 74 with one line naming the file, leave the previous output byte-identical and
+// leave no temporary file.
+
+import Foundation
+import XCTest
+import _TestSupport
+
+final class FaultInjectionTests: XCTestCase {
+    var tmp = ""
+
+    override func setUpWithError() throws {
+        tmp = try makeTempDir()
+        let r = try sh("tensor-load x=\(testdata("idx/images-u8.idx.gz")) y=\(testdata("idx/labels-u8.idx")) | normalize --scale 255 -o \(tmp)/train.tns")
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
+
+    func bytes(_ path: String) -> [UInt8]? { (try? Data(contentsOf: URL(fileURLWithPath: path))).map { Array($0) } }
+
+    /// Runs `command` with the Nth operation of each kind failing, N = 1, 2, … until it succeeds;
+    /// `output` must keep the bytes it had before each failing run.
+    func sweep(_ command: String, output: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        for op in ["read", "write", "fsync", "rename"] {
+            var n = 1
+            while n <= 200 {
+                let before = bytes(output)
+                let r = try sh("TENSOR_FAULT=\(op):\(n) \(command)", cwd: tmp)
+                if r.status == 0 { break }
+                XCTAssertEqual(r.status, 74, "\(op):\(n): \(r.stderr)", file: file, line: line)
+                XCTAssertEqual(r.stderrLines.count, 1, "\(op):\(n): one line: \(r.stderr)", file: file, line: line)
+                XCTAssertTrue(r.stderr.contains("Input/output error"), "\(op):\(n): \(r.stderr)", file: file, line: line)
+                XCTAssertEqual(bytes(output), before, "\(op):\(n): \(output) untouched", file: file, line: line)
+                let left = try FileManager.default.contentsOfDirectory(atPath: tmp).filter { $0.hasPrefix(".") }
+                XCTAssertEqual(left, [], "\(op):\(n): no temporary file left", file: file, line: line)
+                n += 1
+            }
+            XCTAssertGreaterThan(n, 1, "\(command) does at least one \(op)", file: file, line: line)
+            XCTAssertLessThan(n, 200, "\(op) sweep ended", file: file, line: line)
+        }
+    }
+
+    func testFitSurvivesEveryIOError() throws {
+        // An old model to protect, and a run with a checkpoint and a final model to write.
+        XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o m.model train.tns", cwd: tmp).status, 0)
+        try sweep("fit --model mlp --epochs 2 -q --no-checkpoint -o m.model train.tns", output: "\(tmp)/m.model")
+        try sweep("fit --model mlp --epochs 2 -q -o m.model train.tns", output: "\(tmp)/m.model")
+    }
+
+    func testNormalizeSaveSurvivesEveryIOError() throws {
+        // The statistics of a previous run are protected; the stream goes to stdout. (With -o
+        // as well, a failure of the second rename leaves one file new and the other old.)
+        XCTAssertEqual(try sh("normalize --standardize --save s.stats train.tns >/dev/null", cwd: tmp).status, 0)
+        try sweep("normalize --minmax --save s.stats train.tns >/dev/null", output: "\(tmp)/s.stats")
+    }
+
+    func testTensorShowNPZSurvivesEveryIOError() throws {
+        XCTAssertEqual(try sh("tensor-show --npz data.npz train.tns", cwd: tmp).status, 0)
+        try sweep("tensor-show --npz data.npz train.tns", output: "\(tmp)/data.npz")
+    }
+}
