@@ -21,7 +21,6 @@ let package = Package(
     ],
     targets: [
         // MARK: - C libraries (Debian -dev packages; a modulemap and a header each)
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas"),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng"),
@@ -29,9 +28,9 @@ let package = Package(
 
         // MARK: - Core
         .target(name: "TensorCore", dependencies: ["CZlib"]),
-        // The OpenBLAS bridge and the kernels over it; only the tools that compute link it
-        // (OpenBLAS starts its threads when loaded, and hangs at start under a tight ulimit -v).
-        .target(name: "Compute", dependencies: ["TensorCore", "CBLAS"]),
+        // The OpenBLAS bridge (loaded with dlopen, single-threaded: see GEMM.swift) and the
+        // kernels over it; only the tools that compute use it.
+        .target(name: "Compute", dependencies: ["TensorCore"], linkerSettings: [.linkedLibrary("dl")]),
 
         // MARK: - Modules
         .target(name: "TensorStream", dependencies: ["TensorCore"]),

@@ -1,18 +1,84 @@
 // Single-precision matrix multiply: the OpenBLAS bridge and its naive twin for tests.
 // Legend: C[M×N] = alpha · op(A)[M×K] · op(B)[K×N] + beta · C, row-major, leading dimensions
 // as in BLAS. The wrapper keeps BLAS's argument order.
+//
+// OpenBLAS is loaded with dlopen on first use, after OPENBLAS_NUM_THREADS=1 is set: linked the
+// usual way, its constructor starts a thread pool before main runs, and under a tight
+// `ulimit -v` those threads spin forever failing to map their buffers (the tool then hangs at
+// exit). The tools never use OpenBLAS's threads anyway: they split batches across replicas,
+// each calling a single-threaded GEMM. Tools that do no linear algebra never load it.
 
-import CBLAS
+import Foundation
+
+/// The three OpenBLAS entry points the tools use, resolved at first use.
+public enum OpenBLAS {
+    typealias SGEMM = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
+                                      UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32) -> Void
+    typealias DGEMM = @convention(c) (Int32, Int32, Int32, Int32, Int32, Int32, Double, UnsafePointer<Double>?, Int32,
+                                      UnsafePointer<Double>?, Int32, Double, UnsafeMutablePointer<Double>?, Int32) -> Void
+    static let rowMajor: Int32 = 101, noTrans: Int32 = 111, trans: Int32 = 112
+
+    /// The library's name, as `dlopen` looks it up.
+    public static let library = "libopenblas.so.0"
+
+    static let loaded: (sgemm: SGEMM, dgemm: DGEMM)? = {
+        setenv("OPENBLAS_NUM_THREADS", "1", 1)
+        guard let h = dlopen(library, RTLD_NOW | RTLD_LOCAL),
+              let s = dlsym(h, "cblas_sgemm"), let d = dlsym(h, "cblas_dgemm") else { return nil }
+        return (unsafeBitCast(s, to: SGEMM.self), unsafeBitCast(d, to: DGEMM.self))
+    }()
+
+    /// Loads OpenBLAS now; a tool calls this at start so that a missing library is an error
+    /// message, not a crash in the middle of training. Returns the loader's complaint on failure.
+    public static func load() -> String? {
+        if loaded != nil { return nil }
+        return dlerror().map { String(cString: $0) } ?? "cannot load \(library)"
+    }
+
+    /// Address space OpenBLAS maps for each thread that calls it (a 64 MiB buffer and its
+    /// guard regions, measured: `fit --threads 1` needs 300 MB of `ulimit -v`, 2 threads 500).
+    public static let bytesPerThread = 128 << 20
+
+    /// How many threads can call OpenBLAS under the process's address-space limit
+    /// (`ulimit -v`), keeping `reserve` bytes for everything else; `wanted` when unlimited.
+    /// OpenBLAS retries a failed buffer mapping forever, so a tool must not exceed this.
+    public static func threadsWithinAddressLimit(_ wanted: Int, reserve: Int = 64 << 20) -> Int {
+        var lim = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &lim) == 0, lim.rlim_cur != rlim_t.max else { return wanted }
+        // VmSize: the first number of /proc/self/statm, in pages
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+              let pages = text.split(separator: " ").first.flatMap({ Int($0) }) else { return wanted }
+        let used = pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+        let room = Int(clamping: lim.rlim_cur) - used - reserve
+        return max(0, min(wanted, room / bytesPerThread))
+    }
+
+    @inline(__always)
+    static var functions: (sgemm: SGEMM, dgemm: DGEMM) {
+        guard let f = loaded else {
+            // Reached only when a tool skipped load(): an installation fault, not bad data.
+            fatalError("\(library) is not loaded")  // trap-ok: tools check load() at start
+        }
+        return f
+    }
+}
 
 /// `C = alpha·op(A)·op(B) + beta·C`, row-major, through OpenBLAS `cblas_sgemm`.
 public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                   alpha: Float, a: UnsafePointer<Float>, lda: Int,
                   b: UnsafePointer<Float>, ldb: Int,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    cblas_sgemm(CblasRowMajor,
-                transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
-                beta, c, blasint(ldc))
+    OpenBLAS.functions.sgemm(OpenBLAS.rowMajor, transA ? OpenBLAS.trans : OpenBLAS.noTrans, transB ? OpenBLAS.trans : OpenBLAS.noTrans,
+                             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// `C = alpha·op(A)·op(B) + beta·C` in double precision (the gradient checks).
+public func dgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+                  alpha: Double, a: UnsafePointer<Double>, lda: Int,
+                  b: UnsafePointer<Double>, ldb: Int,
+                  beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
+    OpenBLAS.functions.dgemm(OpenBLAS.rowMajor, transA ? OpenBLAS.trans : OpenBLAS.noTrans, transB ? OpenBLAS.trans : OpenBLAS.noTrans,
+                             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
 /// The reference `sgemm`: three loops, accumulating in Double, for tests only.
@@ -32,9 +98,4 @@ public func sgemmNaive(transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
             c[i * ldc + j] = Float(Double(alpha) * s + old)
         }
     }
-}
-
-/// Bounds the threads OpenBLAS uses, so its pool and ours never oversubscribe the cores.
-public func setBLASThreads(_ n: Int) {
-    openblas_set_num_threads(Int32(max(1, min(n, 512))))
 }

@@ -1,7 +1,6 @@
 // The element types layers compute in: Float for training and inference, Double for the
 // finite-difference gradient checks. Each brings its BLAS GEMM and elementary functions.
 
-import CBLAS
 import Foundation
 
 /// A floating-point type with a BLAS GEMM and the elementary functions layers need.
@@ -36,8 +35,8 @@ extension Double: Real {
     public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double, a: UnsafePointer<Double>, lda: Int,
                             b: UnsafePointer<Double>, ldb: Int, beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
         guard m > 0, n > 0 else { return }
-        cblas_dgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(max(lda, 1)), b, blasint(max(ldb, 1)), beta, c, blasint(max(ldc, 1)))
+        dgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: max(lda, 1), b: b, ldb: max(ldb, 1),
+              beta: beta, c: c, ldc: max(ldc, 1))
     }
     @inline(__always) public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
     @inline(__always) public static func log(_ x: Double) -> Double { Foundation.log(x) }

@@ -22,7 +22,6 @@ public final class Predictor {
     public init(model: Model, schema: Schema, input name: String, threads: Int = 1) throws {
         self.model = model
         replicas = [model.network] + (1..<max(threads, 1)).map { _ in model.network.replica() }
-        if threads > 1 { setBLASThreads(1) }
         let field = model.inputField
         guard let i = schema.index(of: field) else {
             throw ModelError(name, "no field '\(field)', which the model reads (fields: \(schema.fields.map(\.name).joined(separator: ", ")))")

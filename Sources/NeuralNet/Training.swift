@@ -293,7 +293,6 @@ public final class Trainer {
         let net = model.network
         shards = (0..<t).map { k in Shard(net: k == 0 ? net : net.replica(), capacity: per, seed: seed &+ 0x5EED &+ UInt64(k)) }
         rng = SeededRandom(seed: seed &+ 0x5EED)
-        setBLASThreads(1)
         if model.optimizer == nil { model.optimizer = Optimizer<Float>(config: model.optimizerConfig, count: net.parameterCount) }
     }
 

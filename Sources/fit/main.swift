@@ -146,7 +146,15 @@ struct Fit: ParsableCommand {
 
     func run() throws {
         Tool.run("fit") {
-            setBLASThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            if let problem = OpenBLAS.load() { throw ToolFailure(OpenBLAS.library, problem, kind: .internal) }
+            // Each thread that calls OpenBLAS maps a large buffer, and OpenBLAS retries a failed
+            // mapping forever: under `ulimit -v`, use only the threads that fit, or stop here.
+            let wanted = threads ?? ProcessInfo.processInfo.activeProcessorCount
+            let usable = OpenBLAS.threadsWithinAddressLimit(wanted)
+            guard usable >= 1 else {
+                throw ToolFailure("ulimit -v", "the address-space limit leaves too little room for OpenBLAS (about \(OpenBLAS.bytesPerThread >> 20) MiB per thread); raise it", kind: .internal)
+            }
+            if usable < wanted { Tool.warn("fit", "ulimit -v leaves room for \(usable) of \(wanted) threads") }
             var opt = OptimizerConfig()
             opt.kind = OptimizerConfig.Kind(rawValue: optimizer)!
             opt.learningRate = lr ?? 0.001
@@ -204,7 +212,7 @@ struct Fit: ParsableCommand {
                 val = try Dataset.read(vr, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count)
             }
             let samples = try DatasetStream(reader, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count)
-            let trainer = Trainer(model: m, batchSize: batch, seed: seed, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            let trainer = Trainer(model: m, batchSize: batch, seed: seed, threads: usable)
             var logSink: LogFile? = nil
             if let log { logSink = try LogFile(path: log) }
             let ckpt = noCheckpoint ? nil : (checkpoint ?? output + ".ckpt")

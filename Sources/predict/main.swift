@@ -48,11 +48,19 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         Tool.run("predict") {
-            setBLASThreads(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            if let problem = OpenBLAS.load() { throw ToolFailure(OpenBLAS.library, problem, kind: .internal) }
+            // Each thread that calls OpenBLAS maps a large buffer, and OpenBLAS retries a failed
+            // mapping forever: under `ulimit -v`, use only the threads that fit, or stop here.
+            let wanted = threads ?? ProcessInfo.processInfo.activeProcessorCount
+            let usable = OpenBLAS.threadsWithinAddressLimit(wanted)
+            guard usable >= 1 else {
+                throw ToolFailure("ulimit -v", "the address-space limit leaves too little room for OpenBLAS (about \(OpenBLAS.bytesPerThread >> 20) MiB per thread); raise it", kind: .internal)
+            }
+            if usable < wanted { Tool.warn("predict", "ulimit -v leaves room for \(usable) of \(wanted) threads") }
             let m = try Model.load(from: try FileSource.open(model))
             let reader = try StreamReader(source: try FileSource.open(file ?? "-"))
             let name = reader.source.name
-            let predictor = try Predictor(model: m, schema: reader.schema, input: name, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+            let predictor = try Predictor(model: m, schema: reader.schema, input: name, threads: usable)
             var schema = reader.schema
             schema.fields += predictor.outputFields
             if !m.classes.isEmpty && m.task != .regression { schema.setClasses(m.classes, of: "yhat") }

@@ -112,6 +112,18 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m4.model"))
     }
 
+    func testAddressSpaceLimitsAreAnErrorNotAHang() throws {
+        // OpenBLAS retries a failed buffer mapping forever; under `ulimit -v` fit and predict
+        // use the threads that fit, or say the limit is too small.
+        let tight = try sh("ulimit -v 200000 && timeout 60 fit --model mlp --epochs 1 -o \(tmp)/m.model \(tmp)/train.tns")
+        assertFails(tight, status: 70, prefix: "fit: ulimit -v: ", contains: "too little room for OpenBLAS")
+        let some = try sh("ulimit -v 450000 && timeout 60 fit --model mlp --epochs 1 --threads 2 -o \(tmp)/m.model \(tmp)/train.tns")
+        XCTAssertEqual(some.status, 0, some.stderr)
+        XCTAssertEqual(some.stderrLines.first, "fit: warning: ulimit -v leaves room for 1 of 2 threads")
+        let p = try sh("ulimit -v 200000 && timeout 60 predict -m \(tmp)/m.model \(tmp)/train.tns")
+        assertFails(p, status: 70, prefix: "predict: ulimit -v: ")
+    }
+
     func testLearningRateDecaysEveryEpoch() throws {
         let r = try sh("fit --model mlp --epochs 3 --lr 0.01 --lr-decay 0.5 -q --log \(tmp)/log.jsonl -o \(tmp)/m.model \(tmp)/train.tns")
         XCTAssertEqual(r.status, 0, r.stderr)

@@ -1,2 +1,0 @@
-// OpenBLAS's CBLAS interface and its thread controls (Debian: libopenblas-dev).
-#include <cblas.h>
