@@ -52,7 +52,10 @@ public struct ToolFailure: DiagnosticError {
 public enum Tool {
     /// Installs handlers that remove temporary output files on SIGINT, SIGTERM and SIGHUP and then
     /// die of the same signal, so the shell sees 130/143.
+    /// SIGXFSZ (a write beyond `ulimit -f`) is ignored, so that the write fails with EFBIG and
+    /// the tool reports it, removes its temporary file and exits 74 instead of dying.
     public static func installSignalHandlers() {
+        signal(SIGXFSZ, SIG_IGN)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig) { s in
                 TempFileRegistry.unlinkAll()

@@ -56,6 +56,21 @@ final class FaultInjectionTests: XCTestCase {
         try sweep("normalize --minmax --save s.stats train.tns >/dev/null", output: "\(tmp)/s.stats")
     }
 
+    func testAFileSizeLimitIsAnIOError() throws {
+        // `ulimit -f`: the write fails (SIGXFSZ is ignored), the tool says so, exits 74, and the
+        // old model and the directory are as they were.
+        XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o m.model train.tns", cwd: tmp).status, 0)
+        let old = bytes("\(tmp)/m.model")
+        for extra in ["", "--no-checkpoint"] {
+            let r = try sh("ulimit -f 200 && fit --model mlp --epochs 1 --seed 5 -q \(extra) -o m.model train.tns", cwd: tmp)
+            XCTAssertEqual(r.status, 74, r.stderr)
+            XCTAssertEqual(r.stderrLines.count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("File too large"), r.stderr)
+            XCTAssertEqual(bytes("\(tmp)/m.model"), old)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp).filter { $0.hasPrefix(".") }, [])
+        }
+    }
+
     func testTensorShowNPZSurvivesEveryIOError() throws {
         XCTAssertEqual(try sh("tensor-show --npz data.npz train.tns", cwd: tmp).status, 0)
         try sweep("tensor-show --npz data.npz train.tns", output: "\(tmp)/data.npz")

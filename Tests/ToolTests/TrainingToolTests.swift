@@ -179,6 +179,39 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp).filter { $0.hasPrefix(".") }, [], "no temporary file left")
     }
 
+    func testFiftyKillsWhileWritingTheModel() throws {
+        // fit runs for a moment and writes -o at its end; kill -9 it at 50 moments spread over
+        // its run. The target is always the old model or a complete new one predict loads;
+        // anything left behind is a temporary file of the documented pattern.
+        XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q --no-checkpoint -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        let old = try data("\(tmp)/m.model")
+        let start = Date()
+        XCTAssertEqual(try sh("fit --model mlp --epochs 3 --seed 2 -q --no-checkpoint -o \(tmp)/timing.model \(tmp)/train.tns").status, 0)
+        let runtime = Date().timeIntervalSince(start)
+        var outcomes: [String: Int] = [:]
+        let temp = try NSRegularExpression(pattern: #"^\.m\.model\.[A-Za-z0-9]{6}$"#)
+        for k in 0..<50 {
+            let delay = runtime * 1.3 * Double(k) / 50
+            try sh("fit --model mlp --epochs 3 --seed \(k + 3) -q --no-checkpoint -o \(tmp)/m.model \(tmp)/train.tns & pid=$!; sleep \(String(format: "%.3f", delay)); kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null; true")
+            let now = try data("\(tmp)/m.model")
+            if now == old {
+                outcomes["old", default: 0] += 1
+            } else {
+                let p = try sh("predict -m \(tmp)/m.model \(tmp)/train.tns | tensor-show --count")
+                XCTAssertEqual(p.stdoutText, "10\n", "kill \(k) at \(delay)s: a new model that loads: \(p.stderr)")
+                outcomes["new", default: 0] += 1
+                try Data(old).write(to: URL(fileURLWithPath: "\(tmp)/m.model"))
+            }
+            for f in try FileManager.default.contentsOfDirectory(atPath: tmp) where f.hasPrefix(".") {
+                XCTAssertNotNil(temp.firstMatch(in: f, range: NSRange(f.startIndex..., in: f)), "leftover \(f)")
+                try FileManager.default.removeItem(atPath: "\(tmp)/\(f)")
+            }
+        }
+        XCTAssertEqual(outcomes.values.reduce(0, +), 50)
+        XCTAssertGreaterThan(outcomes["old"] ?? 0, 0, "some kills land before the model is written: \(outcomes)")
+        XCTAssertGreaterThan(outcomes["new"] ?? 0, 0, "and some after: \(outcomes)")
+    }
+
     func testKilledFitLeavesAWholeModel() throws {
         XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
         let old = try data("\(tmp)/m.model")
