@@ -71,6 +71,9 @@ let package = Package(
                           dependencies: ["ToolSupport", "Metrics", "TensorStream",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
+        // MARK: - Fuzzing (scripts/fuzz builds it with --sanitize=fuzzer; not installed)
+        .executableTarget(name: "tensor-fuzz", dependencies: ["DataSources", "NeuralNet", "TensorStream", "TensorCore"]),
+
         // MARK: - Tests
         .target(name: "_TestSupport", dependencies: ["TensorCore", "TensorStream"], path: "Tests/_TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "Compute", "_TestSupport"]),

@@ -42,7 +42,7 @@ public final class CSVSource: SampleSource {
         var labels: [String] = []
         var rows = 0
         while let (lineNo, line) = try lines.next() {
-            if line.isEmpty || (line.count == 1 && line[0] == 13) { continue }
+            if line.isEmpty || (line.count == 1 && line.first == 13) { continue }  // a slice: index 0 is not its start
             let cells = try CSVSource.split(line, delim, name: name, line: lineNo)
             guard cells.count == header.count else {
                 throw DataError(name, "\(cells.count) columns where the header has \(header.count)", at: "line \(lineNo)")

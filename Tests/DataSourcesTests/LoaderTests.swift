@@ -152,6 +152,15 @@ final class LoaderTests: XCTestCase {
         assertRefused(["testdata:csv/non-numeric.csv"], "non-numeric.csv", "line 3", "column 2", "abc")
         assertRefused(["testdata:csv/nan.csv"], "nan.csv", "line 5", "column 3")
         assertRefused(["testdata:csv/long-line.csv"], "long-line.csv", "line 2", "longer")
+        // Found by scripts/fuzz (testdata/fuzz/csv-crashes/): a one-byte line after the header
+        // indexed its slice from 0 and trapped.
+        for bytes in [[1, 10, 108], [97, 10, 13, 10, 120]] as [[UInt8]] {
+            XCTAssertThrowsError(try CSVSource(source: MemorySource(bytes, name: "f.csv"), label: nil, delimiter: nil, field: nil)) { e in
+                XCTAssertEqual((e as? DiagnosticError)?.kind, .badData, "\(e)")
+            }
+        }
+        let cr = try? CSVSource(source: MemorySource(Array("a\n\r\n1\n".utf8), name: "f.csv"), label: nil, delimiter: nil, field: nil)
+        XCTAssertEqual(cr?.declaredCount, 1, "a line holding only CR is skipped: one row")
     }
 
     func testCSVUnknownLabelColumnIsAUsageError() {

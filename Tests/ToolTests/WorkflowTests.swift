@@ -24,8 +24,9 @@ final class WorkflowTests: XCTestCase {
         // The executables this test run built (scripts/install builds release ones itself).
         let r = try sh("TT_BIN=\(productsDirectory().path) \(root)/scripts/install \(prefix)")
         XCTAssertEqual(r.status, 0, r.stderr)
-        let tools = try FileManager.default.contentsOfDirectory(atPath: "\(root)/man").filter { $0.hasSuffix(".1") }.map { String($0.dropLast(2)) }
+        let tools = try installedTools()
         XCTAssertGreaterThanOrEqual(tools.count, 8)
+        XCTAssertFalse(tools.contains("tensor-fuzz"), "the fuzz driver is not installed")
         for t in tools {
             // Run from the installed copy, not the build: PATH has only the prefix and the system.
             let v = try sh("PATH=\(prefix)/bin:/usr/bin:/bin; export PATH; command -v \(t) && \(t) --version")
@@ -50,6 +51,13 @@ final class WorkflowTests: XCTestCase {
         XCTAssertEqual(u.status, 0, u.stderr)
         XCTAssertEqual(files(under: tmp), before)
         XCTAssertEqual(try sh("\(root)/scripts/uninstall \(prefix)").status, 66, "nothing installed there any more")
+    }
+
+    /// The executable products of Package.swift: what scripts/install puts in bin.
+    func installedTools() throws -> [String] {
+        let text = try String(contentsOfFile: packageRoot().path + "/Package.swift", encoding: .utf8)
+        let re = try NSRegularExpression(pattern: #"\.executable\(name: "([^"]+)""#)
+        return re.matches(in: text, range: NSRange(text.startIndex..., in: text)).map { String(text[Range($0.range(at: 1), in: text)!]) }
     }
 
     func testManPagesAreLintCleanAndInMdocOrder() throws {

@@ -1,0 +1,64 @@
+// tensor-fuzz: libFuzzer targets for every reader of untrusted bytes. One executable; the
+// environment variable TENSOR_FUZZ_TARGET chooses the reader:
+//   stream  the tensor stream reader (StreamReader over the bytes)
+//   model   the model file reader (Model.load)
+//   load    tensor-load's readers, format told by content: IDX, NPY, NPZ, PNG, JPEG, CIFAR
+//           archives, gzip/bzip2/xz/zstd around any of them
+//   csv     the CSV reader
+// Every input must end in a value or a thrown error; a trap, a sanitizer report, a leak past
+// -malloc_limit_mb or a hang is a finding. Built and run by scripts/fuzz.
+
+import DataSources
+import Foundation
+import NeuralNet
+import TensorCore
+import TensorStream
+
+enum FuzzTarget: String {
+    case stream, model, load, csv
+
+    static let chosen: FuzzTarget = {
+        let name = ProcessInfo.processInfo.environment["TENSOR_FUZZ_TARGET"] ?? "stream"
+        guard let t = FuzzTarget(rawValue: name) else {
+            FileHandle.standardError.write(Data("tensor-fuzz: TENSOR_FUZZ_TARGET: unknown target '\(name)' (stream, model, load, csv)\n".utf8))
+            exit(64)
+        }
+        return t
+    }()
+
+    /// A scratch file for the readers that open paths, one per process.
+    static let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tensor-fuzz-\(getpid())").path
+}
+
+/// Reads every sample a source offers, a few at a time.
+func drain(_ s: SampleSource) throws {
+    let sizes = s.fields.map(\.sampleBytes)
+    guard let largest = sizes.max(), largest <= 1 << 24 else { return }
+    let n = max(1, min(64, (1 << 24) / max(largest, 1)))
+    let buffers = sizes.map { UnsafeMutableRawPointer.allocate(byteCount: max($0 * n, 1), alignment: 64) }
+    defer { buffers.forEach { $0.deallocate() } }
+    while try s.read(max: n, into: buffers) > 0 {}
+}
+
+func fuzzOne(_ bytes: [UInt8]) {
+    switch FuzzTarget.chosen {
+    case .stream:
+        guard let r = try? StreamReader(source: MemorySource(bytes, name: "fuzz")) else { return }
+        while (try? r.next()).flatMap({ $0 }) != nil {}
+    case .model:
+        _ = try? Model.load(from: MemorySource(bytes, name: "fuzz"))
+    case .load, .csv:
+        let path = FuzzTarget.scratch + (FuzzTarget.chosen == .csv ? ".csv" : ".bin")
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { return }
+        var options = LoadOptions()
+        if FuzzTarget.chosen == .csv { options.format = .csv }
+        if let s = try? Loader.open(InputSpec(path), options: options) { try? drain(s) }
+        unlink(path)
+    }
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func LLVMFuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    fuzzOne(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+    return 0
+}
