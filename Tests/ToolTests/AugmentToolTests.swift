@@ -21,13 +21,6 @@ final class AugmentToolTests: XCTestCase {
 
     func bytes(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
 
-    func assertFails(_ r: RunResult, status: Int32, prefix: String, contains: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(r.status, status, "stderr: \(r.stderr)", file: file, line: line)
-        XCTAssertEqual(r.stderrLines.count, 1, "one stderr line: \(r.stderr)", file: file, line: line)
-        XCTAssertTrue(r.stderr.hasPrefix(prefix), "\(r.stderr) should start with \(prefix)", file: file, line: line)
-        if let contains { XCTAssertTrue(r.stderr.contains(contains), "\(r.stderr) should contain \(contains)", file: file, line: line) }
-    }
-
     let ops = "--hflip 0.5 --vflip 0.2 --shift 3 --rotate 20 --zoom 0.1 --brightness 0.3 --contrast 0.3 --noise 4 --cutout 6 --prob cutout=0.5"
 
     func testSameSeedSameBytesWhateverTheBatching() throws {

@@ -18,12 +18,6 @@ final class ToolTests: XCTestCase {
     }
 
     /// Asserts a failure: the exact status, exactly one stderr line starting with `prefix`.
-    func assertFails(_ r: RunResult, status: Int32, prefix: String, contains: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(r.status, status, "stderr: \(r.stderr)", file: file, line: line)
-        XCTAssertEqual(r.stderrLines.count, 1, "exactly one stderr line, got: \(r.stderr)", file: file, line: line)
-        XCTAssertTrue(r.stderr.hasPrefix(prefix), "stderr \(r.stderr) should start with \(prefix)", file: file, line: line)
-        if let contains { XCTAssertTrue(r.stderr.contains(contains), "stderr \(r.stderr) should contain \(contains)", file: file, line: line) }
-    }
 
     var images: String { testdata("idx/images-u8.idx.gz") }
     var labels: String { testdata("idx/labels-u8.idx") }

@@ -19,13 +19,6 @@ final class TrainingToolTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
 
-    func assertFails(_ r: RunResult, status: Int32, prefix: String, contains: String? = nil, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(r.status, status, "stderr: \(r.stderr)", file: file, line: line)
-        XCTAssertEqual(r.stderrLines.count, 1, "one stderr line: \(r.stderr)", file: file, line: line)
-        XCTAssertTrue(r.stderr.hasPrefix(prefix), "\(r.stderr) should start with \(prefix)", file: file, line: line)
-        if let contains { XCTAssertTrue(r.stderr.contains(contains), "\(r.stderr) should contain \(contains)", file: file, line: line) }
-    }
-
     func data(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
 
     func testNormalizeScalesAndRecordsTheTransform() throws {
