@@ -151,6 +151,47 @@ final class AugmentTests: XCTestCase {
         XCTAssertTrue(out.contains(255) && out.contains(0), "clamped to 0…255, not wrapped: \(out)")
     }
 
+    func testBrightnessContrastZoomFillAndProbabilities() {
+        let s = ImageShape(Shape([6, 6]))!
+        let img = (0..<36).map { Float($0 % 7) + 1 }.withUnsafeBytes { Array($0) }
+        func floats(_ b: [UInt8]) -> [Double] { b.withUnsafeBytes { $0.bindMemory(to: Float.self).map(Double.init) } }
+        let x = floats(img)
+        for seed in 0..<20 {
+            // brightness: every value times one factor from 1−b…1+b
+            var c = AugmentConfig()
+            c.brightness = 0.3
+            let b = floats(augment(img, c, s, .f32, seed: UInt64(seed)))
+            let f = b[0] / x[0]
+            XCTAssertTrue((0.7...1.3).contains(f), "factor \(f)")
+            for i in 0..<36 { XCTAssertEqual(b[i], x[i] * f, accuracy: 1e-5) }
+            // contrast: the mean kept, distances from it times one factor from 1−c…1+c
+            c = AugmentConfig()
+            c.contrast = 0.5
+            let k = floats(augment(img, c, s, .f32, seed: UInt64(seed)))
+            let m = x.reduce(0, +) / 36
+            let g = (k[0] - m) / (x[0] - m)
+            XCTAssertTrue((0.5...1.5).contains(g), "factor \(g)")
+            XCTAssertEqual(k.reduce(0, +) / 36, m, accuracy: 1e-4)
+            for i in 0..<36 { XCTAssertEqual(k[i] - m, (x[i] - m) * g, accuracy: 1e-4) }
+        }
+        // zoom 0.5 shrinks the image about its centre: the border comes from outside (fill)
+        var z = AugmentConfig()
+        z.zoom = 0.5...0.5
+        z.fill = -1
+        let zoomed = floats(augment(img, z, s, .f32))
+        XCTAssertEqual(zoomed[0], -1, "a corner is fill")
+        XCTAssertTrue(zoomed[2 * 6 + 2] > 0, "the centre is image")
+        // shift fills with --fill; probability 0 turns an operation off
+        var sh = AugmentConfig()
+        sh.shift = 3
+        sh.fill = 9
+        var filled = 0
+        for seed in 0..<20 { filled += floats(augment(img, sh, s, .f32, seed: UInt64(seed))).filter { $0 == 9 }.count }
+        XCTAssertGreaterThan(filled, 0, "pixels shifted in take the fill value")
+        sh.probability[.shift] = 0
+        for seed in 0..<20 { XCTAssertEqual(augment(img, sh, s, .f32, seed: UInt64(seed)), img, "p=0: never applied") }
+    }
+
     func testShuffleBufferEmitsEverySampleOnce() throws {
         let b = ShuffleBuffer(capacity: 16, sampleBytes: 8, seed: 5)
         var out: [Int64] = []
