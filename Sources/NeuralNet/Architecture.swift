@@ -9,6 +9,16 @@
 //   dense 64 relu             # units, or "classes" for the data's class count
 //   dense classes softmax     # relu leakyrelu sigmoid tanh gelu softmax: also alone on a line
 //
+// Sequences (S steps × D features):
+//   embedding 64              # token ids → vectors; vocab=V, or the data's vocabulary size
+//   position                  # learned positional embedding, added
+//   lstm 128                  # also gru, rnn; words: sequences (every step's output),
+//                             # bidirectional (both directions, concatenated)
+//   attention 4               # multi-head self-attention; word: causal
+//   transformer 4 128         # pre-norm encoder block: heads, feed-forward units; causal
+//   layernorm
+//   timepool mean             # mean, max or last over each sample's real steps
+//
 // The text is only ever parsed, never evaluated: no paths, no includes, bounded numbers.
 
 import TensorCore
@@ -24,6 +34,14 @@ public enum LayerSpec: Equatable, Sendable {
     case dropout(Double)
     case batchNorm
     case activation(ActivationKind, alpha: Double)
+    /// Token embedding; a nil vocabulary is taken from the data.
+    case embedding(vocabulary: Int?, dim: Int)
+    case position
+    case recurrent(CellKind, units: Int, sequences: Bool, bidirectional: Bool)
+    case layerNorm
+    case attention(heads: Int, causal: Bool)
+    case transformer(heads: Int, hidden: Int, causal: Bool)
+    case timePool(TimePoolKind)
 }
 
 /// A problem in architecture text, with its line.
@@ -40,7 +58,18 @@ public enum Architecture {
         "mlp": "dense 128 relu\ndense classes",
         "mnist-cnn": "conv 32 3x3 relu\nmaxpool 2\nconv 64 3x3 relu\nmaxpool 2\nflatten\ndense 64 relu\ndense classes softmax",
         "cifar-cnn": "conv 64 3x3 relu\nmaxpool 2\nconv 64 3x3 relu\nmaxpool 2\nflatten\ndense 64 relu\ndense classes softmax",
+        "rows-lstm": "lstm 128\ndense classes",
+        "lstm-text": "embedding 64\nlstm 128\ndense classes",
+        "transformer-text": "embedding 64\nposition\ntransformer 4 128\nlayernorm\ntimepool mean\ndense classes",
     ]
+
+    /// Fills in what the data decides: the vocabulary of embeddings that did not name one.
+    public static func resolve(_ specs: [LayerSpec], vocabulary: Int) -> [LayerSpec] {
+        specs.map { s in
+            if case .embedding(nil, let d) = s, vocabulary > 0 { return .embedding(vocabulary: vocabulary, dim: d) }
+            return s
+        }
+    }
 
     static let maxLayers = 256
     static let maxWidth = 1 << 16
@@ -93,8 +122,47 @@ public enum Architecture {
                 throw ArchitectureError(line: line, message: "\(w[0]) takes \(n.lowerBound == n.upperBound ? "\(n.lowerBound)" : "\(n.lowerBound)–\(n.upperBound)") value\(n.upperBound == 1 ? "" : "s"), got \(positional.count)")
             }
         }
+        /// Removes the flag words in `allowed` from the positionals; returns those present.
+        func flags(_ allowed: Set<String>) -> Set<String> {
+            let present = Set(positional.filter(allowed.contains))
+            positional.removeAll(where: allowed.contains)
+            return present
+        }
         var out: [LayerSpec]
         switch w[0] {
+        case "embedding":
+            try positionals(1...1)
+            let d = try int(positional[0], "embedding size", line: line, range: 1...maxWidth)
+            let v = try take("vocab").map { try int($0, "vocabulary size", line: line, range: 2...(1 << 24)) }
+            out = [.embedding(vocabulary: v, dim: d)]
+        case "position", "positional":
+            try positionals(0...0)
+            out = [.position]
+        case "lstm", "gru", "rnn", "simplernn":
+            let f = flags(["sequences", "bidirectional"])
+            try positionals(1...1)
+            let u = try int(positional[0], "units", line: line, range: 1...maxWidth)
+            out = [.recurrent(CellKind(rawValue: w[0] == "simplernn" ? "rnn" : w[0])!, units: u,
+                              sequences: f.contains("sequences"), bidirectional: f.contains("bidirectional"))]
+        case "layernorm", "layernormalization":
+            try positionals(0...0)
+            out = [.layerNorm]
+        case "attention", "selfattention":
+            let f = flags(["causal"])
+            try positionals(1...1)
+            out = [.attention(heads: try int(positional[0], "heads", line: line, range: 1...1024), causal: f.contains("causal"))]
+        case "transformer":
+            let f = flags(["causal"])
+            try positionals(2...2)
+            out = [.transformer(heads: try int(positional[0], "heads", line: line, range: 1...1024),
+                                hidden: try int(positional[1], "feed-forward units", line: line, range: 1...maxWidth),
+                                causal: f.contains("causal"))]
+        case "timepool":
+            try positionals(1...1)
+            guard let k = TimePoolKind(rawValue: positional[0]) else {
+                throw ArchitectureError(line: line, message: "timepool '\(escapedForDisplay(positional[0]))' is not mean, max or last")
+            }
+            out = [.timePool(k)]
         case "dense":
             try positionals(1...1)
             if positional[0] == "classes" { out = [.denseClasses] } else {
@@ -161,6 +229,14 @@ public enum Architecture {
             case .dropout(let r): return "dropout \(r)"
             case .batchNorm: return "batchnorm"
             case .activation(let a, let alpha): return a == .leakyrelu ? "leakyrelu \(alpha)" : a.rawValue
+            case .embedding(let v, let d): return "embedding \(d)" + (v.map { " vocab=\($0)" } ?? "")
+            case .position: return "position"
+            case .recurrent(let k, let u, let seq, let bi):
+                return "\(k.rawValue) \(u)" + (seq ? " sequences" : "") + (bi ? " bidirectional" : "")
+            case .layerNorm: return "layernorm"
+            case .attention(let h, let c): return "attention \(h)" + (c ? " causal" : "")
+            case .transformer(let h, let f, let c): return "transformer \(h) \(f)" + (c ? " causal" : "")
+            case .timePool(let k): return "timepool \(k.rawValue)"
             }
         }.joined(separator: "\n")
     }

@@ -18,6 +18,22 @@ public class Layer<T: Real> {
     var params: UnsafeMutablePointer<T>!
     var grads: UnsafeMutablePointer<T>!
 
+    /// Per-sample sequence lengths of the current batch (the stream's length field), set by
+    /// the network before each forward; nil means every sequence fills its steps. Layers over
+    /// time honour it so that padding never reaches their result.
+    var lengths: UnsafePointer<Int32>?
+
+    /// Sample `n`'s length, clamped to 0…`steps`.
+    @inline(__always)
+    func length(_ n: Int, steps: Int) -> Int {
+        guard let lengths else { return steps }
+        return min(max(Int(lengths[n]), 0), steps)
+    }
+
+    /// Whether the layer must see a whole shard at once (batch statistics, or per-step GEMMs
+    /// that micro-batches would make too thin).
+    var wholeBatch: Bool { false }
+
     init(inputShape: [Int], outputShape: [Int]) {
         self.inputShape = inputShape
         self.outputShape = outputShape

@@ -36,8 +36,9 @@ public final class Model {
     public var provenance: [(key: String, value: String)] = []
 
     public init(architecture: String, inputShape: [Int], inputField: String, inputDType: DType, targetField: String,
-                classes: [String], task: Task, optimizer: OptimizerConfig, expectedParameters: Int? = nil) throws {
-        let specs = try Architecture.parse(architecture)
+                classes: [String], task: Task, optimizer: OptimizerConfig, expectedParameters: Int? = nil,
+                vocabulary: Int = 0) throws {
+        let specs = Architecture.resolve(try Architecture.parse(architecture), vocabulary: vocabulary)
         network = try Network<Float>(specs: specs, inputShape: inputShape, classes: classes.count, task: task, expectedParameters: expectedParameters)
         self.architecture = Architecture.text(specs)
         self.inputField = inputField

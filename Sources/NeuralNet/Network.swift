@@ -46,6 +46,24 @@ public final class Network<T: Real> {
         try self.init(specs: specs, inputShape: inputShape, classes: classes, task: task, sharing: nil, expectedParameters: expectedParameters)
     }
 
+    /// Whether a layer reads the per-sample sequence lengths (the stream's length field).
+    public var usesLengths: Bool {
+        layers.contains { $0 is Recurrent<T> || $0 is SelfAttention<T> || $0 is TransformerBlock<T> || $0 is TimePool<T> }
+    }
+
+    /// The vocabulary size of the first layer when it is an embedding (its input is token ids).
+    public var tokenVocabulary: Int? { (layers.first as? Embedding<T>)?.vocabulary }
+
+    /// Index of the first input value that is not a token id of the embedding's vocabulary.
+    public func invalidToken(_ x: UnsafePointer<Float>, count: Int) -> Int? {
+        guard let v = tokenVocabulary else { return nil }
+        for i in 0..<count {
+            let t = x[i]
+            if !(t >= 0 && t < Float(v)) || t.rounded(.towardZero) != t { return i }
+        }
+        return nil
+    }
+
     /// A replica for data-parallel training: the same layers over the same parameters
     /// (shared, not copied), with gradients and activations of its own.
     public func replica() -> Network<T> {
@@ -94,6 +112,30 @@ public final class Network<T: Real> {
                 l = BatchNorm(inputShape: shape)
             case .activation(let a, let alpha):
                 l = Activation(inputShape: shape, kind: a, alpha: alpha)
+            case .embedding(let v, let d):
+                guard let v else { throw fail("embedding needs a vocabulary size: vocab=V, or token data from tensor-load --text") }
+                guard line == 1 else { throw fail("embedding must be the first layer (its input is token ids)") }
+                l = Embedding(inputShape: shape, vocabulary: v, dim: d)
+            case .position:
+                l = PositionEmbedding(inputShape: shape)
+            case .recurrent(let k, let u, let seq, let bi):
+                guard shape.count >= 2 else { throw fail("\(k.rawValue) needs a sequence input (steps × features), got \(shape.map(String.init).joined(separator: "×"))") }
+                l = Recurrent(inputShape: shape, kind: k, units: u, sequences: seq, bidirectional: bi)
+            case .layerNorm:
+                l = LayerNorm(inputShape: shape)
+            case .attention(let h, let c):
+                guard shape.count >= 2 else { throw fail("attention needs a sequence input (steps × features), got \(shape.map(String.init).joined(separator: "×"))") }
+                let d = shape.dropFirst().reduce(1, *)
+                guard d % h == 0 else { throw fail("attention: \(d) features do not split into \(h) heads") }
+                l = SelfAttention(inputShape: shape, heads: h, causal: c)
+            case .transformer(let h, let f, let c):
+                guard shape.count >= 2 else { throw fail("transformer needs a sequence input (steps × features), got \(shape.map(String.init).joined(separator: "×"))") }
+                let d = shape.dropFirst().reduce(1, *)
+                guard d % h == 0 else { throw fail("transformer: \(d) features do not split into \(h) heads") }
+                l = TransformerBlock(inputShape: shape, heads: h, hidden: f, causal: c)
+            case .timePool(let k):
+                guard shape.count >= 2 else { throw fail("timepool needs a sequence input (steps × features), got \(shape.map(String.init).joined(separator: "×"))") }
+                l = TimePool(inputShape: shape, kind: k)
             }
             guard checkedProduct(l.outputShape, limit: 1 << 28) != nil else { throw fail("output of \(l.outputShape) values per sample is too large") }
             shape = l.outputShape
@@ -160,10 +202,12 @@ public final class Network<T: Real> {
     /// Runs the layers; returns the pre-head output (logits for classifiers), `batch × outputSize`.
     @discardableResult
     @_specialize(where T == Float)
-    public func forward(_ x: UnsafePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) -> UnsafePointer<T> {
+    public func forward(_ x: UnsafePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom,
+                        lengths: UnsafePointer<Int32>? = nil) -> UnsafePointer<T> {
         reserve(batch: batch)
         var input = x
         for (i, l) in layers.enumerated() {
+            l.lengths = lengths
             l.forward(input, outputs[i].pointer, batch: batch, training: training, rng: &rng)
             input = UnsafePointer(outputs[i].pointer)
         }

@@ -269,8 +269,9 @@ final class Shard {
     /// Samples per forward/backward pass within a worker (measured with perf stat on
     /// mnist-cnn: 8 and 16 take 15% less CPU than whole shards at batch 128).
     static let microBatch = 8
-    /// BatchNorm normalizes over what one pass sees, so a network with it runs whole shards.
-    lazy var usesBatchStatistics = net.layers.contains { $0 is BatchNorm<Float> }
+    /// BatchNorm normalizes over what one pass sees, and recurrent layers run one thin GEMM per
+    /// step: networks with either run whole shards.
+    lazy var usesBatchStatistics = net.layers.contains { $0.wholeBatch }
 }
 
 /// Runs mini-batch training of a model on a dataset. With `threads` > 1 every batch is split

@@ -7,8 +7,18 @@ import XCTest
 
 final class GradientTests: XCTestCase {
     /// Checks ∂L/∂x and ∂L/∂θ of `layer` for L = Σ w ⊙ layer(x), w random.
+    /// `lengths` (one per sample) are the sequence lengths the layer is given; `input` makes
+    /// the inputs (default Gaussian); `inputGradient: false` skips ∂L/∂x (token ids).
     func check(_ layer: Layer<Double>, batch: Int = 3, training: Bool = true, seed: UInt64 = 1, tolerance: Double = 1e-6,
+               lengths: [Int32]? = nil, input: ((inout SeededRandom) -> Double)? = nil, inputGradient: Bool = true,
                file: StaticString = #filePath, line: UInt = #line) {
+        let lens = UnsafeMutablePointer<Int32>.allocate(capacity: max(lengths?.count ?? 1, 1))
+        defer { lens.deallocate() }
+        if let lengths {
+            precondition(lengths.count == batch)
+            lens.update(from: lengths, count: batch)
+            layer.lengths = UnsafePointer(lens)
+        }
         var rng = SeededRandom(seed: seed)
         let P = layer.parameterCount
         let params = UnsafeMutablePointer<Double>.allocate(capacity: max(P, 1))
@@ -20,7 +30,7 @@ final class GradientTests: XCTestCase {
         for i in 0..<layer.trainableCount { params[i] += rng.nextGaussian() * 0.3 }
         layer.reserve(batch: batch)
         let nIn = batch * layer.inputSize, nOut = batch * layer.outputSize
-        var x = (0..<nIn).map { _ in rng.nextGaussian() }
+        var x = (0..<nIn).map { _ in input?(&rng) ?? rng.nextGaussian() }
         let w = (0..<nOut).map { _ in rng.nextGaussian() }
         var y = [Double](repeating: 0, count: nOut)
         var dx = [Double](repeating: 0, count: nIn)
@@ -41,7 +51,7 @@ final class GradientTests: XCTestCase {
             let d = abs(analytic - numeric) / max(1, abs(numeric))
             if d > worst { worst = d; worstAt = "\(what): analytic \(analytic), numeric \(numeric)" }
         }
-        for i in 0..<nIn {
+        for i in 0..<nIn where inputGradient {
             let old = x[i]
             x[i] = old + h; let lp = loss()
             x[i] = old - h; let lm = loss()

@@ -1,0 +1,269 @@
+// Recurrent layers: SimpleRNN, LSTM and GRU, one direction or both, returning the last state
+// or the whole sequence. Input S×D (steps × features; trailing axes are flattened into D).
+//
+// Gates and parameters follow PyTorch (nn.RNN / nn.LSTM / nn.GRU), per direction:
+//   Wx[D × G·H], Wh[H × G·H], bx[G·H], bh[G·H]    G = 1 (rnn), 4 (lstm: i f g o), 3 (gru: r z n)
+//   rnn   h' = tanh(x·Wx + bx + h·Wh + bh)
+//   lstm  i,f,o = σ(…), g = tanh(…), c' = f·c + i·g, h' = o·tanh(c')
+//   gru   r,z = σ(…), n = tanh(x·Wx_n + bx_n + r·(h·Wh_n + bh_n)), h' = (1 − z)·n + z·h
+// The input projection is one GEMM over every step of every sample (S·N rows); each step then
+// adds h·Wh, one GEMM over the batch. With a length field, a sample's state stops changing
+// after its last real step (and, backwards, starts at it), so padding never enters the state;
+// sequence outputs at padded steps are 0. Bidirectional concatenates [forward, backward].
+// Layout inside: time-major (S, N, ·), so that each step's rows are contiguous.
+
+import Compute
+import TensorCore
+
+public enum CellKind: String, Sendable, CaseIterable {
+    case rnn, lstm, gru
+
+    var gates: Int {
+        switch self {
+        case .rnn: return 1
+        case .lstm: return 4
+        case .gru: return 3
+        }
+    }
+}
+
+public final class Recurrent<T: Real>: Layer<T> {
+    public let kind: CellKind
+    public let units: Int
+    public let sequences: Bool
+    public let bidirectional: Bool
+    let S: Int, D: Int, H: Int, G: Int
+    var directions: Int { bidirectional ? 2 : 1 }
+    /// Parameters of one direction.
+    var directionSize: Int { D * G * H + H * G * H + 2 * G * H }
+
+    // Forward state, per direction, kept for backward.
+    private let xT = Scratch<T>()                       // S×N×D, the input time-major
+    private var act: [Scratch<T>] = [Scratch(), Scratch()] // S×N×GH, gate activations by time
+    private var hs: [Scratch<T>] = [Scratch(), Scratch()]  // (S+1)×N×H, states by processing step
+    private var cs: [Scratch<T>] = [Scratch(), Scratch()]  // (S+1)×N×H, lstm cells
+    private var hn: [Scratch<T>] = [Scratch(), Scratch()]  // S×N×H, gru h·Wh_n + bh_n by time
+    // Backward work.
+    private let dAx = Scratch<T>(), dAh = Scratch<T>()  // S×N×GH by time
+    private let hPrev = Scratch<T>()                     // S×N×H, states before each time
+    private let dh = Scratch<T>(), dc = Scratch<T>()     // N×H
+    private let dxT = Scratch<T>()                       // S×N×D
+    private var lens: [Int] = []
+
+    init(inputShape: [Int], kind: CellKind, units: Int, sequences: Bool, bidirectional: Bool) {
+        self.kind = kind
+        self.units = units
+        self.sequences = sequences
+        self.bidirectional = bidirectional
+        S = inputShape[0]
+        D = inputShape.dropFirst().reduce(1, *)
+        H = units
+        G = kind.gates
+        let out = units * (bidirectional ? 2 : 1)
+        super.init(inputShape: inputShape, outputShape: sequences ? [inputShape[0], out] : [out])
+    }
+
+    public override var parameterCount: Int { directions * directionSize }
+    public override var spec: String {
+        "\(kind.rawValue) \(units)" + (sequences ? " sequences" : "") + (bidirectional ? " bidirectional" : "")
+    }
+    override var wholeBatch: Bool { true }
+
+    override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
+        for d in 0..<directions {
+            let p = params + d * directionSize
+            let GH = G * H
+            switch scheme {
+            case .pytorch:
+                // PyTorch: every weight and bias U(±1/√H).
+                initWeights(p, count: directionSize, fanIn: H, fanOut: 0, scheme: .pytorch, rng: &rng)
+            default:
+                // Keras: Glorot-uniform input weights, orthogonal-like (here Glorot) recurrent
+                // weights, zero biases with the LSTM forget gate's set to 1.
+                initWeights(p, count: D * GH, fanIn: D, fanOut: GH, scheme: scheme, rng: &rng)
+                initWeights(p + D * GH, count: H * GH, fanIn: H, fanOut: GH, scheme: scheme, rng: &rng)
+                (p + D * GH + H * GH).update(repeating: 0, count: 2 * GH)
+                if kind == .lstm { (p + D * GH + H * GH + H).update(repeating: 1, count: H) }
+            }
+        }
+    }
+
+    override func reserve(batch N: Int) {
+        let GH = G * H
+        xT.reserve(S * N * D)
+        for d in 0..<directions {
+            act[d].reserve(S * N * GH)
+            hs[d].reserve((S + 1) * N * H)
+            if kind == .lstm { cs[d].reserve((S + 1) * N * H) }
+            if kind == .gru { hn[d].reserve(S * N * H) }
+        }
+    }
+
+    @_specialize(where T == Float)
+    override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch N: Int, training: Bool, rng: inout SeededRandom) {
+        reserve(batch: N)
+        lens = (0..<N).map { length($0, steps: S) }
+        let xt = xT.pointer
+        for n in 0..<N { for t in 0..<S { (xt + (t * N + n) * D).update(from: x + (n * S + t) * D, count: D) } }
+        let out = H * directions
+        if sequences { y.update(repeating: 0, count: N * S * out) }
+        for d in 0..<directions { forwardDirection(d, N: N, y: y) }
+    }
+
+    @_specialize(where T == Float)
+    private func forwardDirection(_ d: Int, N: Int, y: UnsafeMutablePointer<T>) {
+        let GH = G * H
+        let p = params + d * directionSize
+        let wx = p, wh = p + D * GH, bx = p + D * GH + H * GH, bh = bx + GH
+        let a = act[d].pointer, h = hs[d].pointer
+        let c = kind == .lstm ? cs[d].pointer : h
+        let hnb = kind == .gru ? hn[d].pointer : h
+        // Input projection for every step at once: a = xT·Wx + bx.
+        for r in 0..<S * N { (a + r * GH).update(from: bx, count: GH) }
+        T.gemm(transA: false, transB: false, m: S * N, n: GH, k: D, alpha: 1, a: xT.pointer, lda: D, b: wx, ldb: GH, beta: 1, c: a, ldc: GH)
+        h.update(repeating: 0, count: N * H)
+        if kind == .lstm { c.update(repeating: 0, count: N * H) }
+        let z = dAh  // a step's h·Wh + bh (dAh is free during forward)
+        z.reserve(N * GH)
+        let zp = z.pointer
+        let out = H * directions
+        for k in 0..<S {
+            let t = d == 0 ? k : S - 1 - k
+            let hp = h + k * N * H, hq = h + (k + 1) * N * H
+            for n in 0..<N { (zp + n * GH).update(from: bh, count: GH) }
+            T.gemm(transA: false, transB: false, m: N, n: GH, k: H, alpha: 1, a: hp, lda: H, b: wh, ldb: GH, beta: 1, c: zp, ldc: GH)
+            for n in 0..<N {
+                let hpn = hp + n * H, hqn = hq + n * H
+                guard t < lens[n] else {
+                    // padding: the state carries over unchanged
+                    hqn.update(from: hpn, count: H)
+                    if kind == .lstm { (c + (k + 1) * N * H + n * H).update(from: c + k * N * H + n * H, count: H) }
+                    continue
+                }
+                let an = a + (t * N + n) * GH, zn = zp + n * GH
+                switch kind {
+                case .rnn:
+                    for j in 0..<H {
+                        let v = T.tanh(an[j] + zn[j])
+                        an[j] = v
+                        hqn[j] = v
+                    }
+                case .lstm:
+                    let cp = c + k * N * H + n * H, cq = c + (k + 1) * N * H + n * H
+                    for j in 0..<H {
+                        let i = sigmoid(an[j] + zn[j])
+                        let f = sigmoid(an[H + j] + zn[H + j])
+                        let g = T.tanh(an[2 * H + j] + zn[2 * H + j])
+                        let o = sigmoid(an[3 * H + j] + zn[3 * H + j])
+                        an[j] = i; an[H + j] = f; an[2 * H + j] = g; an[3 * H + j] = o
+                        let cv = f * cp[j] + i * g
+                        cq[j] = cv
+                        hqn[j] = o * T.tanh(cv)
+                    }
+                case .gru:
+                    let hh = hnb + (t * N + n) * H
+                    for j in 0..<H {
+                        let r = sigmoid(an[j] + zn[j])
+                        let zz = sigmoid(an[H + j] + zn[H + j])
+                        hh[j] = zn[2 * H + j]
+                        let nv = T.tanh(an[2 * H + j] + r * hh[j])
+                        an[j] = r; an[H + j] = zz; an[2 * H + j] = nv
+                        hqn[j] = (1 - zz) * nv + zz * hpn[j]
+                    }
+                }
+                if sequences { (y + (n * S + t) * out + d * H).update(from: hqn, count: H) }
+            }
+        }
+        if !sequences {
+            for n in 0..<N { (y + n * out + d * H).update(from: h + S * N * H + n * H, count: H) }
+        }
+    }
+
+    @_specialize(where T == Float)
+    override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch N: Int) {
+        let GH = G * H
+        dAx.reserve(S * N * GH)
+        dAh.reserve(S * N * GH)
+        hPrev.reserve(S * N * H)
+        dh.reserve(N * H)
+        dc.reserve(N * H)
+        dxT.reserve(S * N * D)
+        for d in 0..<directions { backwardDirection(d, N: N, dy: dy, accumulate: d > 0) }
+        guard let dx else { return }
+        let g = dxT.pointer
+        for n in 0..<N { for t in 0..<S { (dx + (n * S + t) * D).update(from: g + (t * N + n) * D, count: D) } }
+    }
+
+    @_specialize(where T == Float)
+    private func backwardDirection(_ d: Int, N: Int, dy: UnsafePointer<T>, accumulate: Bool) {
+        let GH = G * H
+        let p = params + d * directionSize, gp = grads + d * directionSize
+        let wx = p, wh = p + D * GH
+        let gwx = gp, gwh = gp + D * GH, gbx = gp + D * GH + H * GH, gbh = gbx + GH
+        let a = act[d].pointer, h = hs[d].pointer
+        let c = kind == .lstm ? cs[d].pointer : h
+        let hnb = kind == .gru ? hn[d].pointer : h
+        let dax = dAx.pointer, dah = kind == .gru ? dAh.pointer : dAx.pointer
+        let dhp = dh.pointer, dcp = dc.pointer, hpv = hPrev.pointer
+        let out = H * directions
+        dhp.update(repeating: 0, count: N * H)
+        dcp.update(repeating: 0, count: N * H)
+        if !sequences { for n in 0..<N { (dhp + n * H).update(from: dy + n * out + d * H, count: H) } }
+        for k in stride(from: S - 1, through: 0, by: -1) {
+            let t = d == 0 ? k : S - 1 - k
+            let hp = h + k * N * H
+            (hpv + t * N * H).update(from: hp, count: N * H)
+            for n in 0..<N {
+                let dxn = dax + (t * N + n) * GH, dhn = dah + (t * N + n) * GH
+                guard t < lens[n] else {
+                    dxn.update(repeating: 0, count: GH)
+                    if kind == .gru { dhn.update(repeating: 0, count: GH) }
+                    continue
+                }
+                let an = a + (t * N + n) * GH, dhv = dhp + n * H, hpn = hp + n * H
+                if sequences { let g = dy + (n * S + t) * out + d * H; for j in 0..<H { dhv[j] += g[j] } }
+                switch kind {
+                case .rnn:
+                    for j in 0..<H {
+                        dxn[j] = dhv[j] * (1 - an[j] * an[j])
+                        dhv[j] = 0
+                    }
+                case .lstm:
+                    let cp = c + k * N * H + n * H, cq = c + (k + 1) * N * H + n * H, dcv = dcp + n * H
+                    for j in 0..<H {
+                        let i = an[j], f = an[H + j], g = an[2 * H + j], o = an[3 * H + j]
+                        let tc = T.tanh(cq[j])
+                        let dcn = dcv[j] + dhv[j] * o * (1 - tc * tc)
+                        dxn[j] = dcn * g * i * (1 - i)
+                        dxn[H + j] = dcn * cp[j] * f * (1 - f)
+                        dxn[2 * H + j] = dcn * i * (1 - g * g)
+                        dxn[3 * H + j] = dhv[j] * tc * o * (1 - o)
+                        dcv[j] = dcn * f
+                        dhv[j] = 0
+                    }
+                case .gru:
+                    let hh = hnb + (t * N + n) * H
+                    for j in 0..<H {
+                        let r = an[j], zz = an[H + j], nv = an[2 * H + j]
+                        let dn = dhv[j] * (1 - zz) * (1 - nv * nv)
+                        let dz = dhv[j] * (hpn[j] - nv) * zz * (1 - zz)
+                        let dr = dn * hh[j] * r * (1 - r)
+                        dxn[j] = dr; dxn[H + j] = dz; dxn[2 * H + j] = dn
+                        dhn[j] = dr; dhn[H + j] = dz; dhn[2 * H + j] = dn * r
+                        dhv[j] *= zz
+                    }
+                }
+            }
+            // dh_prev += dA_h · Whᵀ (rows of padded samples are zero: their dh carries over)
+            T.gemm(transA: false, transB: true, m: N, n: H, k: GH, alpha: 1, a: dah + t * N * GH, lda: GH, b: wh, ldb: GH, beta: 1, c: dhp, ldc: H)
+        }
+        // Parameter gradients over every step at once.
+        T.gemm(transA: true, transB: false, m: D, n: GH, k: S * N, alpha: 1, a: xT.pointer, lda: D, b: dax, ldb: GH, beta: 1, c: gwx, ldc: GH)
+        T.gemm(transA: true, transB: false, m: H, n: GH, k: S * N, alpha: 1, a: hpv, lda: H, b: dah, ldb: GH, beta: 1, c: gwh, ldc: GH)
+        for r in 0..<S * N {
+            let gx = dax + r * GH, gh = dah + r * GH
+            for j in 0..<GH { gbx[j] += gx[j]; gbh[j] += gh[j] }
+        }
+        T.gemm(transA: false, transB: true, m: S * N, n: D, k: GH, alpha: 1, a: dax, lda: GH, b: wx, ldb: GH, beta: accumulate ? 1 : 0, c: dxT.pointer, ldc: D)
+    }
+}
