@@ -30,6 +30,10 @@ public final class Model {
     public var classes: [String]
     /// The input's normalization (its `FIELD.normalize` metadata), which predict requires again.
     public var normalization: String?
+    /// The field holding each sample's sequence length, for networks that read lengths.
+    public var lengthField: String?
+    /// The fingerprint of the vocabulary that tokenized the input (`FIELD.vocabulary`).
+    public var vocabulary: String?
     public var optimizer: Optimizer<Float>?
     public var optimizerConfig: OptimizerConfig
     public var epoch = 0
@@ -74,6 +78,8 @@ public final class Model {
         ]
         if !classes.isEmpty { meta.append(("model.classes", classes.joined(separator: "\n"))) }
         if let normalization { meta.append(("model.input.normalize", normalization)) }
+        if let lengthField { meta.append(("model.input.length", lengthField)) }
+        if let vocabulary { meta.append(("model.input.vocabulary", vocabulary)) }
         meta += provenance
         let writer = try StreamWriter(sink: sink, schema: Schema(fields: fields, metadata: meta))
         var views = [UnsafeRawBufferPointer(start: network.params, count: max(P, 1) * 4)]
@@ -147,6 +153,8 @@ public final class Model {
             throw misfit(e.architecture)
         }
         model.normalization = s.metadata("model.input.normalize")
+        model.lengthField = s.metadata("model.input.length")
+        model.vocabulary = s.metadata("model.input.vocabulary")
         guard let epoch = Int(s.metadata("model.epoch") ?? "0"), (0...1_000_000_000).contains(epoch),
               let step = Int(s.metadata("model.step") ?? "0"), (0...Int(Int32.max) * 1024).contains(step) else {
             throw ModelError(name, "model.epoch or model.step is not a count in range")

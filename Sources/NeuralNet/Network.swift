@@ -57,11 +57,7 @@ public final class Network<T: Real> {
     /// Index of the first input value that is not a token id of the embedding's vocabulary.
     public func invalidToken(_ x: UnsafePointer<Float>, count: Int) -> Int? {
         guard let v = tokenVocabulary else { return nil }
-        for i in 0..<count {
-            let t = x[i]
-            if !(t >= 0 && t < Float(v)) || t.rounded(.towardZero) != t { return i }
-        }
-        return nil
+        return firstInvalidToken(x, count: count, vocabulary: v)
     }
 
     /// A replica for data-parallel training: the same layers over the same parameters
@@ -308,6 +304,15 @@ public enum Loss {
         case .regression: p.update(from: output, count: batch * outputs)
         }
     }
+}
+
+/// Index of the first value that is not an integer in 0..<vocabulary.
+public func firstInvalidToken(_ x: UnsafePointer<Float>, count: Int, vocabulary v: Int) -> Int? {
+    for i in 0..<count {
+        let t = x[i]
+        if !(t >= 0 && t < Float(v)) || t.rounded(.towardZero) != t { return i }
+    }
+    return nil
 }
 
 /// The weights of a model file do not fit its architecture, which has this many parameters.

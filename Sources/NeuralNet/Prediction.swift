@@ -11,6 +11,9 @@ public final class Predictor {
     public let model: Model
     private var x = Scratch<Float>()
     private var p = Scratch<Float>()
+    private var lens = [Int32]()
+    /// The field of sequence lengths the model reads, when it reads them.
+    public let lengthIndex: Int?
     private let replicas: [Network<Float>]
     public let inputIndex: Int
     /// The model's normalization, when the input is raw data: apply it to each batch first.
@@ -51,6 +54,21 @@ public final class Predictor {
                 throw ModelError(name, "field '\(field)' is normalized as (\(Predictor.brief(norm))) but the model was trained on data normalized as (\(Predictor.brief(model.normalization)))")
             }
         }
+        if let want = model.vocabulary, schema.metadata("\(field).vocabulary") != want {
+            let got = schema.metadata("\(field).vocabulary").map { "vocabulary (\($0))" } ?? "no vocabulary record"
+            throw ModelError(name, "field '\(field)' has \(got) but the model was trained on tokens of vocabulary (\(want)); tokenize with the model's vocabulary (tensor-load --vocab)")
+        }
+        if let lf = model.lengthField {
+            guard let li = schema.index(of: lf) else {
+                throw ModelError(name, "no field '\(lf)', the sequence lengths the model reads (fields: \(schema.fields.map(\.name).joined(separator: ", ")))")
+            }
+            guard !schema.fields[li].dtype.isFloatingPoint, schema.fields[li].shape.count == 1 else {
+                throw ModelError(name, "length field '\(lf)' is \(schema.fields[li].dtype) \(schema.fields[li].shape); it must hold one integer per sample")
+            }
+            lengthIndex = li
+        } else {
+            lengthIndex = nil
+        }
         if model.task == .classification, let c = schema.classes(of: model.targetField), c != model.classes {
             throw ModelError(name, "class names of '\(model.targetField)' differ from the model's (\(c.count) vs \(model.classes.count) classes)")
         }
@@ -82,7 +100,9 @@ public final class Predictor {
 
     /// Runs `count` samples of the input payload; returns (p, yhat) buffers as raw bytes views.
     /// `firstSample` numbers samples in errors.
+    /// `lengths` is the length field's payload and dtype, for a model that reads lengths.
     public func run(_ payload: UnsafeRawBufferPointer, dtype: DType, count: Int, firstSample: Int, name: String,
+                    lengths: (UnsafeRawBufferPointer, DType)? = nil,
                     yhat: UnsafeMutableRawPointer) throws -> UnsafePointer<Float> {
         let net = model.network
         let s = net.inputSize
@@ -91,6 +111,17 @@ public final class Predictor {
         if let bad = convertToFloat(payload.baseAddress!, dtype: dtype, count: count * s, into: x.pointer) {
             throw ModelError(name, "field '\(model.inputField)' sample \(firstSample + bad / s) holds a NaN or infinity")
         }
+        if let v = net.tokenVocabulary, let bad = firstInvalidToken(x.pointer, count: count * s, vocabulary: v) {
+            throw ModelError(name, "field '\(model.inputField)' sample \(firstSample + bad / s): \(x.pointer[bad]) is not a token id of the model's vocabulary of \(v)")
+        }
+        if let (payload, ldtype) = lengths {
+            if lens.count < count { lens = [Int32](repeating: 0, count: count) }
+            let steps = net.inputShape[0]
+            if let (i, v) = lens.withUnsafeMutableBufferPointer({ convertLengths(payload.baseAddress!, dtype: ldtype, count: count, steps: steps, into: $0.baseAddress!) }) {
+                throw ModelError(name, "field '\(model.lengthField ?? "")' sample \(firstSample + i): length \(v) outside 0…\(steps), the steps of '\(model.inputField)'")
+            }
+        }
+        let lp: UnsafePointer<Int32>? = lengths == nil ? nil : lens.withUnsafeBufferPointer { $0.baseAddress }
         let xp = x.pointer, pp = p.pointer, k = outputs, task = model.task
         let parts = min(replicas.count, count)
         let reps = replicas
@@ -101,7 +132,7 @@ public final class Predictor {
             var a = lo
             while a < hi {
                 let n = min(Predictor.chunk, hi - a)
-                let out = reps[i].forward(xp + a * s, batch: n, training: false, rng: &rng)
+                let out = reps[i].forward(xp + a * s, batch: n, training: false, rng: &rng, lengths: lp.map { $0 + a })
                 Loss.head(task: task, output: out, batch: n, outputs: k, into: pp + a * k)
                 a += n
             }

@@ -36,6 +36,16 @@ func convertLabels(_ p: UnsafeRawPointer, dtype: DType, count: Int, classes: Int
     return nil
 }
 
+/// Reads sequence lengths; returns the index and value of the first one outside 0…steps.
+public func convertLengths(_ p: UnsafeRawPointer, dtype: DType, count: Int, steps: Int, into out: UnsafeMutablePointer<Int32>) -> (Int, Int64)? {
+    for i in 0..<count {
+        guard let v = p.integerElement(i, dtype) else { return (i, -1) }
+        guard v >= 0, v <= Int64(steps) else { return (i, v) }
+        out[i] = Int32(v)
+    }
+    return nil
+}
+
 /// Samples in memory: inputs as Float, and labels or regression targets.
 public struct Dataset {
     public var count = 0
@@ -44,6 +54,8 @@ public struct Dataset {
     public var x: [Float] = []
     public var labels: [Int32] = []
     public var targets: [Float] = []
+    /// Sequence lengths, one per sample, when the stream has a length field.
+    public var lengths: [Int32] = []
     public var targetSize = 1
     /// Classification with one-hot target rows (in `targets`) instead of labels.
     public var oneHot: Bool { labels.isEmpty && !targets.isEmpty }
@@ -52,8 +64,9 @@ public struct Dataset {
 
     /// Reads every batch of `reader`: field `input` as inputs, `target` as labels (integer,
     /// checked against `classes`) or, for regression, as Float targets.
-    public static func read(_ reader: StreamReader, input: String, target: String, task: Task, classes: Int) throws -> Dataset {
-        let s = try DatasetStream(reader, input: input, target: target, task: task, classes: classes)
+    public static func read(_ reader: StreamReader, input: String, target: String, task: Task, classes: Int,
+                            length: String? = nil, tokens: Int? = nil) throws -> Dataset {
+        let s = try DatasetStream(reader, input: input, target: target, task: task, classes: classes, length: length, tokens: tokens)
         var d = s.empty
         _ = try s.next(Int.max, into: &d)
         return d
@@ -65,6 +78,7 @@ public struct Dataset {
         x.removeAll(keepingCapacity: true)
         labels.removeAll(keepingCapacity: true)
         targets.removeAll(keepingCapacity: true)
+        lengths.removeAll(keepingCapacity: true)
     }
 
     /// The samples at `indices` (a split).
@@ -76,6 +90,7 @@ public struct Dataset {
         d.x.reserveCapacity(indices.count * s)
         for i in indices { d.x.append(contentsOf: x[i * s..<(i + 1) * s]) }
         if !labels.isEmpty { d.labels = indices.map { labels[$0] } }
+        if !lengths.isEmpty { d.lengths = indices.map { lengths[$0] } }
         if !targets.isEmpty { for i in indices { d.targets.append(contentsOf: targets[i * targetSize..<(i + 1) * targetSize]) } }
         return d
     }
@@ -89,14 +104,35 @@ public final class DatasetStream {
     let xf: Field, yf: Field
     let task: Task, classes: Int, oneHot: Bool
     let input: String, target: String
+    /// The length field's index and name, and the steps it may count up to.
+    let li: Int?, length: String?, steps: Int
+    /// The embedding's vocabulary size when the input is token ids.
+    let tokens: Int?
     private var pending: Batch?
     private var used = 0
     /// Samples handed out so far.
     public private(set) var delivered = 0
 
-    public init(_ reader: StreamReader, input: String, target: String, task: Task, classes: Int) throws {
+    /// `length` names the field of sequence lengths (integers, 0 … the input's first axis);
+    /// `tokens` the vocabulary size when the input must be token ids below it.
+    public init(_ reader: StreamReader, input: String, target: String, task: Task, classes: Int,
+                length: String? = nil, tokens: Int? = nil) throws {
         let s = reader.schema
         let name = reader.source.name
+        if let length {
+            guard let i = s.index(of: length) else {
+                throw ModelError(name, "no length field '\(length)' (fields: \(s.fields.map(\.name).joined(separator: ", ")))")
+            }
+            guard !s.fields[i].dtype.isFloatingPoint, s.fields[i].shape.count == 1 else {
+                throw ModelError(name, "length field '\(length)' is \(s.fields[i].dtype) \(s.fields[i].shape); it must hold one integer per sample")
+            }
+            li = i
+        } else {
+            li = nil
+        }
+        self.length = length
+        self.tokens = tokens
+        steps = s.field(input)?.shape.dims.first ?? 1
         guard let xi = s.index(of: input) else {
             throw ModelError(name, "no field '\(input)' (fields: \(s.fields.map(\.name).joined(separator: ", ")))")
         }
@@ -153,6 +189,16 @@ public final class DatasetStream {
         if let bad = d.x.withUnsafeMutableBufferPointer({ convertToFloat(xsrc, dtype: xf.dtype, count: n * xs, into: $0.baseAddress! + base * xs) }) {
             throw ModelError(name, "field '\(input)' sample \(first + bad / xs) holds a NaN or infinity")
         }
+        if let v = tokens, let bad = d.x.withUnsafeBufferPointer({ firstInvalidToken($0.baseAddress! + base * xs, count: n * xs, vocabulary: v) }) {
+            throw ModelError(name, "field '\(input)' sample \(first + bad / xs): \(d.x[base * xs + bad]) is not a token id of the model's vocabulary of \(v)")
+        }
+        if let li {
+            d.lengths.append(contentsOf: repeatElement(0, count: n))
+            let lsrc = b.field(li).baseAddress! + from * reader.schema.fields[li].sampleBytes
+            if let (i, v) = d.lengths.withUnsafeMutableBufferPointer({ convertLengths(lsrc, dtype: reader.schema.fields[li].dtype, count: n, steps: steps, into: $0.baseAddress! + base) }) {
+                throw ModelError(name, "field '\(length!)' sample \(first + i): length \(v) outside 0…\(steps), the steps of '\(input)'")
+            }
+        }
         let ysrc = b.field(yi).baseAddress! + from * yf.sampleBytes
         if task == .regression || oneHot {
             d.targets.append(contentsOf: repeatElement(0, count: n * d.targetSize))
@@ -197,6 +243,8 @@ final class Shard {
     let labels: UnsafeMutablePointer<Int32>
     let targets: UnsafeMutablePointer<Float>
     let grad: UnsafeMutablePointer<Float>
+    let lengths: UnsafeMutablePointer<Int32>
+    var hasLengths = false
     var rng: SeededRandom
     var loss = 0.0, correct = 0, count = 0
     var soft = false
@@ -207,6 +255,7 @@ final class Shard {
         labels = .allocate(capacity: max(capacity, 1))
         targets = .allocate(capacity: max(capacity * net.outputSize, 1))
         grad = .allocate(capacity: max(capacity * net.outputSize, 1))
+        lengths = .allocate(capacity: max(capacity, 1))
         rng = SeededRandom(seed: seed)
         net.reserve(batch: max(capacity, 1))
     }
@@ -216,6 +265,7 @@ final class Shard {
         labels.deallocate()
         targets.deallocate()
         grad.deallocate()
+        lengths.deallocate()
     }
 
     /// Copies the samples at `idx` into this shard's buffers.
@@ -225,6 +275,8 @@ final class Shard {
             for (k, i) in idx.enumerated() { (x + k * s).update(from: xp.baseAddress! + i * s, count: s) }
         }
         if !d.labels.isEmpty { for (k, i) in idx.enumerated() { labels[k] = d.labels[i] } }
+        hasLengths = !d.lengths.isEmpty
+        if hasLengths { for (k, i) in idx.enumerated() { lengths[k] = d.lengths[i] } }
         if !d.targets.isEmpty {
             let t = d.targetSize
             d.targets.withUnsafeBufferPointer { tp in
@@ -249,7 +301,7 @@ final class Shard {
         while a < count {
             let m = min(micro, count - a)
             let xs = x + a * inSize
-            let out = net.forward(xs, batch: m, training: train, rng: &rng)
+            let out = net.forward(xs, batch: m, training: train, rng: &rng, lengths: hasLengths ? UnsafePointer(lengths + a) : nil)
             let (l, c) = Loss.compute(task: net.task, output: out, batch: m, outputs: outs,
                                       labels: soft ? nil : labels + a, targets: targets + a * outs, grad: grad + a * outs)
             lossSum += l * Double(m)

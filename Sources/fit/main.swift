@@ -13,7 +13,8 @@ struct Fit: ParsableCommand {
         commandName: "fit",
         abstract: "Train a network on a tensor stream and write a model file.",
         discussion: """
-        The architecture is a preset (mlp, mnist-cnn, cifar-cnn), a file, or inline text with \
+        The architecture is a preset (mlp, mnist-cnn, cifar-cnn, rows-lstm, lstm-text, \
+        transformer-text), a file, or inline text with \
         one layer per line or ";" between layers (see fit(1)). Input shape and class count come \
         from the stream. The model is written to -o atomically only when training ends well; \
         after each epoch a checkpoint (-o's name with .ckpt appended) is written, so a killed \
@@ -26,6 +27,8 @@ struct Fit: ParsableCommand {
           fit --model 'dense 64 relu; dense classes' --lr 0.01 --optimizer sgd \\
             -o m.model < train.tns
           fit --resume fashion.model --epochs 2 -o fashion.model < train.tns
+          tensor-load --text train.tsv --tokenizer word --max-len 64 --save-vocab v.vocab \
+            | fit --model lstm-text --epochs 3 -o text.model
         """,
         version: toolVersion)
 
@@ -38,7 +41,7 @@ struct Fit: ParsableCommand {
     @Flag(name: .customLong("no-checkpoint"), help: "Write no per-epoch checkpoint.")
     var noCheckpoint = false
 
-    @Option(help: ArgumentHelp("Architecture: a preset (mlp, mnist-cnn, cifar-cnn), a file, or inline text.", valueName: "spec"))
+    @Option(help: ArgumentHelp("Architecture: a preset (mlp, mnist-cnn, cifar-cnn, rows-lstm, lstm-text, transformer-text), a file, or inline text.", valueName: "spec"))
     var model: String?
 
     @Option(help: ArgumentHelp("Continue training MODEL (its weights and optimizer state).", valueName: "model"))
@@ -85,6 +88,9 @@ struct Fit: ParsableCommand {
 
     @Option(help: ArgumentHelp("The target field.", valueName: "name"))
     var target: String = "y"
+
+    @Option(help: ArgumentHelp("The field of sequence lengths, for networks over sequences (default: len, when the stream has it).", valueName: "name"))
+    var length: String?
 
     @Option(name: .customLong("validation-split"), help: ArgumentHelp("Hold out this fraction (the last samples) for validation.", valueName: "f"))
     var validationSplit: Double = 0
@@ -188,12 +194,21 @@ struct Fit: ParsableCommand {
                 }
                 if task != .classification { classes = task == .binary ? (schema.classes(of: target) ?? ["0", "1"]) : [] }
                 do {
+                    let vocabulary = schema.metadata("\(input).vocab-size").flatMap { Int($0) } ?? 0
                     m = try Model(architecture: arch, inputShape: xf.shape.dims.isEmpty ? [1] : xf.shape.dims, inputField: input,
-                                  inputDType: xf.dtype, targetField: target, classes: classes, task: task, optimizer: opt)
+                                  inputDType: xf.dtype, targetField: target, classes: classes, task: task, optimizer: opt,
+                                  vocabulary: vocabulary)
                 } catch let e as ArchitectureError {
                     throw ToolFailure(model!, "\(e.location): \(e.problem)")
                 }
                 m.network.initialize(seed: seed, scheme: InitScheme(rawValue: initialization)!)
+                m.vocabulary = m.network.tokenVocabulary == nil ? nil : schema.metadata("\(input).vocabulary")
+                // Sequence lengths: the named field, or `len` when the stream has one.
+                if m.network.usesLengths, let l = length ?? (schema.field("len") != nil ? "len" : nil) { m.lengthField = l }
+            }
+            if let length, m.lengthField != length {
+                throw ToolFailure(model ?? resume!, m.network.usesLengths ? "the model reads lengths from '\(m.lengthField ?? "")', not '\(length)'"
+                                  : "--length: this network has no layer over time that reads lengths")
             }
             try checkSchema(m, schema, name: reader.source.name)
             let record = schema.metadata("\(m.inputField).normalize")
@@ -209,9 +224,11 @@ struct Fit: ParsableCommand {
             if let v = validation {
                 let vr = try StreamReader(source: try FileSource.open(v))
                 try checkSchema(m, vr.schema, name: v)
-                val = try Dataset.read(vr, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count)
+                val = try Dataset.read(vr, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count,
+                                       length: m.lengthField, tokens: m.network.tokenVocabulary)
             }
-            let samples = try DatasetStream(reader, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count)
+            let samples = try DatasetStream(reader, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count,
+                                            length: m.lengthField, tokens: m.network.tokenVocabulary)
             let trainer = Trainer(model: m, batchSize: batch, seed: seed, threads: usable)
             var logSink: LogFile? = nil
             if let log { logSink = try LogFile(path: log) }
@@ -309,6 +326,10 @@ struct Fit: ParsableCommand {
         let dims = f.shape.dims.isEmpty ? [1] : f.shape.dims
         guard dims == m.network.inputShape else {
             throw ToolFailure(name, "field '\(m.inputField)' is \(f.shape) but the model takes \(m.network.inputShape.map(String.init).joined(separator: "×"))")
+        }
+        if let want = m.vocabulary, s.metadata("\(m.inputField).vocabulary") != want {
+            let got = s.metadata("\(m.inputField).vocabulary").map { "vocabulary (\($0))" } ?? "no vocabulary record"
+            throw ToolFailure(name, "field '\(m.inputField)' has \(got) but the model's tokens are of vocabulary (\(want)); tokenize with the same vocabulary (tensor-load --vocab)")
         }
         if m.task == .classification, let c = s.classes(of: m.targetField), c != m.classes {
             throw ToolFailure(name, "class names of '\(m.targetField)' (\(c.prefix(4).joined(separator: ", "))…) differ from the model's (\(m.classes.prefix(4).joined(separator: ", "))…)")

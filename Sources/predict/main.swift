@@ -86,7 +86,9 @@ struct Predict: ParsableCommand {
                             input = views[predictor.inputIndex]
                             dtype = t.output.fields[predictor.inputIndex].dtype
                         }
-                        let p = try predictor.run(input, dtype: dtype, count: b.count, firstSample: done, name: name, yhat: yb.baseAddress!)
+                        let lengths = predictor.lengthIndex.map { (b.field($0), reader.schema.fields[$0].dtype) }
+                        let p = try predictor.run(input, dtype: dtype, count: b.count, firstSample: done, name: name,
+                                                  lengths: lengths, yhat: yb.baseAddress!)
                         if let writer {
                             var views = (0..<reader.schema.fields.count).map { b.field($0) }
                             if m.task != .regression { views.append(UnsafeRawBufferPointer(start: p, count: b.count * k * 4)) }
