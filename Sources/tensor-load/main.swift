@@ -1,8 +1,9 @@
-// tensor-load: turns data files (IDX, CSV/TSV, NPY/NPZ, CIFAR, PNG/JPEG) into a tensor stream.
+// tensor-load: turns data files (IDX, CSV/TSV, NPY/NPZ, CIFAR, PNG/JPEG, text) into a tensor stream.
 
 import ArgumentParser
 import DataSources
 import Foundation
+import TensorStream
 import ToolSupport
 
 struct TensorLoad: ParsableCommand {
@@ -20,6 +21,15 @@ struct TensorLoad: ParsableCommand {
           tensor-load --label species iris.csv -o iris.tns
           tensor-load --split test cifar-10-binary.tar.gz | tensor-show --png grid.png
           tensor-load photos/ | tensor-show        # one sub-directory per class
+
+        Text (--text): documents as LABEL<TAB>TEXT lines, a CSV table (--text-column, --label) \
+        or a directory with one sub-directory per class become x (i32 token ids, padded with 0 \
+        to --max-len), y (the class) and len (the number of real tokens). Id 1 is any unknown \
+        token. A vocabulary is learned from the input (saved with --save-vocab), or a saved one \
+        is applied with --vocab, which also fixes the class list:
+          tensor-load --text train.tsv --tokenizer bpe --max-len 200 \\
+            --save-vocab reviews.vocab -o train.tns
+          tensor-load --text test.tsv --vocab reviews.vocab --max-len 200 -o test.tns
         """,
         version: toolVersion)
 
@@ -44,6 +54,30 @@ struct TensorLoad: ParsableCommand {
     @Option(help: ArgumentHelp("Images: convert to 1, 3 or 4 channels.", valueName: "n"))
     var channels: Int?
 
+    @Option(help: ArgumentHelp("Text: read documents from FILE (LABEL<TAB>TEXT lines, a CSV table, or a directory of class sub-directories) instead of operands.", valueName: "file"))
+    var text: String?
+
+    @Option(help: ArgumentHelp("Text: char, word or bpe (default: the one in --vocab, else word).", valueName: "kind"))
+    var tokenizer: String?
+
+    @Option(help: ArgumentHelp("Text: tokens per document; longer ones are cut, shorter ones padded with id 0.", valueName: "n"))
+    var maxLen: Int?
+
+    @Option(help: ArgumentHelp("Text: learn the vocabulary from the input and save it to FILE (atomically).", valueName: "file"))
+    var saveVocab: String?
+
+    @Option(help: ArgumentHelp("Text: apply the vocabulary and class list saved in FILE instead of learning one.", valueName: "file"))
+    var vocab: String?
+
+    @Option(help: ArgumentHelp("Text: the most ids to learn, the 2 reserved included (default: char 1000, word 20000, bpe 8000).", valueName: "n"))
+    var vocabSize: Int?
+
+    @Option(help: ArgumentHelp("Text: how often a token (bpe: a pair) must occur to be learned (default: char 1, word and bpe 2).", valueName: "n"))
+    var minCount: Int?
+
+    @Option(help: ArgumentHelp("Text, CSV: the text column, by header name or 1-based index (default: 'text').", valueName: "column"))
+    var textColumn: String?
+
     @Argument(help: ArgumentHelp("Inputs, [NAME=]FILE; stdin when none.", valueName: "file"))
     var inputs: [String] = []
 
@@ -58,6 +92,17 @@ struct TensorLoad: ParsableCommand {
 
     func run() throws {
         Tool.run("tensor-load") {
+            if let text {
+                try runText(text)
+                return
+            }
+            let textOnly: [(String, Bool)] = [("--tokenizer", tokenizer != nil), ("--max-len", maxLen != nil),
+                                              ("--save-vocab", saveVocab != nil), ("--vocab", vocab != nil),
+                                              ("--vocab-size", vocabSize != nil), ("--min-count", minCount != nil),
+                                              ("--text-column", textColumn != nil)]
+            if let (option, _) = textOnly.first(where: { $0.1 }) {
+                throw UsageError("is for text input: name the documents with --text FILE", location: option)
+            }
             var opts = LoadOptions()
             opts.format = format.flatMap(InputFormat.init(rawValue:))
             opts.label = label
@@ -75,6 +120,93 @@ struct TensorLoad: ParsableCommand {
                 out.abandon()
                 throw error
             }
+        }
+    }
+
+    /// --text: reads the documents, learns or reads the vocabulary, writes VOCAB and the stream.
+    func runText(_ path: String) throws {
+        guard inputs.isEmpty else {
+            throw UsageError("reads its one input from --text; drop the operands (\(inputs.joined(separator: " ")))", location: "--text")
+        }
+        if vocab != nil && saveVocab != nil {
+            throw UsageError("--vocab applies a saved vocabulary, --save-vocab learns one: give one of them", location: "--vocab")
+        }
+        guard let maxLen else { throw UsageError("text input needs --max-len N", location: "--text") }
+        guard (1...(1 << 20)).contains(maxLen) else { throw UsageError("takes 1 to \(1 << 20)", location: "--max-len") }
+        var kind: TokenizerKind?
+        if let t = tokenizer {
+            guard let k = TokenizerKind(rawValue: t) else { throw UsageError("takes char, word or bpe", location: "--tokenizer \(t)") }
+            kind = k
+        }
+        if let n = vocabSize, !(3...(Vocabulary.maxTokens + 2)).contains(n) {
+            throw UsageError("takes 3 to \(Vocabulary.maxTokens + 2)", location: "--vocab-size")
+        }
+        if let n = minCount, n < 1 { throw UsageError("takes 1 or more", location: "--min-count") }
+        var topts = TextInputOptions()
+        switch format {
+        case nil: break
+        case "csv": topts.csv = true
+        case "tsv": topts.csv = false
+        default: throw UsageError("text input is LABEL<TAB>TEXT lines (tsv) or a table with a header (csv)", location: "--format \(format!)")
+        }
+        topts.textColumn = textColumn
+        topts.label = label
+        topts.delimiter = delimiter.map { $0 == "\\t" ? 9 : $0.utf8.first! }
+        if saveVocab == "-" { throw UsageError("the stream goes to stdout; name a file", location: "--save-vocab") }
+        if vocab == "-" && path == "-" { throw UsageError("stdin cannot be both the text and the vocabulary", location: "--vocab") }
+
+        let vocabulary: Vocabulary
+        let corpus: TextCorpus
+        let classesFrom: String
+        if let vocab {
+            for (option, given) in [("--vocab-size", vocabSize != nil), ("--min-count", minCount != nil), ("--classes", classes != nil)] where given {
+                throw UsageError("only applies when learning; with --vocab the vocabulary and the classes come from \(vocab)", location: option)
+            }
+            vocabulary = try Vocabulary.read(try FileSource.open(vocab), name: vocab == "-" ? "stdin" : vocab)
+            if let kind, kind != vocabulary.kind {
+                throw UsageError("\(vocab) is a \(vocabulary.kind.rawValue) vocabulary; drop --tokenizer or make it \(vocabulary.kind.rawValue)", location: "--tokenizer \(kind.rawValue)")
+            }
+            corpus = try TextCorpus.read(path, options: topts)
+            classesFrom = vocab
+        } else {
+            corpus = try TextCorpus.read(path, options: topts)
+            var names = corpus.sortedLabels()
+            classesFrom = classes == nil ? corpus.name : "--classes"
+            if let c = classes {
+                guard corpus.hasLabels else { throw UsageError("the documents have no labels (give --label)", location: "--classes") }
+                names = try parseClasses(c)
+                if let dup = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+                    throw UsageError("names '\(dup)' twice", location: "--classes")
+                }
+                if names.isEmpty || names.contains(where: \.isEmpty) { throw UsageError("takes non-empty names", location: "--classes") }
+            }
+            let k = kind ?? .word
+            vocabulary = Vocabulary.learn(k, texts: corpus.texts, classes: names,
+                                          maxSize: vocabSize ?? k.defaultVocabSize, minCount: minCount ?? k.defaultMinCount)
+        }
+        let source = try TextSource(corpus: corpus, vocabulary: vocabulary, maxLength: maxLen, classesFrom: classesFrom)
+
+        // VOCAB is written first, but renamed into place only after the whole stream is out:
+        // an error on the way leaves neither file behind.
+        let vocabOut = try saveVocab.map { try Output.open($0, binary: false) }
+        let out: Output
+        do {
+            if let v = vocabOut {
+                try vocabulary.serialized().withUnsafeBytes { try v.sink.write($0) }
+            }
+            out = try Output.open(output)
+        } catch {
+            vocabOut?.abandon()
+            throw error
+        }
+        do {
+            try Loader.writeStream([source], classes: nil, to: out.sink)
+            try out.commit()
+            try vocabOut?.commit()
+        } catch {
+            out.abandon()
+            vocabOut?.abandon()
+            throw error
         }
     }
 
