@@ -151,10 +151,10 @@ public final class ArchiveRawSource: ByteSource {
         var r = client.open(archive)
         var entry: OpaquePointer?
         if r == ARCHIVE_OK { r = archive_read_next_header(archive, &entry) }
+        // A throw from a fully initialized object runs deinit, which frees the archive (freeing
+        // it here too was a double free, abort 134, found by scripts/fuzz).
         if r != ARCHIVE_OK {
-            let e = client.error ?? DataError(source.name, ArchiveClient.message(archive))
-            archive_read_free(archive)
-            throw e
+            throw client.error ?? DataError(source.name, ArchiveClient.message(archive))
         }
     }
 

@@ -199,10 +199,10 @@ final class ZipMembers {
         client = ArchiveClient(source)
         archive = archive_read_new()
         archive_read_support_format_zip_streamable(archive)
+        // Every property is set: a throw from here on runs deinit, which frees the archive
+        // (freeing it here too was a double free, abort 134, found by scripts/fuzz).
         if client.open(archive) != ARCHIVE_OK {
-            let e = client.error ?? DataError(name, ArchiveClient.message(archive))
-            archive_read_free(archive)
-            throw e
+            throw client.error ?? DataError(name, ArchiveClient.message(archive))
         }
     }
 

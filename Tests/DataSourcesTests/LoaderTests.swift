@@ -223,6 +223,19 @@ final class LoaderTests: XCTestCase {
         assertRefused([path], "flip-", "bad CRC")
     }
 
+    func testDataLibarchiveCannotOpenIsAnErrorNotADoubleFree() {
+        // Found by scripts/fuzz (testdata/fuzz/npz-crashes/, load-crashes/): when libarchive
+        // could not open the data, the zip and bzip2/xz/zstd readers freed the archive and threw,
+        // and their deinit freed it again (abort, status 134).
+        let inputs: [([UInt8], String)] = [([], "e.npz"), (Array("BZh91AY&SYgarbage".utf8), "g.bz2"),
+                                           ([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00, 1, 2, 3], "g.xz"), ([0x28, 0xB5, 0x2F, 0xFD, 1, 2, 3], "g.zst")]
+        for (bytes, name) in inputs {
+            XCTAssertThrowsError(try NPZReader.source(try decompressing(PeekableSource(MemorySource(bytes, name: name)))), name) { e in
+                XCTAssertEqual((e as? DiagnosticError)?.kind, .badData, "\(name): \(e)")
+            }
+        }
+    }
+
     // MARK: CIFAR
 
     func testCIFAR10ArchiveTrainAndTest() throws {
