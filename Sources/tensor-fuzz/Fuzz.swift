@@ -5,6 +5,10 @@
 //   load    tensor-load's readers, format told by content: IDX, NPY, NPZ, PNG, JPEG, CIFAR
 //           archives, gzip/bzip2/xz/zstd around any of them
 //   csv     the CSV reader
+//   idx, npy, npz, cifar, image
+//           one data-source reader each, the format forced (LoadOptions.format, as
+//           tensor-load --format does), so that reader gets every input of the budget; cifar
+//           reads each input as CIFAR-10 and as CIFAR-100, image as PNG or JPEG
 // Every input must end in a value or a thrown error; a trap, a sanitizer report, a leak past
 // -malloc_limit_mb or a hang is a finding. Built and run by scripts/fuzz.
 
@@ -14,13 +18,14 @@ import NeuralNet
 import TensorCore
 import TensorStream
 
-enum FuzzTarget: String {
+enum FuzzTarget: String, CaseIterable {
     case stream, model, load, csv
+    case idx, npy, npz, cifar, image
 
     static let chosen: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["TENSOR_FUZZ_TARGET"] ?? "stream"
         guard let t = FuzzTarget(rawValue: name) else {
-            FileHandle.standardError.write(Data("tensor-fuzz: TENSOR_FUZZ_TARGET: unknown target '\(name)' (stream, model, load, csv)\n".utf8))
+            FileHandle.standardError.write(Data("tensor-fuzz: TENSOR_FUZZ_TARGET: unknown target '\(name)' (\(allCases.map(\.rawValue).joined(separator: ", ")))\n".utf8))
             exit(64)
         }
         return t
@@ -28,6 +33,18 @@ enum FuzzTarget: String {
 
     /// A scratch file for the readers that open paths, one per process.
     static let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tensor-fuzz-\(getpid())").path
+
+    /// The formats a per-reader target forces, tried in turn on each input; empty for the others.
+    var forcedFormats: [InputFormat] {
+        switch self {
+        case .idx: [.idx]
+        case .npy: [.npy]
+        case .npz: [.npz]
+        case .cifar: [.cifar10, .cifar100]
+        case .image: [.image]
+        default: []
+        }
+    }
 }
 
 /// Reads every sample a source offers, a few at a time.
@@ -53,6 +70,15 @@ func fuzzOne(_ bytes: [UInt8]) {
         var options = LoadOptions()
         if FuzzTarget.chosen == .csv { options.format = .csv }
         if let s = try? Loader.open(InputSpec(path), options: options) { try? drain(s) }
+        unlink(path)
+    case .idx, .npy, .npz, .cifar, .image:
+        let path = FuzzTarget.scratch + ".bin"
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { return }
+        for format in FuzzTarget.chosen.forcedFormats {
+            var options = LoadOptions()
+            options.format = format
+            if let s = try? Loader.open(InputSpec(path), options: options) { try? drain(s) }
+        }
         unlink(path)
     }
 }
