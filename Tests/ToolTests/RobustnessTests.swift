@@ -168,6 +168,36 @@ final class RobustnessTests: XCTestCase {
         XCTAssertFalse(exists("x.model"))
     }
 
+    func testNonzeroPaddingAndTrailingGarbageAreRefusedByEveryReader() throws {
+        // Case 12: a padding byte set, the record's CRC recomputed (so only the padding check
+        // can catch it); case 18: bytes after the end record that are not another stream.
+        try makeModel()
+        try makePredictions()
+        for t in readers {
+            let name = tool(t) == "score" ? "pred.tns" : "train.tns"
+            var b = try XCTUnwrap(bytes("\(tmp)/\(name)"))
+            func le64(at i: Int) -> Int { Int(b[i..<i + 8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }) }
+            let start = (16 + le64(at: 8) + 63) / 64 * 64
+            XCTAssertEqual(Array(b[start..<start + 4]), StreamFormat.batchTag)
+            let length = le64(at: start + 8), n = le64(at: start + 16)
+            let sizes = try StreamReader(source: MemorySource(b)).schema.fields.map { $0.sampleBytes * n }
+            var at = start + 16 + StreamFormat.batchHeaderBytes
+            for size in sizes {
+                if size % 64 != 0 { b[at + size] = 0x01; break }
+                at += size
+            }
+            var c = CRC32()
+            c.update(Array(b[start + 8..<start + 16 + length]))
+            b.replaceSubrange(start + 4..<start + 8, with: le32(c.value))
+            try write(b, "pad.tns")
+            assertFails(try sh("\(t) <pad.tns", cwd: tmp), status: 65, prefix: "\(tool(t)): stdin: batch 1", contains: "nonzero padding")
+            let garbage = try sh("(cat \(name); echo garbage) | \(t)", cwd: tmp)
+            assertFails(garbage, status: 65, prefix: "\(tool(t)): stdin: ", contains: "garbage after end record")
+            XCTAssertTrue(garbage.stdout.isEmpty || tool(t) == "tensor-show", "\(t): no product from a refused stream")
+        }
+        XCTAssertFalse(exists("x.model"))
+    }
+
     func testControlBytesAreNeverPrintedRaw() throws {
         // Case 8: an ESC in a field name is refused, and the refusal prints it escaped; class
         // names with ESC and C1 bytes are printed escaped by tensor-show and predict.
@@ -272,6 +302,33 @@ final class RobustnessTests: XCTestCase {
             assertFails(r, status: 66, prefix: "\(tool(command)): \(path): ")
             XCTAssertTrue(r.stdout.isEmpty, command)
         }
+        XCTAssertFalse(exists("x.model"))
+    }
+
+    func testUnreadableModelIs66() throws {
+        // Case 21, unreadable: as root, run the tool as nobody (setpriv), for whom mode 000 holds.
+        try makeModel()
+        try FileManager.default.copyItem(atPath: "\(tmp)/m.model", toPath: "\(tmp)/locked.model")
+        XCTAssertEqual(chmod("\(tmp)/locked.model", 0), 0)
+        XCTAssertEqual(chmod(tmp, 0o755), 0)
+        let as_ = getuid() == 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : ""
+        for command in ["predict -m locked.model train.tns", "fit --resume locked.model -o x.model train.tns"] {
+            let r = try sh("\(as_)\(command)", cwd: tmp)
+            assertFails(r, status: 66, prefix: "\(tool(command)): locked.model: ", contains: "Permission denied")
+        }
+        XCTAssertFalse(exists("x.model"))
+    }
+
+    func testModelsRefuseDataOfAnotherSchemaNamingBoth() throws {
+        // Case 25: a 28×28 model fed 32×32×3 images; data whose class names differ.
+        try makeModel()
+        let cifar = try sh("tensor-load \(testdata("cifar/cifar10-small.tar.gz")) | predict -m m.model", cwd: tmp)
+        assertFails(cifar, status: 65, prefix: "predict: stdin: ", contains: "field 'x' is u8 32×32×3 but the model was trained on f32 28×28×1")
+        let classes = (0..<10).map { "c\($0)" }.joined(separator: ",")
+        XCTAssertEqual(try sh("tensor-load --classes \(classes) x=\(testdata("idx/images-u8.idx.gz")) y=\(testdata("idx/labels-u8.idx")) | normalize --scale 255 -o named.tns", cwd: tmp).status, 0)
+        assertFails(try sh("fit --resume m.model --epochs 1 -o x.model named.tns", cwd: tmp), status: 65, prefix: "fit: named.tns: ",
+                    contains: "class names of 'y' (c0, c1, c2, c3…) differ from the model's (0, 1, 2, 3…)")
+        assertFails(try sh("predict -m m.model named.tns", cwd: tmp), status: 65, prefix: "predict: named.tns: ", contains: "class names of 'y' differ")
         XCTAssertFalse(exists("x.model"))
     }
 
