@@ -430,6 +430,30 @@ final class RobustnessTests: XCTestCase {
         }
     }
 
+    func testOutputOnAFullFileSystemIsAnIOError() throws {
+        // Case 35, -o on a full tmpfs (mounted for the test, so root only; `ulimit -f` and the
+        // injected write errors of FaultInjectionTests cover the same path everywhere): 74, the
+        // old file byte-identical, no temporary file left.
+        try makeModel()
+        let full = "\(tmp)/full"
+        try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
+        guard getuid() == 0, try sh("mount -t tmpfs -o size=4m tmpfs \(full)").status == 0 else {
+            throw XCTSkip("mounting a tmpfs needs root")
+        }
+        defer { _ = try? sh("umount \(full)") }
+        XCTAssertEqual(try sh("cp m.model train.tns full/ && (dd if=/dev/zero of=full/fill bs=4k 2>/dev/null; true)", cwd: tmp).status, 0)
+        for (command, target) in [("fit --model mlp --epochs 1 --seed 5 -q -o full/m.model train.tns", "m.model"),
+                                  ("fit --model mlp --epochs 1 --seed 5 -q --no-checkpoint -o full/m.model train.tns", "m.model"),
+                                  ("normalize --scale 2 -o full/train.tns train.tns", "train.tns"),
+                                  ("tensor-load x=\(testdata("idx/images-u8.idx.gz")) -o full/train.tns", "train.tns")] {
+            let old = bytes("\(full)/\(target)")
+            let r = try sh(command, cwd: tmp)
+            assertFails(r, status: 74, prefix: "\(tool(command)): ", contains: "No space left on device")
+            XCTAssertEqual(bytes("\(full)/\(target)"), old, command)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: full).filter { $0.hasPrefix(".") }, [], command)
+        }
+    }
+
     func testEveryReaderReportsAClosedStdin() throws {
         // Case 39: stdin closed is a missing input, with a message.
         try makeModel()
