@@ -66,6 +66,7 @@ final class ManExamplesTests: XCTestCase {
             tensor-cat --head 1 data.tns | tensor-show --png photo.png
             cp \(t)/cifar/cifar10-small.tar.gz cifar-10-binary.tar.gz
             mkdir photos; cp -r \(t)/images/classes/* photos/
+            cp \(t)/text/reviews-train.tsv \(t)/text/reviews-test.tsv .
             printf 'a\\tb\\tc\\td\\tlabel\\n1\\t2\\t3\\t4\\t0\\n5\\t6\\t7\\t8\\t1\\n' | gzip > data.tsv.gz
             python3 -c "import numpy as np; np.save('features.npy', np.arange(12, dtype=np.float32).reshape(3, 4)); np.save('labels.npy', np.array([0, 1, 2]))"
             """
