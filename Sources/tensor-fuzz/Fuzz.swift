@@ -9,6 +9,9 @@
 //           one data-source reader each, the format forced (LoadOptions.format, as
 //           tensor-load --format does), so that reader gets every input of the budget; cifar
 //           reads each input as CIFAR-10 and as CIFAR-100, image as PNG or JPEG
+//   text    tensor-load --text: the bytes as LABEL<TAB>TEXT lines, a vocabulary of each kind
+//           learned from them, saved and read back (it must, byte for byte) and applied; then
+//           the bytes as a VOCAB file, which when read must also save and read back
 // Every input must end in a value or a thrown error; a trap, a sanitizer report, a leak past
 // -malloc_limit_mb or a hang is a finding. Built and run by scripts/fuzz.
 
@@ -21,6 +24,7 @@ import TensorStream
 enum FuzzTarget: String, CaseIterable {
     case stream, model, load, csv
     case idx, npy, npz, cifar, image
+    case text
 
     static let chosen: FuzzTarget = {
         let name = ProcessInfo.processInfo.environment["TENSOR_FUZZ_TARGET"] ?? "stream"
@@ -80,6 +84,29 @@ func fuzzOne(_ bytes: [UInt8]) {
             if let s = try? Loader.open(InputSpec(path), options: options) { try? drain(s) }
         }
         unlink(path)
+    case .text:
+        fuzzText(bytes)
+    }
+}
+
+func fuzzText(_ bytes: [UInt8]) {
+    if let corpus = try? TextCorpus.parseLines(bytes, name: "fuzz") {
+        for kind in TokenizerKind.allCases {
+            let learned = Vocabulary.learn(kind, texts: corpus.texts, classes: corpus.sortedLabels(), maxSize: 64, minCount: 1)
+            let saved = learned.serialized()
+            guard let back = try? Vocabulary.parse(saved, name: "saved"), back.serialized() == saved else {
+                fatalError("a learned \(kind) vocabulary does not read back")
+            }
+            if let s = try? TextSource(corpus: corpus, vocabulary: back, maxLength: 16, classesFrom: "fuzz") { try? drain(s) }
+        }
+    }
+    if let v = try? Vocabulary.parse(bytes, name: "fuzz") {
+        let ids = v.encode(String(decoding: bytes.prefix(4096), as: UTF8.self))
+        _ = v.decode(ids)
+        let saved = v.serialized()
+        guard let back = try? Vocabulary.parse(saved, name: "saved"), back.serialized() == saved else {
+            fatalError("a vocabulary that was read does not save and read back")
+        }
     }
 }
 
