@@ -76,7 +76,7 @@ public final class TextCorpus {
     public func sortedLabels() -> [String] {
         let ints = labels.compactMap { Int($0) }
         if ints.count == labels.count {
-            return zip(ints, labels).sorted { $0.0 < $1.0 }.map(\.1)
+            return zip(ints, labels).sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1.utf8.lexicographicallyPrecedes($1.1.utf8) }.map(\.1)
         }
         return labels.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }

@@ -108,6 +108,72 @@ final class TextTests: XCTestCase {
         XCTAssertEqual(capped.encode("lowest").map { capped.tokens[Int($0) - 2] }, ["lo", "w", "est</w>"])
     }
 
+    /// The learner's naive twin: every pair recounted over every word before each merge.
+    func naiveMerges(_ words: [(String, Int)], maxTokens: Int, minCount: Int) -> [String] {
+        func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+        var seqs = words.map { (BPE.symbols($0.0), $0.1) }
+        var baseCount: [[UInt8]: Int] = [:]
+        for (s, f) in seqs { for x in s { baseCount[bytes(x), default: 0] += f } }
+        let base = baseCount.filter { $0.value >= minCount }
+            .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.lexicographicallyPrecedes($1.key) }
+            .prefix(maxTokens).map(\.key)
+        var alive = Set(base)
+        var merges: [String] = []
+        while alive.count < maxTokens {
+            var counts: [[[UInt8]]: Int] = [:]
+            for (s, f) in seqs where s.count > 1 {
+                for i in 0..<(s.count - 1) where alive.contains(bytes(s[i])) && alive.contains(bytes(s[i + 1])) {
+                    counts[[bytes(s[i]), bytes(s[i + 1])], default: 0] += f
+                }
+            }
+            guard let best = counts.max(by: { x, y in
+                if x.value != y.value { return x.value < y.value }
+                if x.key[0] != y.key[0] { return y.key[0].lexicographicallyPrecedes(x.key[0]) }
+                return y.key[1].lexicographicallyPrecedes(x.key[1])
+            }), best.value >= max(1, minCount) else { break }
+            let a = String(decoding: best.key[0], as: UTF8.self), b = String(decoding: best.key[1], as: UTF8.self)
+            merges.append("\(a) \(b)")
+            alive.insert(best.key[0] + best.key[1])
+            seqs = seqs.map { s, f in
+                var out: [String] = []
+                var i = 0
+                while i < s.count {
+                    if i + 1 < s.count && bytes(s[i]) == best.key[0] && bytes(s[i + 1]) == best.key[1] {
+                        out.append(a + b)
+                        i += 2
+                    } else {
+                        out.append(s[i])
+                        i += 1
+                    }
+                }
+                return (out, f)
+            }
+        }
+        return merges
+    }
+
+    func testBPEIncrementalCountsMatchTheNaiveTwin() {
+        // Words over a small alphabet, so pairs repeat, overlap ("aaa") and tie often.
+        var state: UInt32 = 12345
+        func next(_ n: UInt32) -> Int {
+            state = state &* 1_103_515_245 &+ 12345
+            return Int((state >> 16) % n)
+        }
+        let alphabet = Array("abcdeé")
+        var words: [String: Int] = [:]
+        for _ in 0..<400 {
+            let w = String((0..<(1 + next(8))).map { _ in alphabet[next(UInt32(alphabet.count))] })
+            words[w, default: 0] += 1 + next(4)
+        }
+        let list = words.map { ($0.key, $0.value) }
+        for (cap, minCount) in [(40, 1), (60, 2), (200, 3), (12, 1), (5, 1)] {
+            let learned = BPE.learn(words: list.map { (word: $0.0, count: $0.1) }, maxTokens: cap, minCount: minCount)
+            let naive = naiveMerges(list, maxTokens: cap, minCount: minCount)
+            XCTAssertEqual(learned.merges.map { "\($0.left) \($0.right)" }, naive, "cap \(cap), min-count \(minCount)")
+            XCTAssertLessThanOrEqual(learned.tokens.count, cap)
+        }
+    }
+
     func testIdsByFrequencyThenBytesAndMinCount() {
         let v = learn(.word, ["b a b c a b", "z y x"], minCount: 1)
         XCTAssertEqual(v.tokens, ["b", "a", "c", "x", "y", "z"])
@@ -230,8 +296,10 @@ final class TextTests: XCTestCase {
     }
 
     func testNumericLabelsSortAsNumbers() throws {
-        let c = try TextCorpus.parseLines(Array("10\ta\n2\tb\n1\tc\n".utf8), name: "n")
-        XCTAssertEqual(c.sortedLabels(), ["1", "2", "10"])
+        let c = try TextCorpus.parseLines(Array("10\ta\n2\tb\n1\tc\n02\td\n".utf8), name: "n")
+        XCTAssertEqual(c.sortedLabels(), ["1", "02", "2", "10"], "equal numbers by their bytes")
+        let mixed = try TextCorpus.parseLines(Array("10\ta\n2\tb\nx\tc\n".utf8), name: "n")
+        XCTAssertEqual(mixed.sortedLabels(), ["10", "2", "x"], "not all numbers: by bytes")
     }
 
     func testCSVWithQuotedLineBreaksAndColumns() throws {
