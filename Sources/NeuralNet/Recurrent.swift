@@ -78,10 +78,10 @@ public final class Recurrent<T: Real>: Layer<T> {
                 // PyTorch: every weight and bias U(±1/√H).
                 initWeights(p, count: directionSize, fanIn: H, fanOut: 0, scheme: .pytorch, rng: &rng)
             default:
-                // Keras: Glorot-uniform input weights, orthogonal-like (here Glorot) recurrent
-                // weights, zero biases with the LSTM forget gate's set to 1.
+                // Keras: Glorot-uniform input weights, orthogonal recurrent weights, zero
+                // biases with the LSTM forget gate's set to 1.
                 initWeights(p, count: D * GH, fanIn: D, fanOut: GH, scheme: scheme, rng: &rng)
-                initWeights(p + D * GH, count: H * GH, fanIn: H, fanOut: GH, scheme: scheme, rng: &rng)
+                orthogonalRows(p + D * GH, rows: H, cols: GH, rng: &rng)
                 (p + D * GH + H * GH).update(repeating: 0, count: 2 * GH)
                 if kind == .lstm { (p + D * GH + H * GH + H).update(repeating: 1, count: H) }
             }
@@ -266,4 +266,24 @@ public final class Recurrent<T: Real>: Layer<T> {
         }
         T.gemm(transA: false, transB: true, m: S * N, n: D, k: GH, alpha: 1, a: dax, lda: GH, b: wx, ldb: GH, beta: accumulate ? 1 : 0, c: dxT.pointer, ldc: D)
     }
+}
+
+/// Fills a rows×cols matrix (rows ≤ cols) with orthonormal rows: Gram–Schmidt on Gaussian
+/// rows, as Keras's `orthogonal` initializer gives for a recurrent kernel.
+func orthogonalRows<T: Real>(_ m: UnsafeMutablePointer<T>, rows: Int, cols: Int, rng: inout SeededRandom) {
+    var a = (0..<rows * cols).map { _ in rng.nextGaussian() }
+    for r in 0..<rows {
+        for _ in 0..<2 {  // twice: Gram–Schmidt's second pass restores orthogonality lost to rounding
+            for q in 0..<r {
+                var dot = 0.0
+                for j in 0..<cols { dot += a[r * cols + j] * a[q * cols + j] }
+                for j in 0..<cols { a[r * cols + j] -= dot * a[q * cols + j] }
+            }
+        }
+        var norm = 0.0
+        for j in 0..<cols { norm += a[r * cols + j] * a[r * cols + j] }
+        let inv = 1 / max(norm.squareRoot(), 1e-12)
+        for j in 0..<cols { a[r * cols + j] *= inv }
+    }
+    for i in 0..<rows * cols { m[i] = T(a[i]) }
 }

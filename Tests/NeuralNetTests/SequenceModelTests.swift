@@ -1,0 +1,138 @@
+// The sequence presets and architecture words, training a sequence model on a task only
+// memory through time can solve, and the model file's record of lengths and vocabulary.
+
+@testable import NeuralNet
+import TensorCore
+import TensorStream
+import XCTest
+
+final class SequenceModelTests: XCTestCase {
+    func net(_ text: String, _ shape: [Int], classes: Int = 4, vocabulary: Int = 0) throws -> Network<Float> {
+        try Network<Float>(specs: Architecture.resolve(try Architecture.parse(text), vocabulary: vocabulary), inputShape: shape,
+                           classes: classes, task: .classification)
+    }
+
+    func testPresetsBuildTheSequenceNetworks() throws {
+        // rows-lstm on 28×28×1: LSTM(28→128) = 4·128·(28 + 128) + 2·4·128, dense 128·10 + 10
+        let rows = try net(Architecture.presets["rows-lstm"]!, [28, 28, 1], classes: 10)
+        XCTAssertEqual(rows.parameterCount, 4 * 128 * (28 + 128) + 2 * 4 * 128 + 1290)
+        XCTAssertEqual(rows.outputSize, 10)
+        XCTAssertTrue(rows.usesLengths)
+        // lstm-text: embedding V×64, LSTM(64→128), dense 128·C + C
+        let lstm = try net(Architecture.presets["lstm-text"]!, [32], classes: 5, vocabulary: 1000)
+        XCTAssertEqual(lstm.parameterCount, 1000 * 64 + 4 * 128 * (64 + 128) + 2 * 4 * 128 + 128 * 5 + 5)
+        XCTAssertEqual(lstm.tokenVocabulary, 1000)
+        // transformer-text: embedding, positions 32×64, block (2 layer norms, attention 4·64·64 + 4·64,
+        // feed-forward 64·128 + 128 + 128·64 + 64), final layer norm, pooling, dense 64·5 + 5
+        let tr = try net(Architecture.presets["transformer-text"]!, [32], classes: 5, vocabulary: 1000)
+        let block = 2 * 128 + (4 * 64 * 64 + 4 * 64) + (64 * 128 + 128 + 128 * 64 + 64)
+        XCTAssertEqual(tr.parameterCount, 1000 * 64 + 32 * 64 + block + 128 + 64 * 5 + 5)
+        // the embedding's vocabulary must come from somewhere
+        XCTAssertThrowsError(try net(Architecture.presets["lstm-text"]!, [32])) { e in
+            XCTAssertTrue((e as? ArchitectureError)?.problem.contains("vocabulary") == true, "\(e)")
+        }
+    }
+
+    func testSequenceWordsRoundTripAndRefuseNonsense() throws {
+        let text = "embedding 16 vocab=300; position; gru 8 sequences bidirectional; layernorm; attention 2 causal\ntransformer 4 32; rnn 4 sequences; timepool max; dense classes"
+        let specs = try Architecture.parse(text)
+        XCTAssertEqual(try Architecture.parse(Architecture.text(specs)), specs)
+        let n = try net(text, [10], classes: 3)
+        XCTAssertEqual(n.layers.map(\.outputShape), [[10, 16], [10, 16], [10, 16], [10, 16], [10, 16], [10, 16], [10, 4], [4], [3]])
+        for bad in ["lstm", "lstm 8 backwards", "gru sequences", "attention", "transformer 4", "timepool median", "embedding 8 vocab=1",
+                    "embedding", "lstm 0"] {
+            XCTAssertThrowsError(try Architecture.parse(bad), "'\(bad)' accepted")
+        }
+        for (bad, shape) in [("lstm 8", [10]), ("attention 3", [10, 8]), ("dense 4; embedding 8 vocab=9", [10]), ("timepool mean", [6]),
+                             ("transformer 3 8", [5, 4])] {
+            XCTAssertThrowsError(try net(bad, shape), "'\(bad)' on \(shape) accepted")
+        }
+    }
+
+    /// Sequences of ±1 noise in which class = the sign of the FIRST step: a network must carry
+    /// it through every later step. Lengths vary; the padding is large noise the network must
+    /// ignore.
+    func memoryTask(n: Int, steps: Int, seed: UInt64) -> Dataset {
+        var rng = SeededRandom(seed: seed)
+        var d = Dataset(inputShape: [steps, 2])
+        for _ in 0..<n {
+            let k: Int32 = rng.next() & 1 == 0 ? 0 : 1
+            let len = 3 + Int(rng.next() % UInt64(steps - 2))
+            for t in 0..<steps {
+                if t >= len { d.x += [Float(rng.nextGaussian() * 5), Float(rng.nextGaussian() * 5)]; continue }
+                d.x += [t == 0 ? (k == 0 ? -1 : 1) : Float(rng.nextGaussian() * 0.5), 1]
+            }
+            d.labels.append(k)
+            d.lengths.append(Int32(len))
+        }
+        d.count = n
+        return d
+    }
+
+    func testRecurrentNetworksRememberTheFirstStep() throws {
+        for cell in ["lstm 16", "gru 16", "rnn 16", "lstm 8 bidirectional"] {
+            let m = try Model(architecture: "\(cell)\ndense classes", inputShape: [8, 2], inputField: "x", inputDType: .f32,
+                              targetField: "y", classes: ["neg", "pos"], task: .classification, optimizer: OptimizerConfig())
+            m.optimizerConfig.learningRate = 0.01
+            m.network.initialize(seed: 5)
+            let t = Trainer(model: m, batchSize: 32, seed: 5, threads: 2)
+            let train = memoryTask(n: 512, steps: 8, seed: 1)
+            for e in 1...12 { _ = try t.trainEpoch(train, epoch: e) }
+            let acc = t.evaluate(memoryTask(n: 256, steps: 8, seed: 2)).accuracy ?? 0
+            XCTAssertGreaterThan(acc, 0.95, cell)
+        }
+    }
+
+    func testAttentionPoolsTheRealStepsOnly() throws {
+        // mean pooling over real steps: the class is the sign of the first step's feature, which
+        // attention + pooling can read; with padding (noise of sd 5) leaking in it would drown.
+        XCTAssertThrowsError(try Network<Float>(specs: try Architecture.parse("dense 8; attention 2"), inputShape: [8, 2], classes: 2, task: .classification),
+                             "dense flattens: attention after it has no sequence")
+        let seq = try Model(architecture: "transformer 2 16; timepool mean; dense classes", inputShape: [8, 2], inputField: "x", inputDType: .f32,
+                            targetField: "y", classes: ["neg", "pos"], task: .classification, optimizer: OptimizerConfig())
+        seq.optimizerConfig.learningRate = 0.01
+        seq.network.initialize(seed: 5)
+        let t = Trainer(model: seq, batchSize: 32, seed: 5, threads: 2)
+        let train = memoryTask(n: 512, steps: 8, seed: 1)
+        for e in 1...15 { _ = try t.trainEpoch(train, epoch: e) }
+        XCTAssertGreaterThan(t.evaluate(memoryTask(n: 256, steps: 8, seed: 2)).accuracy ?? 0, 0.9)
+    }
+
+    func testModelFileKeepsTheLengthFieldAndVocabulary() throws {
+        let m = try Model(architecture: "embedding 8; lstm 4; dense classes", inputShape: [6], inputField: "x", inputDType: .i32,
+                          targetField: "y", classes: ["a", "b"], task: .classification, optimizer: OptimizerConfig(), vocabulary: 50)
+        XCTAssertEqual(m.architecture, "embedding 8 vocab=50\nlstm 4\ndense classes", "the vocabulary size is written into the architecture")
+        m.lengthField = "len"
+        m.vocabulary = "word 50 crc32 0badc0de"
+        m.network.initialize(seed: 1)
+        let sink = MemorySink()
+        try m.write(to: sink)
+        let back = try Model.load(from: MemorySource(sink.data, name: "m.model"))
+        XCTAssertEqual(back.lengthField, "len")
+        XCTAssertEqual(back.vocabulary, "word 50 crc32 0badc0de")
+        XCTAssertEqual(back.network.tokenVocabulary, 50)
+        var x: [Float] = [2, 3, 49, 0, 0, 0, 1, 50, 0, 0, 0, 0]
+        XCTAssertEqual(back.network.invalidToken(&x, count: x.count), 7, "50 is outside a vocabulary of 50")
+        x[7] = 2.5
+        XCTAssertEqual(back.network.invalidToken(&x, count: x.count), 7, "ids are integers")
+        x[7] = 4
+        XCTAssertNil(back.network.invalidToken(&x, count: x.count))
+    }
+}
+
+final class OrthogonalInitTests: XCTestCase {
+    func testRecurrentKernelRowsAreOrthonormal() {
+        var rng = SeededRandom(seed: 9)
+        let rows = 6, cols = 24
+        let m = UnsafeMutablePointer<Double>.allocate(capacity: rows * cols)
+        defer { m.deallocate() }
+        orthogonalRows(m, rows: rows, cols: cols, rng: &rng)
+        for a in 0..<rows {
+            for b in 0..<rows {
+                var dot = 0.0
+                for j in 0..<cols { dot += m[a * cols + j] * m[b * cols + j] }
+                XCTAssertEqual(dot, a == b ? 1 : 0, accuracy: 1e-12, "rows \(a), \(b)")
+            }
+        }
+    }
+}
