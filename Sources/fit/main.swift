@@ -208,7 +208,7 @@ struct Fit: ParsableCommand {
             }
             if let length, m.lengthField != length {
                 throw ToolFailure(model ?? resume!, m.network.usesLengths ? "the model reads lengths from '\(m.lengthField ?? "")', not '\(length)'"
-                                  : "--length: this network has no layer over time that reads lengths")
+                                  : "--length: this network has no layer over time that reads lengths", kind: .usage)
             }
             try checkSchema(m, schema, name: reader.source.name)
             let record = schema.metadata("\(m.inputField).normalize")

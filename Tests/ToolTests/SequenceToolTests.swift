@@ -1,0 +1,98 @@
+// Sequence models as a user runs them: text through tensor-load, fit and predict with the
+// text presets, images read as rows, and the refusals that keep a text model from reading
+// tokens of another vocabulary or sequences without their lengths.
+
+import Foundation
+import TensorCore
+import TensorStream
+import XCTest
+import _TestSupport
+
+final class SequenceToolTests: XCTestCase {
+    var tmp = ""
+    var train: String { testdata("text/reviews-train.tsv") }
+    var test: String { testdata("text/reviews-test.tsv") }
+
+    override func setUpWithError() throws {
+        tmp = try makeTempDir()
+        let r = try sh("tensor-load --text \(train) --tokenizer word --max-len 12 --save-vocab \(tmp)/v.vocab -o \(tmp)/train.tns")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let t = try sh("tensor-load --text \(test) --vocab \(tmp)/v.vocab --max-len 12 -o \(tmp)/test.tns")
+        XCTAssertEqual(t.status, 0, t.stderr)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
+
+    func testTextPresetsLearnTheTrainingSetAndPredictTestText() throws {
+        for preset in ["lstm-text", "transformer-text"] {
+            let fit = try sh("fit --model \(preset) --epochs 40 --batch 4 --lr 0.01 --seed 2 --threads 1 -q -o \(tmp)/\(preset).model \(tmp)/train.tns")
+            XCTAssertEqual(fit.status, 0, fit.stderr)
+            // the model records what its input needs
+            let show = try sh("tensor-show -n 0 \(tmp)/\(preset).model")
+            XCTAssertTrue(show.stdoutText.contains("model.input.length: len"), show.stdoutText)
+            XCTAssertTrue(show.stdoutText.contains("model.input.vocabulary: word "), show.stdoutText)
+            XCTAssertTrue(show.stdoutText.contains("embedding 64 vocab="), show.stdoutText)
+            // it has learnt its eight training sentences
+            let self_ = try sh("predict -m \(tmp)/\(preset).model \(tmp)/train.tns | score --json")
+            XCTAssertEqual(self_.status, 0, self_.stderr)
+            let acc = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(self_.stdout)) as? [String: Any])?["accuracy"] as? Double)
+            XCTAssertEqual(acc, 1, "\(preset) on its training set")
+            // and predicts test text tokenized with its vocabulary
+            let p = try sh("predict -m \(tmp)/\(preset).model \(tmp)/test.tns")
+            XCTAssertEqual(p.status, 0, p.stderr)
+            let (s, n, _) = try readAll(p.stdout)
+            XCTAssertEqual(n, 2)
+            XCTAssertEqual(s.fields.map(\.name), ["x", "y", "len", "p", "yhat"])
+            XCTAssertEqual(s.classes(of: "yhat"), ["neg", "neutral", "pos"])
+        }
+    }
+
+    func testPredictRefusesTokensOfAnotherVocabulary() throws {
+        XCTAssertEqual(try sh("fit --model lstm-text --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        // the test text tokenized with a vocabulary learnt from itself: same shapes, other ids
+        XCTAssertEqual(try sh("tensor-load --text \(test) --max-len 12 --save-vocab \(tmp)/other.vocab -o \(tmp)/other.tns").status, 0)
+        assertFails(try sh("predict -m \(tmp)/m.model \(tmp)/other.tns"), status: 65, prefix: "predict: \(tmp)/other.tns: field 'x' has vocabulary (word ")
+        // and input with no vocabulary record at all
+        XCTAssertEqual(try sh("tensor-cat --fields x,y,len \(tmp)/test.tns | tensor-show --npz \(tmp)/t.npz && tensor-load \(tmp)/t.npz -o \(tmp)/bare.tns").status, 0)
+        assertFails(try sh("predict -m \(tmp)/m.model \(tmp)/bare.tns"), status: 65, prefix: "predict: \(tmp)/bare.tns: field 'x' has no vocabulary record")
+        // fit --resume refuses them too
+        assertFails(try sh("fit --resume \(tmp)/m.model --epochs 1 -o \(tmp)/m2.model \(tmp)/other.tns"), status: 65, prefix: "fit: \(tmp)/other.tns: field 'x' has vocabulary (word ")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m2.model"))
+    }
+
+    func testPredictNeedsTheLengthField() throws {
+        XCTAssertEqual(try sh("fit --model lstm-text --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        assertFails(try sh("tensor-cat --fields x,y \(tmp)/test.tns | predict -m \(tmp)/m.model"), status: 65,
+                    prefix: "predict: stdin: no field 'len', the sequence lengths the model reads")
+    }
+
+    func testTokenIdsOutsideTheVocabularyAndBadLengthsAreNamed() throws {
+        // an embedding of 5 ids cannot read this vocabulary's ids (up to 14)
+        let fit = try sh("fit --model 'embedding 8 vocab=5; lstm 4; dense classes' --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns")
+        assertFails(fit, status: 65, prefix: "fit: \(tmp)/train.tns: field 'x' sample 0: ")
+        XCTAssertTrue(fit.stderr.contains("is not a token id of the model's vocabulary of 5"), fit.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m.model"))
+        // a length past the 12 steps
+        let py = """
+        import numpy as np
+        d = np.load('\(tmp)/t.npz'); x = d['x']; y = d['y']; n = d['len'].copy(); n[1] = 13
+        np.savez('\(tmp)/bad.npz', x=x, y=y, len=n)
+        """
+        XCTAssertEqual(try sh("tensor-show --npz \(tmp)/t.npz \(tmp)/train.tns && python3 -c \"\(py)\" && tensor-load \(tmp)/bad.npz -o \(tmp)/bad.tns").status, 0)
+        assertFails(try sh("fit --model 'embedding 8 vocab=20; lstm 4; dense classes' --epochs 1 -q -o \(tmp)/m.model \(tmp)/bad.tns"), status: 65,
+                    prefix: "fit: \(tmp)/bad.tns: field 'len' sample 1: length 13 outside 0…12")
+        // --length on a network without a layer over time is a usage error
+        assertFails(try sh("fit --model 'embedding 8; dense classes' --length len --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns"), status: 64,
+                    prefix: "fit: embedding 8; dense classes: --length: this network has no layer over time")
+    }
+
+    func testImagesReadAsRows() throws {
+        let images = testdata("idx/images-u8.idx.gz"), labels = testdata("idx/labels-u8.idx")
+        let r = try sh("tensor-load x=\(images) y=\(labels) | normalize --scale 255 | fit --model rows-lstm --epochs 2 --batch 4 -q -o \(tmp)/rows.model")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        // raw u8 images straight from tensor-load: the model applies its own normalization
+        let p = try sh("tensor-load x=\(images) y=\(labels) | predict -m \(tmp)/rows.model --format text")
+        XCTAssertEqual(p.status, 0, p.stderr)
+        XCTAssertEqual(p.stdoutText.split(separator: "\n").count, 10)
+    }
+}
