@@ -144,7 +144,7 @@ public final class Recurrent<T: Real>: Layer<T> {
                 switch kind {
                 case .rnn:
                     for j in 0..<H {
-                        let v = T.tanh(an[j] + zn[j])
+                        let v = tanhViaExp(an[j] + zn[j])
                         an[j] = v
                         hqn[j] = v
                     }
@@ -153,12 +153,12 @@ public final class Recurrent<T: Real>: Layer<T> {
                     for j in 0..<H {
                         let i = sigmoid(an[j] + zn[j])
                         let f = sigmoid(an[H + j] + zn[H + j])
-                        let g = T.tanh(an[2 * H + j] + zn[2 * H + j])
+                        let g = tanhViaExp(an[2 * H + j] + zn[2 * H + j])
                         let o = sigmoid(an[3 * H + j] + zn[3 * H + j])
                         an[j] = i; an[H + j] = f; an[2 * H + j] = g; an[3 * H + j] = o
                         let cv = f * cp[j] + i * g
                         cq[j] = cv
-                        hqn[j] = o * T.tanh(cv)
+                        hqn[j] = o * tanhViaExp(cv)
                     }
                 case .gru:
                     let hh = hnb + (t * N + n) * H
@@ -166,7 +166,7 @@ public final class Recurrent<T: Real>: Layer<T> {
                         let r = sigmoid(an[j] + zn[j])
                         let zz = sigmoid(an[H + j] + zn[H + j])
                         hh[j] = zn[2 * H + j]
-                        let nv = T.tanh(an[2 * H + j] + r * hh[j])
+                        let nv = tanhViaExp(an[2 * H + j] + r * hh[j])
                         an[j] = r; an[H + j] = zz; an[2 * H + j] = nv
                         hqn[j] = (1 - zz) * nv + zz * hpn[j]
                     }
@@ -232,7 +232,7 @@ public final class Recurrent<T: Real>: Layer<T> {
                     let cp = c + k * N * H + n * H, cq = c + (k + 1) * N * H + n * H, dcv = dcp + n * H
                     for j in 0..<H {
                         let i = an[j], f = an[H + j], g = an[2 * H + j], o = an[3 * H + j]
-                        let tc = T.tanh(cq[j])
+                        let tc = tanhViaExp(cq[j])
                         let dcn = dcv[j] + dhv[j] * o * (1 - tc * tc)
                         dxn[j] = dcn * g * i * (1 - i)
                         dxn[H + j] = dcn * cp[j] * f * (1 - f)
@@ -286,4 +286,12 @@ func orthogonalRows<T: Real>(_ m: UnsafeMutablePointer<T>, rows: Int, cols: Int,
         for j in 0..<cols { a[r * cols + j] *= inv }
     }
     for i in 0..<rows * cols { m[i] = T(a[i]) }
+}
+
+/// tanh(x) = 1 − 2/(e^{2x} + 1): one exp, a third of glibc's tanhf (which goes through expm1f
+/// and was 41% of an LSTM's training time). Absolute error about 1e-7 in Float near 0;
+/// exact limits ±1 (e^{2x} overflows to ∞ or underflows to 0).
+@inline(__always)
+func tanhViaExp<T: Real>(_ x: T) -> T {
+    1 - 2 / (T.exp(2 * x) + 1)
 }

@@ -136,3 +136,18 @@ final class OrthogonalInitTests: XCTestCase {
         }
     }
 }
+
+final class FastTanhTests: XCTestCase {
+    func testTanhViaExpAgreesWithTanh() {
+        var worst: Float = 0
+        var x: Float = -20
+        while x <= 20 {
+            worst = max(worst, abs(tanhViaExp(x) - tanhf(x)))
+            x += 0.001
+        }
+        XCTAssertLessThan(worst, 3e-7)
+        XCTAssertEqual(tanhViaExp(Float(100)), 1)
+        XCTAssertEqual(tanhViaExp(Float(-100)), -1)
+        XCTAssertEqual(tanhViaExp(0.3), tanh(0.3), accuracy: 1e-15)
+    }
+}
