@@ -1,6 +1,8 @@
 // Element-wise Float kernels on SIMD8 vectors, for the hot loops the compiler will not
 // vectorize on its own (a select on a comparison compiles to a branch per element).
 
+import Foundation
+
 /// y = max(x, 0).
 public func reluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int) {
     let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
@@ -24,4 +26,55 @@ public func reluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, 
         i += 8
     }
     while i < n { dx[i] = x[i] > 0 ? dy[i] : 0; i += 1 }
+}
+
+/// e^x on eight lanes: Cody–Waite range reduction x = n·ln2 + r, |r| ≤ ln2/2, a degree-6
+/// polynomial for e^r (Cephes' expf coefficients), and 2^n built in the exponent bits.
+/// Relative error below 2e-7 over the range; inputs are clamped to ±88.3, so e^x saturates
+/// at about 2.2e38 (not ∞) and underflows to about 4.7e-39 (not 0), which is what the sigmoid
+/// and tanh built on it need.
+@inline(__always)
+public func expSIMD(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    let lo = SIMD8<Float>(repeating: -87.3), hi = SIMD8<Float>(repeating: 88.3)
+    let v = x.replacing(with: lo, where: x .< lo).replacing(with: hi, where: x .> hi)
+    // n = round(v/ln2) by the 1.5·2^23 trick: adding it rounds to an integer held in the low
+    // mantissa bits, so n is exact as a float and as an integer without a conversion.
+    let magic = SIMD8<Float>(repeating: 12_582_912)
+    let t = v * 1.442695040888963 + magic
+    let n = t - magic
+    var r = v - n * 0.693359375
+    r = r - n * -2.12194440e-4
+    var p = SIMD8<Float>(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    p = p * r * r + r + 1
+    let bits = (unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+    return p * unsafeBitCast(bits, to: SIMD8<Float>.self)
+}
+
+/// x ← 1/(1 + e^−x), in place.
+public func sigmoidInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+    let raw = UnsafeMutableRawPointer(x)
+    var i = 0
+    while i + 8 <= n {
+        let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+        raw.storeBytes(of: 1 / (1 + expSIMD(-v)), toByteOffset: 4 * i, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n { x[i] = 1 / (1 + expf(-x[i])); i += 1 }
+}
+
+/// x ← tanh x = 1 − 2/(e^{2x} + 1), in place.
+public func tanhInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+    let raw = UnsafeMutableRawPointer(x)
+    var i = 0
+    while i + 8 <= n {
+        let v = raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+        raw.storeBytes(of: 1 - 2 / (expSIMD(2 * v) + 1), toByteOffset: 4 * i, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n { x[i] = 1 - 2 / (expf(2 * x[i]) + 1); i += 1 }
 }

@@ -15,6 +15,10 @@ public protocol Real: BinaryFloatingPoint, Sendable where Self.RawSignificand: F
     static func tanh(_ x: Self) -> Self
     static func erf(_ x: Self) -> Self
     static func sqrt(_ x: Self) -> Self
+    /// x ← 1/(1 + e^−x) over `count` values (vectorized for Float).
+    static func sigmoidInPlace(_ x: UnsafeMutablePointer<Self>, count: Int)
+    /// x ← tanh x over `count` values (vectorized for Float).
+    static func tanhInPlace(_ x: UnsafeMutablePointer<Self>, count: Int)
 }
 
 extension Float: Real {
@@ -28,6 +32,8 @@ extension Float: Real {
     @inline(__always) public static func tanh(_ x: Float) -> Float { Foundation.tanhf(x) }
     @inline(__always) public static func erf(_ x: Float) -> Float { Foundation.erff(x) }
     @inline(__always) public static func sqrt(_ x: Float) -> Float { x.squareRoot() }
+    @inline(__always) public static func sigmoidInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) { Compute.sigmoidInPlace(x, count: count) }
+    @inline(__always) public static func tanhInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) { Compute.tanhInPlace(x, count: count) }
 }
 
 extension Double: Real {
@@ -43,4 +49,10 @@ extension Double: Real {
     @inline(__always) public static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
     @inline(__always) public static func erf(_ x: Double) -> Double { Foundation.erf(x) }
     @inline(__always) public static func sqrt(_ x: Double) -> Double { x.squareRoot() }
+    public static func sigmoidInPlace(_ x: UnsafeMutablePointer<Double>, count: Int) {
+        for i in 0..<count { x[i] = 1 / (1 + Foundation.exp(-x[i])) }
+    }
+    public static func tanhInPlace(_ x: UnsafeMutablePointer<Double>, count: Int) {
+        for i in 0..<count { x[i] = Foundation.tanh(x[i]) }
+    }
 }

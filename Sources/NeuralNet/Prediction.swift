@@ -85,6 +85,9 @@ public final class Predictor {
     public var outputs: Int { model.network.outputSize }
     /// Samples per forward pass of one replica.
     static let chunk = 16
+    /// Recurrent layers run one GEMM per step over the chunk: 16 rows are too thin for it.
+    static let sequenceChunk = 128
+    private lazy var samplesPerPass = model.network.layers.contains { $0 is Recurrent<Float> } ? Predictor.sequenceChunk : Predictor.chunk
 
     /// The output fields `p` and `yhat` for this model.
     public var outputFields: [Field] {
@@ -124,6 +127,7 @@ public final class Predictor {
         let lp: UnsafePointer<Int32>? = lengths == nil ? nil : lens.withUnsafeBufferPointer { $0.baseAddress }
         let xp = x.pointer, pp = p.pointer, k = outputs, task = model.task
         let parts = min(replicas.count, count)
+        let chunk = samplesPerPass
         let reps = replicas
         let work = { (i: Int) in
             let lo = count * i / parts, hi = count * (i + 1) / parts
@@ -131,7 +135,7 @@ public final class Predictor {
             // At most `chunk` samples per forward, to bound the activations' memory.
             var a = lo
             while a < hi {
-                let n = min(Predictor.chunk, hi - a)
+                let n = min(chunk, hi - a)
                 let out = reps[i].forward(xp + a * s, batch: n, training: false, rng: &rng, lengths: lp.map { $0 + a })
                 Loss.head(task: task, output: out, batch: n, outputs: k, into: pp + a * k)
                 a += n

@@ -48,6 +48,7 @@ public final class Recurrent<T: Real>: Layer<T> {
     private let hPrev = Scratch<T>()                     // S×N×H, states before each time
     private let dh = Scratch<T>(), dc = Scratch<T>()     // N×H
     private let dxT = Scratch<T>()                       // S×N×D
+    private let tcBuffer = Scratch<T>()                  // H: tanh of one sample's cell
     private var lens: [Int] = []
 
     init(inputShape: [Int], kind: CellKind, units: Int, sequences: Bool, bidirectional: Bool) {
@@ -143,33 +144,29 @@ public final class Recurrent<T: Real>: Layer<T> {
                 let an = a + (t * N + n) * GH, zn = zp + n * GH
                 switch kind {
                 case .rnn:
-                    for j in 0..<H {
-                        let v = tanhViaExp(an[j] + zn[j])
-                        an[j] = v
-                        hqn[j] = v
-                    }
+                    for j in 0..<H { an[j] += zn[j] }
+                    T.tanhInPlace(an, count: H)
+                    hqn.update(from: an, count: H)
                 case .lstm:
                     let cp = c + k * N * H + n * H, cq = c + (k + 1) * N * H + n * H
-                    for j in 0..<H {
-                        let i = sigmoid(an[j] + zn[j])
-                        let f = sigmoid(an[H + j] + zn[H + j])
-                        let g = tanhViaExp(an[2 * H + j] + zn[2 * H + j])
-                        let o = sigmoid(an[3 * H + j] + zn[3 * H + j])
-                        an[j] = i; an[H + j] = f; an[2 * H + j] = g; an[3 * H + j] = o
-                        let cv = f * cp[j] + i * g
-                        cq[j] = cv
-                        hqn[j] = o * tanhViaExp(cv)
-                    }
+                    for j in 0..<GH { an[j] += zn[j] }
+                    T.sigmoidInPlace(an, count: 2 * H)         // i, f
+                    T.tanhInPlace(an + 2 * H, count: H)        // g
+                    T.sigmoidInPlace(an + 3 * H, count: H)     // o
+                    for j in 0..<H { cq[j] = an[H + j] * cp[j] + an[j] * an[2 * H + j] }
+                    hqn.update(from: cq, count: H)
+                    T.tanhInPlace(hqn, count: H)
+                    for j in 0..<H { hqn[j] *= an[3 * H + j] }
                 case .gru:
                     let hh = hnb + (t * N + n) * H
+                    for j in 0..<2 * H { an[j] += zn[j] }
+                    T.sigmoidInPlace(an, count: 2 * H)         // r, z
                     for j in 0..<H {
-                        let r = sigmoid(an[j] + zn[j])
-                        let zz = sigmoid(an[H + j] + zn[H + j])
                         hh[j] = zn[2 * H + j]
-                        let nv = tanhViaExp(an[2 * H + j] + r * hh[j])
-                        an[j] = r; an[H + j] = zz; an[2 * H + j] = nv
-                        hqn[j] = (1 - zz) * nv + zz * hpn[j]
+                        an[2 * H + j] += an[j] * hh[j]
                     }
+                    T.tanhInPlace(an + 2 * H, count: H)        // n
+                    for j in 0..<H { hqn[j] = (1 - an[H + j]) * an[2 * H + j] + an[H + j] * hpn[j] }
                 }
                 if sequences { (y + (n * S + t) * out + d * H).update(from: hqn, count: H) }
             }
@@ -188,6 +185,7 @@ public final class Recurrent<T: Real>: Layer<T> {
         dh.reserve(N * H)
         dc.reserve(N * H)
         dxT.reserve(S * N * D)
+        tcBuffer.reserve(H)
         for d in 0..<directions { backwardDirection(d, N: N, dy: dy, accumulate: d > 0) }
         guard let dx else { return }
         let g = dxT.pointer
@@ -230,9 +228,12 @@ public final class Recurrent<T: Real>: Layer<T> {
                     }
                 case .lstm:
                     let cp = c + k * N * H + n * H, cq = c + (k + 1) * N * H + n * H, dcv = dcp + n * H
+                    let tcs = tcBuffer.pointer
+                    tcs.update(from: cq, count: H)
+                    T.tanhInPlace(tcs, count: H)
                     for j in 0..<H {
                         let i = an[j], f = an[H + j], g = an[2 * H + j], o = an[3 * H + j]
-                        let tc = tanhViaExp(cq[j])
+                        let tc = tcs[j]
                         let dcn = dcv[j] + dhv[j] * o * (1 - tc * tc)
                         dxn[j] = dcn * g * i * (1 - i)
                         dxn[H + j] = dcn * cp[j] * f * (1 - f)
@@ -288,10 +289,3 @@ func orthogonalRows<T: Real>(_ m: UnsafeMutablePointer<T>, rows: Int, cols: Int,
     for i in 0..<rows * cols { m[i] = T(a[i]) }
 }
 
-/// tanh(x) = 1 − 2/(e^{2x} + 1): one exp, a third of glibc's tanhf (which goes through expm1f
-/// and was 41% of an LSTM's training time). Absolute error about 1e-7 in Float near 0;
-/// exact limits ±1 (e^{2x} overflows to ∞ or underflows to 0).
-@inline(__always)
-func tanhViaExp<T: Real>(_ x: T) -> T {
-    1 - 2 / (T.exp(2 * x) + 1)
-}

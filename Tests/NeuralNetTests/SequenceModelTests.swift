@@ -2,6 +2,7 @@
 // memory through time can solve, and the model file's record of lengths and vocabulary.
 
 @testable import NeuralNet
+import Compute
 import TensorCore
 import TensorStream
 import XCTest
@@ -137,17 +138,40 @@ final class OrthogonalInitTests: XCTestCase {
     }
 }
 
-final class FastTanhTests: XCTestCase {
-    func testTanhViaExpAgreesWithTanh() {
-        var worst: Float = 0
-        var x: Float = -20
-        while x <= 20 {
-            worst = max(worst, abs(tanhViaExp(x) - tanhf(x)))
-            x += 0.001
+final class VectorActivationTests: XCTestCase {
+    /// expSIMD, sigmoidInPlace and tanhInPlace (the recurrent layers' Float kernels) against
+    /// libm over [-100, 100] in steps of 0.001, lengths that leave a scalar tail.
+    func testVectorExpSigmoidAndTanhAgreeWithLibm() {
+        var xs: [Float] = []
+        var v: Float = -100
+        while v <= 100 { xs.append(v); v += 0.001 }
+        xs.append(contentsOf: [0, -0, 1e-30, -1e-30])
+        var worstExp: Float = 0
+        for i in stride(from: 0, to: xs.count - 8, by: 8) {
+            let e = expSIMD(SIMD8(xs[i..<i + 8]))
+            for k in 0..<8 {
+                let want = expf(xs[i + k])
+                guard xs[i + k] >= -87.3, xs[i + k] <= 88.3 else {
+                    // clamped: saturates, stays finite and positive
+                    XCTAssertTrue(e[k].isFinite && e[k] > 0)
+                    continue
+                }
+                worstExp = max(worstExp, abs(e[k] - want) / want)
+            }
         }
-        XCTAssertLessThan(worst, 3e-7)
-        XCTAssertEqual(tanhViaExp(Float(100)), 1)
-        XCTAssertEqual(tanhViaExp(Float(-100)), -1)
-        XCTAssertEqual(tanhViaExp(0.3), tanh(0.3), accuracy: 1e-15)
+        XCTAssertLessThan(worstExp, 3e-7, "relative error of e^x")
+        var s = xs, t = xs
+        sigmoidInPlace(&s, count: s.count - 3)  // the last three go through the scalar tail
+        tanhInPlace(&t, count: t.count - 3)
+        var worstS: Float = 0, worstT: Float = 0
+        for i in 0..<xs.count - 3 {
+            worstS = max(worstS, abs(s[i] - 1 / (1 + expf(-xs[i]))))
+            worstT = max(worstT, abs(t[i] - tanhf(xs[i])))
+        }
+        XCTAssertLessThan(worstS, 2e-7)
+        XCTAssertLessThan(worstT, 3e-7)
+        XCTAssertEqual(t[0], -1, "tanh saturates exactly")
+        XCTAssertEqual(s[0], 0, accuracy: 1e-37)
+        XCTAssertEqual(Array(s.suffix(3)), Array(xs.suffix(3)), "count is respected")
     }
 }
