@@ -186,14 +186,14 @@ public final class Recurrent<T: Real>: Layer<T> {
         dc.reserve(N * H)
         dxT.reserve(S * N * D)
         tcBuffer.reserve(H)
-        for d in 0..<directions { backwardDirection(d, N: N, dy: dy, accumulate: d > 0) }
+        for d in 0..<directions { backwardDirection(d, N: N, dy: dy, accumulate: d > 0, inputGradient: dx != nil) }
         guard let dx else { return }
         let g = dxT.pointer
         for n in 0..<N { for t in 0..<S { (dx + (n * S + t) * D).update(from: g + (t * N + n) * D, count: D) } }
     }
 
     @_specialize(where T == Float)
-    private func backwardDirection(_ d: Int, N: Int, dy: UnsafePointer<T>, accumulate: Bool) {
+    private func backwardDirection(_ d: Int, N: Int, dy: UnsafePointer<T>, accumulate: Bool, inputGradient: Bool) {
         let GH = G * H
         let p = params + d * directionSize, gp = grads + d * directionSize
         let wx = p, wh = p + D * GH
@@ -265,6 +265,8 @@ public final class Recurrent<T: Real>: Layer<T> {
             let gx = dax + r * GH, gh = dah + r * GH
             for j in 0..<GH { gbx[j] += gx[j]; gbh[j] += gh[j] }
         }
+        // The first layer's input gradient is not needed.
+        guard inputGradient else { return }
         T.gemm(transA: false, transB: true, m: S * N, n: D, k: GH, alpha: 1, a: dax, lda: GH, b: wx, ldb: GH, beta: accumulate ? 1 : 0, c: dxT.pointer, ldc: D)
     }
 }
