@@ -58,17 +58,7 @@ public final class Predictor {
             let got = schema.metadata("\(field).vocabulary").map { "vocabulary (\($0))" } ?? "no vocabulary record"
             throw ModelError(name, "field '\(field)' has \(got) but the model was trained on tokens of vocabulary (\(want)); tokenize with the model's vocabulary (tensor-load --vocab)")
         }
-        if let lf = model.lengthField {
-            guard let li = schema.index(of: lf) else {
-                throw ModelError(name, "no field '\(lf)', the sequence lengths the model reads (fields: \(schema.fields.map(\.name).joined(separator: ", ")))")
-            }
-            guard !schema.fields[li].dtype.isFloatingPoint, schema.fields[li].shape.count == 1 else {
-                throw ModelError(name, "length field '\(lf)' is \(schema.fields[li].dtype) \(schema.fields[li].shape); it must hold one integer per sample")
-            }
-            lengthIndex = li
-        } else {
-            lengthIndex = nil
-        }
+        lengthIndex = try model.lengthField.map { try lengthFieldIndex(schema, $0, source: name) }
         if model.task == .classification, let c = schema.classes(of: model.targetField), c != model.classes {
             throw ModelError(name, "class names of '\(model.targetField)' differ from the model's (\(c.count) vs \(model.classes.count) classes)")
         }

@@ -46,6 +46,17 @@ public func convertLengths(_ p: UnsafeRawPointer, dtype: DType, count: Int, step
     return nil
 }
 
+/// The index of the length field `name` in `schema`, which must hold one integer per sample.
+func lengthFieldIndex(_ schema: Schema, _ name: String, source: String) throws -> Int {
+    guard let i = schema.index(of: name) else {
+        throw ModelError(source, "no field '\(name)', the sequence lengths the model reads (fields: \(schema.fields.map(\.name).joined(separator: ", ")))")
+    }
+    guard !schema.fields[i].dtype.isFloatingPoint, schema.fields[i].shape.count == 1 else {
+        throw ModelError(source, "length field '\(name)' is \(schema.fields[i].dtype) \(schema.fields[i].shape); it must hold one integer per sample")
+    }
+    return i
+}
+
 /// Samples in memory: inputs as Float, and labels or regression targets.
 public struct Dataset {
     public var count = 0
@@ -119,17 +130,7 @@ public final class DatasetStream {
                 length: String? = nil, tokens: Int? = nil) throws {
         let s = reader.schema
         let name = reader.source.name
-        if let length {
-            guard let i = s.index(of: length) else {
-                throw ModelError(name, "no length field '\(length)' (fields: \(s.fields.map(\.name).joined(separator: ", ")))")
-            }
-            guard !s.fields[i].dtype.isFloatingPoint, s.fields[i].shape.count == 1 else {
-                throw ModelError(name, "length field '\(length)' is \(s.fields[i].dtype) \(s.fields[i].shape); it must hold one integer per sample")
-            }
-            li = i
-        } else {
-            li = nil
-        }
+        li = try length.map { try lengthFieldIndex(s, $0, source: name) }
         self.length = length
         self.tokens = tokens
         steps = s.field(input)?.shape.dims.first ?? 1
