@@ -55,10 +55,22 @@ public final class AtomicFile: ByteSink {
         let dir = url.deletingLastPathComponent().path
         let base = url.lastPathComponent
         var template = Array("\(dir)/.\(base).XXXXXX".utf8CString)
+        // SIGINT/SIGTERM/SIGHUP wait until the file is registered: a signal between mkstemp
+        // and the registration would leave it behind.
+        var block = sigset_t(), previous = sigset_t()
+        sigemptyset(&block)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&block, sig) }
+        pthread_sigmask(SIG_BLOCK, &block, &previous)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else { throw IOError(name: path, operation: "cannot create a temporary file", code: errno) }
-        tempPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        TempFileRegistry.add(tempPath)
+        let code = errno
+        if fd >= 0 {
+            tempPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            TempFileRegistry.add(tempPath)
+        } else {
+            tempPath = ""
+        }
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        guard fd >= 0 else { throw IOError(name: path, operation: "cannot create a temporary file", code: code) }
         // Keep the mode of the file being replaced; a new file gets 0666 less the umask.
         var st = stat()
         if stat(path, &st) == 0 {

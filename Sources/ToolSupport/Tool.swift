@@ -58,9 +58,13 @@ public enum Tool {
         signal(SIGXFSZ, SIG_IGN)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig) { s in
+                // The signal is blocked while this runs; raise() delivers it again, with the
+                // default action, when the handler returns. errno is the interrupted code's.
+                let saved = errno
                 TempFileRegistry.unlinkAll()
                 signal(s, SIG_DFL)
                 raise(s)
+                errno = saved
             }
         }
     }
