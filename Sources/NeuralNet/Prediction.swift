@@ -60,7 +60,7 @@ public final class Predictor {
         }
         lengthIndex = try model.lengthField.map { try lengthFieldIndex(schema, $0, source: name) }
         if model.task == .classification, let c = schema.classes(of: model.targetField), c != model.classes {
-            throw ModelError(name, "class names of '\(model.targetField)' differ from the model's (\(c.count) vs \(model.classes.count) classes)")
+            throw ModelError(name, classMismatch(field: model.targetField, data: c, model: model.classes))
         }
         for out in ["p", "yhat"] where schema.index(of: out) != nil {
             throw ModelError(name, "the stream already has a field '\(out)'; drop it first (tensor-cat --fields)")
@@ -146,4 +146,17 @@ public final class Predictor {
         }
         return UnsafePointer(pp)
     }
+}
+
+/// The message for data whose class names differ from a model's: both lists, from their
+/// first difference, so that a reordered or renamed class is visible in one line.
+public func classMismatch(field: String, data: [String], model: [String]) -> String {
+    let first = (0..<min(data.count, model.count)).first { data[$0] != model[$0] } ?? min(data.count, model.count)
+    func list(_ names: [String]) -> String {
+        let shown = names.dropFirst(first).prefix(4)
+        let head = (first > 0 ? "…, " : "") + shown.joined(separator: ", ")
+        let more = names.count - first - shown.count
+        return (shown.isEmpty ? "nothing more" : head + (more > 0 ? ", …" : "")) + "; \(names.count) classes"
+    }
+    return "class names of '\(field)' differ from the model's at class \(first): the data has (\(list(data))), the model (\(list(model)))"
 }

@@ -332,7 +332,7 @@ struct Fit: ParsableCommand {
             throw ToolFailure(name, "field '\(m.inputField)' has \(got) but the model's tokens are of vocabulary (\(want)); tokenize with the same vocabulary (tensor-load --vocab)")
         }
         if m.task == .classification, let c = s.classes(of: m.targetField), c != m.classes {
-            throw ToolFailure(name, "class names of '\(m.targetField)' (\(c.prefix(4).joined(separator: ", "))…) differ from the model's (\(m.classes.prefix(4).joined(separator: ", "))…)")
+            throw ToolFailure(name, classMismatch(field: m.targetField, data: c, model: m.classes))
         }
     }
 

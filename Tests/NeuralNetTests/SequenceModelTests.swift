@@ -119,6 +119,18 @@ final class SequenceModelTests: XCTestCase {
         x[7] = 4
         XCTAssertNil(back.network.invalidToken(&x, count: x.count))
     }
+
+    func testClassMismatchNamesBothListsFromTheFirstDifference() {
+        // fit --resume and predict refuse data whose classes differ; a swap deep in a long list
+        // must be visible in the one line.
+        let model = (0..<20).map { "c\($0)" }
+        var data = model
+        data.swapAt(11, 12)
+        XCTAssertEqual(classMismatch(field: "y", data: data, model: model),
+                       "class names of 'y' differ from the model's at class 11: the data has (…, c12, c11, c13, c14, …; 20 classes), the model (…, c11, c12, c13, c14, …; 20 classes)")
+        XCTAssertEqual(classMismatch(field: "y", data: ["a", "b"], model: ["a", "b", "c"]),
+                       "class names of 'y' differ from the model's at class 2: the data has (nothing more; 2 classes), the model (…, c; 3 classes)")
+    }
 }
 
 final class OrthogonalInitTests: XCTestCase {

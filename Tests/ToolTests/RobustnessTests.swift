@@ -327,8 +327,9 @@ final class RobustnessTests: XCTestCase {
         let classes = (0..<10).map { "c\($0)" }.joined(separator: ",")
         XCTAssertEqual(try sh("tensor-load --classes \(classes) x=\(testdata("idx/images-u8.idx.gz")) y=\(testdata("idx/labels-u8.idx")) | normalize --scale 255 -o named.tns", cwd: tmp).status, 0)
         assertFails(try sh("fit --resume m.model --epochs 1 -o x.model named.tns", cwd: tmp), status: 65, prefix: "fit: named.tns: ",
-                    contains: "class names of 'y' (c0, c1, c2, c3…) differ from the model's (0, 1, 2, 3…)")
-        assertFails(try sh("predict -m m.model named.tns", cwd: tmp), status: 65, prefix: "predict: named.tns: ", contains: "class names of 'y' differ")
+                    contains: "class names of 'y' differ from the model's at class 0: the data has (c0, c1, c2, c3, …; 10 classes), the model (0, 1, 2, 3, …; 10 classes)")
+        assertFails(try sh("predict -m m.model named.tns", cwd: tmp), status: 65, prefix: "predict: named.tns: ",
+                    contains: "class names of 'y' differ from the model's at class 0: the data has (c0, c1, c2, c3, …; 10 classes), the model (0, 1, 2, 3, …; 10 classes)")
         XCTAssertFalse(exists("x.model"))
     }
 
