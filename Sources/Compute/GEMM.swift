@@ -7,6 +7,12 @@
 // `ulimit -v` those threads spin forever failing to map their buffers (the tool then hangs at
 // exit). The tools never use OpenBLAS's threads anyway: they split batches across replicas,
 // each calling a single-threaded GEMM. Tools that do no linear algebra never load it.
+//
+// OpenBLAS picks its kernels by CPU model, and a release older than the CPU falls back to
+// AVX2: Debian's 0.3.21 runs Haswell kernels on AMD Zen 5 (family 1Ah), half the speed of its
+// AVX-512 ones there (measured, 1 thread: 113 vs 223 GFLOP/s at 2048³, 112 vs 203 on the
+// mnist-cnn conv2 shape). So when the CPU and kernel offer AVX-512 (F, CD, BW, DQ, VL, the
+// set OpenBLAS's SkylakeX kernels use) and the user has not chosen, the tools ask for those.
 
 import Foundation
 
@@ -21,12 +27,32 @@ public enum OpenBLAS {
     /// The library's name, as `dlopen` looks it up.
     public static let library = "libopenblas.so.0"
 
-    static let loaded: (sgemm: SGEMM, dgemm: DGEMM)? = {
+    static let loaded: (sgemm: SGEMM, dgemm: DGEMM, core: String)? = {
         setenv("OPENBLAS_NUM_THREADS", "1", 1)
+        if getenv("OPENBLAS_CORETYPE") == nil,
+           let core = preferredCore(cpuFlags: FileHandle(forReadingAtPath: "/proc/cpuinfo")
+                                        .flatMap { try? $0.readToEnd() }.map { String(decoding: $0, as: UTF8.self) } ?? "") {
+            setenv("OPENBLAS_CORETYPE", core, 1)
+        }
         guard let h = dlopen(library, RTLD_NOW | RTLD_LOCAL),
               let s = dlsym(h, "cblas_sgemm"), let d = dlsym(h, "cblas_dgemm") else { return nil }
-        return (unsafeBitCast(s, to: SGEMM.self), unsafeBitCast(d, to: DGEMM.self))
+        typealias CoreName = @convention(c) () -> UnsafePointer<CChar>?
+        let name = dlsym(h, "openblas_get_corename").flatMap { unsafeBitCast($0, to: CoreName.self)() }.map { String(cString: $0) }
+        return (unsafeBitCast(s, to: SGEMM.self), unsafeBitCast(d, to: DGEMM.self), name ?? "unknown")
     }()
+
+    /// The OpenBLAS core type to request for a CPU whose `/proc/cpuinfo` text is given: the
+    /// AVX-512 kernels when the CPU has what they use (the kernel lists a flag only when it
+    /// saves that state), else nil, leaving OpenBLAS's own choice.
+    public static func preferredCore(cpuFlags cpuinfo: String) -> String? {
+        guard let line = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
+        let flags = Set(line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ":" }))
+        let needed: [Substring] = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
+        return needed.allSatisfy(flags.contains) ? "SKYLAKEX" : nil
+    }
+
+    /// The kernel set OpenBLAS runs (as `openblas_get_corename` names it), once loaded.
+    public static var coreName: String? { loaded?.core }
 
     /// Loads OpenBLAS now; a tool calls this at start so that a missing library is an error
     /// message, not a crash in the middle of training. Returns the loader's complaint on failure.
@@ -54,7 +80,7 @@ public enum OpenBLAS {
     }
 
     @inline(__always)
-    static var functions: (sgemm: SGEMM, dgemm: DGEMM) {
+    static var functions: (sgemm: SGEMM, dgemm: DGEMM, core: String) {
         guard let f = loaded else {
             // Reached only when a tool skipped load(): an installation fault, not bad data.
             fatalError("\(library) is not loaded")  // trap-ok: tools check load() at start

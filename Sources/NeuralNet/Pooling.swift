@@ -78,6 +78,10 @@ public final class Pool2D<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         guard let dx else { return }
+        if kind == .max && size == 2 && stride == 2 {
+            maxBackward2x2(x, y, dy, dx, batch: batch)
+            return
+        }
         dx.update(repeating: 0, count: batch * H * W * C)
         let inv = 1 / T(size * size)
         let done = routed.pointer
@@ -106,6 +110,38 @@ public final class Pool2D<T: Real>: Layer<T> {
                     }
                 }
             }
+        }
+    }
+}
+
+extension Pool2D {
+    /// 2×2 stride-2 max pooling backward: each window's four gradients written at once (the
+    /// first position holding the maximum gets dy, the others 0), then the row and column a
+    /// window never covers (odd H or W) zeroed; no clearing pass, no per-window state.
+    @_specialize(where T == Float)
+    func maxBackward2x2(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, batch: Int) {
+        for n in 0..<batch {
+            let xn = x + n * H * W * C, dn = dx + n * H * W * C
+            for oh in 0..<OH {
+                for ow in 0..<OW {
+                    let o = ((n * OH + oh) * OW + ow) * C
+                    let yo = y + o, g = dy + o
+                    let k = ((2 * oh) * W + 2 * ow) * C
+                    let p0 = xn + k, p1 = p0 + W * C, d0 = dn + k, d1 = d0 + W * C
+                    for c in 0..<C {
+                        let m = yo[c], v = g[c]
+                        let h0 = p0[c] == m, h1 = !h0 && p0[c + C] == m
+                        let h2 = !h0 && !h1 && p1[c] == m, h3 = !h0 && !h1 && !h2
+                        d0[c] = h0 ? v : 0
+                        d0[c + C] = h1 ? v : 0
+                        d1[c] = h2 ? v : 0
+                        d1[c + C] = h3 ? v : 0
+                    }
+                }
+                if 2 * OW < W { (dn + ((2 * oh) * W + 2 * OW) * C).update(repeating: 0, count: (W - 2 * OW) * C)
+                                (dn + ((2 * oh + 1) * W + 2 * OW) * C).update(repeating: 0, count: (W - 2 * OW) * C) }
+            }
+            if 2 * OH < H { (dn + 2 * OH * W * C).update(repeating: 0, count: (H - 2 * OH) * W * C) }
         }
     }
 }

@@ -4,6 +4,7 @@
 import Compute
 import TensorCore
 import TensorStream
+import Foundation
 import XCTest
 
 final class KernelTests: XCTestCase {
@@ -65,6 +66,52 @@ final class KernelTests: XCTestCase {
                 XCTAssertEqual(y[((n * pool.OH + oh) * pool.OW + ow) * C + c], want, accuracy: 1e-6, "\(kind) \(P)/\(S)")
             } } } }
         } }
+    }
+
+    func testMaxPoolingBackwardRoutesTiesToTheFirstMaximum() {
+        // Small integers make ties common; the gradient goes to the window's first position
+        // (row-major) holding the maximum, and positions no window covers get 0, in both the
+        // 2×2 stride-2 fast path and the general one.
+        var rng = SeededRandom(seed: 5)
+        let (H, W, C, batch) = (7, 5, 3, 2)
+        for (P, S) in [(2, 2), (3, 2)] {
+            let pool = Pool2D<Float>(inputShape: [H, W, C], kind: .max, size: P, stride: S)
+            let x = (0..<batch * H * W * C).map { _ in Float(rng.next() % 3) }
+            let dy = (0..<batch * pool.outputSize).map { _ in Float(rng.next() % 100) + 1 }
+            var y = [Float](repeating: 0, count: batch * pool.outputSize)
+            var dx = [Float](repeating: .nan, count: x.count)
+            var r = SeededRandom(seed: 0)
+            pool.reserve(batch: batch)
+            pool.forward(x, &y, batch: batch, training: true, rng: &r)
+            pool.backward(x, y, dy, &dx, batch: batch)
+            var want = [Float](repeating: 0, count: x.count)
+            for n in 0..<batch { for oh in 0..<pool.OH { for ow in 0..<pool.OW { for c in 0..<C {
+                let o = ((n * pool.OH + oh) * pool.OW + ow) * C + c
+                search: for i in 0..<P { for j in 0..<P {
+                    let k = ((n * H + oh * S + i) * W + ow * S + j) * C + c
+                    if x[k] == y[o] { want[k] += dy[o]; break search }
+                } }
+            } } } }
+            XCTAssertEqual(dx, want, "max \(P)/\(S)")
+        }
+    }
+
+    func testOpenBLASKernelChoice() throws {
+        // AVX-512 kernels when the CPU has the flags they use; OpenBLAS's own choice otherwise;
+        // and a core the user sets in OPENBLAS_CORETYPE is never overridden.
+        let avx512 = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl\n"
+        XCTAssertEqual(OpenBLAS.preferredCore(cpuFlags: avx512), "SKYLAKEX")
+        XCTAssertNil(OpenBLAS.preferredCore(cpuFlags: "flags\t\t: fpu sse avx avx2 fma avx512f\n"), "AVX-512F alone is not enough")
+        XCTAssertNil(OpenBLAS.preferredCore(cpuFlags: "flags\t\t: fpu sse avx avx2 fma\n"))
+        XCTAssertNil(OpenBLAS.preferredCore(cpuFlags: ""))
+        XCTAssertNil(OpenBLAS.load())
+        let core = try XCTUnwrap(OpenBLAS.coreName)
+        if let chosen = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] {
+            XCTAssertEqual(core.lowercased(), chosen.lowercased(), "the user's OPENBLAS_CORETYPE is kept")
+        } else {
+            let cpuinfo = String(decoding: try XCTUnwrap(FileHandle(forReadingAtPath: "/proc/cpuinfo")?.readToEnd()), as: UTF8.self)
+            if OpenBLAS.preferredCore(cpuFlags: cpuinfo) != nil { XCTAssertEqual(core, "SkylakeX") }
+        }
     }
 
     func testReluKernelsMatchScalarDefinition() {
