@@ -78,3 +78,64 @@ public func tanhInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     }
     while i < n { x[i] = 1 - 2 / (expf(2 * x[i]) + 1); i += 1 }
 }
+
+/// One 2×2 max-pooling window over `n` channels: y = max(a, b, c, d), the window's four
+/// positions (row-major), each `n` contiguous values.
+@inline(__always)
+public func maxPool2x2Window(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _ d: UnsafePointer<Float>,
+                             _ y: UnsafeMutablePointer<Float>, count n: Int) {
+    var i = 0
+    while i + 8 <= n {
+        let o = 4 * i
+        // A select on a comparison: the standard library's generic pointwiseMax is not
+        // specialized here and costs a call per vector.
+        let va = UnsafeRawPointer(a).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        let vb = UnsafeRawPointer(b).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        let vc = UnsafeRawPointer(c).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        let vd = UnsafeRawPointer(d).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        let ab = va.replacing(with: vb, where: va .< vb), cd = vc.replacing(with: vd, where: vc .< vd)
+        UnsafeMutableRawPointer(y).storeBytes(of: ab.replacing(with: cd, where: ab .< cd), toByteOffset: o, as: SIMD8<Float>.self)
+        i &+= 8
+    }
+    while i < n {
+        let ab = a[i] > b[i] ? a[i] : b[i], cd = c[i] > d[i] ? c[i] : d[i]
+        y[i] = ab > cd ? ab : cd
+        i &+= 1
+    }
+}
+
+/// The backward of one 2×2 max-pooling window over `n` channels: each channel's gradient `g`
+/// goes to the first of a, b, c, d (row-major) equal to its maximum `y`; the other three get 0.
+/// Every one of the four gradient rows is written.
+@inline(__always)
+public func maxPool2x2WindowBackward(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _ d: UnsafePointer<Float>,
+                                     max y: UnsafePointer<Float>, grad g: UnsafePointer<Float>,
+                                     _ da: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>,
+                                     _ dc: UnsafeMutablePointer<Float>, _ dd: UnsafeMutablePointer<Float>, count n: Int) {
+    var i = 0
+    let zero = SIMD8<Float>()
+    while i + 8 <= n {
+        let o = 4 * i
+        let m = UnsafeRawPointer(y).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        let v = UnsafeRawPointer(g).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        let ha = UnsafeRawPointer(a).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) .== m
+        let hb = UnsafeRawPointer(b).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) .== m .& .!ha
+        var taken = ha .| hb
+        let hc = UnsafeRawPointer(c).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) .== m .& .!taken
+        taken = taken .| hc
+        UnsafeMutableRawPointer(da).storeBytes(of: zero.replacing(with: v, where: ha), toByteOffset: o, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(db).storeBytes(of: zero.replacing(with: v, where: hb), toByteOffset: o, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(dc).storeBytes(of: zero.replacing(with: v, where: hc), toByteOffset: o, as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(dd).storeBytes(of: v.replacing(with: 0, where: taken), toByteOffset: o, as: SIMD8<Float>.self)
+        i &+= 8
+    }
+    while i < n {
+        let m = y[i], v = g[i]
+        let ha = a[i] == m, hb = !ha && b[i] == m, hc = !ha && !hb && c[i] == m
+        da[i] = ha ? v : 0
+        db[i] = hb ? v : 0
+        dc[i] = hc ? v : 0
+        dd[i] = ha || hb || hc ? 0 : v
+        i &+= 1
+    }
+}

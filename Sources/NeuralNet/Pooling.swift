@@ -41,6 +41,10 @@ public final class Pool2D<T: Real>: Layer<T> {
                     for ow in 0..<OW {
                         let o = y + ((n * OH + oh) * OW + ow) * C
                         let p0 = xn + ((2 * oh) * W + 2 * ow) * C, p1 = p0 + W * C
+                        if T.self == Float.self {
+                            maxPool2x2Window(f32(p0), f32(p0 + C), f32(p1), f32(p1 + C), f32(o), count: C)
+                            continue
+                        }
                         for c in 0..<C {
                             let a = p0[c] > p0[c + C] ? p0[c] : p0[c + C]
                             let b = p1[c] > p1[c + C] ? p1[c] : p1[c + C]
@@ -128,14 +132,18 @@ extension Pool2D {
                     let yo = y + o, g = dy + o
                     let k = ((2 * oh) * W + 2 * ow) * C
                     let p0 = xn + k, p1 = p0 + W * C, d0 = dn + k, d1 = d0 + W * C
+                    if T.self == Float.self {
+                        maxPool2x2WindowBackward(f32(p0), f32(p0 + C), f32(p1), f32(p1 + C), max: f32(yo), grad: f32(g),
+                                                 f32(d0), f32(d0 + C), f32(d1), f32(d1 + C), count: C)
+                        continue
+                    }
                     for c in 0..<C {
                         let m = yo[c], v = g[c]
-                        let h0 = p0[c] == m, h1 = !h0 && p0[c + C] == m
-                        let h2 = !h0 && !h1 && p1[c] == m, h3 = !h0 && !h1 && !h2
+                        let h0 = p0[c] == m, h1 = !h0 && p0[c + C] == m, h2 = !h0 && !h1 && p1[c] == m
                         d0[c] = h0 ? v : 0
                         d0[c + C] = h1 ? v : 0
                         d1[c] = h2 ? v : 0
-                        d1[c + C] = h3 ? v : 0
+                        d1[c + C] = h0 || h1 || h2 ? 0 : v
                     }
                 }
                 if 2 * OW < W { (dn + ((2 * oh) * W + 2 * OW) * C).update(repeating: 0, count: (W - 2 * OW) * C)
@@ -145,6 +153,10 @@ extension Pool2D {
         }
     }
 }
+
+/// A pointer of a generic layer as the Float pointer it is (callers check `T.self == Float.self`).
+@inline(__always) func f32<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+@inline(__always) func f32<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> { UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self) }
 
 public final class GlobalAveragePool<T: Real>: Layer<T> {
     init(inputShape: [Int]) {

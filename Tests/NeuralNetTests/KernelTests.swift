@@ -50,7 +50,7 @@ final class KernelTests: XCTestCase {
 
     func testPoolingMatchesNaiveReference() {
         var rng = SeededRandom(seed: 4)
-        let (H, W, C, batch) = (7, 6, 3, 2)
+        let (H, W, C, batch) = (7, 6, 11, 2)  // 11 channels: one 8-lane vector and a scalar tail
         // 2×2 stride 2 max pooling has a fast path of its own; the others take the general one.
         for (P, S) in [(2, 2), (3, 2), (2, 1)] { for kind in [Pool2D<Float>.Kind.max, .average] {
             let pool = Pool2D<Float>(inputShape: [H, W, C], kind: kind, size: P, stride: S)
@@ -73,7 +73,7 @@ final class KernelTests: XCTestCase {
         // (row-major) holding the maximum, and positions no window covers get 0, in both the
         // 2×2 stride-2 fast path and the general one.
         var rng = SeededRandom(seed: 5)
-        let (H, W, C, batch) = (7, 5, 3, 2)
+        let (H, W, C, batch) = (7, 5, 11, 2)  // 11 channels: one 8-lane vector and a scalar tail
         for (P, S) in [(2, 2), (3, 2)] {
             let pool = Pool2D<Float>(inputShape: [H, W, C], kind: .max, size: P, stride: S)
             let x = (0..<batch * H * W * C).map { _ in Float(rng.next() % 3) }
