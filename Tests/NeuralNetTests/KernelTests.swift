@@ -27,27 +27,38 @@ final class KernelTests: XCTestCase {
 
     func testConvolutionMatchesDirectReference() {
         var rng = SeededRandom(seed: 3)
-        // 6×7×8 with a 3×3 kernel: im2col copies rows of 24 values, one 16-lane vector and a tail.
-        for (H, W, C, F, kh, kw, s, p) in [(8, 8, 1, 4, 3, 3, 1, Padding.valid), (6, 7, 8, 3, 3, 3, 1, .same), (7, 9, 3, 5, 3, 3, 2, .same), (6, 6, 2, 3, 5, 5, 1, .same), (5, 5, 4, 2, 1, 1, 1, .valid)] {
-            let batch = 3
+        // 6×7×8 with a 3×3 kernel: im2col copies rows of 24 values. Three shapes run Winograd at
+        // inference, with channel and filter counts of 8, 9, 11 and 16 (whole vectors and
+        // overlapping last ones) and odd output sizes (clipped tiles).
+        for (H, W, C, F, kh, kw, s, p) in [(8, 8, 1, 4, 3, 3, 1, Padding.valid), (9, 8, 1, 3, 3, 2, 2, .valid), (6, 7, 8, 9, 3, 3, 1, .same), (13, 13, 9, 11, 3, 3, 1, .valid),
+                                           (8, 9, 16, 8, 3, 3, 1, .valid), (7, 9, 3, 5, 3, 3, 2, .same), (6, 6, 2, 3, 5, 5, 1, .same), (5, 5, 4, 2, 1, 1, 1, .valid)] {
+            let batch = 9  // more than one Winograd chunk (7 samples of 36 tiles) for 13×13×9
             let conv = Conv2D<Float>(inputShape: [H, W, C], filters: F, kernel: (kh, kw), stride: s, padding: p)
             var params = (0..<conv.parameterCount).map { _ in Float(rng.nextGaussian()) }
             var grads = [Float](repeating: 0, count: conv.parameterCount)
             let x = (0..<batch * H * W * C).map { _ in Float(rng.nextGaussian()) }
-            var y = [Float](repeating: 0, count: batch * conv.outputSize)
+            var y = [Float](repeating: 0, count: batch * conv.outputSize), yi = y
+            if conv.usesWinograd { winogradShapes += 1 }
             params.withUnsafeMutableBufferPointer { pp in grads.withUnsafeMutableBufferPointer { gp in
                 conv.bind(params: pp.baseAddress!, grads: gp.baseAddress!)
                 conv.reserve(batch: batch)
                 var r = SeededRandom(seed: 0)
                 conv.forward(x, &y, batch: batch, training: true, rng: &r)
+                conv.forward(x, &yi, batch: batch, training: false, rng: &r)
             } }
             let K = kh * kw * C
             let ref = naiveConv(x, H: H, W: W, C: C, w: Array(params[0..<K * F]), b: Array(params[(K * F)...]), F: F, kh: kh, kw: kw, stride: s, padding: p, batch: batch)
             XCTAssertEqual(y.count, ref.count, "output shape")
             let diff = zip(y, ref).map { abs($0 - $1) }.max() ?? 0
             XCTAssertLessThan(diff, 1e-4, "\(H)x\(W)x\(C) k\(kh)x\(kw) s\(s) \(p): first \(Array(y.prefix(3))) vs \(Array(ref.prefix(3)))")
+            // Inference (Winograd for 3×3 stride 1 over 8 or more channels) computes the same.
+            let idiff = zip(yi, ref).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(idiff, 1e-4, "inference \(H)x\(W)x\(C) k\(kh)x\(kw) s\(s) \(p)")
         }
+        XCTAssertEqual(winogradShapes, 3, "the shapes above include three that run Winograd")
     }
+
+    var winogradShapes = 0
 
     func testPoolingMatchesNaiveReference() {
         var rng = SeededRandom(seed: 4)
