@@ -8,6 +8,17 @@ public enum ActivationKind: String, CaseIterable, Sendable {
     case relu, leakyrelu, sigmoid, tanh, gelu, softmax
 }
 
+/// y ← max(y, 0) over `count` values.
+@_specialize(where T == Float)
+func reluInPlace<T: Real>(_ y: UnsafeMutablePointer<T>, count n: Int) {
+    if T.self == Float.self {
+        let f = UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self)
+        reluForward(f, f, count: n)
+    } else {
+        for i in 0..<n where !(y[i] > 0) { y[i] = 0 }
+    }
+}
+
 public final class Activation<T: Real>: Layer<T> {
     public let kind: ActivationKind
     /// LeakyReLU's slope for negative inputs.

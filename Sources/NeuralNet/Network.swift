@@ -202,10 +202,25 @@ public final class Network<T: Real> {
                         lengths: UnsafePointer<Int32>? = nil) -> UnsafePointer<T> {
         reserve(batch: batch)
         var input = x
-        for (i, l) in layers.enumerated() {
+        var i = 0
+        while i < layers.count {
+            let l = layers[i]
             l.lengths = lengths
+            // Inference: ReLU then max pooling equals max pooling then ReLU (ReLU is monotone),
+            // and the ReLU then runs over the pooled values only (a quarter, for 2×2).
+            if !training, i + 1 < layers.count, let a = l as? Activation<T>, a.kind == .relu,
+               let p = layers[i + 1] as? Pool2D<T>, p.kind == .max {
+                let y = outputs[i + 1].pointer
+                p.lengths = lengths
+                p.forward(input, y, batch: batch, training: false, rng: &rng)
+                reluInPlace(y, count: batch * p.outputSize)
+                input = UnsafePointer(y)
+                i += 2
+                continue
+            }
             l.forward(input, outputs[i].pointer, batch: batch, training: training, rng: &rng)
             input = UnsafePointer(outputs[i].pointer)
+            i += 1
         }
         return input
     }

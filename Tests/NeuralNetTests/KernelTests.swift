@@ -60,6 +60,25 @@ final class KernelTests: XCTestCase {
 
     var winogradShapes = 0
 
+    func testInferenceComputesWhatTrainingDoes() throws {
+        // Inference takes shortcuts training cannot (Winograd convolutions, max pooling before
+        // the ReLU over the pooled values): the seed CNNs' outputs agree with the training path.
+        for (preset, shape) in [("mnist-cnn", [28, 28, 1]), ("cifar-cnn", [32, 32, 3])] {
+            let net = try Network<Float>(specs: try Architecture.parse(Architecture.presets[preset]!), inputShape: shape, classes: 10, task: .classification)
+            net.initialize(seed: 7)
+            var rng = SeededRandom(seed: 8)
+            let batch = 19
+            let x = (0..<batch * shape.reduce(1, *)).map { _ in Float(rng.nextUnitDouble()) }
+            var r = SeededRandom(seed: 0)
+            let trained = Array(UnsafeBufferPointer(start: net.forward(x, batch: batch, training: true, rng: &r), count: batch * 10))
+            let inferred = Array(UnsafeBufferPointer(start: net.forward(x, batch: batch, training: false, rng: &r), count: batch * 10))
+            let scale = trained.map(abs).max() ?? 1
+            let diff = zip(trained, inferred).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(diff, 1e-5 * max(scale, 1), "\(preset): logits differ by \(diff)")
+            XCTAssertGreaterThan(scale, 0)
+        }
+    }
+
     func testPoolingMatchesNaiveReference() {
         var rng = SeededRandom(seed: 4)
         let (H, W, C, batch) = (7, 6, 11, 2)  // 11 channels: one 8-lane vector and a scalar tail
