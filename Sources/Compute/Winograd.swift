@@ -87,3 +87,101 @@ public func winogradOutputTransform(_ m: UnsafePointer<Float>, stride: Int, bias
         store(s0 + s1 + s2 + b, y00, f)
     }
 }
+
+// F(4×4, 3×3): 6×6 tiles, 4×4 outputs, 36 products per channel pair for 16 outputs (2.25 per
+// output, against 4 for F(2×2, 3×3) and 9 directly), at the price of larger transforms and
+// rounding errors about ten times F(2×2, 3×3)'s (still near 1e-6 relative in single precision
+// for 3×3 kernels, Lavin and Gray's Table 4):
+//   G  = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1⁄24 1⁄12 ⅙; 1⁄24 −1⁄12 ⅙; 0 0 1]
+//   Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]
+//   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
+// ξ = 6·row + column.
+
+typealias Six = (F8, F8, F8, F8, F8, F8)
+
+@inline(__always) private func gt(_ a: F8, _ b: F8, _ c: F8) -> Six {
+    let s = a + c
+    return (a * 0.25, (s + b) * (-1.0 / 6), (s - b) * (-1.0 / 6),
+            a * (1.0 / 24) + b * (1.0 / 12) + c * (1.0 / 6), a * (1.0 / 24) - b * (1.0 / 12) + c * (1.0 / 6), c)
+}
+
+@inline(__always) private func bt(_ d: Six) -> Six {
+    let (d0, d1, d2, d3, d4, d5) = d
+    return (d0 * 4 - d2 * 5 + d4, d3 + d4 - (d1 + d2) * 4, (d1 - d2) * 4 - d3 + d4,
+            (d3 - d1) * 2 - d2 + d4, (d1 - d3) * 2 - d2 + d4, d1 * 4 - d3 * 5 + d5)
+}
+
+@inline(__always) private func at(_ m: Six) -> (F8, F8, F8, F8) {
+    let (m0, m1, m2, m3, m4, m5) = m
+    let p12 = m1 + m2, d12 = m1 - m2, p34 = m3 + m4, d34 = m3 - m4
+    return (m0 + p12 + p34, d12 + d34 * 2, p12 + p34 * 4, d12 + d34 * 8 + m5)
+}
+
+/// Weights for F(4×4, 3×3): as `winogradWeightTransform`, with 36 outputs `u[ξ]`.
+public func winograd43WeightTransform(_ g: UnsafePointer<UnsafePointer<Float>>, _ u: UnsafePointer<UnsafeMutablePointer<Float>>, count: Int) {
+    precondition(count >= 8)  // trap-ok: callers choose Winograd only for ≥ 8 filters
+    vectors(count) { f in
+        @inline(__always) func w(_ k: Int) -> F8 { load(g[k], f) }
+        // G g: columns j = 0, 1, 2 of the 6×3 product.
+        let c0 = gt(w(0), w(3), w(6)), c1 = gt(w(1), w(4), w(7)), c2 = gt(w(2), w(5), w(8))
+        // (G g) Gᵀ: row a of G g, (c0.a, c1.a, c2.a), to six.
+        @inline(__always) func row(_ a: Int, _ r: Six) {
+            store(r.0, u[6 &* a], f); store(r.1, u[6 &* a &+ 1], f); store(r.2, u[6 &* a &+ 2], f)
+            store(r.3, u[6 &* a &+ 3], f); store(r.4, u[6 &* a &+ 4], f); store(r.5, u[6 &* a &+ 5], f)
+        }
+        row(0, gt(c0.0, c1.0, c2.0))
+        row(1, gt(c0.1, c1.1, c2.1))
+        row(2, gt(c0.2, c1.2, c2.2))
+        row(3, gt(c0.3, c1.3, c2.3))
+        row(4, gt(c0.4, c1.4, c2.4))
+        row(5, gt(c0.5, c1.5, c2.5))
+    }
+}
+
+/// Inputs for F(4×4, 3×3): `d[ξ]` the 36 positions of a 6×6 tile; element ξ of Bᵀ d B goes to
+/// `v + ξ·stride`.
+public func winograd43InputTransform(_ d: UnsafePointer<UnsafePointer<Float>>, _ v: UnsafeMutablePointer<Float>, stride: Int, count: Int) {
+    precondition(count >= 8)  // trap-ok: callers choose Winograd only for ≥ 8 channels
+    vectors(count) { c in
+        @inline(__always) func col(_ j: Int) -> Six {
+            (load(d[j], c), load(d[6 &+ j], c), load(d[12 &+ j], c), load(d[18 &+ j], c), load(d[24 &+ j], c), load(d[30 &+ j], c))
+        }
+        // Bᵀ d, column by column: t_j = Bᵀ (column j of d).
+        let t0 = bt(col(0)), t1 = bt(col(1)), t2 = bt(col(2)), t3 = bt(col(3)), t4 = bt(col(4)), t5 = bt(col(5))
+        // (Bᵀ d) B: row a of Bᵀ d is (t0.a, …, t5.a).
+        @inline(__always) func row(_ a: Int, _ r: Six) {
+            let e = bt(r), o = v + 6 &* a &* stride
+            store(e.0, o, c); store(e.1, o + stride, c); store(e.2, o + 2 &* stride, c)
+            store(e.3, o + 3 &* stride, c); store(e.4, o + 4 &* stride, c); store(e.5, o + 5 &* stride, c)
+        }
+        row(0, (t0.0, t1.0, t2.0, t3.0, t4.0, t5.0))
+        row(1, (t0.1, t1.1, t2.1, t3.1, t4.1, t5.1))
+        row(2, (t0.2, t1.2, t2.2, t3.2, t4.2, t5.2))
+        row(3, (t0.3, t1.3, t2.3, t3.3, t4.3, t5.3))
+        row(4, (t0.4, t1.4, t2.4, t3.4, t4.4, t5.4))
+        row(5, (t0.5, t1.5, t2.5, t3.5, t4.5, t5.5))
+    }
+}
+
+/// Outputs for F(4×4, 3×3): element ξ of the products at `m + ξ·stride`; the 4×4 block
+/// Aᵀ M A plus `bias` goes to `y[4·i + j]`, written with y[0] last, so that a caller may alias
+/// positions past the output's edge to y[0].
+public func winograd43OutputTransform(_ m: UnsafePointer<Float>, stride: Int, bias: UnsafePointer<Float>,
+                                      _ y: UnsafePointer<UnsafeMutablePointer<Float>>, count: Int) {
+    precondition(count >= 8)  // trap-ok: callers choose Winograd only for ≥ 8 filters
+    vectors(count) { f in
+        @inline(__always) func col(_ j: Int) -> Six {
+            (load(m + j &* stride, f), load(m + (6 &+ j) &* stride, f), load(m + (12 &+ j) &* stride, f),
+             load(m + (18 &+ j) &* stride, f), load(m + (24 &+ j) &* stride, f), load(m + (30 &+ j) &* stride, f))
+        }
+        // Aᵀ M, column by column; then each of its four rows times A.
+        let t0 = at(col(0)), t1 = at(col(1)), t2 = at(col(2)), t3 = at(col(3)), t4 = at(col(4)), t5 = at(col(5))
+        let b = load(bias, f)
+        let r0 = at((t0.0, t1.0, t2.0, t3.0, t4.0, t5.0)), r1 = at((t0.1, t1.1, t2.1, t3.1, t4.1, t5.1))
+        let r2 = at((t0.2, t1.2, t2.2, t3.2, t4.2, t5.2)), r3 = at((t0.3, t1.3, t2.3, t3.3, t4.3, t5.3))
+        store(r3.3 + b, y[15], f); store(r3.2 + b, y[14], f); store(r3.1 + b, y[13], f); store(r3.0 + b, y[12], f)
+        store(r2.3 + b, y[11], f); store(r2.2 + b, y[10], f); store(r2.1 + b, y[9], f); store(r2.0 + b, y[8], f)
+        store(r1.3 + b, y[7], f); store(r1.2 + b, y[6], f); store(r1.1 + b, y[5], f); store(r1.0 + b, y[4], f)
+        store(r0.3 + b, y[3], f); store(r0.2 + b, y[2], f); store(r0.1 + b, y[1], f); store(r0.0 + b, y[0], f)
+    }
+}

@@ -26,9 +26,9 @@ public final class Conv2D<T: Real>: Layer<T> {
     let H: Int, W: Int, C: Int, OH: Int, OW: Int, pt: Int, pl: Int
     private let col = Scratch<T>()
     private let dcol = Scratch<T>()
-    /// Winograd inference (Winograd.swift): transformed weights, inputs and products, and a
-    /// row of zeros for tiles that overhang the image.
-    let winoU = Scratch<T>(), winoV = Scratch<T>(), winoM = Scratch<T>(), winoZero = Scratch<T>()
+    /// Winograd inference (Winograd.swift): transformed weights, inputs and products, a row of
+    /// zeros for tiles that overhang the image, and the weights U was made from.
+    let winoU = Scratch<T>(), winoV = Scratch<T>(), winoM = Scratch<T>(), winoZero = Scratch<T>(), winoW = Scratch<T>()
 
     init(inputShape: [Int], filters: Int, kernel: (Int, Int), stride: Int, padding: Padding) {
         self.filters = filters
