@@ -10,8 +10,8 @@
 //
 // OpenBLAS picks its kernels by CPU model, and a release older than the CPU falls back to
 // AVX2: Debian's 0.3.21 runs Haswell kernels on AMD Zen 5 (family 1Ah), half the speed of its
-// AVX-512 ones there (measured, 1 thread: 113 vs 223 GFLOP/s at 2048³, 112 vs 203 on the
-// mnist-cnn conv2 shape). So when the CPU and kernel offer AVX-512 (F, CD, BW, DQ, VL, the
+// AVX-512 ones there (scripts/bench-train measures both: 226–241 vs 443–467 GFLOP/s at 2048³
+// on 2 threads; by hand, 1 thread, mnist-cnn's conv2 shape: 112 vs 203). So when the CPU and kernel offer AVX-512 (F, CD, BW, DQ, VL, the
 // set OpenBLAS's SkylakeX kernels use) and the user has not chosen, the tools ask for those.
 
 import Foundation

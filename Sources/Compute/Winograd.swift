@@ -1,10 +1,10 @@
-// The three transforms of Winograd F(2×2, 3×3) (Lavin and Gray, 2015) on SIMD8 vectors,
-// each over a run of `count` ≥ 8 contiguous channels or filters. A run that is not a multiple
+// The three transforms of Winograd F(2×2, 3×3) and F(4×4, 3×3) (Lavin and Gray, 2015) on
+// SIMD8 vectors, each over a run of `count` ≥ 8 contiguous channels or filters. A run that is not a multiple
 // of 8 ends with one vector that overlaps the one before: every output is a pure function of
 // its inputs, so computing a lane twice writes the same value twice.
 //   U = G g Gᵀ,  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
 //   V = Bᵀ d B,  Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]
-//   Y = Aᵀ M A,  Aᵀ = [1 1 1 0; 0 1 −1 −1]
+//   Y = Aᵀ M A,  Aᵀ = [1 1 1 0; 0 1 −1 −1]   (F(2×2, 3×3); F(4×4, 3×3)'s matrices are below)
 // ξ = 4·row + column numbers the 16 elements of a 4×4 tile.
 
 typealias F8 = SIMD8<Float>

@@ -1,5 +1,5 @@
 // 2-D convolution, channels-last, as im2col + one GEMM with the batch folded into M (and for
-// inference with 3×3 stride-1 kernels, Winograd F(2×2, 3×3): Winograd.swift):
+// inference with 3×3 stride-1 kernels, Winograd F(4×4, 3×3) or F(2×2, 3×3): Winograd.swift):
 //   col[N·OH·OW × KH·KW·C] gathered from x[N×H×W×C], y[N·OH·OW × F] = col · W[KH·KW·C × F] + b.
 // Channels-last makes each im2col step a copy of C contiguous values. Padding "same" follows
 // TensorFlow (extra row/column at the bottom/right). Parameters: W then b.

@@ -82,19 +82,24 @@ public final class Pool2D<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         guard let dx else { return }
-        if kind == .max && size == 2 && stride == 2 {
-            maxBackward2x2(x, y, dy, dx, batch: batch)
-            return
-        }
         dx.update(repeating: 0, count: batch * H * W * C)
         let inv = 1 / T(size * size)
         let done = routed.pointer
+        // The common case in Float: each window's four gradients written at once, on vectors.
+        let fast = T.self == Float.self && kind == .max && size == 2 && stride == 2
         for n in 0..<batch {
             let xn = x + n * H * W * C, dn = dx + n * H * W * C
             for oh in 0..<OH {
                 for ow in 0..<OW {
                     let o = ((n * OH + oh) * OW + ow) * C
                     let yo = y + o, g = dy + o
+                    if fast {
+                        let k = ((2 * oh) * W + 2 * ow) * C
+                        let p0 = xn + k, p1 = p0 + W * C, d0 = dn + k, d1 = d0 + W * C
+                        maxPool2x2WindowBackward(f32(p0), f32(p0 + C), f32(p1), f32(p1 + C), max: f32(yo), grad: f32(g),
+                                                 f32(d0), f32(d0 + C), f32(d1), f32(d1 + C), count: C)
+                        continue
+                    }
                     if kind == .max { done.update(repeating: 0, count: C) }
                     for i in 0..<size {
                         for j in 0..<size {
@@ -114,42 +119,6 @@ public final class Pool2D<T: Real>: Layer<T> {
                     }
                 }
             }
-        }
-    }
-}
-
-extension Pool2D {
-    /// 2×2 stride-2 max pooling backward: each window's four gradients written at once (the
-    /// first position holding the maximum gets dy, the others 0), then the row and column a
-    /// window never covers (odd H or W) zeroed; no clearing pass, no per-window state.
-    @_specialize(where T == Float)
-    func maxBackward2x2(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, batch: Int) {
-        for n in 0..<batch {
-            let xn = x + n * H * W * C, dn = dx + n * H * W * C
-            for oh in 0..<OH {
-                for ow in 0..<OW {
-                    let o = ((n * OH + oh) * OW + ow) * C
-                    let yo = y + o, g = dy + o
-                    let k = ((2 * oh) * W + 2 * ow) * C
-                    let p0 = xn + k, p1 = p0 + W * C, d0 = dn + k, d1 = d0 + W * C
-                    if T.self == Float.self {
-                        maxPool2x2WindowBackward(f32(p0), f32(p0 + C), f32(p1), f32(p1 + C), max: f32(yo), grad: f32(g),
-                                                 f32(d0), f32(d0 + C), f32(d1), f32(d1 + C), count: C)
-                        continue
-                    }
-                    for c in 0..<C {
-                        let m = yo[c], v = g[c]
-                        let h0 = p0[c] == m, h1 = !h0 && p0[c + C] == m, h2 = !h0 && !h1 && p1[c] == m
-                        d0[c] = h0 ? v : 0
-                        d0[c + C] = h1 ? v : 0
-                        d1[c] = h2 ? v : 0
-                        d1[c + C] = h0 || h1 || h2 ? 0 : v
-                    }
-                }
-                if 2 * OW < W { (dn + ((2 * oh) * W + 2 * OW) * C).update(repeating: 0, count: (W - 2 * OW) * C)
-                                (dn + ((2 * oh + 1) * W + 2 * OW) * C).update(repeating: 0, count: (W - 2 * OW) * C) }
-            }
-            if 2 * OH < H { (dn + 2 * OH * W * C).update(repeating: 0, count: (H - 2 * OH) * W * C) }
         }
     }
 }
