@@ -1,5 +1,6 @@
 // 2-D convolution, channels-last, as im2col + one GEMM with the batch folded into M (and for
-// inference with 3×3 stride-1 kernels, Winograd F(4×4, 3×3) or F(2×2, 3×3): Winograd.swift):
+// 3×3 stride-1 kernels over 8 or more channels, Winograd F(4×4, 3×3) or F(2×2, 3×3) for the
+// forward pass and the input gradient: Winograd.swift):
 //   col[N·OH·OW × KH·KW·C] gathered from x[N×H×W×C], y[N·OH·OW × F] = col · W[KH·KW·C × F] + b.
 // Channels-last makes each im2col step a copy of C contiguous values. Padding "same" follows
 // TensorFlow (extra row/column at the bottom/right). Parameters: W then b.
@@ -26,9 +27,11 @@ public final class Conv2D<T: Real>: Layer<T> {
     let H: Int, W: Int, C: Int, OH: Int, OW: Int, pt: Int, pl: Int
     private let col = Scratch<T>()
     private let dcol = Scratch<T>()
-    /// Winograd inference (Winograd.swift): transformed weights, inputs and products, a row of
-    /// zeros for tiles that overhang the image, and the weights U was made from.
+    /// Winograd (Winograd.swift): transformed weights, inputs and products, a row of zeros for
+    /// tiles that overhang the image, and the weights U was made from; for the input gradient,
+    /// the turned and transposed weights and their transform.
     let winoU = Scratch<T>(), winoV = Scratch<T>(), winoM = Scratch<T>(), winoZero = Scratch<T>(), winoW = Scratch<T>()
+    let winoWT = Scratch<T>(), winoUT = Scratch<T>()
 
     init(inputShape: [Int], filters: Int, kernel: (Int, Int), stride: Int, padding: Padding) {
         self.filters = filters
@@ -146,7 +149,8 @@ public final class Conv2D<T: Real>: Layer<T> {
 
     @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
-        if !training && usesWinograd {
+        if usesWinograd {
+            if training { im2col(x, col.pointer, batch: batch) }  // for backward's weight gradient
             winogradForward(x, y, batch: batch)
             return
         }
@@ -179,6 +183,10 @@ public final class Conv2D<T: Real>: Layer<T> {
             for f in 0..<F { db[f] += r[f] }
         }
         guard let dx else { return }
+        if usesWinograd {
+            winogradInputGradient(dy, dx, batch: batch)
+            return
+        }
         dcol.reserve(min(chunk, batch) * rows * K)  // first backward only: inference never needs it
         var n0 = 0
         while n0 < batch {

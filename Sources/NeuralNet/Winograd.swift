@@ -1,4 +1,4 @@
-// Inference for 3×3 stride-1 convolutions by Winograd's minimal filtering (Lavin and Gray,
+// 3×3 stride-1 convolutions by Winograd's minimal filtering (Lavin and Gray,
 // 2015). F(2×2, 3×3): each 2×2 block of outputs from a 4×4 input tile, with 16 element-wise
 // products per channel pair instead of 36; F(4×4, 3×3): each 4×4 block from a 6×6 tile with
 // 36 instead of 144. Over a chunk of T tiles that is 16 (or 36) GEMMs V_ξ[T×C] · U_ξ[C×F]
@@ -8,62 +8,120 @@
 //   G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],  Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],
 //   Aᵀ = [1 1 1 0; 0 1 −1 −1].
 // 2.25 (or 4) times fewer multiplications than im2col + GEMM, less the tiles' overhang at
-// output sizes that are not a multiple of the block; the layer takes whichever of the two
-// needs fewer. The GEMMs have K = C, which OpenBLAS runs at about 80 % of its K = 9C rate.
-// Training keeps im2col: its backward needs the columns. Tiles outside the input read zeros,
-// so both paddings work.
+// output sizes that are not a multiple of the block; each convolution takes whichever of the
+// two needs fewer. The GEMMs have K = C, which OpenBLAS runs at about 80 % of its K = 9C rate.
+// Training runs its forward pass this way too, but still gathers im2col's columns for the
+// weight gradient; the input gradient is itself a 3×3 stride-1 convolution (of dy with the
+// kernels turned by 180° and channels and filters swapped), so it runs this way as well and
+// needs neither the columns' gradient nor col2im. Tiles outside the input read zeros, so
+// every padding works.
 
 import Compute
 import Foundation
 import TensorCore
 
-extension Conv2D {
-    /// Whether inference runs this convolution by Winograd: Float, 3×3 kernels at stride 1,
-    /// over at least 8 channels and 8 filters (one vector; a first layer's 1 or 3 channels
-    /// would make the K = C GEMMs too thin to pay).
-    var usesWinograd: Bool { T.self == Float.self && kh == 3 && kw == 3 && stride == 1 && C >= 8 && filters >= 8 }
+/// A stride-1 3×3 convolution as Winograd sees it: an H×W×C input, an OH×OW×F output, and
+/// the padding before the first row and column (positions outside the input read zeros).
+struct WinogradShape {
+    let H: Int, W: Int, C: Int, OH: Int, OW: Int, F: Int, pt: Int, pl: Int
+
+    /// The distance between the matrices U_ξ: a few cache lines more than their size, so that
+    /// the weight transform's 16 or 36 stores of one kernel do not fall into one cache set
+    /// (C·F·4 bytes is a multiple of 4 KiB for most layers; at exactly that the weight
+    /// transforms took 4.8 % of mnist-cnn's training time, and under 1 % with the gap).
+    var uStride: Int { C * F + 16 }
 
     /// The output block: 4 (F(4×4, 3×3)) when its 36 products per tile come to fewer than 16
     /// per 2×2 tile over the same output, else 2.
-    var winogradBlock: Int {
+    var block: Int {
         let t2 = ((OH + 1) / 2) * ((OW + 1) / 2), t4 = ((OH + 3) / 4) * ((OW + 3) / 4)
         return 36 * t4 < 16 * t2 ? 4 : 2
     }
+}
 
-    /// The forward pass for inference by Winograd (`usesWinograd` only).
+extension Conv2D {
+    /// Whether this convolution runs by Winograd (forward, and the input gradient in
+    /// training): Float, 3×3 kernels at stride 1, over at least 8 channels and 8 filters (one
+    /// vector; a first layer's 1 or 3 channels would make the K = C GEMMs too thin to pay).
+    var usesWinograd: Bool { T.self == Float.self && kh == 3 && kw == 3 && stride == 1 && C >= 8 && filters >= 8 }
+
+    var forwardShape: WinogradShape { WinogradShape(H: H, W: W, C: C, OH: OH, OW: OW, F: filters, pt: pt, pl: pl) }
+
+    /// dx[ih][iw][c] = Σ dy[ih − i + pt][iw − j + pl][f] · w[i][j][c][f]: with i' = 2 − i, the
+    /// convolution of dy (OH×OW×F) by kernels w'[i'][j'][f][c] = w[2 − i'][2 − j'][c][f],
+    /// padded by 2 − pt and 2 − pl, onto H×W×C.
+    var inputGradientShape: WinogradShape { WinogradShape(H: OH, W: OW, C: filters, OH: H, OW: W, F: C, pt: kh - 1 - pt, pl: kw - 1 - pl) }
+
+    /// The forward block (tests check that both variants are exercised).
+    var winogradBlock: Int { forwardShape.block }
+
+    /// The forward pass by Winograd (`usesWinograd` only).
     func winogradForward(_ xT: UnsafePointer<T>, _ yT: UnsafeMutablePointer<T>, batch: Int) {
-        let x = f32(xT), y = f32(yT), w = f32(UnsafePointer(params!))
-        let F = filters, m = winogradBlock, a = m + 2, products = a * a
+        let w = f32(UnsafePointer(params!)), F = filters, shape = forwardShape, m = shape.block
+        // The transformed weights are kept beside the weights they were made from, and made
+        // again only when a weight or the block changed since the last call (every step in
+        // training; once for a whole `predict`).
+        let current = winoW.capacity >= K * F + 1 && winoW.pointer[K * F] == T(m) && memcmp(winoW.pointer, w, K * F * 4) == 0
+        if !current {
+            winoW.reserve(K * F + 1)
+            f32(winoW.pointer).update(from: w, count: K * F)
+            winoW.pointer[K * F] = T(m)
+            winogradWeights(w, shape: shape, block: m, into: winoU)
+        }
+        winogradConvolve(f32(xT), f32(yT), batch: batch, shape: shape, block: m, u: f32(UnsafePointer(winoU.pointer)), bias: w + K * F)
+    }
+
+    /// The input gradient by Winograd (`usesWinograd` only): dx is written, not added to.
+    func winogradInputGradient(_ dyT: UnsafePointer<T>, _ dxT: UnsafeMutablePointer<T>, batch: Int) {
+        let w = f32(UnsafePointer(params!)), F = filters, shape = inputGradientShape, m = shape.block
+        // w'[k'][f][c] = w[8 − k'][c][f], then its transform.
+        winoWT.reserve(K * F)
+        let wt = f32(winoWT.pointer)
+        for k in 0..<9 {
+            let src = w + (8 - k) * C * F, dst = wt + k * F * C
+            for c in 0..<C {
+                for f in 0..<F { dst[f * C + c] = src[c * F + f] }
+            }
+        }
+        winogradWeights(UnsafePointer(wt), shape: shape, block: m, into: winoUT)
+        winogradConvolve(f32(dyT), f32(dxT), batch: batch, shape: shape, block: m, u: f32(UnsafePointer(winoUT.pointer)), bias: f32(UnsafePointer(winoZero.pointer)))
+    }
+
+    /// U_ξ[c][f] = (G g Gᵀ)_ξ, g the 3×3 kernel of channel c and filter f in w[k][c][f].
+    private func winogradWeights(_ w: UnsafePointer<Float>, shape: WinogradShape, block m: Int, into scratch: Scratch<T>) {
+        let C = shape.C, F = shape.F, products = (m + 2) * (m + 2), uStride = shape.uStride
+        scratch.reserve(products * uStride)
+        let u = f32(scratch.pointer)
+        let inputs = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 9)
+        let outputs = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: 36)
+        defer { inputs.deallocate(); outputs.deallocate() }
+        for c in 0..<C {
+            for k in 0..<9 { inputs[k] = w + (k * C + c) * F }
+            for xi in 0..<products { outputs[xi] = u + xi * uStride + c * F }
+            if m == 4 { winograd43WeightTransform(inputs, outputs, count: F) } else { winogradWeightTransform(inputs, outputs, count: F) }
+        }
+    }
+
+    /// y = x ⊛ w + bias over `batch` samples, with U the transformed weights for `block`.
+    private func winogradConvolve(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, shape: WinogradShape, block m: Int,
+                                  u: UnsafePointer<Float>, bias b: UnsafePointer<Float>) {
+        let (H, W, C, OH, OW, F, pt, pl) = (shape.H, shape.W, shape.C, shape.OH, shape.OW, shape.F, shape.pt, shape.pl)
+        let a = m + 2, products = a * a
         let tr = (OH + m - 1) / m, tc = (OW + m - 1) / m
         let chunk = max(1, 256 / (tr * tc))  // samples per step: about 256 tiles
         // The 16 or 36 matrices of V and M lie a few cache lines more than their size apart:
         // at exactly their size (a multiple of 4 KiB here and there) the transforms' loads of
         // one tile's elements fall into the same few cache sets.
         let vStride = chunk * tr * tc * C + 16, mStride = chunk * tr * tc * F + 16
-        winoU.reserve(products * C * F)
         winoV.reserve(products * vStride)
         winoM.reserve(products * mStride)
-        winoZero.reserve(C)
-        winoZero.pointer.update(repeating: 0, count: C)
-        let u = f32(winoU.pointer), v = f32(winoV.pointer), mm = f32(winoM.pointer), zero = f32(UnsafePointer(winoZero.pointer))
-        let b = w + K * F
+        // A row of zeros: the input read outside the image, and the input gradient's bias.
+        winoZero.reserve(max(C, F))
+        winoZero.pointer.update(repeating: 0, count: max(C, F))
+        let v = f32(winoV.pointer), mm = f32(winoM.pointer), zero = f32(UnsafePointer(winoZero.pointer))
         let inputs = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 36)
         let outputs = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: 36)
         defer { inputs.deallocate(); outputs.deallocate() }
-
-        // U_ξ[c][f] = (G g Gᵀ)_ξ, g the 3×3 kernel of channel c and filter f; again only when
-        // the weights (kept beside U) or the block changed since the last call.
-        let current = winoW.capacity >= K * F + 1 && winoW.pointer[K * F] == T(m) && memcmp(winoW.pointer, w, K * F * 4) == 0
-        if !current {
-            winoW.reserve(K * F + 1)
-            f32(winoW.pointer).update(from: w, count: K * F)
-            winoW.pointer[K * F] = T(m)
-            for c in 0..<C {
-                for k in 0..<9 { inputs[k] = w + (k * C + c) * F }
-                for xi in 0..<products { outputs[xi] = u + (xi * C + c) * F }
-                if m == 4 { winograd43WeightTransform(inputs, outputs, count: F) } else { winogradWeightTransform(inputs, outputs, count: F) }
-            }
-        }
         var n0 = 0
         while n0 < batch {
             let n = min(chunk, batch - n0)
@@ -94,7 +152,7 @@ extension Conv2D {
             // The products: M_ξ[T×F] = V_ξ[T×C] · U_ξ[C×F].
             for xi in 0..<products {
                 sgemm(transA: false, transB: false, m: tiles, n: F, k: C, alpha: 1, a: v + xi * vStride, lda: C,
-                      b: u + xi * C * F, ldb: F, beta: 0, c: mm + xi * mStride, ldc: F)
+                      b: u + xi * shape.uStride, ldb: F, beta: 0, c: mm + xi * mStride, ldc: F)
             }
             // Y = Aᵀ M A + bias, the tile's m×m outputs; a position past the output's edge (when
             // OH or OW is not a multiple of m) is aliased to the block's first, written last.

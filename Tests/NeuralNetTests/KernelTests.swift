@@ -39,24 +39,46 @@ final class KernelTests: XCTestCase {
             var grads = [Float](repeating: 0, count: conv.parameterCount)
             let x = (0..<batch * H * W * C).map { _ in Float(rng.nextGaussian()) }
             var y = [Float](repeating: 0, count: batch * conv.outputSize), yi = y
+            let dy = (0..<y.count).map { _ in Float(rng.nextGaussian()) }
+            var dx = [Float](repeating: .nan, count: x.count)  // every element must be written
             if conv.usesWinograd { winogradBlocks.append(conv.winogradBlock) }
             params.withUnsafeMutableBufferPointer { pp in grads.withUnsafeMutableBufferPointer { gp in
                 conv.bind(params: pp.baseAddress!, grads: gp.baseAddress!)
                 conv.reserve(batch: batch)
                 var r = SeededRandom(seed: 0)
                 conv.forward(x, &y, batch: batch, training: true, rng: &r)
+                conv.backward(x, y, dy, &dx, batch: batch)
                 conv.forward(x, &yi, batch: batch, training: false, rng: &r)
             } }
             let K = kh * kw * C
             let ref = naiveConv(x, H: H, W: W, C: C, w: Array(params[0..<K * F]), b: Array(params[(K * F)...]), F: F, kh: kh, kw: kw, stride: s, padding: p, batch: batch)
             XCTAssertEqual(y.count, ref.count, "output shape")
-            let diff = zip(y, ref).map { abs($0 - $1) }.max() ?? 0
-            XCTAssertLessThan(diff, 1e-4, "\(H)x\(W)x\(C) k\(kh)x\(kw) s\(s) \(p): first \(Array(y.prefix(3))) vs \(Array(ref.prefix(3)))")
-            // Inference (Winograd for 3×3 stride 1 over 8 or more channels) computes the same.
-            // F(4×4, 3×3) rounds about ten times more than a direct sum: compare relative to the
-            // largest output.
-            let idiff = zip(yi, ref).map { abs($0 - $1) }.max() ?? 0, top = ref.map(abs).max() ?? 1
+            // Training and inference compute the same (by Winograd for 3×3 stride 1 over 8 or
+            // more channels). F(4×4, 3×3) rounds about ten times more than a direct sum:
+            // compare relative to the largest output.
+            let top = ref.map(abs).max() ?? 1
+            let diff = zip(y, ref).map { abs($0 - $1) }.max() ?? 0, idiff = zip(yi, ref).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(diff, 1e-5 * top, "\(H)x\(W)x\(C) k\(kh)x\(kw) s\(s) \(p): first \(Array(y.prefix(3))) vs \(Array(ref.prefix(3)))")
             XCTAssertLessThan(idiff, 1e-5 * top, "inference \(H)x\(W)x\(C) k\(kh)x\(kw) s\(s) \(p)")
+            // Backward against the definition: each output's gradient flows to the input and
+            // weight its term read.
+            let (OH, pt) = convGeometry(size: H, kernel: kh, stride: s, padding: p), (OW, pl) = convGeometry(size: W, kernel: kw, stride: s, padding: p)
+            var dxRef = [Double](repeating: 0, count: x.count), dwRef = [Double](repeating: 0, count: K * F)
+            for n in 0..<batch { for oh in 0..<OH { for ow in 0..<OW { for f in 0..<F {
+                let g = Double(dy[((n * OH + oh) * OW + ow) * F + f])
+                for i in 0..<kh { for j in 0..<kw { for c in 0..<C {
+                    let ih = oh * s + i - pt, iw = ow * s + j - pl
+                    guard ih >= 0, ih < H, iw >= 0, iw < W else { continue }
+                    let xi = ((n * H + ih) * W + iw) * C + c, wi = ((i * kw + j) * C + c) * F + f
+                    dxRef[xi] += g * Double(params[wi])
+                    dwRef[wi] += g * Double(x[xi])
+                } } }
+            } } } }
+            let dxTop = dxRef.map(abs).max() ?? 1, dwTop = dwRef.map(abs).max() ?? 1
+            let dxDiff = zip(dx, dxRef).map { abs(Double($0) - $1) }.max() ?? 0
+            let dwDiff = zip(grads[0..<K * F], dwRef).map { abs(Double($0) - $1) }.max() ?? 0
+            XCTAssertLessThan(dxDiff, 1e-5 * dxTop, "dx \(H)x\(W)x\(C) k\(kh)x\(kw) s\(s) \(p)")  // NaN left unwritten fails too
+            XCTAssertLessThan(dwDiff, 1e-5 * dwTop, "dW \(H)x\(W)x\(C) k\(kh)x\(kw) s\(s) \(p)")
         }
         XCTAssertEqual(winogradBlocks.sorted(), [2, 2, 4, 4, 4], "the shapes above run both Winograd variants")
     }
