@@ -185,3 +185,103 @@ public func winograd43OutputTransform(_ m: UnsafePointer<Float>, stride: Int, bi
         store(r0.3 + b, y[3], f); store(r0.2 + b, y[2], f); store(r0.1 + b, y[1], f); store(r0.0 + b, y[0], f)
     }
 }
+
+// The weight gradient by the same transforms (the chain rule through Y = Aᵀ [U ⊙ V] A and
+// U = G g Gᵀ): with dM = A dY Aᵀ per tile and filter, dU_ξ[c][f] = Σ_t V_ξ[t][c] · dM_ξ[t][f]
+// (a GEMM over the tiles), and dg = Gᵀ dU G per channel and filter.
+
+/// Output gradients for F(2×2, 3×3): `dy[2·i + j]` points at the gradient of the block's
+/// output (i, j) for `count` filters (a row of zeros past the output's edge); element ξ of
+/// A dY Aᵀ goes to `q + ξ·stride`.
+public func winogradOutputGradientTransform(_ dy: UnsafePointer<UnsafePointer<Float>>, _ q: UnsafeMutablePointer<Float>, stride: Int, count: Int) {
+    precondition(count >= 8)  // trap-ok: callers choose Winograd only for ≥ 8 filters
+    vectors(count) { f in
+        // A (d0, d1) = (d0, d0 + d1, d0 − d1, −d1), down both columns, then along each row.
+        @inline(__always) func a(_ d0: F8, _ d1: F8) -> (F8, F8, F8, F8) { (d0, d0 + d1, d0 - d1, -d1) }
+        let c0 = a(load(dy[0], f), load(dy[2], f)), c1 = a(load(dy[1], f), load(dy[3], f))
+        @inline(__always) func row(_ r: Int, _ e: (F8, F8, F8, F8)) {
+            let o = q + 4 &* r &* stride
+            store(e.0, o, f); store(e.1, o + stride, f); store(e.2, o + 2 &* stride, f); store(e.3, o + 3 &* stride, f)
+        }
+        row(0, a(c0.0, c1.0))
+        row(1, a(c0.1, c1.1))
+        row(2, a(c0.2, c1.2))
+        row(3, a(c0.3, c1.3))
+    }
+}
+
+/// Weight gradients for F(2×2, 3×3): element ξ of dU at `du + ξ·stride` for `count` filters;
+/// Gᵀ dU G goes to `dg[3·i + j]`, the gradient of the kernel's element (i, j) (written, not
+/// added to: the overlapping last vector computes some lanes twice).
+public func winogradWeightGradientTransform(_ du: UnsafePointer<Float>, stride: Int, _ dg: UnsafePointer<UnsafeMutablePointer<Float>>, count: Int) {
+    precondition(count >= 8)  // trap-ok: callers choose Winograd only for ≥ 8 filters
+    vectors(count) { f in
+        // Gᵀ (u0, u1, u2, u3) = (u0 + (u1 + u2)/2, (u1 − u2)/2, (u1 + u2)/2 + u3).
+        @inline(__always) func h(_ u0: F8, _ u1: F8, _ u2: F8, _ u3: F8) -> (F8, F8, F8) {
+            let s = (u1 + u2) * 0.5
+            return (u0 + s, (u1 - u2) * 0.5, s + u3)
+        }
+        @inline(__always) func u(_ k: Int) -> F8 { load(du + k &* stride, f) }
+        let c0 = h(u(0), u(4), u(8), u(12)), c1 = h(u(1), u(5), u(9), u(13))
+        let c2 = h(u(2), u(6), u(10), u(14)), c3 = h(u(3), u(7), u(11), u(15))
+        @inline(__always) func put(_ i: Int, _ e: (F8, F8, F8)) {
+            store(e.0, dg[3 &* i], f); store(e.1, dg[3 &* i &+ 1], f); store(e.2, dg[3 &* i &+ 2], f)
+        }
+        put(0, h(c0.0, c1.0, c2.0, c3.0))
+        put(1, h(c0.1, c1.1, c2.1, c3.1))
+        put(2, h(c0.2, c1.2, c2.2, c3.2))
+    }
+}
+
+/// A (d0, d1, d2, d3) for F(4×4, 3×3): Aᵀ's columns.
+@inline(__always) private func a43(_ d0: F8, _ d1: F8, _ d2: F8, _ d3: F8) -> Six {
+    let p02 = d0 + d2, p13 = d1 + d3, q02 = d0 + d2 * 4, q13 = (d1 + d3 * 4) * 2
+    return (d0, p02 + p13, p02 - p13, q02 + q13, q02 - q13, d3)
+}
+
+/// Gᵀ (u0, …, u5) for F(4×4, 3×3): G's columns.
+@inline(__always) private func g43(_ u: Six) -> (F8, F8, F8) {
+    let (u0, u1, u2, u3, u4, u5) = u
+    let p12 = u1 + u2, p34 = u3 + u4
+    return (u0 * 0.25 - p12 * (1.0 / 6) + p34 * (1.0 / 24), (u2 - u1) * (1.0 / 6) + (u3 - u4) * (1.0 / 12), (p34 - p12) * (1.0 / 6) + u5)
+}
+
+/// Output gradients for F(4×4, 3×3): `dy[4·i + j]` the 16 positions of the block (a row of
+/// zeros past the output's edge); element ξ of A dY Aᵀ goes to `q + ξ·stride`.
+public func winograd43OutputGradientTransform(_ dy: UnsafePointer<UnsafePointer<Float>>, _ q: UnsafeMutablePointer<Float>, stride: Int, count: Int) {
+    precondition(count >= 8)  // trap-ok: callers choose Winograd only for ≥ 8 filters
+    vectors(count) { f in
+        @inline(__always) func col(_ j: Int) -> Six { a43(load(dy[j], f), load(dy[4 &+ j], f), load(dy[8 &+ j], f), load(dy[12 &+ j], f)) }
+        let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3)
+        @inline(__always) func row(_ r: Int, _ e: Six) {
+            let o = q + 6 &* r &* stride
+            store(e.0, o, f); store(e.1, o + stride, f); store(e.2, o + 2 &* stride, f)
+            store(e.3, o + 3 &* stride, f); store(e.4, o + 4 &* stride, f); store(e.5, o + 5 &* stride, f)
+        }
+        row(0, a43(c0.0, c1.0, c2.0, c3.0))
+        row(1, a43(c0.1, c1.1, c2.1, c3.1))
+        row(2, a43(c0.2, c1.2, c2.2, c3.2))
+        row(3, a43(c0.3, c1.3, c2.3, c3.3))
+        row(4, a43(c0.4, c1.4, c2.4, c3.4))
+        row(5, a43(c0.5, c1.5, c2.5, c3.5))
+    }
+}
+
+/// Weight gradients for F(4×4, 3×3): element ξ of dU at `du + ξ·stride`; Gᵀ dU G goes to
+/// `dg[3·i + j]`.
+public func winograd43WeightGradientTransform(_ du: UnsafePointer<Float>, stride: Int, _ dg: UnsafePointer<UnsafeMutablePointer<Float>>, count: Int) {
+    precondition(count >= 8)  // trap-ok: callers choose Winograd only for ≥ 8 filters
+    vectors(count) { f in
+        @inline(__always) func col(_ j: Int) -> (F8, F8, F8) {
+            g43((load(du + j &* stride, f), load(du + (6 &+ j) &* stride, f), load(du + (12 &+ j) &* stride, f),
+                 load(du + (18 &+ j) &* stride, f), load(du + (24 &+ j) &* stride, f), load(du + (30 &+ j) &* stride, f)))
+        }
+        let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3), c4 = col(4), c5 = col(5)
+        @inline(__always) func put(_ i: Int, _ e: (F8, F8, F8)) {
+            store(e.0, dg[3 &* i], f); store(e.1, dg[3 &* i &+ 1], f); store(e.2, dg[3 &* i &+ 2], f)
+        }
+        put(0, g43((c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)))
+        put(1, g43((c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)))
+        put(2, g43((c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)))
+    }
+}

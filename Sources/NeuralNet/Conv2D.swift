@@ -1,6 +1,6 @@
 // 2-D convolution, channels-last, as im2col + one GEMM with the batch folded into M (and for
 // 3×3 stride-1 kernels over 8 or more channels, Winograd F(4×4, 3×3) or F(2×2, 3×3) for the
-// forward pass and the input gradient: Winograd.swift):
+// forward pass and both gradients: Winograd.swift):
 //   col[N·OH·OW × KH·KW·C] gathered from x[N×H×W×C], y[N·OH·OW × F] = col · W[KH·KW·C × F] + b.
 // Channels-last makes each im2col step a copy of C contiguous values. Padding "same" follows
 // TensorFlow (extra row/column at the bottom/right). Parameters: W then b.
@@ -58,7 +58,7 @@ public final class Conv2D<T: Real>: Layer<T> {
 
     @_specialize(where T == Float)
     override func reserve(batch: Int) {
-        col.reserve(batch * OH * OW * K)
+        if !usesWinograd { col.reserve(batch * OH * OW * K) }  // Winograd keeps transforms instead
     }
 
     /// col[(n·OH + oh)·OW + ow][(i·KW + j)·C + c] = x[n][oh·S + i − pt][ow·S + j − pl][c], or 0 outside.
@@ -150,8 +150,7 @@ public final class Conv2D<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
         if usesWinograd {
-            if training { im2col(x, col.pointer, batch: batch) }  // for backward's weight gradient
-            winogradForward(x, y, batch: batch)
+            winogradForward(x, y, batch: batch, keep: training)
             return
         }
         let F = filters, rows = OH * OW
@@ -175,18 +174,21 @@ public final class Conv2D<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         let M = batch * OH * OW, F = filters, rows = OH * OW
-        // col still holds this batch's im2col from forward.
-        T.gemm(transA: true, transB: false, m: K, n: F, k: M, alpha: 1, a: col.pointer, lda: K, b: dy, ldb: F, beta: 1, c: grads, ldc: F)
         let db = grads + K * F
         for m in 0..<M {
             let r = dy + m * F
             for f in 0..<F { db[f] += r[f] }
         }
-        guard let dx else { return }
         if usesWinograd {
-            winogradInputGradient(dy, dx, batch: batch)
+            // The forward kept its input transforms; dW first, since dx's convolution reuses
+            // their buffer.
+            winogradWeightGradient(dy, batch: batch)
+            if let dx { winogradInputGradient(dy, dx, batch: batch) }
             return
         }
+        // col still holds this batch's im2col from forward.
+        T.gemm(transA: true, transB: false, m: K, n: F, k: M, alpha: 1, a: col.pointer, lda: K, b: dy, ldb: F, beta: 1, c: grads, ldc: F)
+        guard let dx else { return }
         dcol.reserve(min(chunk, batch) * rows * K)  // first backward only: inference never needs it
         var n0 = 0
         while n0 < batch {

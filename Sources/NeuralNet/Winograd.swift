@@ -10,11 +10,13 @@
 // 2.25 (or 4) times fewer multiplications than im2col + GEMM, less the tiles' overhang at
 // output sizes that are not a multiple of the block; each convolution takes whichever of the
 // two needs fewer. The GEMMs have K = C, which OpenBLAS runs at about 80 % of its K = 9C rate.
-// Training runs its forward pass this way too, but still gathers im2col's columns for the
-// weight gradient; the input gradient is itself a 3×3 stride-1 convolution (of dy with the
-// kernels turned by 180° and channels and filters swapped), so it runs this way as well and
-// needs neither the columns' gradient nor col2im. Tiles outside the input read zeros, so
-// every padding works.
+// Training runs all three products this way, without im2col or col2im:
+// - the forward pass as above, keeping the whole batch's V;
+// - the weight gradient by the chain rule through the same formula: dM = A dY Aᵀ per tile,
+//   dU_ξ = V_ξᵀ dM_ξ (36 or 16 GEMMs over all the batch's tiles) and dW = Gᵀ dU G;
+// - the input gradient, itself a 3×3 stride-1 convolution (of dy by the kernels turned by
+//   180° with channels and filters swapped).
+// Tiles outside the input read zeros, so every padding works.
 
 import Compute
 import Foundation
@@ -55,8 +57,9 @@ extension Conv2D {
     /// The forward block (tests check that both variants are exercised).
     var winogradBlock: Int { forwardShape.block }
 
-    /// The forward pass by Winograd (`usesWinograd` only).
-    func winogradForward(_ xT: UnsafePointer<T>, _ yT: UnsafeMutablePointer<T>, batch: Int) {
+    /// The forward pass by Winograd (`usesWinograd` only). In training (`keep`) the input
+    /// transforms V of the whole batch stay for the weight gradient.
+    func winogradForward(_ xT: UnsafePointer<T>, _ yT: UnsafeMutablePointer<T>, batch: Int, keep: Bool) {
         let w = f32(UnsafePointer(params!)), F = filters, shape = forwardShape, m = shape.block
         // The transformed weights are kept beside the weights they were made from, and made
         // again only when a weight or the block changed since the last call (every step in
@@ -68,7 +71,68 @@ extension Conv2D {
             winoW.pointer[K * F] = T(m)
             winogradWeights(w, shape: shape, block: m, into: winoU)
         }
-        winogradConvolve(f32(xT), f32(yT), batch: batch, shape: shape, block: m, u: f32(UnsafePointer(winoU.pointer)), bias: w + K * F)
+        winogradConvolve(f32(xT), f32(yT), batch: batch, shape: shape, block: m, u: f32(UnsafePointer(winoU.pointer)), bias: w + K * F, keep: keep)
+    }
+
+    /// Adds the weight gradient by Winograd (`usesWinograd` only, after a forward pass that
+    /// kept V): dM = A dY Aᵀ per tile, dU_ξ = V_ξᵀ dM_ξ over all tiles, dW += Gᵀ dU G.
+    func winogradWeightGradient(_ dyT: UnsafePointer<T>, batch: Int) {
+        let dy = f32(dyT), F = filters, shape = forwardShape, m = shape.block, a = m + 2, products = a * a
+        let tr = (OH + m - 1) / m, tc = (OW + m - 1) / m, tiles = batch * tr * tc
+        let vStride = tiles * C + 16, qStride = tiles * F + 16, uStride = shape.uStride
+        winoM.reserve(products * qStride)
+        winoUT.reserve(products * uStride)
+        winoWT.reserve(K * F)
+        let v = f32(UnsafePointer(winoV.pointer)), q = f32(winoM.pointer), du = f32(winoUT.pointer), dw = f32(winoWT.pointer)
+        let zero = zeros()
+        let inputs = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 16)
+        let outputs = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: 9)
+        defer { inputs.deallocate(); outputs.deallocate() }
+        // dM_ξ[t][f] = (A dY Aᵀ)_ξ, dY the tile's m×m output gradients (0 past the edge).
+        var t = 0
+        for s in 0..<batch {
+            let ys = dy + s * OH * OW * F
+            for ty in 0..<tr {
+                for tx in 0..<tc {
+                    let oy = m * ty, ox = m * tx
+                    for i in 0..<m {
+                        for j in 0..<m {
+                            inputs[m * i + j] = oy + i < OH && ox + j < OW ? ys + ((oy + i) * OW + ox + j) * F : zero
+                        }
+                    }
+                    if m == 4 {
+                        winograd43OutputGradientTransform(inputs, q + t * F, stride: qStride, count: F)
+                    } else {
+                        winogradOutputGradientTransform(inputs, q + t * F, stride: qStride, count: F)
+                    }
+                    t += 1
+                }
+            }
+        }
+        for xi in 0..<products {
+            sgemm(transA: true, transB: false, m: C, n: F, k: tiles, alpha: 1, a: v + xi * vStride, lda: C,
+                  b: q + xi * qStride, ldb: F, beta: 0, c: du + xi * uStride, ldc: F)
+        }
+        for c in 0..<C {
+            for k in 0..<9 { outputs[k] = dw + (k * C + c) * F }
+            if m == 4 {
+                winograd43WeightGradientTransform(du + c * F, stride: uStride, outputs, count: F)
+            } else {
+                winogradWeightGradientTransform(du + c * F, stride: uStride, outputs, count: F)
+            }
+        }
+        let g = f32(grads!)
+        for i in 0..<K * F { g[i] += dw[i] }
+    }
+
+    /// A row of zeros as long as the channels and the filters (so the pointer stays valid
+    /// from one call to the next): the input read outside the image, the output gradient past
+    /// its edge, and the input gradient's bias.
+    private func zeros() -> UnsafePointer<Float> {
+        let n = max(C, filters)
+        winoZero.reserve(n)
+        winoZero.pointer.update(repeating: 0, count: n)
+        return f32(UnsafePointer(winoZero.pointer))
     }
 
     /// The input gradient by Winograd (`usesWinograd` only): dx is written, not added to.
@@ -84,7 +148,7 @@ extension Conv2D {
             }
         }
         winogradWeights(UnsafePointer(wt), shape: shape, block: m, into: winoUT)
-        winogradConvolve(f32(dyT), f32(dxT), batch: batch, shape: shape, block: m, u: f32(UnsafePointer(winoUT.pointer)), bias: f32(UnsafePointer(winoZero.pointer)))
+        winogradConvolve(f32(dyT), f32(dxT), batch: batch, shape: shape, block: m, u: f32(UnsafePointer(winoUT.pointer)), bias: zeros(), keep: false)
     }
 
     /// U_ξ[c][f] = (G g Gᵀ)_ξ, g the 3×3 kernel of channel c and filter f in w[k][c][f].
@@ -102,9 +166,11 @@ extension Conv2D {
         }
     }
 
-    /// y = x ⊛ w + bias over `batch` samples, with U the transformed weights for `block`.
+    /// y = x ⊛ w + bias over `batch` samples, with U the transformed weights for `block`; with
+    /// `keep`, V holds every tile of the batch at the end (`winogradWeightGradient`'s layout),
+    /// else only the last chunk's.
     private func winogradConvolve(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, shape: WinogradShape, block m: Int,
-                                  u: UnsafePointer<Float>, bias b: UnsafePointer<Float>) {
+                                  u: UnsafePointer<Float>, bias b: UnsafePointer<Float>, keep: Bool) {
         let (H, W, C, OH, OW, F, pt, pl) = (shape.H, shape.W, shape.C, shape.OH, shape.OW, shape.F, shape.pt, shape.pl)
         let a = m + 2, products = a * a
         let tr = (OH + m - 1) / m, tc = (OW + m - 1) / m
@@ -112,22 +178,19 @@ extension Conv2D {
         // The 16 or 36 matrices of V and M lie a few cache lines more than their size apart:
         // at exactly their size (a multiple of 4 KiB here and there) the transforms' loads of
         // one tile's elements fall into the same few cache sets.
-        let vStride = chunk * tr * tc * C + 16, mStride = chunk * tr * tc * F + 16
+        let vStride = (keep ? batch : chunk) * tr * tc * C + 16, mStride = chunk * tr * tc * F + 16
         winoV.reserve(products * vStride)
         winoM.reserve(products * mStride)
-        // A row of zeros: the input read outside the image, and the input gradient's bias.
-        winoZero.reserve(max(C, F))
-        winoZero.pointer.update(repeating: 0, count: max(C, F))
-        let v = f32(winoV.pointer), mm = f32(winoM.pointer), zero = f32(UnsafePointer(winoZero.pointer))
+        let v = f32(winoV.pointer), mm = f32(winoM.pointer), zero = zeros()
         let inputs = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 36)
         let outputs = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: 36)
         defer { inputs.deallocate(); outputs.deallocate() }
         var n0 = 0
         while n0 < batch {
             let n = min(chunk, batch - n0)
-            let tiles = n * tr * tc
+            let tiles = n * tr * tc, first = keep ? n0 * tr * tc : 0  // this chunk's first row of V
             // V_ξ[t][c] = (Bᵀ d B)_ξ, d the a×a input tile t of channel c.
-            var t = 0
+            var t = first
             for s in 0..<n {
                 let xs = x + (n0 + s) * H * W * C
                 for ty in 0..<tr {
@@ -151,7 +214,7 @@ extension Conv2D {
             }
             // The products: M_ξ[T×F] = V_ξ[T×C] · U_ξ[C×F].
             for xi in 0..<products {
-                sgemm(transA: false, transB: false, m: tiles, n: F, k: C, alpha: 1, a: v + xi * vStride, lda: C,
+                sgemm(transA: false, transB: false, m: tiles, n: F, k: C, alpha: 1, a: v + xi * vStride + first * C, lda: C,
                       b: u + xi * shape.uStride, ldb: F, beta: 0, c: mm + xi * mStride, ldc: F)
             }
             // Y = Aᵀ M A + bias, the tile's m×m outputs; a position past the output's edge (when
