@@ -139,3 +139,35 @@ public func maxPool2x2WindowBackward(_ a: UnsafePointer<Float>, _ b: UnsafePoint
         i &+= 1
     }
 }
+
+/// One Adam step over `count` weights (L2 decay `wd` added to the gradient; AdamW's decoupled
+/// decay is the caller's): m ← β₁m + (1 − β₁)d, v ← β₂v + (1 − β₂)d², p ← p − s·m/(√(v·c) + ε),
+/// with `s` the learning rate over the first moment's bias correction and `c` the inverse of
+/// the second's. Each lane computes what the scalar loop does, operation for operation, so the
+/// weights are the same bits either way.
+public func adamStep(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ v: UnsafeMutablePointer<Float>,
+                     count n: Int, beta1 b1: Float, beta2 b2: Float, step s: Float, inverseCorrection c: Float, epsilon eps: Float, decay wd: Float) {
+    typealias V = SIMD8<Float>
+    @inline(__always) func at(_ q: UnsafePointer<Float>, _ i: Int) -> V { UnsafeRawPointer(q + i).loadUnaligned(as: V.self) }
+    @inline(__always) func put(_ x: V, _ q: UnsafeMutablePointer<Float>, _ i: Int) { UnsafeMutableRawPointer(q + i).storeBytes(of: x, as: V.self) }
+    let a1 = 1 - b1, a2 = 1 - b2
+    var i = 0
+    while i + 8 <= n {
+        let pi = at(p, i), d = at(g, i) + wd * pi
+        let mi = b1 * at(m, i) + a1 * d
+        let vi = b2 * at(v, i) + a2 * d * d
+        put(mi, m, i)
+        put(vi, v, i)
+        put(pi - s * mi / ((vi * c).squareRoot() + eps), p, i)
+        i += 8
+    }
+    while i < n {
+        let d = g[i] + wd * p[i]
+        let mi = b1 * m[i] + a1 * d
+        let vi = b2 * v[i] + a2 * d * d
+        m[i] = mi
+        v[i] = vi
+        p[i] -= s * mi / ((vi * c).squareRoot() + eps)
+        i += 1
+    }
+}

@@ -31,7 +31,7 @@ extension Float: Real {
     @inline(__always) public static func log(_ x: Float) -> Float { Foundation.logf(x) }
     @inline(__always) public static func tanh(_ x: Float) -> Float { Foundation.tanhf(x) }
     @inline(__always) public static func erf(_ x: Float) -> Float { Foundation.erff(x) }
-    @inline(__always) public static func sqrt(_ x: Float) -> Float { x.squareRoot() }
+    @inlinable @inline(__always) public static func sqrt(_ x: Float) -> Float { x.squareRoot() }  // inlined: Adam calls it per weight
     @inline(__always) public static func sigmoidInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) { Compute.sigmoidInPlace(x, count: count) }
     @inline(__always) public static func tanhInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) { Compute.tanhInPlace(x, count: count) }
 }
@@ -48,7 +48,7 @@ extension Double: Real {
     @inline(__always) public static func log(_ x: Double) -> Double { Foundation.log(x) }
     @inline(__always) public static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
     @inline(__always) public static func erf(_ x: Double) -> Double { Foundation.erf(x) }
-    @inline(__always) public static func sqrt(_ x: Double) -> Double { x.squareRoot() }
+    @inlinable @inline(__always) public static func sqrt(_ x: Double) -> Double { x.squareRoot() }
     public static func sigmoidInPlace(_ x: UnsafeMutablePointer<Double>, count: Int) {
         for i in 0..<count { x[i] = 1 / (1 + Foundation.exp(-x[i])) }
     }

@@ -82,6 +82,14 @@ public final class Optimizer<T: Real> {
             let c1 = 1 - T(Foundation.pow(config.beta1, Double(step))), c2 = 1 - T(Foundation.pow(config.beta2, Double(step)))
             let decoupled = config.kind == .adamw
             let step1 = lr / c1, ic2 = 1 / c2
+            if T.self == Float.self {
+                // Vectorized, the same bits (Compute.adamStep); AdamW decays first.
+                if decoupled { for i in r { p[i] -= lr * wd * p[i] } }
+                adamStep(f32(p + r.lowerBound), f32(g + r.lowerBound), f32(m + r.lowerBound), f32(v + r.lowerBound), count: r.count,
+                         beta1: Float(b1), beta2: Float(b2), step: Float(step1), inverseCorrection: Float(ic2), epsilon: Float(eps),
+                         decay: decoupled ? 0 : Float(wd))
+                return
+            }
             for i in r {
                 if decoupled { p[i] -= lr * wd * p[i] }
                 let d = decoupled ? g[i] : g[i] + wd * p[i]

@@ -251,6 +251,33 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(step(c, p0: [1], grads: [[0.3]])[0], 0.99, accuracy: 1e-6)
     }
 
+    func testAdamOverManyWeightsIsTheScalarDefinitionBitForBit() {
+        // 19 weights: two 8-lane vectors and a scalar tail, against the definition in Float,
+        // operation for operation; Adam with L2 decay, and AdamW.
+        var rng = SeededRandom(seed: 11)
+        let p0 = (0..<19).map { _ in Float(rng.nextGaussian()) }
+        let grads = (0..<3).map { _ in (0..<19).map { _ in Float(rng.nextGaussian()) } }
+        for kind in [OptimizerConfig.Kind.adam, .adamw] {
+            var c = OptimizerConfig()
+            c.kind = kind
+            c.learningRate = 0.01
+            c.weightDecay = 0.05
+            var p = p0, m = [Float](repeating: 0, count: 19), v = m
+            let (lr, wd, b1, b2, eps) = (Float(0.01), Float(0.05), Float(0.9), Float(0.999), Float(c.epsilon))
+            for (t, g) in grads.enumerated() {
+                let c1 = 1 - Float(Foundation.pow(0.9, Double(t + 1))), c2 = 1 - Float(Foundation.pow(0.999, Double(t + 1)))
+                for i in 0..<19 {
+                    if kind == .adamw { p[i] -= lr * wd * p[i] }
+                    let d = kind == .adamw ? g[i] : g[i] + wd * p[i]
+                    m[i] = b1 * m[i] + (1 - b1) * d
+                    v[i] = b2 * v[i] + (1 - b2) * d * d
+                    p[i] -= lr / c1 * m[i] / ((v[i] * (1 / c2)).squareRoot() + eps)
+                }
+            }
+            XCTAssertEqual(step(c, p0: p0, grads: grads), p, "\(kind)")
+        }
+    }
+
     // MARK: Architecture text
 
     func testPresetsBuildTheSeedNetworks() throws {
