@@ -94,12 +94,7 @@ extension Conv2D {
             let ys = dy + s * OH * OW * F
             for ty in 0..<tr {
                 for tx in 0..<tc {
-                    let oy = m * ty, ox = m * tx
-                    for i in 0..<m {
-                        for j in 0..<m {
-                            inputs[m * i + j] = oy + i < OH && ox + j < OW ? ys + ((oy + i) * OW + ox + j) * F : zero
-                        }
-                    }
+                    window(inputs, ys, H: OH, W: OW, C: F, y0: m * ty, x0: m * tx, size: m, outside: zero)
                     if m == 4 {
                         winograd43OutputGradientTransform(inputs, q + t * F, stride: qStride, count: F)
                     } else {
@@ -195,14 +190,7 @@ extension Conv2D {
                 let xs = x + (n0 + s) * H * W * C
                 for ty in 0..<tr {
                     for tx in 0..<tc {
-                        let iy0 = m * ty - pt, ix0 = m * tx - pl
-                        for i in 0..<a {
-                            let iy = iy0 + i
-                            for j in 0..<a {
-                                let ix = ix0 + j
-                                inputs[a * i + j] = iy >= 0 && iy < H && ix >= 0 && ix < W ? xs + (iy * W + ix) * C : zero
-                            }
-                        }
+                        window(inputs, xs, H: H, W: W, C: C, y0: m * ty - pt, x0: m * tx - pl, size: a, outside: zero)
                         if m == 4 {
                             winograd43InputTransform(inputs, v + t * C, stride: vStride, count: C)
                         } else {
@@ -241,6 +229,20 @@ extension Conv2D {
                 }
             }
             n0 += n
+        }
+    }
+}
+
+/// Points `p[size·i + j]` at position (y0 + i, x0 + j) of the H×W image of C channels at
+/// `image`, or at `outside` (a row of zeros) where that position is off the image: an input
+/// tile, or a block of output gradients.
+@inline(__always) private func window(_ p: UnsafeMutablePointer<UnsafePointer<Float>>, _ image: UnsafePointer<Float>, H: Int, W: Int, C: Int,
+                                      y0: Int, x0: Int, size: Int, outside: UnsafePointer<Float>) {
+    for i in 0..<size {
+        let y = y0 + i
+        for j in 0..<size {
+            let x = x0 + j
+            p[size * i + j] = y >= 0 && y < H && x >= 0 && x < W ? image + (y * W + x) * C : outside
         }
     }
 }
