@@ -89,20 +89,8 @@ extension Conv2D {
         let outputs = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: 9)
         defer { inputs.deallocate(); outputs.deallocate() }
         // dM_ξ[t][f] = (A dY Aᵀ)_ξ, dY the tile's m×m output gradients (0 past the edge).
-        var t = 0
-        for s in 0..<batch {
-            let ys = dy + s * OH * OW * F
-            for ty in 0..<tr {
-                for tx in 0..<tc {
-                    window(inputs, ys, H: OH, W: OW, C: F, y0: m * ty, x0: m * tx, size: m, outside: zero)
-                    if m == 4 {
-                        winograd43OutputGradientTransform(inputs, q + t * F, stride: qStride, count: F)
-                    } else {
-                        winogradOutputGradientTransform(inputs, q + t * F, stride: qStride, count: F)
-                    }
-                    t += 1
-                }
-            }
+        transformTiles(dy, count: batch, H: OH, W: OW, C: F, tiles: (tr, tc), step: m, before: (0, 0), size: m, outside: zero, into: q, inputs) {
+            if m == 4 { winograd43OutputGradientTransform($0, $1, stride: qStride, count: F) } else { winogradOutputGradientTransform($0, $1, stride: qStride, count: F) }
         }
         for xi in 0..<products {
             sgemm(transA: true, transB: false, m: C, n: F, k: tiles, alpha: 1, a: v + xi * vStride, lda: C,
@@ -185,20 +173,9 @@ extension Conv2D {
             let n = min(chunk, batch - n0)
             let tiles = n * tr * tc, first = keep ? n0 * tr * tc : 0  // this chunk's first row of V
             // V_ξ[t][c] = (Bᵀ d B)_ξ, d the a×a input tile t of channel c.
-            var t = first
-            for s in 0..<n {
-                let xs = x + (n0 + s) * H * W * C
-                for ty in 0..<tr {
-                    for tx in 0..<tc {
-                        window(inputs, xs, H: H, W: W, C: C, y0: m * ty - pt, x0: m * tx - pl, size: a, outside: zero)
-                        if m == 4 {
-                            winograd43InputTransform(inputs, v + t * C, stride: vStride, count: C)
-                        } else {
-                            winogradInputTransform(inputs, v + t * C, stride: vStride, count: C)
-                        }
-                        t += 1
-                    }
-                }
+            transformTiles(x + n0 * H * W * C, count: n, H: H, W: W, C: C, tiles: (tr, tc), step: m, before: (pt, pl), size: a, outside: zero,
+                           into: v + first * C, inputs) {
+                if m == 4 { winograd43InputTransform($0, $1, stride: vStride, count: C) } else { winogradInputTransform($0, $1, stride: vStride, count: C) }
             }
             // The products: M_ξ[T×F] = V_ξ[T×C] · U_ξ[C×F].
             for xi in 0..<products {
@@ -207,7 +184,7 @@ extension Conv2D {
             }
             // Y = Aᵀ M A + bias, the tile's m×m outputs; a position past the output's edge (when
             // OH or OW is not a multiple of m) is aliased to the block's first, written last.
-            t = 0
+            var t = 0
             for s in 0..<n {
                 let ys = y + (n0 + s) * OH * OW * F
                 for ty in 0..<tr {
@@ -229,6 +206,28 @@ extension Conv2D {
                 }
             }
             n0 += n
+        }
+    }
+}
+
+/// Runs `transform(pointers, out + t·C)` over the tr×tc tiles t of each of `count` H×W×C
+/// images, in order: tile (ty, tx) is the size×size window at (m·ty − before.0, m·tx − before.1),
+/// and `pointers` point at its positions (`outside` off the image). The forward pass's input
+/// tiles, and the weight gradient's blocks of output gradients.
+@inline(__always) private func transformTiles(_ images: UnsafePointer<Float>, count: Int, H: Int, W: Int, C: Int, tiles: (tr: Int, tc: Int), step m: Int,
+                                              before: (Int, Int), size: Int, outside: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>,
+                                              _ pointers: UnsafeMutablePointer<UnsafePointer<Float>>,
+                                              _ transform: (UnsafePointer<UnsafePointer<Float>>, UnsafeMutablePointer<Float>) -> Void) {
+    let (tr, tc) = tiles
+    var t = 0
+    for s in 0..<count {
+        let image = images + s * H * W * C
+        for ty in 0..<tr {
+            for tx in 0..<tc {
+                window(pointers, image, H: H, W: W, C: C, y0: m * ty - before.0, x0: m * tx - before.1, size: size, outside: outside)
+                transform(pointers, out + t * C)
+                t += 1
+            }
         }
     }
 }
