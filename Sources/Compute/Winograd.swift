@@ -285,3 +285,77 @@ public func winograd43WeightGradientTransform(_ du: UnsafePointer<Float>, stride
         put(2, g43((c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)))
     }
 }
+
+// The input gradient by the same transforms (the chain rule through Y = Aᵀ [U ⊙ V] A and
+// V = Bᵀ d B): dV_ξ[t][c] = Σ_f dM_ξ[t][f] · U_ξ[c][f] (a GEMM), and dd = B dV Bᵀ per tile
+// and channel, added into the tile's window of the input gradient (neighbouring windows
+// overlap by two rows or columns, so each tile adds rather than writes).
+
+/// As `vectors`, for kernels that add into their outputs: `body(i, fresh)`, with `fresh` the
+/// lanes that no earlier vector added (all of them but on an overlapping last vector).
+@inline(__always) private func accumulatingVectors(_ count: Int, _ body: (Int, SIMDMask<SIMD8<Int32>>) -> Void) {
+    var i = 0
+    while i &+ 8 <= count { body(i, SIMDMask(repeating: true)); i &+= 8 }
+    if i < count {
+        let start = count &- 8
+        body(start, SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .>= SIMD8(repeating: Int32(truncatingIfNeeded: i &- start)))
+    }
+}
+
+/// Adds the `fresh` lanes of `v` into the 8 floats at `p + i`.
+@inline(__always) private func add(_ v: F8, _ p: UnsafeMutablePointer<Float>, _ i: Int, _ fresh: SIMDMask<SIMD8<Int32>>) {
+    store(load(p, i) + F8(repeating: 0).replacing(with: v, where: fresh), p, i)
+}
+
+/// Input-tile gradients for F(2×2, 3×3): element ξ of dV at `dv + ξ·stride` for `count`
+/// channels; B dV Bᵀ is added into `dd[4·i + j]`, the gradient of the tile's position (i, j)
+/// (a caller may point positions off the image at one scratch row, whose sum it ignores).
+public func winogradInputGradientTransform(_ dv: UnsafePointer<Float>, stride: Int, _ dd: UnsafePointer<UnsafeMutablePointer<Float>>, count: Int) {
+    precondition(count >= 8)  // trap-ok: callers choose Winograd only for ≥ 8 channels
+    accumulatingVectors(count) { c, fresh in
+        // B (v0, v1, v2, v3) = (v0, v1 − v2 + v3, v1 + v2 − v0, −v3): Bᵀ's columns.
+        @inline(__always) func b(_ v0: F8, _ v1: F8, _ v2: F8, _ v3: F8) -> (F8, F8, F8, F8) { (v0, v1 - v2 + v3, v1 + v2 - v0, -v3) }
+        @inline(__always) func col(_ j: Int) -> (F8, F8, F8, F8) {
+            b(load(dv + j &* stride, c), load(dv + (4 &+ j) &* stride, c), load(dv + (8 &+ j) &* stride, c), load(dv + (12 &+ j) &* stride, c))
+        }
+        let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3)
+        @inline(__always) func row(_ i: Int, _ e: (F8, F8, F8, F8)) {
+            add(e.0, dd[4 &* i], c, fresh); add(e.1, dd[4 &* i &+ 1], c, fresh)
+            add(e.2, dd[4 &* i &+ 2], c, fresh); add(e.3, dd[4 &* i &+ 3], c, fresh)
+        }
+        row(0, b(c0.0, c1.0, c2.0, c3.0))
+        row(1, b(c0.1, c1.1, c2.1, c3.1))
+        row(2, b(c0.2, c1.2, c2.2, c3.2))
+        row(3, b(c0.3, c1.3, c2.3, c3.3))
+    }
+}
+
+/// B (v0, …, v5) for F(4×4, 3×3): Bᵀ's columns.
+@inline(__always) private func b43(_ v: Six) -> Six {
+    let (v0, v1, v2, v3, v4, v5) = v
+    let p12 = v1 + v2, d12 = v1 - v2, p34 = v3 + v4, d34 = v3 - v4
+    return (v0 * 4, (v5 - d12) * 4 - d34 * 2, v0 * -5 - p12 * 4 - p34, d12 + d34 * 2 - v5 * 5, v0 + p12 + p34, v5)
+}
+
+/// Input-tile gradients for F(4×4, 3×3): element ξ of dV at `dv + ξ·stride`; B dV Bᵀ is added
+/// into `dd[6·i + j]`.
+public func winograd43InputGradientTransform(_ dv: UnsafePointer<Float>, stride: Int, _ dd: UnsafePointer<UnsafeMutablePointer<Float>>, count: Int) {
+    precondition(count >= 8)  // trap-ok: callers choose Winograd only for ≥ 8 channels
+    accumulatingVectors(count) { c, fresh in
+        @inline(__always) func col(_ j: Int) -> Six {
+            b43((load(dv + j &* stride, c), load(dv + (6 &+ j) &* stride, c), load(dv + (12 &+ j) &* stride, c),
+                 load(dv + (18 &+ j) &* stride, c), load(dv + (24 &+ j) &* stride, c), load(dv + (30 &+ j) &* stride, c)))
+        }
+        let c0 = col(0), c1 = col(1), c2 = col(2), c3 = col(3), c4 = col(4), c5 = col(5)
+        @inline(__always) func row(_ i: Int, _ e: Six) {
+            add(e.0, dd[6 &* i], c, fresh); add(e.1, dd[6 &* i &+ 1], c, fresh); add(e.2, dd[6 &* i &+ 2], c, fresh)
+            add(e.3, dd[6 &* i &+ 3], c, fresh); add(e.4, dd[6 &* i &+ 4], c, fresh); add(e.5, dd[6 &* i &+ 5], c, fresh)
+        }
+        row(0, b43((c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)))
+        row(1, b43((c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)))
+        row(2, b43((c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)))
+        row(3, b43((c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)))
+        row(4, b43((c0.4, c1.4, c2.4, c3.4, c4.4, c5.4)))
+        row(5, b43((c0.5, c1.5, c2.5, c3.5, c4.5, c5.5)))
+    }
+}

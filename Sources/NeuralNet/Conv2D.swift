@@ -28,8 +28,9 @@ public final class Conv2D<T: Real>: Layer<T> {
     private let col = Scratch<T>()
     private let dcol = Scratch<T>()
     /// Winograd (Winograd.swift): transformed weights, inputs and products, a row of zeros for
-    /// tiles that overhang the image, and the weights U was made from; for the input gradient,
-    /// the turned and transposed weights and their transform.
+    /// tiles that overhang the image (and after it a row where the input gradient's positions
+    /// off the image add up), and the weights U was made from; for the weight gradient, dU and
+    /// dW before they are added into the gradients.
     let winoU = Scratch<T>(), winoV = Scratch<T>(), winoM = Scratch<T>(), winoZero = Scratch<T>(), winoW = Scratch<T>()
     let winoWT = Scratch<T>(), winoUT = Scratch<T>()
 
@@ -180,10 +181,8 @@ public final class Conv2D<T: Real>: Layer<T> {
             for f in 0..<F { db[f] += r[f] }
         }
         if usesWinograd {
-            // The forward kept its input transforms; dW first, since dx's convolution reuses
-            // their buffer.
-            winogradWeightGradient(dy, batch: batch)
-            if let dx { winogradInputGradient(dy, dx, batch: batch) }
+            // The forward pass kept its input and weight transforms.
+            winogradBackward(dy, dx, batch: batch)
             return
         }
         // col still holds this batch's im2col from forward.

@@ -12,10 +12,12 @@
 // two needs fewer. The GEMMs have K = C, which OpenBLAS runs at about 80 % of its K = 9C rate.
 // Training runs all three products this way, without im2col or col2im:
 // - the forward pass as above, keeping the whole batch's V;
-// - the weight gradient by the chain rule through the same formula: dM = A dY Aᵀ per tile,
-//   dU_ξ = V_ξᵀ dM_ξ (36 or 16 GEMMs over all the batch's tiles) and dW = Gᵀ dU G;
-// - the input gradient, itself a 3×3 stride-1 convolution (of dy by the kernels turned by
-//   180° with channels and filters swapped).
+// - both gradients by the chain rule through the same formula, from dM = A dY Aᵀ per tile:
+//   the weights' as dU_ξ = V_ξᵀ dM_ξ (36 or 16 GEMMs over all the batch's tiles) and
+//   dW = Gᵀ dU G, the input's as dV_ξ = dM_ξ U_ξᵀ and dx = B dV Bᵀ added up over the
+//   overlapping input tiles. (Treating dx as a convolution of dy by the turned kernels instead
+//   tiles the input's larger extent: on mnist-cnn's second layer, 16 tiles of 64 channels a
+//   sample against the forward pass's 9 of 32, and twice the time.)
 // Tiles outside the input read zeros, so every padding works.
 
 import Compute
@@ -49,11 +51,6 @@ extension Conv2D {
 
     var forwardShape: WinogradShape { WinogradShape(H: H, W: W, C: C, OH: OH, OW: OW, F: filters, pt: pt, pl: pl) }
 
-    /// dx[ih][iw][c] = Σ dy[ih − i + pt][iw − j + pl][f] · w[i][j][c][f]: with i' = 2 − i, the
-    /// convolution of dy (OH×OW×F) by kernels w'[i'][j'][f][c] = w[2 − i'][2 − j'][c][f],
-    /// padded by 2 − pt and 2 − pl, onto H×W×C.
-    var inputGradientShape: WinogradShape { WinogradShape(H: OH, W: OW, C: filters, OH: H, OW: W, F: C, pt: kh - 1 - pt, pl: kw - 1 - pl) }
-
     /// The forward block (tests check that both variants are exercised).
     var winogradBlock: Int { forwardShape.block }
 
@@ -74,22 +71,25 @@ extension Conv2D {
         winogradConvolve(f32(xT), f32(yT), batch: batch, shape: shape, block: m, u: f32(UnsafePointer(winoU.pointer)), bias: w + K * F, keep: keep)
     }
 
-    /// Adds the weight gradient by Winograd (`usesWinograd` only, after a forward pass that
-    /// kept V): dM = A dY Aᵀ per tile, dU_ξ = V_ξᵀ dM_ξ over all tiles, dW += Gᵀ dU G.
-    func winogradWeightGradient(_ dyT: UnsafePointer<T>, batch: Int) {
+    /// The gradients by Winograd (`usesWinograd` only, after a forward pass that kept V and U),
+    /// both from dM = A dY Aᵀ per tile (the chain rule through Y = Aᵀ [U ⊙ V] A):
+    /// - dW += Gᵀ dU G, with dU_ξ = V_ξᵀ dM_ξ over all the batch's tiles (U = G g Gᵀ);
+    /// - dx (written, not added to) = the sum over tiles of B dV Bᵀ, with dV_ξ = dM_ξ U_ξᵀ
+    ///   (V = Bᵀ d B): the same tiles and GEMM sizes as the forward pass.
+    func winogradBackward(_ dyT: UnsafePointer<T>, _ dxT: UnsafeMutablePointer<T>?, batch: Int) {
         let dy = f32(dyT), F = filters, shape = forwardShape, m = shape.block, a = m + 2, products = a * a
         let tr = (OH + m - 1) / m, tc = (OW + m - 1) / m, tiles = batch * tr * tc
         let vStride = tiles * C + 16, qStride = tiles * F + 16, uStride = shape.uStride
         winoM.reserve(products * qStride)
         winoUT.reserve(products * uStride)
         winoWT.reserve(K * F)
-        let v = f32(UnsafePointer(winoV.pointer)), q = f32(winoM.pointer), du = f32(winoUT.pointer), dw = f32(winoWT.pointer)
+        let v = f32(winoV.pointer), q = f32(winoM.pointer), du = f32(winoUT.pointer), dw = f32(winoWT.pointer)
         let zero = zeros()
-        let inputs = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 16)
+        let pointers = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 36)
         let outputs = UnsafeMutablePointer<UnsafeMutablePointer<Float>>.allocate(capacity: 9)
-        defer { inputs.deallocate(); outputs.deallocate() }
+        defer { pointers.deallocate(); outputs.deallocate() }
         // dM_ξ[t][f] = (A dY Aᵀ)_ξ, dY the tile's m×m output gradients (0 past the edge).
-        transformTiles(dy, count: batch, H: OH, W: OW, C: F, tiles: (tr, tc), step: m, before: (0, 0), size: m, outside: zero, into: q, inputs) {
+        transformTiles(dy, count: batch, H: OH, W: OW, C: F, tiles: (tr, tc), step: m, before: (0, 0), size: m, outside: zero, into: q, pointers) {
             if m == 4 { winograd43OutputGradientTransform($0, $1, stride: qStride, count: F) } else { winogradOutputGradientTransform($0, $1, stride: qStride, count: F) }
         }
         for xi in 0..<products {
@@ -106,32 +106,42 @@ extension Conv2D {
         }
         let g = f32(grads!)
         for i in 0..<K * F { g[i] += dw[i] }
+        guard let dxT else { return }
+        // dV_ξ[T×C] = dM_ξ[T×F] · U_ξᵀ, into V's buffer (V is spent). U is the forward pass's:
+        // the weights have not changed since.
+        let u = f32(UnsafePointer(winoU.pointer))
+        for xi in 0..<products {
+            sgemm(transA: false, transB: true, m: tiles, n: C, k: F, alpha: 1, a: q + xi * qStride, lda: F,
+                  b: u + xi * uStride, ldb: F, beta: 0, c: v + xi * vStride, ldc: C)
+        }
+        // dx = Σ B dV Bᵀ over the tiles' a×a windows, as the forward pass laid them; positions
+        // off the input (padding, the overhang) add into a scratch row instead.
+        let dx = f32(dxT)
+        dx.update(repeating: 0, count: batch * H * W * C)
+        transformTiles(UnsafePointer(dx), count: batch, H: H, W: W, C: C, tiles: (tr, tc), step: m, before: (pt, pl), size: a, outside: sink(),
+                       into: v, pointers) { window, dvt in
+            // The window's pointers were made from dx and the sink, both writable.
+            let dd = UnsafeRawPointer(window).assumingMemoryBound(to: UnsafeMutablePointer<Float>.self)
+            if m == 4 { winograd43InputGradientTransform(dvt, stride: vStride, dd, count: C) } else { winogradInputGradientTransform(dvt, stride: vStride, dd, count: C) }
+        }
     }
 
     /// A row of zeros as long as the channels and the filters (so the pointer stays valid
-    /// from one call to the next): the input read outside the image, the output gradient past
-    /// its edge, and the input gradient's bias.
+    /// from one call to the next): the input read outside the image, and the output gradient
+    /// past its edge.
     private func zeros() -> UnsafePointer<Float> {
         let n = max(C, filters)
-        winoZero.reserve(n)
+        winoZero.reserve(2 * n)
         winoZero.pointer.update(repeating: 0, count: n)
         return f32(UnsafePointer(winoZero.pointer))
     }
 
-    /// The input gradient by Winograd (`usesWinograd` only): dx is written, not added to.
-    func winogradInputGradient(_ dyT: UnsafePointer<T>, _ dxT: UnsafeMutablePointer<T>, batch: Int) {
-        let w = f32(UnsafePointer(params!)), F = filters, shape = inputGradientShape, m = shape.block
-        // w'[k'][f][c] = w[8 − k'][c][f], then its transform.
-        winoWT.reserve(K * F)
-        let wt = f32(winoWT.pointer)
-        for k in 0..<9 {
-            let src = w + (8 - k) * C * F, dst = wt + k * F * C
-            for c in 0..<C {
-                for f in 0..<F { dst[f * C + c] = src[c * F + f] }
-            }
-        }
-        winogradWeights(UnsafePointer(wt), shape: shape, block: m, into: winoUT)
-        winogradConvolve(f32(dyT), f32(dxT), batch: batch, shape: shape, block: m, u: f32(UnsafePointer(winoUT.pointer)), bias: zeros(), keep: false)
+    /// A row as long as the channels, after `zeros()`'s, where the input gradient's positions
+    /// off the input add up unread.
+    private func sink() -> UnsafePointer<Float> {
+        let n = max(C, filters)
+        winoZero.reserve(2 * n)
+        return f32(UnsafePointer(winoZero.pointer + n))
     }
 
     /// U_ξ[c][f] = (G g Gᵀ)_ξ, g the 3×3 kernel of channel c and filter f in w[k][c][f].
@@ -150,7 +160,7 @@ extension Conv2D {
     }
 
     /// y = x ⊛ w + bias over `batch` samples, with U the transformed weights for `block`; with
-    /// `keep`, V holds every tile of the batch at the end (`winogradWeightGradient`'s layout),
+    /// `keep`, V holds every tile of the batch at the end (`winogradBackward`'s layout),
     /// else only the last chunk's.
     private func winogradConvolve(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batch: Int, shape: WinogradShape, block m: Int,
                                   u: UnsafePointer<Float>, bias b: UnsafePointer<Float>, keep: Bool) {
