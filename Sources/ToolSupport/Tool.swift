@@ -1,6 +1,7 @@
 // What every executable shares: the one place errors become `tool: where: what` and an exit
 // status, output resolution (stdout or an atomic -o file), and signal handling.
 
+import CCPU
 import Foundation
 import TensorCore
 import TensorStream
@@ -82,9 +83,23 @@ public enum Tool {
         report(tool, "", "warning: " + message)
     }
 
+    /// A release build whose kernels were compiled for x86-64-v3 (Package.swift), started on a
+    /// CPU without it, would die of an illegal instruction somewhere in them: refuse it here,
+    /// before any of that code runs (this module is compiled for any x86-64).
+    static func refuseUnsupportedCPU(_ name: String) {
+        #if TUNED_X86_64_V3
+        if tensor_tools_cpu_has_x86_64_v3() == 0 {
+            report(name, "", "this build's kernels need an x86-64-v3 CPU (AVX2, FMA: Haswell, Zen or later), which this one is not; "
+                   + "build the tools on this machine, or with TENSOR_TOOLS_CPU=baseline for any x86-64")
+            exit(ExitStatus.software)
+        }
+        #endif
+    }
+
     /// Runs a tool's body; turns every error into one stderr line and its exit status. A write
     /// to a reader that went away ends the process quietly, as SIGPIPE would.
     public static func run(_ name: String, _ body: () throws -> Void) -> Never {
+        refuseUnsupportedCPU(name)
         installSignalHandlers()
         do {
             try body()
