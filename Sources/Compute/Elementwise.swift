@@ -106,18 +106,21 @@ public func maxPool2x2Window(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float
 
 /// The backward of one 2×2 max-pooling window over `n` channels: each channel's gradient `g`
 /// goes to the first of a, b, c, d (row-major) equal to its maximum `y`; the other three get 0.
-/// Every one of the four gradient rows is written.
+/// Every one of the four gradient rows is written. With `positiveOnly` (a ReLU fused after
+/// the pooling), a channel whose maximum is not positive passes no gradient.
 @inline(__always)
 public func maxPool2x2WindowBackward(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _ d: UnsafePointer<Float>,
                                      max y: UnsafePointer<Float>, grad g: UnsafePointer<Float>,
                                      _ da: UnsafeMutablePointer<Float>, _ db: UnsafeMutablePointer<Float>,
-                                     _ dc: UnsafeMutablePointer<Float>, _ dd: UnsafeMutablePointer<Float>, count n: Int) {
+                                     _ dc: UnsafeMutablePointer<Float>, _ dd: UnsafeMutablePointer<Float>, count n: Int,
+                                     positiveOnly: Bool = false) {
     var i = 0
     let zero = SIMD8<Float>()
     while i + 8 <= n {
         let o = 4 * i
         let m = UnsafeRawPointer(y).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-        let v = UnsafeRawPointer(g).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        let g8 = UnsafeRawPointer(g).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        let v = positiveOnly ? zero.replacing(with: g8, where: m .> zero) : g8
         let ha = UnsafeRawPointer(a).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) .== m
         let hb = UnsafeRawPointer(b).loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) .== m .& .!ha
         var taken = ha .| hb
@@ -130,7 +133,7 @@ public func maxPool2x2WindowBackward(_ a: UnsafePointer<Float>, _ b: UnsafePoint
         i &+= 8
     }
     while i < n {
-        let m = y[i], v = g[i]
+        let m = y[i], v = positiveOnly && !(m > 0) ? 0 : g[i]
         let ha = a[i] == m, hb = !ha && b[i] == m, hc = !ha && !hb && c[i] == m
         da[i] = ha ? v : 0
         db[i] = hb ? v : 0

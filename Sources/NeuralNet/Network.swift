@@ -26,6 +26,12 @@ public final class Network<T: Real> {
     public let params: UnsafeMutablePointer<T>
     public let grads: UnsafeMutablePointer<T>
     private var outputs: [Scratch<T>]
+    /// Per layer: a ReLU that the max pooling right after it computes instead, in training as
+    /// in inference. ReLU then max pooling equals max pooling then ReLU (ReLU is monotone), the
+    /// ReLU then runs over a quarter of the values (2×2), and the gradient is the same to the
+    /// bit: the pooling routes it to the same position, and it passes where the pooled value is
+    /// positive, that is where that position's input is.
+    private let reluInPooling: [Bool]
     private let deltaA = Scratch<T>(), deltaB = Scratch<T>()
     /// Room the backward pass needs in each delta buffer; allocated on the first backward.
     private var deltaSize = 0
@@ -138,6 +144,11 @@ public final class Network<T: Real> {
             ls.append(l)
         }
         layers = ls
+        reluInPooling = ls.indices.map { i in
+            guard i + 1 < ls.count, let a = ls[i] as? Activation<T>, a.kind == .relu, let p = ls[i + 1] as? Pool2D<T>, p.kind == .max else { return false }
+            p.reluAfter = true
+            return true
+        }
         let out = ls.last?.outputSize ?? inputShape.reduce(1, *)
         switch task {
         case .classification: if out < 2 { throw fail("a classifier needs at least 2 outputs, this network has \(out)") }
@@ -187,7 +198,7 @@ public final class Network<T: Real> {
         guard n > capacity else { return }
         var maxSize = inputSize
         for (i, l) in layers.enumerated() {
-            outputs[i].reserve(n * l.outputSize)
+            if !reluInPooling[i] { outputs[i].reserve(n * l.outputSize) }
             l.reserve(batch: n)
             maxSize = max(maxSize, l.outputSize)
         }
@@ -206,18 +217,7 @@ public final class Network<T: Real> {
         while i < layers.count {
             let l = layers[i]
             l.lengths = lengths
-            // Inference: ReLU then max pooling equals max pooling then ReLU (ReLU is monotone),
-            // and the ReLU then runs over the pooled values only (a quarter, for 2×2).
-            if !training, i + 1 < layers.count, let a = l as? Activation<T>, a.kind == .relu,
-               let p = layers[i + 1] as? Pool2D<T>, p.kind == .max {
-                let y = outputs[i + 1].pointer
-                p.lengths = lengths
-                p.forward(input, y, batch: batch, training: false, rng: &rng)
-                reluInPlace(y, count: batch * p.outputSize)
-                input = UnsafePointer(y)
-                i += 2
-                continue
-            }
+            if reluInPooling[i] { i += 1; continue }  // the pooling's input is this ReLU's
             l.forward(input, outputs[i].pointer, batch: batch, training: training, rng: &rng)
             input = UnsafePointer(outputs[i].pointer)
             i += 1
@@ -235,10 +235,11 @@ public final class Network<T: Real> {
         deltaB.reserve(deltaSize)
         var dy = dOut
         var useA = true
-        for i in stride(from: layers.count - 1, through: 0, by: -1) {
+        for i in stride(from: layers.count - 1, through: 0, by: -1) where !reluInPooling[i] {
             let l = layers[i]
-            let input = i == 0 ? x : UnsafePointer(outputs[i - 1].pointer)
-            let dx: UnsafeMutablePointer<T>? = i == 0 ? nil : (useA ? deltaA.pointer : deltaB.pointer)
+            let below = i > 0 && reluInPooling[i - 1] ? i - 2 : i - 1  // the layer whose output this one read
+            let input = below < 0 ? x : UnsafePointer(outputs[below].pointer)
+            let dx: UnsafeMutablePointer<T>? = below < 0 ? nil : (useA ? deltaA.pointer : deltaB.pointer)
             l.backward(input, UnsafePointer(outputs[i].pointer), dy, dx, batch: batch)
             if let dx { dy = UnsafePointer(dx) }
             useA.toggle()

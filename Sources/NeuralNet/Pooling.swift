@@ -10,6 +10,9 @@ public final class Pool2D<T: Real>: Layer<T> {
     let H: Int, W: Int, C: Int, OH: Int, OW: Int
     /// Per channel: whether the window's gradient has been routed (max pooling backward).
     private let routed = Scratch<T>()
+    /// Max pooling that also computes the ReLU before it (set by the network, which then skips
+    /// that layer): the output is ReLU'd, and the gradient passes only where it is positive.
+    var reluAfter = false
 
     init(inputShape: [Int], kind: Kind, size: Int, stride: Int) {
         self.kind = kind
@@ -53,6 +56,7 @@ public final class Pool2D<T: Real>: Layer<T> {
                     }
                 }
             }
+            if reluAfter { reluInPlace(y, count: batch * outputSize) }
             return
         }
         for n in 0..<batch {
@@ -75,6 +79,7 @@ public final class Pool2D<T: Real>: Layer<T> {
                 }
             }
         }
+        if reluAfter { reluInPlace(y, count: batch * outputSize) }
     }
 
     /// Max pooling routes each window's gradient to the first position holding the maximum
@@ -97,7 +102,7 @@ public final class Pool2D<T: Real>: Layer<T> {
                         let k = ((2 * oh) * W + 2 * ow) * C
                         let p0 = xn + k, p1 = p0 + W * C, d0 = dn + k, d1 = d0 + W * C
                         maxPool2x2WindowBackward(f32(p0), f32(p0 + C), f32(p1), f32(p1 + C), max: f32(yo), grad: f32(g),
-                                                 f32(d0), f32(d0 + C), f32(d1), f32(d1 + C), count: C)
+                                                 f32(d0), f32(d0 + C), f32(d1), f32(d1 + C), count: C, positiveOnly: reluAfter)
                         continue
                     }
                     if kind == .max { done.update(repeating: 0, count: C) }
@@ -108,7 +113,7 @@ public final class Pool2D<T: Real>: Layer<T> {
                             if kind == .max {
                                 // Branch-free, so the loop vectorizes.
                                 for c in 0..<C {
-                                    let hit: T = (p[c] == yo[c] ? 1 : 0) * (1 - done[c])
+                                    let hit: T = (p[c] == yo[c] ? 1 : 0) * (1 - done[c]) * (reluAfter && !(yo[c] > 0) ? 0 : 1)
                                     d[c] += hit * g[c]
                                     done[c] += hit
                                 }

@@ -109,8 +109,8 @@ final class KernelTests: XCTestCase {
     }
 
     func testInferenceComputesWhatTrainingDoes() throws {
-        // Inference takes shortcuts training cannot (max pooling before the ReLU over the pooled
-        // values; im2col's and Winograd's buffers reused chunk by chunk): the seed CNNs' logits
+        // Inference takes shortcuts training cannot (im2col's and Winograd's buffers reused chunk
+        // by chunk, the transformed weights kept between calls): the seed CNNs' logits
         // are those of the training path to the bit, so validation during fit reports what
         // predict and score would. 61 samples span several Winograd chunks in both networks.
         for (preset, shape) in [("mnist-cnn", [28, 28, 1]), ("cifar-cnn", [32, 32, 3])] {
@@ -124,6 +124,51 @@ final class KernelTests: XCTestCase {
             let inferred = Array(UnsafeBufferPointer(start: net.forward(x, batch: batch, training: false, rng: &r), count: batch * 10))
             XCTAssertEqual(trained, inferred, "\(preset)")
             XCTAssertGreaterThan(trained.map(abs).max() ?? 0, 0)
+        }
+    }
+
+    func testReluFusedIntoMaxPoolingIsTheTwoLayersToTheBit() throws {
+        // A network runs a ReLU followed by max pooling inside the pooling, over the pooled
+        // values: its output and gradients must be those of the layers run one after the
+        // other, with ties, zeros and all-negative windows, in the 2×2 fast path (11 channels: a
+        // vector and a scalar tail) and the general one.
+        var rng = SeededRandom(seed: 11)
+        let (H, W, C, F, batch) = (7, 5, 3, 11, 2)
+        for pool in ["maxpool 2", "maxpool 3 stride=2"] {
+            let net = try Network<Float>(specs: try Architecture.parse("conv \(F) 1x1\nrelu\n\(pool)"), inputShape: [H, W, C], classes: 0, task: .regression)
+            let P = net.parameterCount
+            // Small integers make ties, zeros and negative maxima common.
+            for i in 0..<P { net.params[i] = Float(Int(rng.next() % 5) - 2) }
+            let x = (0..<batch * H * W * C).map { _ in Float(Int(rng.next() % 5) - 2) }
+            var r = SeededRandom(seed: 0)
+            let n = batch * net.outputSize
+            let y = Array(UnsafeBufferPointer(start: net.forward(x, batch: batch, training: true, rng: &r), count: n))
+            let dOut = (0..<n).map { _ in Float(rng.next() % 7) + 1 }
+            net.zeroGradients()
+            net.backward(x, dOut: dOut, batch: batch)
+            let grads = Array(UnsafeBufferPointer(start: net.grads, count: P))
+
+            let conv = Conv2D<Float>(inputShape: [H, W, C], filters: F, kernel: (1, 1), stride: 1, padding: .valid)
+            let relu = Activation<Float>(inputShape: conv.outputShape, kind: .relu)
+            let fused = try XCTUnwrap(net.layers[2] as? Pool2D<Float>)
+            let pooling = Pool2D<Float>(inputShape: conv.outputShape, kind: .max, size: fused.size, stride: fused.stride)
+            let cp = UnsafeMutablePointer<Float>.allocate(capacity: P), cg = UnsafeMutablePointer<Float>.allocate(capacity: P)
+            defer { cp.deallocate(); cg.deallocate() }
+            cp.update(from: net.params, count: P)
+            cg.update(repeating: 0, count: P)
+            conv.bind(params: cp, grads: cg)
+            for l in [conv, relu, pooling] as [Layer<Float>] { l.reserve(batch: batch) }
+            var a = [Float](repeating: 0, count: batch * conv.outputSize), b = a, z = [Float](repeating: 0, count: n)
+            conv.forward(x, &a, batch: batch, training: true, rng: &r)
+            relu.forward(a, &b, batch: batch, training: true, rng: &r)
+            pooling.forward(b, &z, batch: batch, training: true, rng: &r)
+            var db = [Float](repeating: .nan, count: b.count), da = db
+            pooling.backward(b, z, dOut, &db, batch: batch)
+            relu.backward(a, b, db, &da, batch: batch)
+            conv.backward(x, a, da, nil, batch: batch)
+            XCTAssertEqual(y, z, pool)
+            XCTAssertEqual(grads, Array(UnsafeBufferPointer(start: cg, count: P)), pool)
+            XCTAssertTrue(z.contains(0) && z.contains { $0 > 0 } && a.contains { $0 < 0 }, "the data exercise the ReLU")
         }
     }
 
