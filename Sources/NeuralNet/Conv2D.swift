@@ -1,7 +1,9 @@
 // 2-D convolution, channels-last, as im2col + one GEMM with the batch folded into M (and for
 // 3×3 stride-1 kernels over 8 or more channels, Winograd F(4×4, 3×3) or F(2×2, 3×3) for the
 // forward pass and both gradients: Winograd.swift):
-//   col[N·OH·OW × KH·KW·C] gathered from x[N×H×W×C], y[N·OH·OW × F] = col · W[KH·KW·C × F] + b.
+//   col[N·OH·OW × KH·KW·C + 1] gathered from x[N×H×W×C] with a 1 at the end of each row, and
+//   y[N·OH·OW × F] = col · [W; b] (the parameters are W[KH·KW·C × F] and then b, one matrix), so
+//   the GEMM adds the bias in the forward pass and sums its gradient in the backward.
 // Channels-last makes each im2col step a copy of C contiguous values. Padding "same" follows
 // TensorFlow (extra row/column at the bottom/right). Parameters: W then b.
 
@@ -59,10 +61,11 @@ public final class Conv2D<T: Real>: Layer<T> {
 
     @_specialize(where T == Float)
     override func reserve(batch: Int) {
-        if !usesWinograd { col.reserve(batch * OH * OW * K) }  // Winograd keeps transforms instead
+        if !usesWinograd { col.reserve(batch * OH * OW * (K + 1)) }  // Winograd keeps transforms instead
     }
 
-    /// col[(n·OH + oh)·OW + ow][(i·KW + j)·C + c] = x[n][oh·S + i − pt][ow·S + j − pl][c], or 0 outside.
+    /// col[(n·OH + oh)·OW + ow][(i·KW + j)·C + c] = x[n][oh·S + i − pt][ow·S + j − pl][c], or 0
+    /// outside; col[…][K] = 1 (rows of K + 1).
     @_specialize(where T == Float)
     func im2col(_ x: UnsafePointer<T>, _ col: UnsafeMutablePointer<T>, batch: Int) {
         var r = col
@@ -81,6 +84,8 @@ public final class Conv2D<T: Real>: Layer<T> {
                             r += kw
                             src += W
                         }
+                        r[0] = 1
+                        r += 1
                     }
                 }
             }
@@ -114,12 +119,15 @@ public final class Conv2D<T: Real>: Layer<T> {
                             r += C
                         }
                     }
+                    r[0] = 1
+                    r += 1
                 }
             }
         }
     }
 
-    /// The adjoint of im2col: adds each column entry back into dx.
+    /// The adjoint of im2col: adds each column entry back into dx (`col` without the ones: rows
+    /// of K).
     @_specialize(where T == Float)
     func col2im(_ col: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>, batch: Int) {
         dx.update(repeating: 0, count: batch * H * W * C)
@@ -146,7 +154,7 @@ public final class Conv2D<T: Real>: Layer<T> {
 
     /// Samples per im2col/GEMM step: about 1 MiB of columns, so each GEMM reads its columns
     /// while they are still in cache.
-    var chunk: Int { max(1, (1 << 18) / max(OH * OW * K, 1)) }
+    var chunk: Int { max(1, (1 << 18) / max(OH * OW * (K + 1), 1)) }
 
     @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
@@ -155,19 +163,14 @@ public final class Conv2D<T: Real>: Layer<T> {
             return
         }
         let F = filters, rows = OH * OW
-        let b = params + K * F
         var n0 = 0
         while n0 < batch {
             let n = min(chunk, batch - n0)
             // Training keeps the whole batch's columns for backward; inference reuses the first
             // chunk's, which stay in cache between im2col and the GEMM.
-            let c = col.pointer + (training ? n0 * rows * K : 0), out = y + n0 * rows * F
+            let c = col.pointer + (training ? n0 * rows * (K + 1) : 0), out = y + n0 * rows * F
             im2col(x + n0 * H * W * C, c, batch: n)
-            for m in 0..<n * rows {
-                let o = out + m * F
-                for f in 0..<F { o[f] = b[f] }  // inline: a memmove call per row costs more
-            }
-            T.gemm(transA: false, transB: false, m: n * rows, n: F, k: K, alpha: 1, a: c, lda: K, b: params, ldb: F, beta: 1, c: out, ldc: F)
+            T.gemm(transA: false, transB: false, m: n * rows, n: F, k: K + 1, alpha: 1, a: c, lda: K + 1, b: params, ldb: F, beta: 0, c: out, ldc: F)
             n0 += n
         }
     }
@@ -175,18 +178,19 @@ public final class Conv2D<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         let M = batch * OH * OW, F = filters, rows = OH * OW
-        let db = grads + K * F
-        for m in 0..<M {
-            let r = dy + m * F
-            for f in 0..<F { db[f] += r[f] }
-        }
         if usesWinograd {
+            let db = grads + K * F
+            for m in 0..<M {
+                let r = dy + m * F
+                for f in 0..<F { db[f] += r[f] }
+            }
             // The forward pass kept its input and weight transforms.
             winogradBackward(dy, dx, batch: batch)
             return
         }
-        // col still holds this batch's im2col from forward.
-        T.gemm(transA: true, transB: false, m: K, n: F, k: M, alpha: 1, a: col.pointer, lda: K, b: dy, ldb: F, beta: 1, c: grads, ldc: F)
+        // col still holds this batch's im2col from forward; its ones column sums the bias's
+        // gradient into the row after dW.
+        T.gemm(transA: true, transB: false, m: K + 1, n: F, k: M, alpha: 1, a: col.pointer, lda: K + 1, b: dy, ldb: F, beta: 1, c: grads, ldc: F)
         guard let dx else { return }
         dcol.reserve(min(chunk, batch) * rows * K)  // first backward only: inference never needs it
         var n0 = 0
