@@ -337,6 +337,17 @@ public final class Trainer {
     public let threads: Int
     private var shards: [Shard]
     public var rng: SeededRandom
+    /// The trainable ranges of the parameters, for the optimizer.
+    private let ranges: [Range<Int>]
+    /// The job the shards' threads run (`perform`): a batch's shards, or the update's slices;
+    /// and what it reads, set by the calling thread before each `pool.run`.
+    private enum Phase { case shards(train: Bool), update }
+    private var phase = Phase.update
+    private var jobData: Dataset?
+    private var jobSlices: [ArraySlice<Int>] = []
+    private var jobSamples = 0
+    private var jobOthers: [UnsafeMutablePointer<Float>] = []
+    private lazy var pool = WorkerPool(threads: threads) { [unowned self] k in self.perform(k) }
 
     public init(model: Model, batchSize: Int, seed: UInt64, threads: Int = 1) {
         self.model = model
@@ -347,6 +358,7 @@ public final class Trainer {
         let net = model.network
         shards = (0..<t).map { k in Shard(net: k == 0 ? net : net.replica(), capacity: per, seed: seed &+ 0x5EED &+ UInt64(k)) }
         rng = SeededRandom(seed: seed &+ 0x5EED)
+        ranges = net.trainableRanges
         if model.optimizer == nil { model.optimizer = Optimizer<Float>(config: model.optimizerConfig, count: net.parameterCount) }
     }
 
@@ -354,49 +366,51 @@ public final class Trainer {
     private func run(_ data: Dataset, _ idx: ArraySlice<Int>, train: Bool) -> ArraySlice<Shard> {
         let n = idx.count
         let used = min(threads, n)
-        var slices: [ArraySlice<Int>] = []
+        jobSlices.removeAll(keepingCapacity: true)
         var start = idx.startIndex
         for k in 0..<used {
             let size = n / used + (k < n % used ? 1 : 0)
-            slices.append(idx[start..<start + size])
+            jobSlices.append(idx[start..<start + size])
             start += size
         }
-        let active = shards[0..<used]
-        if used == 1 {
-            active[0].gather(data, slices[0])
-            active[0].step(train: train, weight: 1)
-        } else {
-            // Each worker gathers its own samples too: nothing serial between batches but the
-            // optimizer's (itself parallel) update.
-            DispatchQueue.concurrentPerform(iterations: used) { k in
-                let s = active[active.startIndex + k]
-                s.gather(data, slices[k])
-                s.step(train: train, weight: Float(s.count) / Float(n))
-            }
-        }
-        return active
+        // Each worker gathers its own samples too: nothing serial between batches but the
+        // optimizer's (itself parallel) update.
+        jobData = data
+        jobSamples = n
+        phase = .shards(train: train)
+        pool.run(used)
+        jobData = nil  // no second reference to the caller's arrays (a --stream batch is refilled in place)
+        return shards[0..<used]
     }
 
     /// Sums the shards' gradients into the primary's and applies the optimizer, both split
     /// over the parameters across the threads (each slice is summed in a fixed order, so the
     /// result does not depend on scheduling).
     private func reduceAndUpdate(shards used: Int, optimizer opt: Optimizer<Float>) {
-        let net = model.network
-        let P = net.parameterCount
-        let g = net.grads, p = net.params
-        let others = shards[1..<used].map { $0.net.grads }
-        let ranges = net.trainableRanges
+        jobOthers.removeAll(keepingCapacity: true)
+        for s in shards[1..<used] { jobOthers.append(s.net.grads) }
         opt.beginStep()
-        let parts = threads
-        let work = { (k: Int) in
-            let lo = P * k / parts, hi = P * (k + 1) / parts
-            for h in others { for i in lo..<hi { g[i] += h[i] } }
+        phase = .update
+        pool.run(threads)
+    }
+
+    /// Part `k` of the current job, on whichever thread runs it.
+    private func perform(_ k: Int) {
+        switch phase {
+        case .shards(let train):
+            let s = shards[k]
+            s.gather(jobData!, jobSlices[k])
+            s.step(train: train, weight: Float(s.count) / Float(jobSamples))
+        case .update:
+            let net = model.network, opt = model.optimizer!
+            let P = net.parameterCount, g = net.grads, p = net.params
+            let lo = P * k / threads, hi = P * (k + 1) / threads
+            for h in jobOthers { for i in lo..<hi { g[i] += h[i] } }
             for r in ranges {
                 let a = max(r.lowerBound, lo), b = min(r.upperBound, hi)
                 if a < b { opt.apply(params: p, grads: g, range: a..<b) }
             }
         }
-        if parts == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: work) }
     }
 
     /// One pass over `data` in a freshly shuffled order (or in order, without `shuffle`);

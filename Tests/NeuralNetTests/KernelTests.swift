@@ -387,6 +387,24 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(finals[2], finals[3], "same seed, two threads: identical weights")
     }
 
+    func testWorkerPoolRunsEveryPartOnceAndWakesSleepingWorkers() {
+        // Each part exactly once per run, on whichever thread; workers that went to sleep
+        // (after a few hundred µs without a job) are woken by the next run; a run of fewer
+        // parts than threads leaves the others alone.
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: 3)
+        counts.initialize(repeating: 0, count: 3)
+        defer { counts.deallocate() }
+        var pool: WorkerPool? = WorkerPool(threads: 3) { k in counts[k] += 1 }
+        for _ in 0..<500 { pool!.run(3) }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: 3)), [500, 500, 500])
+        usleep(100_000)
+        pool!.run(3)
+        pool!.run(2)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: 3)), [502, 502, 501])
+        pool = nil  // the workers return
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: counts, count: 3)), [502, 502, 501])
+    }
+
     func testModelFileRoundTripAndDamage() throws {
         let m = try makeModel()
         m.network.initialize(seed: 3)
