@@ -103,7 +103,7 @@ let package = Package(
 
         // MARK: - Tests
         .target(name: "_TestSupport", dependencies: ["TensorCore", "TensorStream"], path: "Tests/_TestSupport"),
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "Compute", "_TestSupport"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "Compute", "CCPU", "_TestSupport"]),
         .testTarget(name: "TensorStreamTests", dependencies: ["TensorStream", "TensorCore", "_TestSupport"]),
         .testTarget(name: "DataSourcesTests", dependencies: ["DataSources", "TensorStream", "TensorCore", "_TestSupport"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Compute", "TensorCore"]),

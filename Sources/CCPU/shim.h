@@ -1,5 +1,7 @@
 // What the CPU can run, asked of the CPU itself (CPUID and XGETBV; header only, nothing to
 // link): the check that a release build tuned for x86-64-v3 (Package.swift) runs on such a CPU.
+// SwiftPM does not track a system library's header: after editing it, touch the Swift files that
+// import it (Tool.swift, TensorCoreTests.swift) or they keep the old inline function.
 #ifndef TENSOR_TOOLS_CCPU_SHIM_H
 #define TENSOR_TOOLS_CCPU_SHIM_H
 

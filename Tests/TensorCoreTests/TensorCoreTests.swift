@@ -1,4 +1,6 @@
+import CCPU
 import Compute
+import Foundation
 import TensorCore
 import XCTest
 
@@ -40,6 +42,19 @@ final class TensorCoreTests: XCTestCase {
                 }
             }
         }
+    }
+
+    func testCPUCheckAgreesWithTheKernelsFlags() throws {
+        // A release build tuned for x86-64-v3 refuses to start when CPUID says the CPU lacks
+        // it; Package.swift decides to tune from /proc/cpuinfo's flags. The two must agree, or
+        // a build would refuse the very machine it was tuned on (or run where it cannot).
+        #if os(Linux) && arch(x86_64)
+        let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let line = try XCTUnwrap(info.split(separator: "\n").first { $0.hasPrefix("flags") })
+        let flags = Set(line.split(separator: " ").map(String.init))
+        let v3 = ["avx", "avx2", "fma", "f16c", "movbe", "popcnt", "bmi1", "bmi2", "abm", "xsave"].allSatisfy(flags.contains)
+        XCTAssertEqual(tensor_tools_cpu_has_x86_64_v3() == 1, v3, "CPUID and /proc/cpuinfo disagree about x86-64-v3")
+        #endif
     }
 
     func testEscapingRemovesControlBytes() {
