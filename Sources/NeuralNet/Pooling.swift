@@ -87,11 +87,21 @@ public final class Pool2D<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         guard let dx else { return }
-        dx.update(repeating: 0, count: batch * H * W * C)
         let inv = 1 / T(size * size)
         let done = routed.pointer
         // The common case in Float: each window's four gradients written at once, on vectors.
         let fast = T.self == Float.self && kind == .max && size == 2 && stride == 2
+        if fast {
+            // The windows write every position they cover: zero only a last row and column
+            // that no window covers (odd H or W).
+            for n in 0..<batch {
+                let dn = dx + n * H * W * C
+                if H > 2 * OH { (dn + 2 * OH * W * C).update(repeating: 0, count: (H - 2 * OH) * W * C) }
+                if W > 2 * OW { for h in 0..<2 * OH { (dn + (h * W + 2 * OW) * C).update(repeating: 0, count: (W - 2 * OW) * C) } }
+            }
+        } else {
+            dx.update(repeating: 0, count: batch * H * W * C)
+        }
         for n in 0..<batch {
             let xn = x + n * H * W * C, dn = dx + n * H * W * C
             for oh in 0..<OH {
