@@ -17,6 +17,8 @@ func tunedCPU() -> String? {
     guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return nil }
     let flags = Set(line.split(separator: " ").map(String.init))
+    // The same list as TensorCoreTests.testCPUCheckAgreesWithTheKernelsFlags (a manifest shares
+    // no code): change both, and Sources/CCPU/shim.h's CPUID check with them.
     let v3 = ["avx", "avx2", "fma", "f16c", "movbe", "popcnt", "bmi1", "bmi2", "abm", "xsave"]
     return v3.allSatisfy(flags.contains) ? "haswell" : nil
     #else
