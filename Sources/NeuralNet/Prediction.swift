@@ -1,7 +1,6 @@
 // Serving a model on a stream: schema checks against what the model was trained on, and one
 // batch of inputs to probabilities (or values) and predicted classes.
 
-import Dispatch
 import Compute
 import TensorCore
 import TensorStream
@@ -15,6 +14,14 @@ public final class Predictor {
     /// The field of sequence lengths the model reads, when it reads them.
     public let lengthIndex: Int?
     private let replicas: [Network<Float>]
+    /// The batch the parts of `runPart` share, set by the calling thread before `pool.run`.
+    private var job = Job()
+    private struct Job {
+        var x: UnsafePointer<Float>?, p: UnsafeMutablePointer<Float>?, lengths: UnsafePointer<Int32>?
+        var count = 0, parts = 0, chunk = 0
+    }
+    /// The replicas' threads: the training loop's workers (WorkerPool), one per replica.
+    private lazy var pool = WorkerPool(threads: replicas.count) { [unowned self] i in self.runPart(i) }
     public let inputIndex: Int
     /// The model's normalization, when the input is raw data: apply it to each batch first.
     public let inputTransform: FieldTransform?
@@ -115,23 +122,10 @@ public final class Predictor {
             }
         }
         let lp: UnsafePointer<Int32>? = lengths == nil ? nil : lens.withUnsafeBufferPointer { $0.baseAddress }
-        let xp = x.pointer, pp = p.pointer, k = outputs, task = model.task
-        let parts = min(replicas.count, count)
-        let chunk = samplesPerPass
-        let reps = replicas
-        let work = { (i: Int) in
-            let lo = count * i / parts, hi = count * (i + 1) / parts
-            var rng = SeededRandom(seed: 0)  // inference draws no random numbers
-            // At most `chunk` samples per forward, to bound the activations' memory.
-            var a = lo
-            while a < hi {
-                let n = min(chunk, hi - a)
-                let out = reps[i].forward(xp + a * s, batch: n, training: false, rng: &rng, lengths: lp.map { $0 + a })
-                Loss.head(task: task, output: out, batch: n, outputs: k, into: pp + a * k)
-                a += n
-            }
-        }
-        if parts <= 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: work) }
+        let pp = p.pointer
+        job = Job(x: UnsafePointer(x.pointer), p: pp, lengths: lp, count: count, parts: min(replicas.count, count), chunk: samplesPerPass)
+        pool.run(job.parts)
+        job = Job()
         switch model.task {
         case .classification:
             for n in 0..<count {
@@ -145,6 +139,21 @@ public final class Predictor {
             yhat.copyMemory(from: pp, byteCount: count * outputs * 4)
         }
         return UnsafePointer(pp)
+    }
+
+    /// Part `i` of the current batch: its share of the samples, through replica `i`.
+    private func runPart(_ i: Int) {
+        let j = job, s = model.network.inputSize, k = outputs, task = model.task
+        let lo = j.count * i / j.parts, hi = j.count * (i + 1) / j.parts
+        var rng = SeededRandom(seed: 0)  // inference draws no random numbers
+        // At most `chunk` samples per forward, to bound the activations' memory.
+        var a = lo
+        while a < hi {
+            let n = min(j.chunk, hi - a)
+            let out = replicas[i].forward(j.x! + a * s, batch: n, training: false, rng: &rng, lengths: j.lengths.map { $0 + a })
+            Loss.head(task: task, output: out, batch: n, outputs: k, into: j.p! + a * k)
+            a += n
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 // which took about 70 µs on this project's 2-core virtual machines (measured: 2 µs with the
 // workers below), and the other core's share of the step waited for it. So the workers poll
 // between jobs, and sleep only after 0.3 ms without one (between epochs, during a checkpoint).
+// Prediction runs its network replicas on the same workers, so there is one thread mechanism.
 
 import Foundation
 import Synchronization

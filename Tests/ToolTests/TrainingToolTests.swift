@@ -51,6 +51,18 @@ final class TrainingToolTests: XCTestCase {
         for k in 0..<10 { XCTAssertEqual(p[k * 10..<k * 10 + 10].reduce(0, +), 1, accuracy: 1e-5, "probabilities sum to 1") }
         let yhat = d[3].withUnsafeBytes { Array($0.bindMemory(to: Int64.self)) }
         for k in 0..<10 { XCTAssertEqual(Int(yhat[k]), p[k * 10..<k * 10 + 10].indices.max { p[$0] < p[$1] }! - k * 10, "yhat is the argmax of p") }
+        // Each batch is split across the threads' network replicas (10 samples: parts of 5 and
+        // 5, or 3, 3 and 4). The parts' GEMMs have other shapes, so the last bits may differ
+        // from one thread's; at a fixed thread count the output is the same bytes every run.
+        for t in [2, 3] {
+            let runs = try (0..<2).map { _ in try sh("predict --threads \(t) -m \(tmp)/m.model \(tmp)/train.tns") }
+            XCTAssertEqual(runs[0].status, 0, runs[0].stderr)
+            XCTAssertTrue(runs[0].stdout == runs[1].stdout, "predict --threads \(t) twice gives the same bytes")
+            let (_, m, e) = try readAll(runs[0].stdout)
+            XCTAssertEqual(m, 10)
+            let q = e[2].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            for i in p.indices { XCTAssertEqual(q[i], p[i], accuracy: 1e-6, "predict --threads \(t): p of sample \(i / 10), class \(i % 10)") }
+        }
     }
 
     func testFitPredictPipelineLearnsIris() throws {
