@@ -10,7 +10,8 @@ public final class Predictor {
     public let model: Model
     private var x = Scratch<Float>()
     private var p = Scratch<Float>()
-    private var lens = [Int32]()
+    /// The batch's sequence lengths, for a model that reads them; the parts read it concurrently.
+    private var lens = UnsafeMutableBufferPointer<Int32>(start: nil, count: 0)
     /// The field of sequence lengths the model reads, when it reads them.
     public let lengthIndex: Int?
     private let replicas: [Network<Float>]
@@ -74,6 +75,8 @@ public final class Predictor {
         }
     }
 
+    deinit { lens.deallocate() }
+
     static func brief(_ record: String?) -> String {
         guard let r = record else { return "raw" }
         return NormalizeSpec(encoded: r)?.description ?? String(r.prefix(40))
@@ -115,13 +118,16 @@ public final class Predictor {
             throw ModelError(name, "field '\(model.inputField)' sample \(firstSample + bad / s): \(x.pointer[bad]) is not a token id of the model's vocabulary of \(v)")
         }
         if let (payload, ldtype) = lengths {
-            if lens.count < count { lens = [Int32](repeating: 0, count: count) }
+            if lens.count < count {
+                lens.deallocate()
+                lens = .allocate(capacity: count)
+            }
             let steps = net.inputShape[0]
-            if let (i, v) = lens.withUnsafeMutableBufferPointer({ convertLengths(payload.baseAddress!, dtype: ldtype, count: count, steps: steps, into: $0.baseAddress!) }) {
+            if let (i, v) = convertLengths(payload.baseAddress!, dtype: ldtype, count: count, steps: steps, into: lens.baseAddress!) {
                 throw ModelError(name, "field '\(model.lengthField ?? "")' sample \(firstSample + i): length \(v) outside 0…\(steps), the steps of '\(model.inputField)'")
             }
         }
-        let lp: UnsafePointer<Int32>? = lengths == nil ? nil : lens.withUnsafeBufferPointer { $0.baseAddress }
+        let lp = lengths == nil ? nil : UnsafePointer(lens.baseAddress)
         let pp = p.pointer
         job = Job(x: UnsafePointer(x.pointer), p: pp, lengths: lp, count: count, parts: min(replicas.count, count), chunk: samplesPerPass)
         pool.run(job.parts)
