@@ -151,7 +151,10 @@ public final class Network<T: Real> {
         }
         let out = ls.last?.outputSize ?? inputShape.reduce(1, *)
         switch task {
-        case .classification: if out < 2 { throw fail("a classifier needs at least 2 outputs, this network has \(out)") }
+        case .classification:
+            if out < 2 { throw fail("a classifier needs at least 2 outputs, this network has \(out)") }
+            // Each label indexes an output: one per class, no more and no fewer.
+            if classes > 0, out != classes { throw fail("the network ends in \(out) outputs but the data has \(classes) classes; end it with 'dense classes'") }
         case .binary: if out != 1 { throw fail("a binary classifier needs 1 output, this network has \(out)") }
         case .regression: break
         }

@@ -334,6 +334,11 @@ struct Fit: ParsableCommand {
         if m.task == .classification, let c = s.classes(of: m.targetField), c != m.classes {
             throw ToolFailure(name, classMismatch(field: m.targetField, data: c, model: m.classes))
         }
+        // A regression target holds one value per output.
+        if m.task == .regression, let t = s.field(m.targetField), t.shape.count != m.network.outputSize {
+            let n = m.network.outputSize
+            throw ToolFailure(name, "target field '\(m.targetField)' (\(t.dtype) \(t.shape)) holds \(t.shape.count) value\(t.shape.count == 1 ? "" : "s") a sample but the network predicts \(n)\(resume == nil ? "; end it with 'dense \(t.shape.count)'" : "")")
+        }
     }
 
     func jsonNumber(_ v: Double) -> String { v.isFinite ? String(format: "%.6g", v) : "null" }

@@ -154,6 +154,35 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m.model"))
     }
 
+    func testTargetsMustFitTheNetworksOutputs() throws {
+        // Regression: one target value per output. A wider target once overran the training
+        // buffer (a crash), a narrower one read past it (a false "diverged", or nonsense).
+        func regression(_ width: Int) throws -> String {
+            let floats = (0..<8 * (4 + width)).map { Float($0 % 7) / 7 }
+            let bytes = floats.withUnsafeBytes { Array($0) }
+            let path = "\(tmp)/reg\(width).tns"
+            try Data(try makeStream(Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([4])), Field(name: "y", dtype: .f32, shape: Shape([width]))]),
+                                    batches: [(8, [Array(bytes[..<(8 * 16)]), Array(bytes[(8 * 16)...])])])).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let reg3 = try regression(3), reg1 = try regression(1)
+        for n in [1, 5] {
+            assertFails(try sh("fit --model 'dense \(n)' -q -o \(tmp)/r.model \(reg3)"), status: 65, prefix: "fit: \(reg3): ",
+                        contains: "target field 'y' (f32 3) holds 3 values a sample but the network predicts \(n); end it with 'dense 3'")
+        }
+        XCTAssertEqual(try sh("fit --model 'dense 3' --epochs 1 -q -o \(tmp)/r.model \(reg3)").status, 0)
+        assertFails(try sh("fit --model 'dense 3' --validation \(reg1) -q -o \(tmp)/other.model \(reg3)"), status: 65, prefix: "fit: \(reg1): ",
+                    contains: "holds 1 value a sample but the network predicts 3")
+        assertFails(try sh("fit --resume \(tmp)/r.model -q -o \(tmp)/other.model \(reg1)"), status: 65, prefix: "fit: \(reg1): ",
+                    contains: "holds 1 value a sample but the network predicts 3")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/other.model"))
+        // Classification: one output per class, or labels index past the outputs.
+        for n in [5, 11] {
+            assertFails(try sh("fit --model 'dense \(n)' -o \(tmp)/m.model \(tmp)/train.tns"), status: 65, prefix: "fit: dense \(n): architecture line 1: ",
+                        contains: "the network ends in \(n) outputs but the data has 10 classes; end it with 'dense classes'")
+        }
+    }
+
     func testPredictRefusesMismatchedInputAndBadModels() throws {
         XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
         // Raw input gets the model's own transform: the same probabilities as normalized input.
