@@ -91,14 +91,15 @@ public final class Model {
         try writer.finish()
     }
 
-    /// Writes the model to `path` atomically.
+    /// Writes the model to `path`: atomically to a file (through a symbolic link to the file it
+    /// names), in place to a device such as /dev/null.
     public func save(to path: String) throws {
-        let f = try AtomicFile(path: path)
+        let (sink, atomic) = try openOutputFile(path)
         do {
-            try write(to: f)
-            try f.commit()
+            try write(to: sink)
+            if let atomic { try atomic.commit() } else { try sink.flush() }
         } catch {
-            f.abandon()
+            atomic?.abandon()
             throw error
         }
     }

@@ -47,10 +47,17 @@ public final class AtomicFile: ByteSink {
     private let sink: FileSink
     private var done = false
 
-    /// Creates the temporary file `.NAME.XXXXXX.tmp` beside `path`.
+    /// Creates the temporary file `.NAME.XXXXXX.tmp` beside `path`. A symbolic link is
+    /// followed: the file it names is replaced, and the link stays.
     public init(path: String) throws {
-        self.path = path
         self.name = path
+        var path = path
+        var lst = stat()
+        if lstat(path, &lst) == 0, lst.st_mode & S_IFMT == S_IFLNK, let r = realpath(path, nil) {
+            path = String(cString: r)
+            free(r)
+        }
+        self.path = path
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
         let base = url.lastPathComponent
@@ -117,4 +124,20 @@ public final class AtomicFile: ByteSink {
         unlink(tempPath)
         TempFileRegistry.remove(tempPath)
     }
+}
+
+/// Where an output named on the command line goes: a regular or new file is replaced
+/// atomically (`atomic`, to commit or abandon); a device, FIFO or socket (-o /dev/null,
+/// -o >(…)) is written in place, since renaming a file over it would replace it; a directory
+/// is refused.
+public func openOutputFile(_ path: String) throws -> (sink: ByteSink, atomic: AtomicFile?) {
+    var st = stat()
+    if stat(path, &st) == 0 && st.st_mode & S_IFMT != S_IFREG {
+        guard st.st_mode & S_IFMT != S_IFDIR else { throw IOError(name: path, operation: "open", code: EISDIR) }
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError(name: path, operation: "open", code: errno) }
+        return (FileSink(fd: fd, name: path, owns: true), nil)
+    }
+    let a = try AtomicFile(path: path)
+    return (a, a)
 }

@@ -135,17 +135,8 @@ public final class Output {
     /// is refused with a hint; a closed stdout is an I/O error.
     public static func open(_ path: String?, binary: Bool = true) throws -> Output {
         if let p = path, p != "-" {
-            var st = stat()
-            if stat(p, &st) == 0 && st.st_mode & S_IFMT != S_IFREG {
-                // A device, FIFO or socket (-o /dev/null, -o >(…)) is written in place: renaming
-                // a file over it would replace it. A directory is refused.
-                guard st.st_mode & S_IFMT != S_IFDIR else { throw IOError(name: p, operation: "open", code: EISDIR) }
-                let fd = Glibc.open(p, O_WRONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw IOError(name: p, operation: "open", code: errno) }
-                return Output(sink: FileSink(fd: fd, name: p, owns: true), atomic: nil)
-            }
-            let a = try AtomicFile(path: p)
-            return Output(sink: a, atomic: a)
+            let (sink, atomic) = try openOutputFile(p)
+            return Output(sink: sink, atomic: atomic)
         }
         guard fcntl(1, F_GETFD) != -1 else {
             throw IOError(name: "stdout", operation: "", code: EBADF)
@@ -164,6 +155,17 @@ public final class Output {
 
     /// Discards a file output; the target stays as it was.
     public func abandon() { atomic?.abandon() }
+}
+
+/// Whether two path operands name one regular file: the same path, or (both existing) the
+/// same inode, as through a link. Stdin's "-" and devices such as /dev/null are no such file.
+public func sameFile(_ a: String, _ b: String) -> Bool {
+    guard a != "-", b != "-" else { return false }
+    var st = stat()
+    for p in [a, b] where stat(p, &st) == 0 && st.st_mode & S_IFMT != S_IFREG { return false }
+    if URL(fileURLWithPath: a).standardizedFileURL.path == URL(fileURLWithPath: b).standardizedFileURL.path { return true }
+    var sa = stat(), sb = stat()
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
 }
 
 /// Opens the stream operands (stdin when none) as one reader each, in order.

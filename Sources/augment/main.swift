@@ -228,4 +228,4 @@ struct Augment: ParsableCommand {
     }
 }
 
-Augment.main()
+Augment.mainAsTool()

@@ -187,4 +187,4 @@ extension NormalizeMethod {
     }
 }
 
-Normalize.main()
+Normalize.mainAsTool()

@@ -135,4 +135,4 @@ struct Predict: ParsableCommand {
     }
 }
 
-Predict.main()
+Predict.mainAsTool()

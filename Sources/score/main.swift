@@ -145,4 +145,4 @@ struct Score: ParsableCommand {
     }
 }
 
-Score.main()
+Score.mainAsTool()

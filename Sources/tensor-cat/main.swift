@@ -66,4 +66,4 @@ struct TensorCat: ParsableCommand {
     }
 }
 
-TensorCat.main()
+TensorCat.mainAsTool()

@@ -222,4 +222,4 @@ struct TensorLoad: ParsableCommand {
     }
 }
 
-TensorLoad.main()
+TensorLoad.mainAsTool()

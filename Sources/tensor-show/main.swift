@@ -153,4 +153,4 @@ struct TensorShow: ParsableCommand {
     }
 }
 
-TensorShow.main()
+TensorShow.mainAsTool()

@@ -1,0 +1,45 @@
+// The tools' entry point: ArgumentParser's parsing, with a usage error reported as every other
+// error is, on one line (`tool: problem (see tool --help)`) with status 64, rather than
+// ArgumentParser's three lines of "Error:", usage and a hint.
+
+import ArgumentParser
+import Foundation
+
+extension ParsableCommand {
+    /// Parses the command line and runs the tool; `--help` and `--version` print to stdout.
+    public static func mainAsTool(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        let name = configuration.commandName ?? "\(Self.self)".lowercased()
+        func fail(_ error: Error) -> Never {
+            guard exitCode(for: error) != .success else {
+                print(fullMessage(for: error))  // --help, --version
+                Glibc.exit(ExitStatus.ok)
+            }
+            writeStandardError("\(name): \(usageProblem(message(for: error), arguments: arguments)) (see \(name) --help)\n")
+            Glibc.exit(ExitStatus.usage)
+        }
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()  // a tool's run() ends in Tool.run, which exits with its status
+            Glibc.exit(ExitStatus.ok)
+        } catch {
+            fail(error)
+        }
+    }
+}
+
+/// ArgumentParser's message as one line. A negative number after an option reads to it as
+/// another option ("Missing value for '--batch <batch>'"): say what was given instead.
+func usageProblem(_ message: String, arguments: [String]) -> String {
+    var text = message.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: "; ")
+    if text.hasPrefix("Error: ") { text.removeFirst("Error: ".count) }
+    if text.hasPrefix("Missing value for '"), let end = text.dropFirst(19).firstIndex(where: { $0 == " " || $0 == "'" }) {
+        let option = String(text[text.index(text.startIndex, offsetBy: 19)..<end])
+        if let i = arguments.firstIndex(of: option), i + 1 < arguments.count {
+            let next = arguments[i + 1]
+            if next.count > 1, next.hasPrefix("-"), Double(next) != nil { return "\(option) \(next): a negative number is not a value of \(option)" }
+        }
+    }
+    // "Unknown option" → "unknown option", as the tools' own messages read.
+    if let first = text.first, first.isUppercase, text.dropFirst().first?.isLowercase == true { text = first.lowercased() + text.dropFirst() }
+    return text
+}
