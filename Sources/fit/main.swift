@@ -27,7 +27,7 @@ struct Fit: ParsableCommand {
           fit --model 'dense 64 relu; dense classes' --lr 0.01 --optimizer sgd \\
             -o m.model < train.tns
           fit --resume fashion.model --epochs 2 -o fashion.model < train.tns
-          tensor-load --text train.tsv --tokenizer word --max-len 64 --save-vocab v.vocab \
+          tensor-load --text train.tsv --tokenizer word --save-vocab v.vocab \\
             | fit --model lstm-text --epochs 3 -o text.model
         """,
         version: toolVersion)
@@ -65,29 +65,29 @@ struct Fit: ParsableCommand {
     @Option(name: .customLong("lr-decay"), help: ArgumentHelp("Multiply the learning rate by F after every epoch (exponential decay).", valueName: "f"))
     var lrDecay: Double?
 
-    @Option(help: ArgumentHelp("sgd, adam or adamw.", valueName: "name"))
-    var optimizer: String = "adam"
+    @Option(help: ArgumentHelp("sgd, adam or adamw (default adam).", valueName: "name"))
+    var optimizer: String?
 
-    @Option(help: "SGD momentum.")
-    var momentum: Double = 0
+    @Option(help: "SGD momentum (default 0).")
+    var momentum: Double?
 
     @Flag(help: "SGD: Nesterov momentum.")
     var nesterov = false
 
-    @Option(name: .customLong("weight-decay"), help: "Weight decay (L2 for sgd and adam, decoupled for adamw).")
-    var weightDecay: Double = 0
+    @Option(name: .customLong("weight-decay"), help: "Weight decay (L2 for sgd and adam, decoupled for adamw; default 0).")
+    var weightDecay: Double?
 
     @Option(help: ArgumentHelp("Weight initialization: glorot (Keras's default), he, or pytorch (PyTorch's default).", valueName: "scheme"))
-    var initialization: String = "glorot"
+    var initialization: String?
 
     @Option(help: ArgumentHelp("Loss: ce (integer labels), bce (0/1 labels, one output), mse (float targets).", valueName: "loss"))
     var loss: String?
 
-    @Option(help: ArgumentHelp("The input field.", valueName: "name"))
-    var input: String = "x"
+    @Option(help: ArgumentHelp("The input field (default x).", valueName: "name"))
+    var input: String?
 
-    @Option(help: ArgumentHelp("The target field.", valueName: "name"))
-    var target: String = "y"
+    @Option(help: ArgumentHelp("The target field (default y).", valueName: "name"))
+    var target: String?
 
     @Option(help: ArgumentHelp("The field of sequence lengths, for networks over sequences (default: len, when the stream has it).", valueName: "name"))
     var length: String?
@@ -127,13 +127,36 @@ struct Fit: ParsableCommand {
         if batch < 1 || batch > 1 << 20 { throw ValidationError("--batch takes 1…1048576") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr takes a positive number") }
         if let d = lrDecay, !(d > 0 && d <= 1) { throw ValidationError("--lr-decay takes a factor in (0, 1]") }
-        if OptimizerConfig.Kind(rawValue: optimizer) == nil { throw ValidationError("--optimizer takes sgd, adam or adamw") }
-        if InitScheme(rawValue: initialization) == nil { throw ValidationError("--initialization takes glorot, he or pytorch") }
+        if let o = optimizer, OptimizerConfig.Kind(rawValue: o) == nil { throw ValidationError("--optimizer takes sgd, adam or adamw") }
+        if let i = initialization, InitScheme(rawValue: i) == nil { throw ValidationError("--initialization takes glorot, he or pytorch") }
         if let l = loss, !["ce", "bce", "mse"].contains(l) { throw ValidationError("--loss takes ce, bce or mse") }
         if !(validationSplit >= 0 && validationSplit < 1) { throw ValidationError("--validation-split takes a fraction in [0, 1)") }
         if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads takes 1…256") }
         if let p = patience, p < 1 { throw ValidationError("--patience takes a count ≥ 1") }
-        if !(momentum >= 0 && momentum < 1) || !(weightDecay >= 0 && weightDecay.isFinite) { throw ValidationError("--momentum takes [0, 1) and --weight-decay a number ≥ 0") }
+        if let m = momentum, !(m >= 0 && m < 1) { throw ValidationError("--momentum takes [0, 1)") }
+        if let w = weightDecay, !(w >= 0 && w.isFinite) { throw ValidationError("--weight-decay takes a number ≥ 0") }
+        // Options that would otherwise be ignored without a word.
+        if resume != nil {
+            let kept = [("--optimizer", optimizer != nil), ("--momentum", momentum != nil), ("--nesterov", nesterov),
+                        ("--weight-decay", weightDecay != nil), ("--initialization", initialization != nil), ("--loss", loss != nil),
+                        ("--input", input != nil), ("--target", target != nil)].filter(\.1).map(\.0)
+            if let o = kept.first { throw ValidationError("\(o) does not go with --resume: the model keeps its own (of its optimizer settings, --lr and --lr-decay change)") }
+        }
+        if (momentum != nil || nesterov) && (optimizer ?? "adam") != "sgd" { throw ValidationError("--momentum and --nesterov go with --optimizer sgd") }
+        if nesterov && (momentum ?? 0) == 0 { throw ValidationError("--nesterov needs a --momentum above 0") }
+        if patience != nil && validation == nil && validationSplit == 0 { throw ValidationError("--patience needs validation data (--validation or --validation-split)") }
+        if validation != nil && validationSplit > 0 { throw ValidationError("--validation and --validation-split exclude each other") }
+        if checkpoint != nil && noCheckpoint { throw ValidationError("--checkpoint and --no-checkpoint exclude each other") }
+        for (name, path) in [("-o", output), ("--checkpoint", checkpoint), ("--log", log)] where path == "" { throw ValidationError("\(name) takes a file name, not an empty string") }
+        // Two roles for one file would lose one of them (the model replacing its data, the
+        // checkpoint's removal deleting the model).
+        let written = [("-o", output), ("--checkpoint", checkpoint ?? (noCheckpoint ? nil : output + ".ckpt")), ("--log", log)].compactMap { n, p in p.map { (n, $0) } }
+        let read = [("the training data", file), ("--validation", validation), ("--resume", resume), ("--model", model.flatMap { Architecture.presets[$0] == nil ? $0 : nil })].compactMap { n, p in p.map { (n, $0) } }
+        for (i, (n, p)) in written.enumerated() {
+            for (m, q) in written[(i + 1)...] + read where sameFile(p, q) && m != "--resume" {
+                throw ValidationError("\(n) and \(m) name the same file, \(p)")
+            }
+        }
     }
 
     func architectureText() throws -> String {
@@ -162,20 +185,14 @@ struct Fit: ParsableCommand {
             }
             if usable < wanted { Tool.warn("fit", "ulimit -v leaves room for \(usable) of \(wanted) threads") }
             var opt = OptimizerConfig()
-            opt.kind = OptimizerConfig.Kind(rawValue: optimizer)!
+            opt.kind = OptimizerConfig.Kind(rawValue: optimizer ?? "adam")!
             opt.learningRate = lr ?? 0.001
-            opt.momentum = momentum
+            opt.momentum = momentum ?? 0
             opt.nesterov = nesterov
-            opt.weightDecay = weightDecay
+            opt.weightDecay = weightDecay ?? 0
             let arch = try resume == nil ? architectureText() : ""
             let reader = try StreamReader(source: try FileSource.open(file ?? "-"))
             let schema = reader.schema
-            guard let xf = schema.field(input) else {
-                throw ToolFailure(reader.source.name, "no input field '\(input)' (fields: \(schema.fields.map(\.name).joined(separator: ", ")))")
-            }
-            guard let yf = schema.field(target) else {
-                throw ToolFailure(reader.source.name, "no target field '\(target)'; fit needs labels (tensor-load x=… y=…)")
-            }
             let m: Model
             if let resume {
                 m = try Model.load(from: try FileSource.open(resume))
@@ -184,6 +201,13 @@ struct Fit: ParsableCommand {
                     m.optimizer?.config.learningRate = lr
                 }
             } else {
+                let input = self.input ?? "x", target = self.target ?? "y"
+                guard let xf = schema.field(input) else {
+                    throw ToolFailure(reader.source.name, "no input field '\(input)' (fields: \(schema.fields.map(\.name).joined(separator: ", ")))")
+                }
+                guard let yf = schema.field(target) else {
+                    throw ToolFailure(reader.source.name, "no target field '\(target)'; fit needs labels (tensor-load x=… y=…)")
+                }
                 let task: Task = loss == "mse" || (loss == nil && yf.dtype.isFloatingPoint) ? .regression : loss == "bce" ? .binary : .classification
                 var classes = schema.classes(of: target) ?? []
                 if task == .classification && classes.isEmpty && yf.dtype.isFloatingPoint && yf.shape.count >= 2 {
@@ -201,7 +225,7 @@ struct Fit: ParsableCommand {
                 } catch let e as ArchitectureError {
                     throw ToolFailure(model!, "\(e.location): \(e.problem)")
                 }
-                m.network.initialize(seed: seed, scheme: InitScheme(rawValue: initialization)!)
+                m.network.initialize(seed: seed, scheme: InitScheme(rawValue: initialization ?? "glorot")!)
                 m.vocabulary = m.network.tokenVocabulary == nil ? nil : schema.metadata("\(input).vocabulary")
                 // Sequence lengths: the named field, or `len` when the stream has one.
                 if m.network.usesLengths, let l = length ?? (schema.field("len") != nil ? "len" : nil) { m.lengthField = l }
@@ -226,6 +250,8 @@ struct Fit: ParsableCommand {
                 try checkSchema(m, vr.schema, name: v)
                 val = try Dataset.read(vr, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count,
                                        length: m.lengthField, tokens: m.network.tokenVocabulary)
+                // No samples would be reported as a loss and accuracy of 0, and stop training early.
+                guard val!.count > 0 else { throw ToolFailure(v, "no samples to validate on") }
             }
             let samples = try DatasetStream(reader, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count,
                                             length: m.lengthField, tokens: m.network.tokenVocabulary)
@@ -303,6 +329,9 @@ struct Fit: ParsableCommand {
                 _ = try samples.next(Int.max, into: &data)
                 if val == nil && validationSplit > 0 {
                     let cut = data.count - Int(Double(data.count) * validationSplit)
+                    guard cut < data.count else {
+                        throw ToolFailure(reader.source.name, "--validation-split \(validationSplit) of \(data.count) sample\(data.count == 1 ? "" : "s") holds out none; give a larger fraction or a --validation file")
+                    }
                     val = data.subset(Array(0..<data.count)[cut...])
                     data = data.subset(Array(0..<data.count)[..<cut])
                 }
@@ -361,4 +390,4 @@ final class LogFile {
     }
 }
 
-Fit.main()
+Fit.mainAsTool()

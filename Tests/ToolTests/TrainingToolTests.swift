@@ -183,6 +183,56 @@ final class TrainingToolTests: XCTestCase {
         }
     }
 
+    func testOptionsThatWouldBeIgnoredOrCollideAreUsageErrors() throws {
+        XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        let before = try data("\(tmp)/m.model")
+        try FileManager.default.createSymbolicLink(atPath: "\(tmp)/link.tns", withDestinationPath: "\(tmp)/train.tns")
+        let cases: [(String, String)] = [
+            // silently ignored before: the resumed model keeps its optimizer, loss and fields
+            ("--resume \(tmp)/m.model --optimizer sgd -o \(tmp)/n.model", "--optimizer does not go with --resume"),
+            ("--resume \(tmp)/m.model --loss mse -o \(tmp)/n.model", "--loss does not go with --resume"),
+            ("--resume \(tmp)/m.model --input z -o \(tmp)/n.model", "--input does not go with --resume"),
+            ("--model mlp --momentum 0.9 -o \(tmp)/n.model", "--momentum and --nesterov go with --optimizer sgd"),
+            ("--model mlp --optimizer sgd --nesterov -o \(tmp)/n.model", "--nesterov needs a --momentum above 0"),
+            ("--model mlp --patience 2 -o \(tmp)/n.model", "--patience needs validation data"),
+            ("--model mlp --validation \(tmp)/train.tns --validation-split 0.5 -o \(tmp)/n.model", "--validation and --validation-split exclude each other"),
+            ("--model mlp --checkpoint \(tmp)/c --no-checkpoint -o \(tmp)/n.model", "--checkpoint and --no-checkpoint exclude each other"),
+            // one file in two roles: the checkpoint's removal deleted the model; -o replaced the data
+            ("--model mlp -o ''", "-o takes a file name, not an empty string"),
+            ("--model mlp --checkpoint \(tmp)/m.model -o \(tmp)/m.model", "-o and --checkpoint name the same file"),
+            ("--model mlp -o \(tmp)/train.tns", "-o and the training data name the same file"),
+            ("--model mlp -o \(tmp)/link.tns", "-o and the training data name the same file"),
+            ("--model mlp --log \(tmp)/train.tns -o \(tmp)/n.model", "--log and the training data name the same file"),
+            // ArgumentParser's own errors, on one line like every other
+            ("--model mlp --batch -1 -o \(tmp)/n.model", "--batch -1: a negative number is not a value of --batch"),
+            ("--model mlp --frob -o \(tmp)/n.model", "unknown option '--frob'"),
+        ]
+        for (args, words) in cases {
+            assertFails(try sh("fit \(args) \(tmp)/train.tns"), status: 64, prefix: "fit: ", contains: words)
+        }
+        XCTAssertEqual(try data("\(tmp)/m.model"), before)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/n.model"))
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "\(tmp)/link.tns"), "\(tmp)/train.tns")
+        // Resuming from the checkpoint that the run goes on writing is the documented recovery.
+        XCTAssertEqual(try sh("cp \(tmp)/m.model \(tmp)/n.model.ckpt && fit --resume \(tmp)/n.model.ckpt --epochs 1 -q -o \(tmp)/n.model \(tmp)/train.tns").status, 0)
+    }
+
+    func testTheModelGoesThroughALinkAndIntoADevice() throws {
+        // A link is followed: the file it names is replaced, the link stays.
+        XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/v1.model \(tmp)/train.tns").status, 0)
+        try FileManager.default.createSymbolicLink(atPath: "\(tmp)/current.model", withDestinationPath: "v1.model")
+        let r = try sh("fit --model mlp --epochs 1 --seed 2 -q -o \(tmp)/current.model \(tmp)/train.tns && fit --model mlp --epochs 1 --seed 2 -q -o \(tmp)/v2.model \(tmp)/train.tns")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "\(tmp)/current.model"), "v1.model")
+        XCTAssertEqual(try data("\(tmp)/v1.model"), try data("\(tmp)/v2.model"), "the seed-2 model went into the link's file")
+        // A FIFO (as a device such as /dev/null) is written in place, the model and the
+        // checkpoints alike; renaming a file over it replaced it.
+        let fifo = try sh("mkfifo pipe && { timeout 60 cat pipe > got & fit --model mlp --epochs 1 -q --checkpoint pipe.ckpt -o pipe train.tns; s=$?; wait; exit $s; }", cwd: tmp)
+        XCTAssertEqual(fifo.status, 0, fifo.stderr)
+        XCTAssertEqual(try sh("test -p pipe", cwd: tmp).status, 0, "the FIFO is still a FIFO")
+        XCTAssertEqual(try sh("predict -m got train.tns | tensor-show --count", cwd: tmp).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), "10")
+    }
+
     func testPredictRefusesMismatchedInputAndBadModels() throws {
         XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
         // Raw input gets the model's own transform: the same probabilities as normalized input.
@@ -275,6 +325,14 @@ final class TrainingToolTests: XCTestCase {
         let v = try sh("fit --model 'dense 4; dense classes' --epochs 1 --validation \(tmp)/train.tns -o \(tmp)/m2.model \(tmp)/iris.tns")
         XCTAssertEqual(v.status, 65, v.stderr)
         XCTAssertTrue(v.stderr.hasPrefix("fit: \(tmp)/train.tns: "), v.stderr)
+        // No validation samples: an error, not a val_loss of 0 that stops training early.
+        assertFails(try sh("fit --model mlp --epochs 3 --validation-split 0.05 --patience 1 -o \(tmp)/m3.model \(tmp)/train.tns"), status: 65,
+                    prefix: "fit: \(tmp)/train.tns: ", contains: "--validation-split 0.05 of 10 samples holds out none")
+        try Data(try makeStream(Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([4])), Field(name: "y", dtype: .u8, shape: Shape([]))]), batches: []))
+            .write(to: URL(fileURLWithPath: "\(tmp)/none.tns"))
+        assertFails(try sh("fit --model 'dense classes' --epochs 3 --validation \(tmp)/none.tns -o \(tmp)/m3.model \(tmp)/iris.tns"), status: 65,
+                    prefix: "fit: \(tmp)/none.tns: ", contains: "no samples to validate on")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m3.model"))
     }
 
     func testNaNInputsAndOutOfRangeLabelsAreNamed() throws {
