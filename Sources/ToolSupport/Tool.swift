@@ -135,6 +135,7 @@ public final class Output {
     /// is refused with a hint; a closed stdout is an I/O error.
     public static func open(_ path: String?, binary: Bool = true) throws -> Output {
         if let p = path, p != "-" {
+            guard !p.isEmpty else { throw UsageError("takes a file name, not an empty string", location: "-o") }
             let (sink, atomic) = try openOutputFile(p)
             return Output(sink: sink, atomic: atomic)
         }

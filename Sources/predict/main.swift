@@ -44,6 +44,7 @@ struct Predict: ParsableCommand {
     func validate() throws {
         if !["stream", "csv", "text"].contains(format) { throw ValidationError("--format takes stream, csv or text") }
         if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads takes 1…256") }
+        if let o = output, sameFile(o, model) { throw ValidationError("-o and -m name the same file, \(o): the predictions would replace the model") }
     }
 
     func run() throws {
@@ -68,7 +69,15 @@ struct Predict: ParsableCommand {
             do {
                 let writer = format == "stream" ? try StreamWriter(sink: out.sink, schema: schema) : nil
                 if format == "csv" {
-                    let cols = (m.task == .regression ? [] : (0..<predictor.outputs).map { "p_\($0)" }) + ["yhat"]
+                    // One column per value written: p_0… (a class's probability) or p (binary:
+                    // class 1's), then yhat, or yhat_0… for a regression with several outputs.
+                    let k = predictor.outputs
+                    let cols: [String]
+                    switch m.task {
+                    case .classification: cols = (0..<k).map { "p_\($0)" } + ["yhat"]
+                    case .binary: cols = ["p", "yhat"]
+                    case .regression: cols = k == 1 ? ["yhat"] : (0..<k).map { "yhat_\($0)" }
+                    }
                     try write(cols.joined(separator: ",") + "\n", to: out.sink)
                 }
                 var yhat = [UInt8](repeating: 0, count: 8)

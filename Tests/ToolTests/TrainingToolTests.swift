@@ -171,6 +171,11 @@ final class TrainingToolTests: XCTestCase {
                         contains: "target field 'y' (f32 3) holds 3 values a sample but the network predicts \(n); end it with 'dense 3'")
         }
         XCTAssertEqual(try sh("fit --model 'dense 3' --epochs 1 -q -o \(tmp)/r.model \(reg3)").status, 0)
+        // predict's CSV names a column for each of the three values
+        let csv = try sh("predict -m \(tmp)/r.model --format csv \(reg3)").stdoutText.split(separator: "\n")
+        XCTAssertEqual(csv.first, "yhat_0,yhat_1,yhat_2")
+        XCTAssertEqual(csv.count, 9)
+        for row in csv.dropFirst() { XCTAssertEqual(row.split(separator: ",").compactMap { Float($0) }.count, 3, String(row)) }
         assertFails(try sh("fit --model 'dense 3' --validation \(reg1) -q -o \(tmp)/other.model \(reg3)"), status: 65, prefix: "fit: \(reg1): ",
                     contains: "holds 1 value a sample but the network predicts 3")
         assertFails(try sh("fit --resume \(tmp)/r.model -q -o \(tmp)/other.model \(reg1)"), status: 65, prefix: "fit: \(reg1): ",
@@ -247,6 +252,8 @@ final class TrainingToolTests: XCTestCase {
         assertFails(try sh("predict -m \(tmp)/m.model", stdin: rawF32), status: 65, prefix: "predict: stdin: ",
                     contains: "is raw f32 but the model was trained on u8 data normalized as (scale 255)")
         assertFails(try sh("predict -m \(tmp)/missing.model \(tmp)/train.tns"), status: 66, prefix: "predict: \(tmp)/missing.model: ")
+        assertFails(try sh("predict -m \(tmp)/m.model -o '' \(tmp)/train.tns"), status: 64, prefix: "predict: -o: takes a file name")
+        assertFails(try sh("predict -m \(tmp)/m.model -o \(tmp)/m.model \(tmp)/train.tns"), status: 64, prefix: "predict: -o and -m name the same file")
         var model = try data("\(tmp)/m.model")
         model[model.count / 2] ^= 0x01
         try Data(model).write(to: URL(fileURLWithPath: "\(tmp)/bad.model"))
