@@ -43,6 +43,12 @@ public final class SelfAttention<T: Real>: Layer<T> {
         (params + 4 * D * D + 3 * D).update(repeating: 0, count: D)
     }
 
+    override func workingValues(batch n: Double, training: Bool) -> Double {
+        let s = Double(S), d = Double(D)
+        let forward = n * s * 4 * d + n * Double(heads) * s * s
+        return training ? forward + n * s * 4 * d + s * s : forward
+    }
+
     override func reserve(batch N: Int) {
         qkv.reserve(N * S * 3 * D)
         att.reserve(N * heads * S * S)
@@ -172,6 +178,12 @@ public final class TransformerBlock<T: Real>: Layer<T> {
 
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
         for l in parts { l.initialize(&rng, init: scheme) }
+    }
+
+    override func workingValues(batch n: Double, training: Bool) -> Double {
+        let rows = n * Double(S)
+        let inner = parts.reduce(0.0) { $0 + $1.workingValues(batch: $1 === ff1 || $1 === act || $1 === ff2 ? rows : n, training: training) }
+        return inner + rows * (8 * Double(D) + (training ? 3 : 2) * Double(hidden))
     }
 
     override func reserve(batch N: Int) {

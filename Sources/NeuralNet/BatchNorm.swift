@@ -36,6 +36,8 @@ public final class BatchNorm<T: Real>: Layer<T> {
     }
 
     @_specialize(where T == Float)
+    override func workingValues(batch n: Double, training: Bool) -> Double { n * Double(inputSize) }
+
     override func reserve(batch: Int) {
         xhat.reserve(batch * inputSize)
         invStd.reserve(C)

@@ -60,6 +60,13 @@ public final class Conv2D<T: Real>: Layer<T> {
     }
 
     @_specialize(where T == Float)
+    /// The larger of the two paths: im2col's rows (and their gradient's, in training), or
+    /// Winograd's transformed inputs and products (at most kh·kw values per output position).
+    override func workingValues(batch n: Double, training: Bool) -> Double {
+        let positions = n * Double(OH * OW)
+        return positions * (Double(K + 1) * (training ? 2 : 1) + Double(kh * kw * filters))
+    }
+
     override func reserve(batch: Int) {
         if !usesWinograd { col.reserve(batch * OH * OW * (K + 1)) }  // Winograd keeps transforms instead
     }

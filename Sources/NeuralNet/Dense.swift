@@ -79,6 +79,7 @@ public final class Dropout<T: Real>: Layer<T> {
 
     @_specialize(where T == Float)
     override func reserve(batch: Int) { mask.reserve(batch * inputSize) }
+    override func workingValues(batch n: Double, training: Bool) -> Double { training ? n * Double(inputSize) : 0 }
 
     @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {

@@ -54,6 +54,11 @@ public class Layer<T: Real> {
     /// Makes room in work buffers for `batch` samples.
     func reserve(batch: Int) {}
 
+    /// About how many values the layer's own work buffers hold for `batch` samples (its output
+    /// is the network's to count), for the working-memory check before any is allocated. In
+    /// Double: a hostile architecture's count need not fit an Int.
+    func workingValues(batch n: Double, training: Bool) -> Double { 0 }
+
     func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
         fatalError("forward not implemented")  // trap-ok: abstract method
     }

@@ -9,6 +9,25 @@ import TensorCore
 import TensorStream
 
 /// A model file that cannot be used: damaged, inconsistent, or not a model.
+/// Work that needs more memory than the process may have (`OpenBLAS.memoryForWork`).
+public struct WorkingMemoryError: DiagnosticError {
+    public let location: String
+    public let problem: String
+    public var kind: FailureKind { .internal }
+    public init(_ location: String, need: Double, perSample: Double, room: Double, advice: String) {
+        self.location = location
+        problem = "needs about \(byteCount(need)) of working memory (\(byteCount(perSample)) a sample), more than the \(byteCount(room)) this process may use; \(advice)"
+    }
+}
+
+/// Bytes for people: "1.5 GB", "205 KB".
+func byteCount(_ b: Double) -> String {
+    let units = ["bytes", "KB", "MB", "GB", "TB", "PB"]
+    var v = b, i = 0
+    while v >= 1000 && i < units.count - 1 { v /= 1000; i += 1 }
+    return i == 0 ? "\(Int(v)) bytes" : String(format: v < 10 ? "%.1f" : "%.0f", v) + " " + units[i]
+}
+
 public struct ModelError: DiagnosticError {
     public let location: String
     public let problem: String

@@ -195,6 +195,20 @@ public final class Network<T: Real> {
         for l in layers { l.initialize(&rng, init: scheme) }
     }
 
+    /// About how many bytes the buffers of batches of `n` take: every layer's output, the two
+    /// gradient buffers of the backward pass, and the layers' own work buffers.
+    public func workingBytes(batch n: Int, training: Bool) -> Double {
+        let b = Double(n)
+        var values = 0.0, widest = Double(inputSize)
+        for (i, l) in layers.enumerated() {
+            if !reluInPooling[i] { values += b * Double(l.outputSize) }
+            values += l.workingValues(batch: b, training: training)
+            widest = max(widest, Double(l.outputSize))
+        }
+        if training { values += 2 * b * widest }
+        return values * Double(MemoryLayout<T>.stride)
+    }
+
     /// Makes every buffer large enough for batches of `n`.
     @_specialize(where T == Float)
     public func reserve(batch n: Int) {

@@ -30,9 +30,21 @@ public final class Predictor {
     /// Checks `schema` against the model: field, dtype, shape, normalization and class names.
     /// With `threads` > 1, each batch is split across network replicas run in parallel, each
     /// with a single-threaded BLAS.
-    public init(model: Model, schema: Schema, input name: String, threads: Int = 1) throws {
+    /// `modelName` names the model in an error; `memory` is the bytes the replicas' buffers may
+    /// take (OpenBLAS.memoryForWork).
+    public init(model: Model, schema: Schema, input name: String, threads: Int = 1, modelName: String = "model",
+                memory: Double = .infinity) throws {
         self.model = model
-        replicas = [model.network] + (1..<max(threads, 1)).map { _ in model.network.replica() }
+        let t = max(threads, 1)
+        let wanted = model.network.layers.contains { $0 is Recurrent<Float> } ? Predictor.sequenceChunk : Predictor.chunk
+        let perSample = model.network.workingBytes(batch: 1, training: false)
+        let fits = (memory / (Double(t) * perSample)).rounded(.down)
+        guard fits >= 1 else {
+            throw WorkingMemoryError(modelName, need: Double(t) * perSample, perSample: perSample, room: memory,
+                                     advice: t > 1 ? "try --threads 1" : "the network is too large for this machine")
+        }
+        samplesPerPass = fits >= Double(wanted) ? wanted : Int(fits)
+        replicas = [model.network] + (1..<t).map { _ in model.network.replica() }
         let field = model.inputField
         guard let i = schema.index(of: field) else {
             throw ModelError(name, "no field '\(field)', which the model reads (fields: \(schema.fields.map(\.name).joined(separator: ", ")))")
@@ -87,7 +99,8 @@ public final class Predictor {
     static let chunk = 16
     /// Recurrent layers run one GEMM per step over the chunk: 16 rows are too thin for it.
     static let sequenceChunk = 128
-    private lazy var samplesPerPass = model.network.layers.contains { $0 is Recurrent<Float> } ? Predictor.sequenceChunk : Predictor.chunk
+    /// Samples per forward pass: the chunk above, or fewer when the machine cannot hold it.
+    let samplesPerPass: Int
 
     /// The output fields `p` and `yhat` for this model.
     public var outputFields: [Field] {

@@ -89,6 +89,12 @@ public final class Recurrent<T: Real>: Layer<T> {
         }
     }
 
+    override func workingValues(batch n: Double, training: Bool) -> Double {
+        let rows = n * Double(S), gh = Double(G * H), h = Double(H)
+        let forward = rows * Double(D) + Double(directions) * rows * (gh + 3 * h)
+        return training ? forward + rows * (2 * gh + h + Double(D)) : forward
+    }
+
     override func reserve(batch N: Int) {
         let GH = G * H
         xT.reserve(S * N * D)

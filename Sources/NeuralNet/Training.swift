@@ -258,7 +258,12 @@ final class Shard {
         grad = .allocate(capacity: max(capacity * net.outputSize, 1))
         lengths = .allocate(capacity: max(capacity, 1))
         rng = SeededRandom(seed: seed)
-        net.reserve(batch: max(capacity, 1))
+        net.reserve(batch: Shard.passSize(net, capacity))
+    }
+
+    /// Samples in one forward and backward pass over a shard of `capacity`.
+    static func passSize(_ net: Network<Float>, _ capacity: Int) -> Int {
+        max(1, net.layers.contains { $0.wholeBatch } ? capacity : min(capacity, microBatch))
     }
 
     deinit {
@@ -293,7 +298,7 @@ final class Shard {
     func step(train: Bool, weight: Float) {
         // Micro-batches keep each one's activations in cache between its forward and its
         // backward; gradients accumulate across them (layers add into their gradients).
-        let micro = usesBatchStatistics ? count : Shard.microBatch
+        let micro = Shard.passSize(net, count)
         let outs = net.outputSize, inSize = net.inputSize
         if train { net.zeroGradients() }
         var lossSum = 0.0
@@ -323,8 +328,7 @@ final class Shard {
     /// mnist-cnn: 8 and 16 take 15% less CPU than whole shards at batch 128).
     static let microBatch = 8
     /// BatchNorm normalizes over what one pass sees, and recurrent layers run one thin GEMM per
-    /// step: networks with either run whole shards.
-    lazy var usesBatchStatistics = net.layers.contains { $0.wholeBatch }
+    /// step: networks with either run whole shards (`passSize`).
 }
 
 /// Runs mini-batch training of a model on a dataset. With `threads` > 1 every batch is split
@@ -348,6 +352,16 @@ public final class Trainer {
     private var jobSamples = 0
     private var jobOthers: [UnsafeMutablePointer<Float>] = []
     private lazy var pool = WorkerPool(threads: threads) { [unowned self] k in self.perform(k) }
+
+    /// About how many bytes training at `batchSize` on `threads` takes beyond the parameters:
+    /// each shard's samples, and its network's buffers for one pass. `fit` checks it against
+    /// OpenBLAS.memoryForWork before the Trainer allocates any of it.
+    public static func workingBytes(model: Model, batchSize: Int, threads: Int) -> Double {
+        let t = max(1, min(threads, batchSize)), per = (batchSize + t - 1) / t
+        let net = model.network
+        let samples = Double(per) * Double(net.inputSize + 2 * net.outputSize + 2) * 4
+        return Double(t) * (samples + net.workingBytes(batch: Shard.passSize(net, per), training: true))
+    }
 
     public init(model: Model, batchSize: Int, seed: UInt64, threads: Int = 1) {
         self.model = model

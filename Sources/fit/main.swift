@@ -255,6 +255,17 @@ struct Fit: ParsableCommand {
             }
             let samples = try DatasetStream(reader, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count,
                                             length: m.lengthField, tokens: m.network.tokenVocabulary)
+            // A batch the machine cannot hold is refused before any of it is allocated (the
+            // allocation would trap, or the machine swap).
+            let need = Trainer.workingBytes(model: m, batchSize: batch, threads: usable)
+            let room = OpenBLAS.memoryForWork(threads: usable)
+            if need > room {
+                let one = Trainer.workingBytes(model: m, batchSize: 1, threads: 1)
+                if one > room {
+                    throw WorkingMemoryError(model ?? resume!, need: need, perSample: one, room: room, advice: "even one sample is too many for this network")
+                }
+                throw WorkingMemoryError("--batch \(batch)", need: need, perSample: one, room: room, advice: "lower --batch or --threads")
+            }
             let trainer = Trainer(model: m, batchSize: batch, seed: seed, threads: usable)
             var logSink: LogFile? = nil
             if let log { logSink = try LogFile(path: log) }

@@ -61,7 +61,8 @@ struct Predict: ParsableCommand {
             let m = try Model.load(from: try FileSource.open(model))
             let reader = try StreamReader(source: try FileSource.open(file ?? "-"))
             let name = reader.source.name
-            let predictor = try Predictor(model: m, schema: reader.schema, input: name, threads: usable)
+            let predictor = try Predictor(model: m, schema: reader.schema, input: name, threads: usable, modelName: model,
+                                          memory: OpenBLAS.memoryForWork(threads: usable))
             var schema = reader.schema
             schema.fields += predictor.outputFields
             if !m.classes.isEmpty && m.task != .regression { schema.setClasses(m.classes, of: "yhat") }

@@ -127,6 +127,11 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(some.stderrLines.first, "fit: warning: ulimit -v leaves room for 1 of 2 threads")
         let p = try sh("ulimit -v 200000 && timeout 60 predict -m \(tmp)/m.model \(tmp)/train.tns")
         assertFails(p, status: 70, prefix: "predict: ulimit -v: ")
+        // A batch whose buffers the limit cannot hold: refused before allocating (a trap before).
+        // Each sample held takes 3 KB (784 inputs and its targets): a million are 3.2 GB.
+        let big = try sh("ulimit -v 3000000 && timeout 60 fit --model mlp --epochs 1 --batch 1000000 -o \(tmp)/big.model \(tmp)/train.tns")
+        assertFails(big, status: 70, prefix: "fit: --batch 1000000: needs about 3.2 GB of working memory", contains: "lower --batch or --threads")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/big.model"))
     }
 
     func testLearningRateDecaysEveryEpoch() throws {
