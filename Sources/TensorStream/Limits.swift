@@ -27,4 +27,12 @@ public struct Limits: Sendable {
         }
         return l
     }
+
+    /// What is wrong with `TENSOR_MAX_BATCH_BYTES` when it is set but not a positive integer
+    /// (which the defaults would otherwise replace without a word); nil when unset or good.
+    public static var environmentProblem: String? {
+        guard let s = ProcessInfo.processInfo.environment["TENSOR_MAX_BATCH_BYTES"] else { return nil }
+        if let v = Int(s), v > 0 { return nil }
+        return "takes a positive number of bytes, not '\(s.prefix(40))'"
+    }
 }

@@ -100,6 +100,10 @@ public enum Tool {
     /// to a reader that went away ends the process quietly, as SIGPIPE would.
     public static func run(_ name: String, _ body: () throws -> Void) -> Never {
         refuseUnsupportedCPU(name)
+        if let problem = Limits.environmentProblem {
+            report(name, "TENSOR_MAX_BATCH_BYTES", problem)
+            exit(ExitStatus.usage)
+        }
         installSignalHandlers()
         do {
             try body()

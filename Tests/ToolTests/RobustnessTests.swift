@@ -151,6 +151,9 @@ final class RobustnessTests: XCTestCase {
             let r = try sh("TENSOR_MAX_BATCH_BYTES=128 \(t) <\(input(t))", cwd: tmp)
             assertFails(r, status: 65, prefix: "\(tool(t)): ", contains: "batch 1 at byte")
             XCTAssertTrue(r.stderr.contains("exceeds the limit 128"), r.stderr)
+            // A value that is not a byte count is an error, not the default in its place.
+            assertFails(try sh("TENSOR_MAX_BATCH_BYTES=1e6 \(t) <\(input(t))", cwd: tmp), status: 64,
+                        prefix: "\(tool(t)): TENSOR_MAX_BATCH_BYTES: takes a positive number of bytes, not '1e6'")
         }
         for count: UInt64 in [UInt64(Int32.max), 1 << 62, .max] {
             let body = le64(count) + [UInt8](repeating: 0, count: 40)
