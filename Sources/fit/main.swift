@@ -159,6 +159,9 @@ struct Fit: ParsableCommand {
         }
     }
 
+    /// Where the per-epoch checkpoint goes, if anywhere.
+    var ckptPath: String? { noCheckpoint ? nil : (checkpoint ?? output + ".ckpt") }
+
     func architectureText() throws -> String {
         let spec = model!
         if let p = Architecture.presets[spec] { return p }
@@ -267,9 +270,17 @@ struct Fit: ParsableCommand {
                 throw WorkingMemoryError("--batch \(batch)", need: need, perSample: one, room: room, advice: "lower --batch or --threads")
             }
             let trainer = Trainer(model: m, batchSize: batch, seed: seed, threads: usable)
+            // The model and checkpoint are written after an epoch, maybe hours from now: a
+            // directory that cannot take them is an error now, not then.
+            for path in [output, ckptPath].compactMap({ $0 }) {
+                var st = stat()
+                if stat(path, &st) == 0 && st.st_mode & S_IFMT != S_IFREG { continue }  // a device: written in place
+                let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+                guard access(dir, W_OK | X_OK) == 0 else { throw IOError(name: path, operation: "cannot write into \(dir)", code: errno) }
+            }
             var logSink: LogFile? = nil
             if let log { logSink = try LogFile(path: log) }
-            let ckpt = noCheckpoint ? nil : (checkpoint ?? output + ".ckpt")
+            let ckpt = ckptPath
             var best = Double.infinity, since = 0
 
             /// Validates, checkpoints and reports epoch `e`; true when early stopping says stop.

@@ -154,6 +154,12 @@ final class TrainingToolTests: XCTestCase {
         assertFails(try sh("fit --model 'dense 10 relu; frob 3' -o \(tmp)/m.model \(tmp)/train.tns"), status: 65, prefix: "fit: ", contains: "unknown layer 'frob'")
         assertFails(try sh("fit --model mlp -o \(tmp)/m.model </dev/null"), status: 65, prefix: "fit: stdin: empty input")
         XCTAssertEqual(try sh("fit -o \(tmp)/m.model \(tmp)/train.tns").status, 64, "no --model")
+        // A directory that cannot take the model is an error before training, not after it
+        // (a million epochs would take hours; the timeout would say 124).
+        assertFails(try sh("timeout 60 fit --model mlp --epochs 1000000 -o \(tmp)/no/such/m.model \(tmp)/train.tns"), status: 74,
+                    prefix: "fit: \(tmp)/no/such/m.model: cannot write into \(tmp)/no/such: No such file or directory")
+        assertFails(try sh("timeout 60 fit --model mlp --epochs 1000000 --checkpoint \(tmp)/no/c.ckpt -o \(tmp)/m.model \(tmp)/train.tns"), status: 74,
+                    prefix: "fit: \(tmp)/no/c.ckpt: cannot write into \(tmp)/no: ")
         // Upstream cut mid-stream: no model.
         assertFails(try sh("head -c 9000 \(tmp)/train.tns | fit --model mlp -o \(tmp)/m.model"), status: 65, prefix: "fit: stdin: ", contains: "no end record")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m.model"))
