@@ -150,7 +150,7 @@ struct Fit: ParsableCommand {
         for (name, path) in [("-o", output), ("--checkpoint", checkpoint), ("--log", log)] where path == "" { throw ValidationError("\(name) takes a file name, not an empty string") }
         // Two roles for one file would lose one of them (the model replacing its data, the
         // checkpoint's removal deleting the model).
-        let written = [("-o", output), ("--checkpoint", checkpoint ?? (noCheckpoint ? nil : output + ".ckpt")), ("--log", log)].compactMap { n, p in p.map { (n, $0) } }
+        let written = [("-o", output), ("--checkpoint", ckptPath), ("--log", log)].compactMap { n, p in p.map { (n, $0) } }
         let read = [("the training data", file), ("--validation", validation), ("--resume", resume), ("--model", model.flatMap { Architecture.presets[$0] == nil ? $0 : nil })].compactMap { n, p in p.map { (n, $0) } }
         for (i, (n, p)) in written.enumerated() {
             for (m, q) in written[(i + 1)...] + read where sameFile(p, q) && m != "--resume" {
