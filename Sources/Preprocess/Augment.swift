@@ -203,6 +203,7 @@ public final class Augmenter {
     /// sampling bilinearly; multiples of 90° use exact sines, so they move whole pixels.
     func resample(degrees: Double, scale: Double) {
         let (h, w, ch) = (image.height, image.width, image.channels)
+        let degrees = degrees.truncatingRemainder(dividingBy: 360)  // exact; any finite angle
         var cosA = Foundation.cos(degrees * .pi / 180), sinA = Foundation.sin(degrees * .pi / 180)
         if degrees.truncatingRemainder(dividingBy: 90) == 0 {
             let q = ((Int(degrees / 90) % 4) + 4) % 4
@@ -216,6 +217,12 @@ public final class Augmenter {
                 let u = Double(x) - cx, v = cy - Double(y)
                 let su = (u * cosA + v * sinA) / scale, sv = (-u * sinA + v * cosA) / scale
                 let sx = cx + su, sy = cy - sv
+                // A source off the image (far off, under a tiny zoom) is the fill: in range of
+                // Int before it is converted.
+                guard sx > -2, sy > -2, sx < Double(w) + 1, sy < Double(h) + 1 else {
+                    for k in 0..<ch { b[(y * w + x) * ch + k] = fill }
+                    continue
+                }
                 let x0 = Int((sx).rounded(.down)), y0 = Int((sy).rounded(.down))
                 let fx = sx - Double(x0), fy = sy - Double(y0)
                 for k in 0..<ch {

@@ -78,6 +78,14 @@ final class AugmentToolTests: XCTestCase {
         let cut = try sh("head -c 5000 \(tmp)/data.tns | augment --hflip 1 --repeat 2 -o \(tmp)/out.tns")
         assertFails(cut, status: 65, prefix: "augment: stdin: ")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"), "no partial output")
+        // Extreme but finite angles and zooms are images, not a trap converting to Int: a
+        // vanishing zoom samples far off the image, which is the fill.
+        for extreme in ["--rotate 1e308", "--zoom 1e300,1e300", "--zoom 1e-18,1e-18"] {
+            let r = try sh("augment \(extreme) --fill 7 --seed 1 -o \(tmp)/x.tns \(tmp)/data.tns")
+            XCTAssertEqual(r.status, 0, "\(extreme): \(r.stderr)")
+        }
+        let (_, _, d) = try readAll(try bytes("\(tmp)/x.tns"))
+        XCTAssertEqual(Set(d[0]), [7], "--zoom 1e-18: the whole image is the fill")
     }
 
     func testAugmentRepeatIntoFitStream() throws {
