@@ -124,14 +124,19 @@ public enum Inspect {
 /// field's payload is spilled to a temporary file beside the target, then copied into the zip.
 public final class NPZWriter {
     let schema: Schema
-    let target: AtomicFile
+    let target: ByteSink
+    let atomic: AtomicFile?
+    let outputName: String
     var spills: [(fd: Int32, path: String, crc: CRC32, bytes: Int)] = []
     var count = 0
 
     public init(path: String, schema: Schema) throws {
         self.schema = schema
-        target = try AtomicFile(path: path)
-        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        outputName = path
+        (target, atomic) = try openOutputFile(path)
+        // Spill beside the file it becomes; for stdout or a device, in the temporary directory.
+        let dir = atomic.map { URL(fileURLWithPath: $0.path).deletingLastPathComponent().path }
+            ?? (ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp")
         for _ in schema.fields {
             var t = Array("\(dir)/.npz-spill.XXXXXX".utf8CString)
             let fd = t.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
@@ -152,7 +157,7 @@ public final class NPZWriter {
             var done = 0
             while done < b.count {
                 let n = write(spills[i].fd, b.baseAddress! + done, b.count - done)
-                if n < 0 { if errno == EINTR { continue }; throw IOError(name: target.path, operation: "write temporary", code: errno) }
+                if n < 0 { if errno == EINTR { continue }; throw IOError(name: outputName, operation: "write temporary", code: errno) }
                 done += n
             }
         }
@@ -174,7 +179,7 @@ public final class NPZWriter {
                 let combined = crc32Combine(crc.value, spills[i].crc.value, spills[i].bytes)
                 let size = header.count + spills[i].bytes
                 guard size < 0xFFFF_FFFF, offset < 0xFFFF_FFFF else {
-                    throw DataError(target.path, "field '\(f.name)' over 4 GiB: .npz without ZIP64 cannot hold it", kind: .usage)
+                    throw DataError(outputName, "field '\(f.name)' over 4 GiB: .npz without ZIP64 cannot hold it", kind: .usage)
                 }
                 let name = Array("\(f.name).npy".utf8)
                 var local: [UInt8] = le32(0x04034B50) + le16(20) + le16(0) + le16(0) + le16(0) + le16(0x21)
@@ -184,12 +189,12 @@ public final class NPZWriter {
                 cent += le16(0) + le16(0) + le32(0) + le32(offset) + name
                 central += cent
                 try (local + header).withUnsafeBytes { try target.write($0) }
-                guard lseek(spills[i].fd, 0, SEEK_SET) == 0 else { throw IOError(name: target.path, operation: "seek", code: errno) }
+                guard lseek(spills[i].fd, 0, SEEK_SET) == 0 else { throw IOError(name: outputName, operation: "seek", code: errno) }
                 var left = spills[i].bytes
                 while left > 0 {
                     let n = read(spills[i].fd, buf, min(left, 1 << 20))
-                    if n < 0 { if errno == EINTR { continue }; throw IOError(name: target.path, operation: "read temporary", code: errno) }
-                    if n == 0 { throw IOError(name: target.path, operation: "temporary file shrank", code: EIO) }
+                    if n < 0 { if errno == EINTR { continue }; throw IOError(name: outputName, operation: "read temporary", code: errno) }
+                    if n == 0 { throw IOError(name: outputName, operation: "temporary file shrank", code: EIO) }
                     try target.write(UnsafeRawBufferPointer(start: buf, count: n))
                     left -= n
                 }
@@ -198,14 +203,14 @@ public final class NPZWriter {
             let end: [UInt8] = le32(0x06054B50) + le16(0) + le16(0) + le16(schema.fields.count) + le16(schema.fields.count)
                 + le32(central.count) + le32(offset) + le16(0)
             try (central + end).withUnsafeBytes { try target.write($0) }
-            try target.commit()
+            if let atomic { try atomic.commit() } else { try target.flush() }
         } catch {
-            target.abandon()
+            atomic?.abandon()
             throw error
         }
     }
 
-    public func abandon() { target.abandon() }
+    public func abandon() { atomic?.abandon() }
 }
 
 import CZlib

@@ -51,12 +51,7 @@ public final class AtomicFile: ByteSink {
     /// followed: the file it names is replaced, and the link stays.
     public init(path: String) throws {
         self.name = path
-        var path = path
-        var lst = stat()
-        if lstat(path, &lst) == 0, lst.st_mode & S_IFMT == S_IFLNK, let r = realpath(path, nil) {
-            path = String(cString: r)
-            free(r)
-        }
+        let path = followingLinks(path)
         self.path = path
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
@@ -126,11 +121,38 @@ public final class AtomicFile: ByteSink {
     }
 }
 
-/// Where an output named on the command line goes: a regular or new file is replaced
-/// atomically (`atomic`, to commit or abandon); a device, FIFO or socket (-o /dev/null,
-/// -o >(…)) is written in place, since renaming a file over it would replace it; a directory
-/// is refused.
+/// `path` with symbolic links followed to the file they name, which need not exist yet (a
+/// dangling link names the file to create).
+public func followingLinks(_ path: String) -> String {
+    var p = path
+    for _ in 0..<40 {
+        var st = stat()
+        guard lstat(p, &st) == 0, st.st_mode & S_IFMT == S_IFLNK else { return p }
+        var buf = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = buf.withUnsafeMutableBufferPointer { b in b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink(p, $0, b.count - 1) } }
+        guard n > 0 else { return p }
+        let target = String(decoding: buf[..<n], as: UTF8.self)
+        p = target.hasPrefix("/") ? target : URL(fileURLWithPath: p).deletingLastPathComponent().appendingPathComponent(target).path
+    }
+    return p
+}
+
+/// Whether an output path names the standard output: "-", /dev/stdout or file descriptor 1
+/// by its /dev/fd or /proc name. Replacing what those lead to (a file the shell redirected
+/// stdout to, perhaps for appending) would lose it.
+public func isStandardOutput(_ path: String) -> Bool {
+    ["-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"].contains(path)
+}
+
+/// Where an output named on the command line goes: the standard output (`isStandardOutput`);
+/// a regular or new file, replaced atomically (`atomic`, to commit or abandon; through a
+/// symbolic link, the file it names); or a device, FIFO or socket (-o /dev/null, -o >(…)),
+/// written in place, since renaming a file over it would replace it. A directory is refused.
 public func openOutputFile(_ path: String) throws -> (sink: ByteSink, atomic: AtomicFile?) {
+    if isStandardOutput(path) {
+        guard fcntl(1, F_GETFD) != -1 else { throw IOError(name: "stdout", operation: "", code: EBADF) }
+        return (FileSink.standardOutput(), nil)
+    }
     var st = stat()
     if stat(path, &st) == 0 && st.st_mode & S_IFMT != S_IFREG {
         guard st.st_mode & S_IFMT != S_IFDIR else { throw IOError(name: path, operation: "open", code: EISDIR) }

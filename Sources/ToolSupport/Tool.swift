@@ -138,19 +138,14 @@ public final class Output {
     /// Opens `-o path` (atomic) or stdout when `path` is nil or "-". Binary output to a terminal
     /// is refused with a hint; a closed stdout is an I/O error.
     public static func open(_ path: String?, binary: Bool = true) throws -> Output {
-        if let p = path, p != "-" {
-            guard !p.isEmpty else { throw UsageError("takes a file name, not an empty string", location: "-o") }
-            let (sink, atomic) = try openOutputFile(p)
-            return Output(sink: sink, atomic: atomic)
-        }
-        guard fcntl(1, F_GETFD) != -1 else {
-            throw IOError(name: "stdout", operation: "", code: EBADF)
-        }
-        if binary && isatty(1) == 1 {
+        let p = path ?? "-"
+        guard !p.isEmpty else { throw UsageError("takes a file name, not an empty string", location: "-o") }
+        let (sink, atomic) = try openOutputFile(p)
+        if isStandardOutput(p) && binary && isatty(1) == 1 {
             throw UsageError("refusing to write a binary stream to a terminal; pipe it into a tool (| tensor-show) or use -o FILE",
                              location: "stdout")
         }
-        return Output(sink: FileSink.standardOutput(), atomic: nil)
+        return Output(sink: sink, atomic: atomic)
     }
 
     /// Flushes; for a file, fsyncs and renames it into place.
@@ -162,15 +157,26 @@ public final class Output {
     public func abandon() { atomic?.abandon() }
 }
 
-/// Whether two path operands name one regular file: the same path, or (both existing) the
-/// same inode, as through a link. Stdin's "-" and devices such as /dev/null are no such file.
+/// Whether two path operands name one regular file: the same inode (through links, or "-" as
+/// a stdin redirected from the file), or, when one does not exist yet, the same path once
+/// links and the directory are resolved. Devices such as /dev/null are no such file.
 public func sameFile(_ a: String, _ b: String) -> Bool {
+    func identity(_ p: String) -> stat? {
+        var st = stat()
+        let found = p == "-" ? fstat(0, &st) == 0 : stat(p, &st) == 0
+        return found ? st : nil
+    }
+    func canonical(_ p: String) -> String {
+        let url = URL(fileURLWithPath: followingLinks(p))
+        guard let dir = realpath(url.deletingLastPathComponent().path, nil) else { return url.standardizedFileURL.path }
+        defer { free(dir) }
+        return String(cString: dir) + "/" + url.lastPathComponent
+    }
+    let sa = identity(a), sb = identity(b)
+    for s in [sa, sb] where s.map({ $0.st_mode & S_IFMT != S_IFREG }) ?? false { return false }
+    if let sa, let sb { return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino }
     guard a != "-", b != "-" else { return false }
-    var st = stat()
-    for p in [a, b] where stat(p, &st) == 0 && st.st_mode & S_IFMT != S_IFREG { return false }
-    if URL(fileURLWithPath: a).standardizedFileURL.path == URL(fileURLWithPath: b).standardizedFileURL.path { return true }
-    var sa = stat(), sb = stat()
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    return canonical(a) == canonical(b)
 }
 
 /// Opens the stream operands (stdin when none) as one reader each, in order.

@@ -147,20 +147,31 @@ struct Fit: ParsableCommand {
         if patience != nil && validation == nil && validationSplit == 0 { throw ValidationError("--patience needs validation data (--validation or --validation-split)") }
         if validation != nil && validationSplit > 0 { throw ValidationError("--validation and --validation-split exclude each other") }
         if checkpoint != nil && noCheckpoint { throw ValidationError("--checkpoint and --no-checkpoint exclude each other") }
-        for (name, path) in [("-o", output), ("--checkpoint", checkpoint), ("--log", log)] where path == "" { throw ValidationError("\(name) takes a file name, not an empty string") }
+        for (name, path) in [("-o", output), ("--checkpoint", checkpoint), ("--log", log)] {
+            if path == "" { throw ValidationError("\(name) takes a file name, not an empty string") }
+            if name != "--log", let p = path, isStandardOutput(p) { throw ValidationError("\(name) \(p): the model goes to a file, not the standard output") }
+        }
         // Two roles for one file would lose one of them (the model replacing its data, the
         // checkpoint's removal deleting the model).
         let written = [("-o", output), ("--checkpoint", ckptPath), ("--log", log)].compactMap { n, p in p.map { (n, $0) } }
-        let read = [("the training data", file), ("--validation", validation), ("--resume", resume), ("--model", model.flatMap { Architecture.presets[$0] == nil ? $0 : nil })].compactMap { n, p in p.map { (n, $0) } }
+        let read = [("the training data", file ?? "-"), ("--validation", validation), ("--resume", resume), ("--model", model.flatMap { Architecture.presets[$0] == nil ? $0 : nil })].compactMap { n, p in p.map { (n, $0) } }
         for (i, (n, p)) in written.enumerated() {
-            for (m, q) in written[(i + 1)...] + read where sameFile(p, q) && m != "--resume" {
+            // Resuming from the model or checkpoint that the run goes on to write is the way to
+            // continue training (the checkpoint is then kept at the end).
+            for (m, q) in written[(i + 1)...] + read where sameFile(p, q) && !(m == "--resume" && n != "--log") {
                 throw ValidationError("\(n) and \(m) name the same file, \(p)")
             }
         }
     }
 
-    /// Where the per-epoch checkpoint goes, if anywhere.
-    var ckptPath: String? { noCheckpoint ? nil : (checkpoint ?? output + ".ckpt") }
+    /// Where the per-epoch checkpoint goes, if anywhere: by default beside a model file, and
+    /// nowhere when the model goes to a device (-o /dev/null: no /dev/null.ckpt).
+    var ckptPath: String? {
+        if noCheckpoint { return nil }
+        if let checkpoint { return checkpoint }
+        var st = stat()
+        return stat(output, &st) == 0 && st.st_mode & S_IFMT != S_IFREG ? nil : output + ".ckpt"
+    }
 
     func architectureText() throws -> String {
         let spec = model!
@@ -274,6 +285,7 @@ struct Fit: ParsableCommand {
             // directory that cannot take them is an error now, not then.
             for path in [output, ckptPath].compactMap({ $0 }) {
                 var st = stat()
+                if stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR { throw IOError(name: path, operation: "", code: EISDIR) }
                 if stat(path, &st) == 0 && st.st_mode & S_IFMT != S_IFREG { continue }  // a device: written in place
                 let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
                 guard access(dir, W_OK | X_OK) == 0 else { throw IOError(name: path, operation: "cannot write into \(dir)", code: errno) }
@@ -368,7 +380,10 @@ struct Fit: ParsableCommand {
                 }
             }
             try m.save(to: output)
-            if let ckpt { unlink(ckpt) }
+            // The checkpoint goes when training ends well: a file of its own, not a device, a
+            // link, or the model this run resumed from (whose loss the user did not ask for).
+            var st = stat()
+            if let ckpt, lstat(ckpt, &st) == 0, st.st_mode & S_IFMT == S_IFREG, !(resume.map { sameFile(ckpt, $0) } ?? false) { unlink(ckpt) }
         }
     }
 
@@ -401,7 +416,7 @@ final class LogFile {
     let path: String
     init(path: String) throws {
         self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o666)
+        fd = isStandardOutput(path) ? dup(1) : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o666)
         guard fd >= 0 else { throw IOError(name: path, operation: "", code: errno) }
     }
     deinit { close(fd) }

@@ -83,9 +83,14 @@ struct TensorShow: ParsableCommand {
                 let grid = try ImageGrid(field: reader.schema.fields[fi], limit: n ?? 64)
                 while let b = try reader.next() { if !grid.isFull { grid.add(b.field(fi), count: b.count) } }
                 let bytes = try grid.png()
-                let f = try AtomicFile(path: png)
-                try bytes.withUnsafeBytes { try f.write($0) }
-                try f.commit()
+                let out = try Output.open(png)
+                do {
+                    try bytes.withUnsafeBytes { try out.sink.write($0) }
+                    try out.commit()
+                } catch {
+                    out.abandon()
+                    throw error
+                }
             } else {
                 try summary(reader)
             }

@@ -142,6 +142,16 @@ final class ToolTests: XCTestCase {
         XCTAssertTrue(back.stdoutText.contains("x  u8  88×88×1"), back.stdoutText)
         assertFails(try sh("tensor-load x=\(labels) | tensor-show --png \(tmp)/h.png --field x"), status: 64, prefix: "tensor-show: x: ", contains: "not an image")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/h.png"))
+        // To stdout with "-", and into a FIFO in place (renaming over it replaced it).
+        let piped = try sh("tensor-load x=\(images) | tensor-show --png - -n 9 | head -c 8 | od -An -tx1")
+        XCTAssertEqual(piped.stdoutText.split(separator: " ").joined(separator: " ").trimmingCharacters(in: .whitespacesAndNewlines), "89 50 4e 47 0d 0a 1a 0a")
+        for option in ["--png", "--npz"] {
+            let fifo = try sh("rm -f pipe && mkfifo pipe && { timeout 60 cat pipe > got & tensor-load x=\(images) | tensor-show \(option) pipe; s=$?; wait; exit $s; }", cwd: tmp)
+            XCTAssertEqual(fifo.status, 0, fifo.stderr)
+            XCTAssertEqual(try sh("test -p pipe", cwd: tmp).status, 0, "\(option): the FIFO is still a FIFO")
+            XCTAssertEqual(try sh("tensor-load \(option == "--png" ? "" : "--format npz ")got | tensor-show --count", cwd: tmp).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines),
+                           option == "--png" ? "1" : "10", option)
+        }
     }
 
     func testUsageErrorsAre64() throws {

@@ -249,6 +249,38 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(try sh("predict -m got train.tns | tensor-show --count", cwd: tmp).stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), "10")
     }
 
+    func testOutputsThroughLinksAndStdoutAndFilesInTwoRoles() throws {
+        let fit = "fit --model mlp --epochs 1 -q"
+        XCTAssertEqual(try sh("\(fit) -o r.model train.tns", cwd: tmp).status, 0)
+        // Resuming with the checkpoint on the resumed model keeps it at the end; a log onto it
+        // would have appended JSON to a model.
+        XCTAssertEqual(try sh("fit --resume r.model --epochs 1 -q --checkpoint r.model -o out.model train.tns", cwd: tmp).status, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(tmp)/r.model"), "the resumed model is not removed as a checkpoint")
+        assertFails(try sh("fit --resume r.model --log r.model -o o2.model train.tns", cwd: tmp), status: 64, prefix: "fit: --log and --resume name the same file")
+        let model = try data("\(tmp)/r.model")
+        // A dangling link names the file to create; the link stays.
+        try FileManager.default.createSymbolicLink(atPath: "\(tmp)/d.model", withDestinationPath: "new.model")
+        XCTAssertEqual(try sh("\(fit) -o d.model train.tns", cwd: tmp).status, 0)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "\(tmp)/d.model"), "new.model")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(tmp)/new.model"))
+        // One file by two names: through a linked directory, or as the stdin redirected from it.
+        try FileManager.default.createDirectory(atPath: "\(tmp)/real", withIntermediateDirectories: false)
+        try FileManager.default.createSymbolicLink(atPath: "\(tmp)/linkdir", withDestinationPath: "real")
+        assertFails(try sh("\(fit) -o linkdir/x.model --checkpoint real/x.model train.tns", cwd: tmp), status: 64, prefix: "fit: -o and --checkpoint name the same file")
+        assertFails(try sh("\(fit) -o r.model < r.model", cwd: tmp), status: 64, prefix: "fit: -o and the training data name the same file")
+        XCTAssertTrue(try data("\(tmp)/r.model") == model, "r.model untouched by the refused runs")
+        // A directory as -o: an error before training, not after it.
+        assertFails(try sh("timeout 60 fit --model mlp --epochs 1000000 -o real train.tns", cwd: tmp), status: 74, prefix: "fit: real: Is a directory")
+        assertFails(try sh("\(fit) -o - train.tns", cwd: tmp), status: 64, prefix: "fit: -o -: the model goes to a file")
+        // /dev/stdout is the standard output, not the file the shell redirected it to: appending
+        // keeps what was there.
+        try Data("kept\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/app.out"))
+        XCTAssertEqual(try sh("tensor-cat -o /dev/stdout train.tns >> app.out", cwd: tmp).status, 0)
+        let out = try data("\(tmp)/app.out")
+        XCTAssertEqual(Array(out.prefix(5)), Array("kept\n".utf8))
+        XCTAssertTrue(Array(out.dropFirst(5)) == (try data("\(tmp)/train.tns")), "the stream appended after the earlier content")
+    }
+
     func testPredictRefusesMismatchedInputAndBadModels() throws {
         XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
         // Raw input gets the model's own transform: the same probabilities as normalized input.
