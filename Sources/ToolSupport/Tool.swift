@@ -1,6 +1,7 @@
 // What every executable shares: the one place errors become `tool: where: what` and an exit
 // status, output resolution (stdout or an atomic -o file), and signal handling.
 
+import ArgumentParser
 import CCPU
 import Foundation
 import TensorCore
@@ -177,6 +178,24 @@ public func sameFile(_ a: String, _ b: String) -> Bool {
     if let sa, let sb { return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino }
     guard a != "-", b != "-" else { return false }
     return canonical(a) == canonical(b)
+}
+
+/// Refuses one file in two roles where one of them would be lost (a usage error): two outputs
+/// that name one file, or both the standard output ("-", the default of -o); or an output that
+/// is also an input, unless it is `inPlace`, the stream output that may replace its own input
+/// (read from the file it was, the new one renamed over it: tensor-cat -o a.tns a.tns).
+/// Inputs use "-" for stdin, which is the file it was redirected from.
+public func refuseSharedFiles(outputs: [(String, String?)], inputs: [(String, String?)], inPlace: String? = nil) throws {
+    let outs = outputs.compactMap { n, p in p.map { (n, $0) } }
+    let ins = inputs.compactMap { n, p in p.map { (n, $0) } }
+    for (i, (n, p)) in outs.enumerated() {
+        for (m, q) in outs[(i + 1)...] {
+            let same = isStandardOutput(p) || isStandardOutput(q) ? isStandardOutput(p) && isStandardOutput(q) : sameFile(p, q)
+            if same { throw ValidationError(isStandardOutput(p) ? "\(n) and \(m) both write to the standard output" : "\(n) and \(m) name the same file, \(p)") }
+        }
+        guard n != inPlace, !isStandardOutput(p) else { continue }
+        for (m, q) in ins where sameFile(p, q) { throw ValidationError("\(n) and \(m) name the same file, \(p)") }
+    }
 }
 
 /// Opens the stream operands (stdin when none) as one reader each, in order.

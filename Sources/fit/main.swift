@@ -152,16 +152,12 @@ struct Fit: ParsableCommand {
             if name != "--log", let p = path, isStandardOutput(p) { throw ValidationError("\(name) \(p): the model goes to a file, not the standard output") }
         }
         // Two roles for one file would lose one of them (the model replacing its data, the
-        // checkpoint's removal deleting the model).
-        let written = [("-o", output), ("--checkpoint", ckptPath), ("--log", log)].compactMap { n, p in p.map { (n, $0) } }
-        let read = [("the training data", file ?? "-"), ("--validation", validation), ("--resume", resume), ("--model", model.flatMap { Architecture.presets[$0] == nil ? $0 : nil })].compactMap { n, p in p.map { (n, $0) } }
-        for (i, (n, p)) in written.enumerated() {
-            // Resuming from the model or checkpoint that the run goes on to write is the way to
-            // continue training (the checkpoint is then kept at the end).
-            for (m, q) in written[(i + 1)...] + read where sameFile(p, q) && !(m == "--resume" && n != "--log") {
-                throw ValidationError("\(n) and \(m) name the same file, \(p)")
-            }
-        }
+        // checkpoint's removal deleting the model). Resuming from the model or checkpoint that
+        // the run goes on to write is the way to continue training (the checkpoint is then kept).
+        try refuseSharedFiles(outputs: [("-o", output), ("--checkpoint", ckptPath), ("--log", log)],
+                              inputs: [("the training data", file ?? "-"), ("--validation", validation),
+                                       ("--model", model.flatMap { Architecture.presets[$0] == nil ? $0 : nil })])
+        if let log, let resume, !isStandardOutput(log), sameFile(log, resume) { throw ValidationError("--log and --resume name the same file, \(log)") }
     }
 
     /// Where the per-epoch checkpoint goes, if anywhere: by default beside a model file, and

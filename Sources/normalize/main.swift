@@ -77,7 +77,7 @@ struct Normalize: ParsableCommand {
         }
         if perChannel && !(standardize || minmax) { throw ValidationError("--per-channel goes with --standardize or --minmax") }
         if dtype != "f32" && dtype != "f64" { throw ValidationError("--dtype takes f32 or f64") }
-        if let s = save, let o = output, s == o { throw ValidationError("--save and --output name the same file") }
+        try refuseSharedFiles(outputs: [("-o", output ?? "-"), ("--save", save)], inputs: [("the input", file ?? "-"), ("--load", load)], inPlace: "-o")
     }
 
     var method: NormalizeMethod {

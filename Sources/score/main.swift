@@ -75,6 +75,7 @@ struct Score: ParsableCommand {
         }
         if let t = threshold, !(t >= 0 && t <= 1) { throw ValidationError("--threshold takes a probability in [0, 1]") }
         if topK < 1 { throw ValidationError("--top-k takes a number ≥ 1") }
+        try refuseSharedFiles(outputs: [("-o", output ?? "-"), ("--report", report)], inputs: [("the input", file ?? "-"), ("--fit-log", fitLog)])
         for r in require where Gate(r) == nil {
             throw ValidationError("--require '\(r)' is not METRIC OP NUMBER (OP one of >= <= > < == !=), e.g. 'accuracy>=0.9'")
         }

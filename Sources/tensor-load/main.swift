@@ -88,6 +88,10 @@ struct TensorLoad: ParsableCommand {
         if let d = delimiter, d.utf8.count != 1 && d != "\\t" { throw ValidationError("--delimiter takes one character") }
         if let c = channels, ![1, 3, 4].contains(c) { throw ValidationError("--channels takes 1, 3 or 4") }
         if split != "train" && split != "test" { throw ValidationError("--split takes train or test") }
+        // An operand is PATH or FIELD=PATH.
+        let paths = inputs.map { op in op.firstIndex(of: "=").map { String(op[op.index(after: $0)...]) } ?? op }
+        try refuseSharedFiles(outputs: [("-o", output ?? "-"), ("--save-vocab", saveVocab)],
+                              inputs: paths.map { ("the input", $0) } + [("--text", text), ("--vocab", vocab)])
     }
 
     func run() throws {

@@ -53,6 +53,7 @@ struct TensorShow: ParsableCommand {
         let modes = [count, csv, npz != nil, png != nil].filter { $0 }.count
         if modes > 1 { throw ValidationError("choose one of --count, --csv, --npz, --png") }
         if let n, n < 0 { throw ValidationError("-n takes a count ≥ 0") }
+        try refuseSharedFiles(outputs: [("--npz", npz), ("--png", png)], inputs: (files.isEmpty ? ["-"] : files).map { ("the input", $0) })
     }
 
     func run() throws {

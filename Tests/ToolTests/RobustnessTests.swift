@@ -424,6 +424,32 @@ final class RobustnessTests: XCTestCase {
 
     // MARK: Outputs (cases 35–39)
 
+    func testOneFileInTwoRolesIsAUsageErrorBeforeAnyWork() throws {
+        // Where one role would lose the other: an output over a side input or another output,
+        // a side output over an input, two outputs on stdout. Each exited 0 and lost a file.
+        try makePredictions()
+        try Data("a\thello world\nb\tbye now\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/t.tsv"))
+        let cases: [(String, String)] = [
+            ("normalize --standardize --save - train.tns", "normalize: -o and --save both write to the standard output"),
+            ("normalize --standardize --save ./s.stats -o s.stats train.tns", "normalize: -o and --save name the same file"),
+            ("normalize --standardize --save train.tns train.tns", "normalize: --save and the input name the same file"),
+            ("score -o pred.tns pred.tns", "score: -o and the input name the same file"),
+            ("score -o r.txt --report r.txt pred.tns", "score: -o and --report name the same file"),
+            ("tensor-show --png train.tns train.tns", "tensor-show: --png and the input name the same file"),
+            ("tensor-load --text t.tsv --max-len 4 --save-vocab v -o v", "tensor-load: -o and --save-vocab name the same file"),
+            ("tensor-load --text t.tsv --max-len 4 --save-vocab t.tsv", "tensor-load: --save-vocab and --text name the same file"),
+        ]
+        let before = try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/train.tns"))
+        for (command, message) in cases {
+            assertFails(try sh(command, cwd: tmp), status: 64, prefix: message)
+        }
+        XCTAssertTrue(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/train.tns")) == before)
+        for f in ["s.stats", "r.txt", "v"] { XCTAssertFalse(exists(f), f) }
+        // A stream written over its own input is the in-place edit it looks like.
+        XCTAssertEqual(try sh("tensor-cat -o train.tns train.tns", cwd: tmp).status, 0)
+        XCTAssertTrue(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/train.tns")) == before)
+    }
+
     func testEveryWriterReportsAFullOrClosedStdout() throws {
         // Cases 35 and 39 (tensor-load: ToolTests).
         try makeModel()
