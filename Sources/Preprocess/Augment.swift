@@ -115,8 +115,11 @@ public final class Augmenter {
                           ^ (UInt64(truncatingIfNeeded: sample) &* 0x9E37_79B9_7F4A_7C15))
     }
 
-    /// Augments the sample at `src` into `dst` (both `image.count` elements of `dtype`).
-    public func apply(_ src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer, rng: inout SeededRandom) {
+    /// Augments the sample at `src` into `dst` (both `image.count` elements of `dtype`); false
+    /// when a value came out NaN or infinite (huge --brightness, --contrast or --noise on
+    /// floats), for the caller to refuse.
+    @discardableResult
+    public func apply(_ src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer, rng: inout SeededRandom) -> Bool {
         let n = image.count
         load(src)
         let c = config
@@ -152,7 +155,7 @@ public final class Augmenter {
             let cy = Int(rng.next() % UInt64(image.height)), cx = Int(rng.next() % UInt64(image.width))
             erase(top: cy - c.cutout / 2, left: cx - c.cutout / 2, side: c.cutout)
         }
-        store(dst)
+        return store(dst)
     }
 
     func load(_ src: UnsafeRawPointer) {
@@ -254,9 +257,17 @@ public final class Augmenter {
         }
     }
 
-    func store(_ dst: UnsafeMutableRawPointer) {
+    /// Writes the values as `dtype` (integers rounded and clamped); false if one is NaN (stored
+    /// as 0 in an integer type, where converting it would trap) or, for floats, not finite.
+    func store(_ dst: UnsafeMutableRawPointer) -> Bool {
         let n = image.count, a = self.a
-        func clamp(_ v: Double, _ lo: Double, _ hi: Double) -> Double { Swift.min(Swift.max(v.rounded(), lo), hi) }
+        var finite = true
+        func clamp(_ v: Double, _ lo: Double, _ hi: Double) -> Double {
+            guard !v.isNaN else { finite = false; return 0 }
+            return Swift.min(Swift.max(v.rounded(), lo), hi)
+        }
+        if dtype == .f32 { for i in 0..<n where !Float(a[i]).isFinite { finite = false; break } }
+        if dtype == .f64 { for i in 0..<n where !a[i].isFinite { finite = false; break } }
         switch dtype {
         case .u8: for i in 0..<n { dst.storeBytes(of: UInt8(clamp(a[i], 0, 255)), toByteOffset: i, as: UInt8.self) }
         case .i8: for i in 0..<n { dst.storeBytes(of: Int8(clamp(a[i], -128, 127)), toByteOffset: i, as: Int8.self) }
@@ -266,6 +277,7 @@ public final class Augmenter {
         case .f32: for i in 0..<n { dst.storeBytes(of: Float(a[i]), toByteOffset: 4 * i, as: Float.self) }
         case .f64: for i in 0..<n { dst.storeBytes(of: a[i], toByteOffset: 8 * i, as: Double.self) }
         }
+        return finite
     }
 }
 

@@ -138,7 +138,9 @@ public final class FieldTransform {
 
     /// The payloads of `batch` after the transform; returns the index of a field and sample
     /// holding a NaN or infinity, if any.
-    public func apply(_ batch: Batch) -> (views: [UnsafeRawBufferPointer], bad: (field: Int, sample: Int)?) {
+    /// `bad` is the first sample that holds a NaN or infinity, or (`overflow`) that the
+    /// transform takes out of the output type's range (normalize --scale 1e-320).
+    public func apply(_ batch: Batch) -> (views: [UnsafeRawBufferPointer], bad: (field: Int, sample: Int, overflow: Bool)?) {
         var views = (0..<input.fields.count).map { batch.field($0) }
         for (j, i) in indices.enumerated() {
             let f = input.fields[i]
@@ -150,7 +152,7 @@ public final class FieldTransform {
             buf.reserve(n * size)
             buf.count = n * size
             let src = batch.field(i).baseAddress!
-            let bad: Int?
+            let bad: (Int, Bool)?
             if size == 4 {
                 bad = shift32[j].withUnsafeBufferPointer { s in mul32[j].withUnsafeBufferPointer { m in
                     FieldTransform.run(src, f.dtype, batch.count, per, s.baseAddress!, m.baseAddress!, buf.base.assumingMemoryBound(to: Float.self))
@@ -160,45 +162,43 @@ public final class FieldTransform {
                     FieldTransform.run(src, f.dtype, batch.count, per, s.baseAddress!, m.baseAddress!, buf.base.assumingMemoryBound(to: Double.self))
                 } }
             }
-            if let bad { return (views, (i, bad)) }
+            if let bad { return (views, (i, bad.0, bad.1)) }
             views[i] = UnsafeRawBufferPointer(start: buf.base, count: n * size)
         }
         return (views, nil)
     }
 
     /// out = (x − shift) · mul element by element, sample by sample, in T's precision; returns
-    /// the first sample holding a non-finite value.
+    /// the first sample holding a non-finite value, or (true) whose output is not finite.
     @inline(__always)
     static func run<T: BinaryFloatingPoint>(_ src: UnsafeRawPointer, _ dtype: DType, _ samples: Int, _ per: Int,
-                                            _ s: UnsafePointer<T>, _ m: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>) -> Int? {
-        switch dtype {
-        case .u8:
-            let x = src.assumingMemoryBound(to: UInt8.self)
-            for k in 0..<samples {
-                let xs = x + k * per, o = out + k * per
+                                            _ s: UnsafePointer<T>, _ m: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>) -> (Int, Bool)? {
+        // x · 0 is 0 for finite x and NaN otherwise: one test per sample, not per element.
+        for k in 0..<samples {
+            let o = out + k * per
+            var probe: Float = 0
+            switch dtype {
+            case .u8:
+                let xs = src.assumingMemoryBound(to: UInt8.self) + k * per
                 for e in 0..<per { o[e] = (T(xs[e]) - s[e]) * m[e] }
-            }
-        case .f32:
-            let x = src.assumingMemoryBound(to: Float.self)
-            for k in 0..<samples {
-                let xs = x + k * per, o = out + k * per
-                // x · 0 is 0 for finite x and NaN otherwise: one test per sample, not per element
-                var probe: Float = 0
+            case .f32:
+                let xs = src.assumingMemoryBound(to: Float.self) + k * per
                 for e in 0..<per {
                     let v = xs[e]
                     probe += v * 0
                     o[e] = (T(v) - s[e]) * m[e]
                 }
-                if !probe.isFinite { return k }
-            }
-        default:
-            for k in 0..<samples {
+            default:
                 for e in 0..<per {
                     let v = src.element(k * per + e, dtype)
-                    guard v.isFinite else { return k }
-                    out[k * per + e] = (T(v) - s[e]) * m[e]
+                    guard v.isFinite else { return (k, false) }
+                    o[e] = (T(v) - s[e]) * m[e]
                 }
             }
+            if !probe.isFinite { return (k, false) }
+            var out: T = 0
+            for e in 0..<per { out += o[e] * 0 }
+            if !out.isFinite { return (k, true) }
         }
         return nil
     }

@@ -175,6 +175,7 @@ struct Augment: ParsableCommand {
                     for i in sizes.indices { builder.slot(i).copyMemory(from: row + offsets[i], byteCount: sizes[i]) }
                     try builder.commit()
                 }
+                var overflowed: (field: Int, sample: Int)? = nil
                 for pass in 0..<`repeat` {
                     if pass > 0 {
                         reader = try StreamReader(source: spill != nil ? try spill!.rewound() : try FileSource.open(path))
@@ -192,7 +193,7 @@ struct Augment: ParsableCommand {
                                 for i in sizes.indices {
                                     let src = b.field(i).baseAddress! + k * sizes[i]
                                     if let a = augmenters[i] {
-                                        a.apply(src, to: row + offsets[i], rng: &rng)
+                                        if !a.apply(src, to: row + offsets[i], rng: &rng) { overflowed = overflowed ?? (i, index) }
                                     } else {
                                         (row + offsets[i]).copyMemory(from: src, byteCount: sizes[i])
                                     }
@@ -205,12 +206,15 @@ struct Augment: ParsableCommand {
                                 for i in sizes.indices {
                                     let src = b.field(i).baseAddress! + k * sizes[i]
                                     if let a = augmenters[i] {
-                                        a.apply(src, to: builder.slot(i), rng: &rng)
+                                        if !a.apply(src, to: builder.slot(i), rng: &rng) { overflowed = overflowed ?? (i, index) }
                                     } else {
                                         builder.slot(i).copyMemory(from: src, byteCount: sizes[i])
                                     }
                                 }
                                 try builder.commit()
+                            }
+                            if let o = overflowed {
+                                throw ToolFailure(path == "-" ? "stdin" : path, "field '\(schema.fields[o.field].name)' sample \(o.sample): the augmentation makes a NaN or infinity; lower --brightness, --contrast or --noise")
                             }
                             index += 1
                         }

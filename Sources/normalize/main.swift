@@ -156,7 +156,8 @@ struct Normalize: ParsableCommand {
                 while let b = try reader.next() {
                     let (views, bad) = t.apply(b)
                     if let bad {
-                        throw ToolFailure(file ?? "stdin", "field '\(t.input.fields[bad.field].name)' sample \(reader.samplesRead - b.count + bad.sample) holds a NaN or infinity")
+                        let what = bad.overflow ? "becomes a NaN or infinity under the transform, out of \(t.output.fields[bad.field].dtype)'s range" : "holds a NaN or infinity"
+                        throw ToolFailure(file ?? "stdin", "field '\(t.input.fields[bad.field].name)' sample \(reader.samplesRead - b.count + bad.sample) \(what)")
                     }
                     try writer.write(count: b.count, fields: views)
                 }

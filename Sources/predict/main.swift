@@ -92,7 +92,9 @@ struct Predict: ParsableCommand {
                         var input = b.field(predictor.inputIndex), dtype = xf.dtype
                         if let t = predictor.inputTransform {
                             let (views, bad) = t.apply(b)
-                            if let bad { throw ToolFailure(name, "field '\(xf.name)' sample \(done + bad.sample) holds a NaN or infinity") }
+                            if let bad {
+                                throw ToolFailure(name, "field '\(xf.name)' sample \(done + bad.sample) \(bad.overflow ? "becomes a NaN or infinity under the model's normalization" : "holds a NaN or infinity")")
+                            }
                             input = views[predictor.inputIndex]
                             dtype = t.output.fields[predictor.inputIndex].dtype
                         }

@@ -86,6 +86,12 @@ final class AugmentToolTests: XCTestCase {
         }
         let (_, _, d) = try readAll(try bytes("\(tmp)/x.tns"))
         XCTAssertEqual(Set(d[0]), [7], "--zoom 1e-18: the whole image is the fill")
+        // Values pushed past f32's range are refused, not written as infinities.
+        for huge in ["--noise 1e308", "--brightness 1e308"] {
+            assertFails(try sh("normalize --scale 255 \(tmp)/data.tns | augment \(huge) -o \(tmp)/h.tns"), status: 65, prefix: "augment: stdin: ",
+                        contains: "field 'x' sample 0: the augmentation makes a NaN or infinity")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/h.tns"))
     }
 
     func testAugmentRepeatIntoFitStream() throws {
