@@ -48,7 +48,10 @@ public enum LayerSpec: Equatable, Sendable {
 public struct ArchitectureError: DiagnosticError {
     public let line: Int
     public let message: String
-    public var location: String { "architecture line \(line)" }
+    /// The layer that does not fit the shapes, as the architecture text writes it: a text line
+    /// can hold several layers (`dense 8 relu; conv 4 3x3`), and a preset has no lines.
+    public var layer: String? = nil
+    public var location: String { layer.map { "layer '\($0)'" } ?? "architecture line \(line)" }
     public var problem: String { message }
     public var kind: FailureKind { .badData }
 }

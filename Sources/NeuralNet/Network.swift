@@ -85,9 +85,13 @@ public final class Network<T: Real> {
         var shape = inputShape
         var ls: [Layer<T>] = []
         var line = 0
-        func fail(_ m: String) -> ArchitectureError { ArchitectureError(line: line, message: m) }
+        var current = body.first
+        func fail(_ m: String) -> ArchitectureError {
+            ArchitectureError(line: line, message: m, layer: current.map { Architecture.text([$0]).trimmingCharacters(in: .newlines) })
+        }
         for s in body {
             line += 1
+            current = s
             let l: Layer<T>
             switch s {
             case .dense(let u):

@@ -194,9 +194,12 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/other.model"))
         // Classification: one output per class, or labels index past the outputs.
         for n in [5, 11] {
-            assertFails(try sh("fit --model 'dense \(n)' -o \(tmp)/m.model \(tmp)/train.tns"), status: 65, prefix: "fit: dense \(n): architecture line 1: ",
+            assertFails(try sh("fit --model 'dense \(n)' -o \(tmp)/m.model \(tmp)/train.tns"), status: 65, prefix: "fit: dense \(n): layer 'dense \(n)': ",
                         contains: "the network ends in \(n) outputs but the data has 10 classes; end it with 'dense classes'")
         }
+        // A shape error names the layer as written, not a line that holds several or none.
+        assertFails(try sh("fit --model 'dense 8 relu; conv 4 3x3; dense classes' -o \(tmp)/m.model \(tmp)/train.tns"), status: 65,
+                    prefix: "fit: dense 8 relu; conv 4 3x3; dense classes: layer 'conv 4 3x3': conv needs an H×W×C input, got 8")
     }
 
     func testOptionsThatWouldBeIgnoredOrCollideAreUsageErrors() throws {
