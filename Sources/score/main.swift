@@ -75,17 +75,29 @@ struct Score: ParsableCommand {
         }
         if let t = threshold, !(t >= 0 && t <= 1) { throw ValidationError("--threshold takes a probability in [0, 1]") }
         if topK < 1 { throw ValidationError("--top-k takes a number ≥ 1") }
-        try refuseSharedFiles(outputs: [("-o", output ?? "-"), ("--report", report)], inputs: [("the input", file ?? "-"), ("--fit-log", fitLog)])
+        try refuseSharedFiles(outputs: [("-o", output ?? (quiet || noInput ? nil : "-")), ("--report", report)], inputs: [("the input", file ?? "-"), ("--fit-log", fitLog)])
         for r in require where Gate(r) == nil {
             throw ValidationError("--require '\(r)' is not METRIC OP NUMBER (OP one of >= <= > < == !=), e.g. 'accuracy>=0.9'")
         }
         if noInput && (fitLog == nil || report == nil) { throw ValidationError("--no-input needs --fit-log and --report") }
         if noInput && (file != nil || !require.isEmpty) { throw ValidationError("--no-input reads no stream: no file operand or --require") }
         if quiet && output != nil { throw ValidationError("--quiet and --output exclude each other") }
+        // Options that would do nothing, without a word.
+        if quiet && json { throw ValidationError("--quiet and --json exclude each other") }
+        if fitLog != nil && report == nil { throw ValidationError("--fit-log goes with --report (the curves are drawn there)") }
+        if noInput {
+            let unused = [("-o", output != nil), ("--json", json), ("--quiet", quiet), ("--pred", pred != nil), ("--prob", prob != nil),
+                          ("--threshold", threshold != nil), ("--task", task != "auto")].filter(\.1).map(\.0)
+            if let o = unused.first { throw ValidationError("\(o) does not go with --no-input, which writes only the --report") }
+        }
     }
 
     func run() throws {
         Tool.run("score") {
+            // The report's file is opened first: one that cannot be written fails before -o is
+            // replaced.
+            let reportOut = try report.map { try Output.open($0, binary: false) }
+            defer { reportOut?.abandon() }  // after a commit, nothing
             let log = try fitLog.map { path -> [EpochRecord] in
                 let src = try FileSource.open(path)
                 return try LearningLog.parse(try readWhole(src, limit: 64 << 20), name: src.name)
@@ -122,15 +134,9 @@ struct Score: ParsableCommand {
                 }
                 result = r
             }
-            if let report {
-                let out = try Output.open(report, binary: false)
-                do {
-                    try out.sink.write(string: ReportDocument.render(result, log: log ?? [], title: title, svg: report.hasSuffix(".svg")))
-                    try out.commit()
-                } catch {
-                    out.abandon()
-                    throw error
-                }
+            if let report, let out = reportOut {
+                try out.sink.write(string: ReportDocument.render(result, log: log ?? [], title: title, svg: report.hasSuffix(".svg")))
+                try out.commit()
             }
             if let r = result {
                 let failures = require.compactMap { Gate($0)!.failure(in: r) }

@@ -65,6 +65,21 @@ final class ScoreToolTests: XCTestCase {
         }
     }
 
+    func testAReportThatCannotBeWrittenLeavesTheTableAndUnusedOptionsAreRefused() throws {
+        try Data("old\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/t.txt"))
+        let r = try sh("score -o t.txt --report nodir/r.html pred.tns", cwd: tmp)
+        XCTAssertEqual(r.status, 74, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("score: nodir/r.html: "), r.stderr)
+        XCTAssertEqual(try String(contentsOfFile: "\(tmp)/t.txt", encoding: .utf8), "old\n", "-o is not replaced when the report fails")
+        for (args, words) in [("--json -q pred.tns", "--quiet and --json exclude each other"),
+                              ("--fit-log x.jsonl pred.tns", "--fit-log goes with --report"),
+                              ("--no-input --fit-log x.jsonl --report c.svg -o t.txt", "-o does not go with --no-input"),
+                              ("--no-input --fit-log x.jsonl --report c.svg --json", "--json does not go with --no-input")] {
+            XCTAssertEqual(try sh("score \(args)", cwd: tmp).stderrLines.first.map { $0.hasPrefix("score: \(words)") }, true, args)
+            XCTAssertEqual(try sh("score \(args)", cwd: tmp).status, 64, args)
+        }
+    }
+
     func testLearningCurvesFromTheFitLog() throws {
         let fit = try sh("fit --model 'dense 8 relu; dense classes' --epochs 3 --batch 4 --seed 1 --validation-split 0.2 -q --log log.jsonl -o m2.model iris.tns && score --no-input --fit-log log.jsonl --report curves.svg", cwd: tmp)
         XCTAssertEqual(fit.status, 0, fit.stderr)
