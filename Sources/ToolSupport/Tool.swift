@@ -180,6 +180,13 @@ public func sameFile(_ a: String, _ b: String) -> Bool {
     return canonical(a) == canonical(b)
 }
 
+/// Refuses a list of field names that names one twice (the output would have two fields of
+/// one name, refused only when written).
+public func refuseRepeatedNames(_ names: [String], option: String) throws {
+    var seen = Set<String>()
+    for n in names where !seen.insert(n).inserted { throw ValidationError("\(option) names '\(n)' twice") }
+}
+
 /// Refuses one file in two roles where one of them would be lost (a usage error): two outputs
 /// that name one file, or both the standard output ("-", the default of -o); or an output that
 /// is also an input, unless it is `inPlace`, the stream output that may replace its own input

@@ -128,6 +128,7 @@ struct Augment: ParsableCommand {
     func validate() throws {
         _ = try config()
         if !(1...1_000_000).contains(`repeat`) { throw ValidationError("--repeat takes 1…1000000") }
+        try refuseRepeatedNames(fields, option: "--field")
         if let s = shuffle, !(0...100_000_000).contains(s) { throw ValidationError("--shuffle takes 0…100000000 samples") }
     }
 

@@ -37,6 +37,7 @@ struct TensorCat: ParsableCommand {
     func validate() throws {
         if let head, head < 0 { throw ValidationError("--head takes a count ≥ 0") }
         if let f = fields, f.split(separator: ",").isEmpty { throw ValidationError("--fields takes a comma-separated list of names") }
+        if let f = fields { try refuseRepeatedNames(f.split(separator: ",").map(String.init), option: "--fields") }
     }
 
     func run() throws {

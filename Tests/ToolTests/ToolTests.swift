@@ -193,6 +193,12 @@ final class ToolTests: XCTestCase {
         XCTAssertEqual(cn, 3)
         XCTAssertEqual(cd[0], [3, 1, 4])
         assertFails(try sh("tensor-cat --fields z \(tmp)/a.tns"), status: 64, prefix: "tensor-cat: --fields z: ")
+        // A field named twice is a usage error at once, naming the option (it was 65 after
+        // reading the whole input, blamed on the output), in each tool that takes field lists.
+        for command in ["tensor-cat --fields x,x \(tmp)/a.tns", "normalize --standardize --field x --field x \(tmp)/a.tns",
+                        "augment --hflip 1 --field x --field x \(tmp)/a.tns"] {
+            assertFails(try sh(command + " >/dev/null"), status: 64, prefix: "\(command.split(separator: " ")[0]): --field", contains: "names 'x' twice")
+        }
         // --head still reads and verifies the whole input.
         assertFails(try sh("head -c \(a.count - 10) \(tmp)/a.tns | tensor-cat --head 1"), status: 65, prefix: "tensor-cat: stdin: ")
     }
