@@ -90,6 +90,8 @@ public final class FileSource: ByteSource {
             enlargePipe(0)
             return FileSource(fd: 0, name: "stdin", owns: false)
         }
+        // An empty name (--vocab '') is named as such: "tool: : No such file" named nothing.
+        guard !path.isEmpty else { throw IOError(name: "''", operation: "an empty file name", code: ENOENT, missing: true) }
         let fd = Foundation.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw IOError(name: path, operation: "", code: errno, missing: true) }
         var st = stat()

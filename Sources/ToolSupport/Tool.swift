@@ -140,7 +140,7 @@ public final class Output {
     /// is refused with a hint; a closed stdout is an I/O error.
     public static func open(_ path: String?, binary: Bool = true) throws -> Output {
         let p = path ?? "-"
-        guard !p.isEmpty else { throw UsageError("takes a file name, not an empty string", location: "-o") }
+        guard !p.isEmpty else { throw UsageError("an empty name for an output file", location: "''") }
         let (sink, atomic) = try openOutputFile(p)
         if isStandardOutput(p) && binary && isatty(1) == 1 {
             throw UsageError("refusing to write a binary stream to a terminal; pipe it into a tool (| tensor-show) or use -o FILE",

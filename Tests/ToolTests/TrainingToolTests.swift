@@ -298,7 +298,8 @@ final class TrainingToolTests: XCTestCase {
         assertFails(try sh("predict -m \(tmp)/m.model", stdin: rawF32), status: 65, prefix: "predict: stdin: ",
                     contains: "is raw f32 but the model was trained on u8 data normalized as (scale 255)")
         assertFails(try sh("predict -m \(tmp)/missing.model \(tmp)/train.tns"), status: 66, prefix: "predict: \(tmp)/missing.model: ")
-        assertFails(try sh("predict -m \(tmp)/m.model -o '' \(tmp)/train.tns"), status: 64, prefix: "predict: -o: takes a file name")
+        assertFails(try sh("predict -m \(tmp)/m.model -o '' \(tmp)/train.tns"), status: 64, prefix: "predict: '': an empty name for an output file")
+        assertFails(try sh("fit --model mlp --validation '' -o \(tmp)/v.model \(tmp)/train.tns"), status: 66, prefix: "fit: '': an empty file name")
         assertFails(try sh("predict -m \(tmp)/m.model -o \(tmp)/m.model \(tmp)/train.tns"), status: 64, prefix: "predict: -o and -m name the same file")
         var model = try data("\(tmp)/m.model")
         model[model.count / 2] ^= 0x01
