@@ -121,6 +121,13 @@ struct Augment: ParsableCommand {
             }
             guard let p = Double(kv[1]), p >= 0, p <= 1 else { throw ValidationError("--prob \(kv[0])= takes a probability in [0, 1]") }
             c.probability[op] = p
+            // A probability for an operation not asked for would change nothing, silently.
+            let enabled: [AugmentConfig.Operation: Bool] = [.shift: shift > 0, .rotate: rotate != nil, .zoom: zoom != nil, .brightness: brightness > 0,
+                                                            .contrast: contrast > 0, .noise: noise > 0, .cutout: cutout > 0]
+            guard enabled[op] == true else { throw ValidationError("--prob \(op.rawValue)= without --\(op.rawValue): there is no \(op.rawValue) to make likely") }
+        }
+        if fill != 0 && shift == 0 && rotate == nil && zoom == nil && cutout == 0 {
+            throw ValidationError("--fill goes with --shift, --rotate, --zoom or --cutout, which uncover or erase pixels")
         }
         return c
     }

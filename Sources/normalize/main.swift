@@ -37,8 +37,8 @@ struct Normalize: ParsableCommand {
     @Flag(help: "Map each feature's minimum and maximum to --range.")
     var minmax = false
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("The target range of --minmax.", valueName: "lo,hi"))
-    var range: String = "0,1"
+    @Option(parsing: .unconditional, help: ArgumentHelp("The target range of --minmax (default 0,1).", valueName: "lo,hi"))
+    var range: String?
 
     @Flag(name: .customLong("per-channel"), help: "Statistics per channel (the last axis) instead of per feature.")
     var perChannel = false
@@ -62,7 +62,7 @@ struct Normalize: ParsableCommand {
     var file: String?
 
     var bounds: (Double, Double)? {
-        let p = range.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        let p = (range ?? "0,1").split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard p.count == 2, let lo = p[0], let hi = p[1], lo.isFinite, hi.isFinite, lo < hi else { return nil }
         return (lo, hi)
     }
@@ -72,6 +72,7 @@ struct Normalize: ParsableCommand {
         if methods != 1 { throw ValidationError("choose one of --scale, --standardize, --minmax, --load") }
         if let s = scale, !(s.isFinite && s != 0) { throw ValidationError("--scale takes a finite, nonzero number") }
         if bounds == nil { throw ValidationError("--range takes LO,HI with LO < HI") }
+        if range != nil && !minmax { throw ValidationError("--range goes with --minmax") }
         if load != nil && (save != nil || perChannel || !fields.isEmpty) {
             throw ValidationError("--load takes its fields and transform from the file: no --save, --per-channel or --field")
         }

@@ -53,6 +53,8 @@ struct TensorShow: ParsableCommand {
         let modes = [count, csv, npz != nil, png != nil].filter { $0 }.count
         if modes > 1 { throw ValidationError("choose one of --count, --csv, --npz, --png") }
         if let n, n < 0 { throw ValidationError("-n takes a count ≥ 0") }
+        if n != nil && (count || csv || npz != nil) { throw ValidationError("-n does not go with --count, --csv or --npz, which take every sample") }
+        if field != "x" && png == nil { throw ValidationError("--field goes with --png") }
         try refuseSharedFiles(outputs: [("--npz", npz), ("--png", png)], inputs: (files.isEmpty ? ["-"] : files).map { ("the input", $0) })
     }
 

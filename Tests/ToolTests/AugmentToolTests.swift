@@ -72,7 +72,8 @@ final class AugmentToolTests: XCTestCase {
         assertFails(try sh("tensor-load --label species \(testdata("csv/iris-small.csv")) | augment --hflip 0.5"), status: 65,
                     prefix: "augment: stdin: ", contains: "field 'x' is 4: augment needs channels-last images")
         assertFails(try sh("augment --field z \(tmp)/data.tns"), status: 64, prefix: "augment: --field: ")
-        for bad in ["--hflip 2", "--prob warp=0.5", "--prob shift=1.5", "--rotate 10,5", "--zoom 0,1", "--noise -1", "--repeat 0", "--shift -1"] {
+        for bad in ["--hflip 2", "--prob warp=0.5", "--prob shift=1.5", "--rotate 10,5", "--zoom 0,1", "--noise -1", "--repeat 0", "--shift -1",
+                    "--prob rotate=0.5", "--fill 3 --hflip 1"] {
             XCTAssertEqual(try sh("augment \(bad) \(tmp)/data.tns >/dev/null").status, 64, bad)
         }
         let cut = try sh("head -c 5000 \(tmp)/data.tns | augment --hflip 1 --repeat 2 -o \(tmp)/out.tns")

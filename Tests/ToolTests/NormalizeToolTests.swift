@@ -135,7 +135,7 @@ final class NormalizeToolTests: XCTestCase {
         assertFails(try sh("normalize --load \(tmp)/missing.stats \(tmp)/data.tns"), status: 66, prefix: "normalize: \(tmp)/missing.stats: ")
         // Usage.
         for bad in ["--scale 255 --standardize", "", "--scale 0", "--minmax --range 1,0", "--scale 2 --per-channel",
-                    "--load \(tmp)/s.stats --field x", "--standardize --dtype u8"] {
+                    "--load \(tmp)/s.stats --field x", "--standardize --dtype u8", "--scale 2 --range 0,2"] {
             XCTAssertEqual(try sh("normalize \(bad) \(tmp)/data.tns >/dev/null").status, 64, bad)
         }
         assertFails(try sh("normalize --scale 255 --field z \(tmp)/data.tns"), status: 64, prefix: "normalize: --field: ")

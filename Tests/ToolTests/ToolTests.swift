@@ -193,6 +193,10 @@ final class ToolTests: XCTestCase {
         XCTAssertEqual(cn, 3)
         XCTAssertEqual(cd[0], [3, 1, 4])
         assertFails(try sh("tensor-cat --fields z \(tmp)/a.tns"), status: 64, prefix: "tensor-cat: --fields z: ")
+        // Options that would be ignored: -n where every sample is taken, --field without --png.
+        for options in ["-n 5 --count", "-n 2 --csv", "--field y"] {
+            assertFails(try sh("tensor-show \(options) \(tmp)/a.tns"), status: 64, prefix: "tensor-show: ", contains: "go")
+        }
         // A field named twice is a usage error at once, naming the option (it was 65 after
         // reading the whole input, blamed on the output), in each tool that takes field lists.
         for command in ["tensor-cat --fields x,x \(tmp)/a.tns", "normalize --standardize --field x --field x \(tmp)/a.tns",
