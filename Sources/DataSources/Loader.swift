@@ -16,8 +16,8 @@ public struct LoadOptions: Sendable {
     /// CSV label column: a header name or a 1-based index.
     public var label: String?
     public var delimiter: UInt8?
-    /// CIFAR: "train" or "test".
-    public var split = "train"
+    /// CIFAR: "train" (the default) or "test".
+    public var split: String?
     /// Images: force 1, 3 or 4 channels.
     public var channels: Int?
 
@@ -44,15 +44,39 @@ public struct InputSpec: Sendable {
 public enum Loader {
     /// Opens one input with the reader its content, extension or `options.format` calls for.
     public static func open(_ spec: InputSpec, options: LoadOptions) throws -> SampleSource {
+        try openDetecting(spec, options: options).source
+    }
+
+    /// Opens every input. An option for a format that none of them is (--label on IDX
+    /// images, --split on a PNG) would do nothing: it is a usage error naming the formats read.
+    public static func openAll(_ specs: [InputSpec], options: LoadOptions) throws -> [SampleSource] {
+        let opened = try specs.map { try openDetecting($0, options: options) }
+        let formats = Set(opened.map(\.format))
+        let applies: [(String, Bool, Set<InputFormat>)] = [("--label", options.label != nil, [.csv, .tsv]),
+                                                            ("--delimiter", options.delimiter != nil, [.csv, .tsv]),
+                                                            ("--split", options.split != nil, [.cifar10, .cifar100]),
+                                                            ("--channels", options.channels != nil, [.image])]
+        for (option, given, kinds) in applies where given && formats.isDisjoint(with: kinds) {
+            let read = formats.map(\.rawValue).sorted().joined(separator: ", ")
+            throw DataError(option, "is for \(kinds.map(\.rawValue).sorted().joined(separator: " or ")) input, and the input is \(read)", kind: .usage)
+        }
+        return opened.map(\.source)
+    }
+
+    static func openDetecting(_ spec: InputSpec, options: LoadOptions) throws -> (source: SampleSource, format: InputFormat) {
         var isDir: ObjCBool = false
         if spec.path != "-", FileManager.default.fileExists(atPath: spec.path, isDirectory: &isDir), isDir.boolValue {
             guard options.format == nil || options.format == .image else {
                 throw DataError(spec.path, "is a directory (only --format image reads directories)")
             }
-            return try ImageFolderSource(path: spec.path, field: spec.field ?? "x", channels: options.channels)
+            return (try ImageFolderSource(path: spec.path, field: spec.field ?? "x", channels: options.channels), .image)
         }
         let src = try openDecompressed(spec.path)
         let format = try options.format ?? detect(src, path: spec.path)
+        return (try open(src, format: format, spec: spec, options: options), format)
+    }
+
+    static func open(_ src: PeekableSource, format: InputFormat, spec: InputSpec, options: LoadOptions) throws -> SampleSource {
         let single = spec.field
         switch format {
         case .idx:
@@ -67,7 +91,7 @@ public enum Loader {
             return try NPZReader.source(src)
         case .cifar10, .cifar100:
             if single != nil { throw DataError(spec.path, "CIFAR data has fields x and y; drop the '\(single!)=' prefix") }
-            return try CIFARReader.source(src, path: spec.path, variant: format, split: options.split)
+            return try CIFARReader.source(src, path: spec.path, variant: format, split: options.split ?? "train")
         case .image:
             return try ImageFileSource(source: src, field: single ?? "x", channels: options.channels)
         }

@@ -48,8 +48,8 @@ struct TensorLoad: ParsableCommand {
     @Option(help: ArgumentHelp("CSV: the cell separator (default: comma, or tab for .tsv).", valueName: "c"))
     var delimiter: String?
 
-    @Option(help: ArgumentHelp("CIFAR archives: train (data_batch_1..5) or test (test_batch).", valueName: "split"))
-    var split: String = "train"
+    @Option(help: ArgumentHelp("CIFAR archives: train (data_batch_1..5, the default) or test (test_batch).", valueName: "split"))
+    var split: String?
 
     @Option(help: ArgumentHelp("Images: convert to 1, 3 or 4 channels.", valueName: "n"))
     var channels: Int?
@@ -87,7 +87,7 @@ struct TensorLoad: ParsableCommand {
         }
         if let d = delimiter, d.utf8.count != 1 && d != "\\t" { throw ValidationError("--delimiter takes one character") }
         if let c = channels, ![1, 3, 4].contains(c) { throw ValidationError("--channels takes 1, 3 or 4") }
-        if split != "train" && split != "test" { throw ValidationError("--split takes train or test") }
+        if let split, split != "train" && split != "test" { throw ValidationError("--split takes train or test") }
         // An operand is PATH or FIELD=PATH.
         let paths = inputs.map { op in op.firstIndex(of: "=").map { String(op[op.index(after: $0)...]) } ?? op }
         try refuseSharedFiles(outputs: [("-o", output ?? "-"), ("--save-vocab", saveVocab)],
@@ -115,7 +115,7 @@ struct TensorLoad: ParsableCommand {
             opts.channels = channels
             let names = try classes.map(parseClasses)
             let specs = (inputs.isEmpty ? ["-"] : inputs).map(InputSpec.init)
-            let sources = try specs.map { try Loader.open($0, options: opts) }
+            let sources = try Loader.openAll(specs, options: opts)
             let out = try Output.open(output)
             do {
                 try Loader.writeStream(sources, classes: names, to: out.sink)

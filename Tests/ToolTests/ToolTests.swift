@@ -133,6 +133,23 @@ final class ToolTests: XCTestCase {
         XCTAssertEqual(da, db)
     }
 
+    func testReaderOptionsForAFormatNotReadAreRefused() throws {
+        // Each did nothing, silently, on input of another format.
+        let cases: [(String, String)] = [
+            ("--label species x=\(images) y=\(labels)", "tensor-load: --label: is for csv or tsv input, and the input is idx"),
+            ("--delimiter ';' x=\(images)", "tensor-load: --delimiter: is for csv or tsv input, and the input is idx"),
+            ("--split test \(testdata("images/gray-4x3.png"))", "tensor-load: --split: is for cifar10 or cifar100 input, and the input is image"),
+            ("--label species --channels 3 \(testdata("csv/iris-small.csv"))", "tensor-load: --channels: is for image input, and the input is csv"),
+        ]
+        for (args, message) in cases {
+            assertFails(try sh("tensor-load \(args) -o \(tmp)/o.tns"), status: 64, prefix: message)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/o.tns"))
+        // Among several inputs, one of the option's format is enough.
+        XCTAssertEqual(try sh("tensor-load --channels 3 \(testdata("images/gray-4x3.png")) | tensor-show --count").stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), "1")
+        XCTAssertEqual(try sh("tensor-load --split test \(testdata("cifar/cifar10-small.tar.gz")) | tensor-show --count").status, 0)
+    }
+
     func testPNGGridIsAValidPNGOfTheRightSize() throws {
         let r = try sh("tensor-load x=\(images) | tensor-show --png \(tmp)/g.png -n 9")
         XCTAssertEqual(r.status, 0, r.stderr)
