@@ -38,20 +38,37 @@ public enum ImageCodec {
         let ok = data.withUnsafeBytes { png_image_begin_read_from_memory(&img, $0.baseAddress, $0.count) }
         guard ok != 0 else { throw DataError(name, "bad PNG: \(message())") }
         let hasColor = img.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
-        let hasAlpha = img.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
-        let c = channels ?? (hasColor ? (hasAlpha ? 4 : 3) : 1)
-        img.format = c == 1 ? UInt32(PNG_FORMAT_GRAY) : c == 3 ? UInt32(PNG_FORMAT_RGB) : (UInt32(PNG_FORMAT_RGB) | UInt32(PNG_FORMAT_FLAG_ALPHA))
+        let hasAlpha = img.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0  // an alpha channel, or tRNS
+        let c = channels ?? (hasAlpha ? 4 : hasColor ? 3 : 1)
+        // Decoded as 8-bit RGBA, the values as stored: libpng's simplified API would otherwise
+        // take 16-bit samples for linear light and gamma-encode them (50% became 186, not 128),
+        // and composite alpha onto a background when asked for fewer channels. The channels
+        // are then chosen here, as PIL's convert does: alpha dropped, gray as ITU-R 601 luma.
+        img.format = UInt32(PNG_FORMAT_FLAG_COLOR) | UInt32(PNG_FORMAT_FLAG_ALPHA)  // PNG_FORMAT_RGBA
+        img.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
         let w = Int(img.width), h = Int(img.height)
-        guard let px = checkedProduct([w, h, c]), w * h <= maxPixels else {
+        guard let px = checkedProduct([w, h, 4]), w * h <= maxPixels else {
             png_image_free(&img)
             throw DataError(name, "PNG of \(w)×\(h) pixels is too large")
         }
-        var out = [UInt8](repeating: 0, count: px)
-        var bg = png_color(red: 0, green: 0, blue: 0)
-        let r = out.withUnsafeMutableBytes { o in
-            png_image_finish_read(&img, &bg, o.baseAddress, Int32(w * c), nil)
+        var rgba = [UInt8](repeating: 0, count: px)
+        let r = rgba.withUnsafeMutableBytes { o in
+            png_image_finish_read(&img, nil, o.baseAddress, Int32(w * 4), nil)
         }
         guard r != 0 else { throw DataError(name, "bad PNG: \(message())") }
+        if c == 4 { return DecodedImage(width: w, height: h, channels: 4, pixels: rgba) }
+        var out = [UInt8](repeating: 0, count: w * h * c)
+        for i in 0..<w * h {
+            let (red, green, blue) = (rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2])
+            if c == 3 {
+                (out[3 * i], out[3 * i + 1], out[3 * i + 2]) = (red, green, blue)
+            } else if !hasColor {
+                out[i] = red  // gray stored as gray: its own value
+            } else {
+                let luma: Int = 299 * Int(red) + 587 * Int(green) + 114 * Int(blue)
+                out[i] = UInt8((luma + 500) / 1000)
+            }
+        }
         return DecodedImage(width: w, height: h, channels: c, pixels: out)
     }
 

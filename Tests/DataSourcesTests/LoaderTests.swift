@@ -290,6 +290,22 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(try load(["testdata:images/rgb-5x4.png"]) { $0.channels = 1 }.0.fields[0].shape, Shape([4, 5, 1]))
     }
 
+    func testPNGValuesAreTheStoredOnes() throws {
+        // 16-bit samples scale to 8 bits; libpng's simplified API took them for linear light
+        // and gamma-encoded them (0x8000 became 186).
+        XCTAssertEqual(try load(["testdata:images/gray16-3x1.png"]).2[0], [128, 255, 64])
+        // Gray with alpha keeps its alpha (4 channels), the gray value as stored even where
+        // transparent; it was composited onto black into 1 channel.
+        let (s, _, d) = try load(["testdata:images/gray-alpha-2x1.png"])
+        XCTAssertEqual(s.fields[0].shape, Shape([1, 2, 4]))
+        XCTAssertEqual(d[0], [200, 200, 200, 0, 10, 10, 10, 255])
+        // Fewer channels drop alpha, as PIL's convert does, rather than composite: RGBA's
+        // half-transparent green stays 255 green, and gray is ITU-R 601 luma.
+        XCTAssertEqual(try load(["testdata:images/rgba-2x2.png"]) { $0.channels = 3 }.2[0], [255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255])
+        XCTAssertEqual(try load(["testdata:images/rgba-2x2.png"]) { $0.channels = 1 }.2[0], [76, 150, 29, 255])
+        XCTAssertEqual(try load(["testdata:images/gray-alpha-2x1.png"]) { $0.channels = 1 }.2[0], [200, 10])
+    }
+
     func testJPEG() throws {
         let (s, _, d) = try load(["testdata:images/rgb-8x8.jpg"])
         XCTAssertEqual(s.fields[0].shape, Shape([8, 8, 3]))
