@@ -89,7 +89,8 @@ public final class Predictor {
 
     deinit { lens.deallocate() }
 
-    static func brief(_ record: String?) -> String {
+    /// A normalization record for messages: its transform, or "raw".
+    public static func brief(_ record: String?) -> String {
         guard let r = record else { return "raw" }
         return NormalizeSpec(encoded: r)?.description ?? String(r.prefix(40))
     }

@@ -146,6 +146,7 @@ struct Fit: ParsableCommand {
         if nesterov && (momentum ?? 0) == 0 { throw ValidationError("--nesterov needs a --momentum above 0") }
         if patience != nil && validation == nil && validationSplit == 0 { throw ValidationError("--patience needs validation data (--validation or --validation-split)") }
         if validation != nil && validationSplit > 0 { throw ValidationError("--validation and --validation-split exclude each other") }
+        if validation == "-" && (file ?? "-") == "-" { throw ValidationError("--validation - and the training data cannot both be stdin") }
         if checkpoint != nil && noCheckpoint { throw ValidationError("--checkpoint and --no-checkpoint exclude each other") }
         for (name, path) in [("-o", output), ("--checkpoint", checkpoint), ("--log", log)] {
             if path == "" { throw ValidationError("\(name) takes a file name, not an empty string") }
@@ -249,8 +250,7 @@ struct Fit: ParsableCommand {
             if resume != nil {
                 // More training must see the data as the model has seen it.
                 guard schema.field(m.inputField)?.dtype == m.inputDType, record == m.normalization else {
-                    func brief(_ r: String?) -> String { r.map { NormalizeSpec(encoded: $0)?.description ?? String($0.prefix(40)) } ?? "raw" }
-                    throw ToolFailure(reader.source.name, "field '\(m.inputField)' is \(schema.field(m.inputField)!.dtype) normalized as (\(brief(record))) but \(resume!) was trained on \(m.inputDType) normalized as (\(brief(m.normalization)))")
+                    throw ToolFailure(reader.source.name, "field '\(m.inputField)' is \(schema.field(m.inputField)!.dtype) normalized as (\(Predictor.brief(record))) but \(resume!) was trained on \(m.inputDType) normalized as (\(Predictor.brief(m.normalization)))")
                 }
             }
             m.normalization = record
@@ -258,6 +258,12 @@ struct Fit: ParsableCommand {
             if let v = validation {
                 let vr = try StreamReader(source: try FileSource.open(v))
                 try checkSchema(m, vr.schema, name: v)
+                // Validation data normalized otherwise than the training data would be scored
+                // on other inputs (predict refuses it too).
+                let vrecord = vr.schema.metadata("\(m.inputField).normalize")
+                guard vrecord == record else {
+                    throw ToolFailure(v, "field '\(m.inputField)' is normalized as (\(Predictor.brief(vrecord))) but the training data as (\(Predictor.brief(record)))")
+                }
                 val = try Dataset.read(vr, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count,
                                        length: m.lengthField, tokens: m.network.tokenVocabulary)
                 // No samples would be reported as a loss and accuracy of 0, and stop training early.

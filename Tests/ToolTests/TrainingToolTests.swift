@@ -387,6 +387,12 @@ final class TrainingToolTests: XCTestCase {
         assertFails(try sh("fit --model 'dense classes' --epochs 3 --validation \(tmp)/none.tns -o \(tmp)/m3.model \(tmp)/iris.tns"), status: 65,
                     prefix: "fit: \(tmp)/none.tns: ", contains: "no samples to validate on")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m3.model"))
+        // Validation data must be normalized as the training data is (it was scored raw).
+        XCTAssertEqual(try sh("tensor-load x=\(images) y=\(labels) -o \(tmp)/raw.tns").status, 0)
+        assertFails(try sh("fit --model mlp --epochs 1 --validation \(tmp)/raw.tns -o \(tmp)/m3.model \(tmp)/train.tns"), status: 65,
+                    prefix: "fit: \(tmp)/raw.tns: field 'x' is normalized as (raw) but the training data as (scale 255")
+        assertFails(try sh("fit --model mlp --epochs 1 --validation - -o \(tmp)/m3.model < \(tmp)/train.tns"), status: 64,
+                    prefix: "fit: --validation - and the training data cannot both be stdin")
     }
 
     func testNaNInputsAndOutOfRangeLabelsAreNamed() throws {
