@@ -23,12 +23,17 @@ public enum CIFARReader {
         return nil
     }
 
-    public static func source(_ src: PeekableSource, path: String, variant: InputFormat, split: String) throws -> SampleSource {
+    /// `split` (nil: train) chooses an archive's batches; a single batch file is what it is.
+    public static func source(_ src: PeekableSource, path: String, variant: InputFormat, split given: String?) throws -> SampleSource {
+        let split = given ?? "train"
         guard split == "train" || split == "test" else {
             throw DataError("--split", "'\(split)' is neither train nor test", kind: .usage)
         }
         let head = try src.peek(512)
         let isTar = head.count >= 262 && Array(head[257..<262]) == Array("ustar".utf8)
+        if !isTar, let given {
+            throw DataError("--split", "chooses the batches of a CIFAR archive; \(path) is one batch file, read whole (not --split \(given))", kind: .usage)
+        }
         return isTar ? try fromArchive(src, variant: variant, split: split) : try fromBatchFile(src, path: path, variant: variant)
     }
 

@@ -91,7 +91,7 @@ public enum Loader {
             return try NPZReader.source(src)
         case .cifar10, .cifar100:
             if single != nil { throw DataError(spec.path, "CIFAR data has fields x and y; drop the '\(single!)=' prefix") }
-            return try CIFARReader.source(src, path: spec.path, variant: format, split: options.split ?? "train")
+            return try CIFARReader.source(src, path: spec.path, variant: format, split: options.split)
         case .image:
             return try ImageFileSource(source: src, field: single ?? "x", channels: options.channels)
         }
@@ -144,8 +144,11 @@ public enum Loader {
         }
         var schema = Schema(fields: fields, metadata: meta)
         if let classes {
-            guard schema.field("y") != nil else {
+            guard let y = schema.field("y") else {
                 throw DataError("--classes", "the stream has no field 'y' to name classes for", kind: .usage)
+            }
+            guard y.dtype.isInteger, y.shape.count == 1 else {
+                throw DataError("--classes", "field 'y' is \(y.dtype) \(y.shape), not one integer label a sample: there are no classes to name", kind: .usage)
             }
             if let existing = schema.classes(of: "y"), existing.count > classes.count {
                 throw DataError("--classes", "\(classes.count) names given but labels go up to \(existing.count - 1)", kind: .badData)

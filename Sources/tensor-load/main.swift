@@ -113,7 +113,7 @@ struct TensorLoad: ParsableCommand {
             opts.delimiter = delimiter.map { $0 == "\\t" ? 9 : $0.utf8.first! }
             opts.split = split
             opts.channels = channels
-            let names = try classes.map(parseClasses)
+            let names = try classes.map(classList)
             let specs = (inputs.isEmpty ? ["-"] : inputs).map(InputSpec.init)
             let sources = try Loader.openAll(specs, options: opts)
             let out = try Output.open(output)
@@ -131,6 +131,9 @@ struct TensorLoad: ParsableCommand {
     func runText(_ path: String) throws {
         guard inputs.isEmpty else {
             throw UsageError("reads its one input from --text; drop the operands (\(inputs.joined(separator: " ")))", location: "--text")
+        }
+        for (option, given) in [("--split", split != nil), ("--channels", channels != nil)] where given {
+            throw UsageError("is not for text input", location: option)
         }
         if vocab != nil && saveVocab != nil {
             throw UsageError("--vocab applies a saved vocabulary, --save-vocab learns one: give one of them", location: "--vocab")
@@ -178,10 +181,7 @@ struct TensorLoad: ParsableCommand {
             classesFrom = classes == nil ? corpus.name : "--classes"
             if let c = classes {
                 guard corpus.hasLabels else { throw UsageError("the documents have no labels (give --label)", location: "--classes") }
-                names = try parseClasses(c)
-                if let dup = Dictionary(grouping: names, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
-                    throw UsageError("names '\(dup)' twice", location: "--classes")
-                }
+                names = try classList(c)
                 if names.isEmpty || names.contains(where: \.isEmpty) { throw UsageError("takes non-empty names", location: "--classes") }
             }
             let k = kind ?? .word
@@ -223,6 +223,15 @@ struct TensorLoad: ParsableCommand {
             return text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
+    /// The class list, each name once (a label could not tell two of one name apart).
+    func classList(_ s: String) throws -> [String] {
+        let names = try parseClasses(s)
+        guard !names.isEmpty else { throw UsageError("names no class", location: "--classes") }
+        var seen = Set<String>()
+        for n in names where !seen.insert(n).inserted { throw UsageError("names '\(n)' twice", location: "--classes") }
+        return names
     }
 }
 

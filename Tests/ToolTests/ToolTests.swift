@@ -140,6 +140,12 @@ final class ToolTests: XCTestCase {
             ("--delimiter ';' x=\(images)", "tensor-load: --delimiter: is for csv or tsv input, and the input is idx"),
             ("--split test \(testdata("images/gray-4x3.png"))", "tensor-load: --split: is for cifar10 or cifar100 input, and the input is image"),
             ("--label species --channels 3 \(testdata("csv/iris-small.csv"))", "tensor-load: --channels: is for image input, and the input is csv"),
+            // a single CIFAR batch is read whole: --split test returned training data
+            ("--split test \(testdata("cifar/data_batch_1.bin"))", "tensor-load: --split: chooses the batches of a CIFAR archive"),
+            ("--text \(testdata("text/reviews.csv")) --max-len 4 --channels 3", "tensor-load: --channels: is not for text input"),
+            // class names for a target that has no classes, or one name twice
+            ("--label target --classes a,b \(testdata("csv/regression.tsv"))", "tensor-load: --classes: field 'y' is f32"),
+            ("--label species --classes a,a,b \(testdata("csv/iris-small.csv"))", "tensor-load: --classes: names 'a' twice"),
         ]
         for (args, message) in cases {
             assertFails(try sh("tensor-load \(args) -o \(tmp)/o.tns"), status: 64, prefix: message)
