@@ -135,6 +135,8 @@ public enum Loader {
         for s in sources {
             for f in s.fields {
                 if let other = owner[f.name] {
+                    // Two of one archive's members: the data, not the command, is at fault.
+                    guard other != s.name else { throw DataError(s.name, "holds field '\(f.name)' twice") }
                     throw DataError(s.name, "field '\(f.name)' also comes from \(other); rename one with NAME=FILE", kind: .usage)
                 }
                 owner[f.name] = s.name

@@ -47,7 +47,7 @@ public struct StreamError: DiagnosticError, CustomStringConvertible {
         case .unknownRecord(let t): return "unknown record tag \(t)"
         case .recordTooLarge(let l, let lim): return "record length \(l) exceeds the limit \(lim)"
         case .malformed(let s): return s
-        case .schemaMismatch(let k, let d): return "stream \(k) does not match stream 1: \(d)"
+        case .schemaMismatch(_, let d): return "does not match stream 1: \(d)"  // the place names the stream
         case .countMismatch(let s): return s
         case .trailingGarbage: return "garbage after end record"
         }

@@ -212,6 +212,8 @@ final class LoaderTests: XCTestCase {
     func testNPZMalformed() throws {
         assertRefused(["testdata:npz/mismatch.npz"], "mismatch.npz", "4", "5")
         assertRefused(["testdata:npz/cut.npz"], "cut.npz")
+        // Two members of one name: bad data (65), not advice to rename an operand.
+        assertRefused(["testdata:npz/dup-member.npz"], "dup-member.npz", "holds field 'x' twice")
         // A flipped payload byte in a stored member: libarchive reports the CRC only when the
         // reader asks past the member's end, which ours does.
         var b = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("npz/xy.npz"))))

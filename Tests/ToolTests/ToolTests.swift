@@ -71,7 +71,7 @@ final class ToolTests: XCTestCase {
         let r = try sh("cat \(tmp)/a.tns \(tmp)/a.tns | tensor-show --count")
         XCTAssertEqual(r.stdoutText, "20\n", r.stderr)
         XCTAssertEqual(try sh("tensor-show --count \(tmp)/a.tns \(tmp)/a.tns").stdoutText, "20\n")
-        assertFails(try sh("cat \(tmp)/a.tns \(tmp)/b.tns | tensor-show --count"), status: 65, prefix: "tensor-show: stdin: stream 2: ", contains: "field")
+        assertFails(try sh("cat \(tmp)/a.tns \(tmp)/b.tns | tensor-show --count"), status: 65, prefix: "tensor-show: stdin: stream 2: does not match stream 1: ", contains: "field")
     }
 
     func testOutputIsAtomicAndFailuresLeaveTheOldFile() throws {
