@@ -107,7 +107,7 @@ struct Fit: ParsableCommand {
     @Option(help: "Threads for the math (default: all cores).")
     var threads: Int?
 
-    @Option(help: ArgumentHelp("Append one JSON object per epoch to FILE.", valueName: "file"))
+    @Option(help: ArgumentHelp("Append one JSON object per epoch to FILE (stdout for -).", valueName: "file"))
     var log: String?
 
     @Flag(name: .shortAndLong, help: "No progress bar and no per-epoch lines.")

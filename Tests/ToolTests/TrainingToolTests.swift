@@ -132,6 +132,28 @@ final class TrainingToolTests: XCTestCase {
         let big = try sh("ulimit -v 3000000 && timeout 60 fit --model mlp --epochs 1 --batch 1000000 -o \(tmp)/big.model \(tmp)/train.tns")
         assertFails(big, status: 70, prefix: "fit: --batch 1000000: needs about 3.2 GB of working memory", contains: "lower --batch or --threads")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/big.model"))
+        // A network whose one sample does not fit: named, whatever the batch (attention over
+        // 32768 steps holds 32768² scores a sample).
+        var schema = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([32768, 1])), Field(name: "y", dtype: .u8, shape: Shape([]))])
+        schema.setClasses(["a", "b"], of: "y")
+        let long = try makeStream(schema, batches: [(2, [[UInt8](repeating: 0, count: 2 * 32768 * 4), [0, 1]])])
+        try Data(long).write(to: URL(fileURLWithPath: "\(tmp)/long.tns"))
+        let arch = "attention 1; timepool mean; dense classes"
+        assertFails(try sh("ulimit -v 3000000 && timeout 60 fit --model '\(arch)' --batch 1 --threads 1 -o \(tmp)/long.model \(tmp)/long.tns"), status: 70,
+                    prefix: "fit: \(arch): needs about", contains: "even one sample is too many for this network")
+    }
+
+    func testLogToStandardOutput() throws {
+        // --log - writes its JSON lines to stdout (fit(1)), one per epoch.
+        let r = try sh("fit --model mlp --epochs 2 -q --log - -o \(tmp)/m.model \(tmp)/train.tns")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdoutText.split(separator: "\n")
+        XCTAssertEqual(lines.count, 2, r.stdoutText)
+        for (i, l) in lines.enumerated() {
+            let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any]
+            XCTAssertEqual(o?["epoch"] as? Int, i + 1)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/-"), "no file named '-'")
     }
 
     func testLearningRateDecaysEveryEpoch() throws {
