@@ -46,22 +46,34 @@ public enum CIFARReader {
             }
             count = size / rec
         }
-        var classes: [String]
+        // The name lists beside the batch file, as the archive unpacks them; absent, the
+        // standard CIFAR-10 names or the label numbers.
         let dir = (path as NSString).deletingLastPathComponent
-        if variant == .cifar10 {
-            classes = (try? String(contentsOfFile: (dir.isEmpty ? "." : dir) + "/batches.meta.txt", encoding: .utf8)).map(nameLines) ?? cifar10Classes
-        } else {
-            classes = (try? String(contentsOfFile: (dir.isEmpty ? "." : dir) + "/fine_label_names.txt", encoding: .utf8)).map(nameLines) ?? (0..<100).map(String.init)
+        func names(_ file: String) throws -> [String]? {
+            let p = (dir.isEmpty ? "." : dir) + "/" + file
+            guard FileManager.default.fileExists(atPath: p) else { return nil }
+            guard let d = FileManager.default.contents(atPath: p) else { throw DataError(p, "cannot read", kind: .missingInput) }
+            return try classNames([UInt8](d), in: p)
         }
-        var coarse: [String]?
-        if variant == .cifar100 {
-            coarse = (try? String(contentsOfFile: (dir.isEmpty ? "." : dir) + "/coarse_label_names.txt", encoding: .utf8)).map(nameLines) ?? (0..<20).map(String.init)
-        }
+        let classes = variant == .cifar10 ? try names("batches.meta.txt") ?? cifar10Classes
+                                          : try names("fine_label_names.txt") ?? (0..<100).map(String.init)
+        let coarse = variant == .cifar100 ? try names("coarse_label_names.txt") ?? (0..<20).map(String.init) : nil
         return CIFARRecords(source: src, name: src.name, variant: variant, count: count, classes: classes, coarse: coarse)
     }
 
-    static func nameLines(_ s: String) -> [String] {
-        s.split(separator: "\n", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+    /// Reads `src` to its end, for the checks its decompressor makes there.
+    static func drain(_ src: ByteSource) throws {
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { buf.deallocate() }
+        while try src.read(into: buf, count: 1 << 16) > 0 {}
+    }
+
+    /// The class names of a name list (batches.meta.txt and the like), one a line.
+    static func classNames(_ bytes: [UInt8], in name: String) throws -> [String] {
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw DataError(name, "class name list is not UTF-8 text") }
+        let names = text.split(separator: "\n", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        guard !names.isEmpty else { throw DataError(name, "class name list names no classes") }
+        return names
     }
 
     static func fromArchive(_ src: ByteSource, variant: InputFormat, split: String) throws -> SampleSource {
@@ -80,18 +92,29 @@ public enum CIFARReader {
             metaNames = ["fine_label_names.txt", "coarse_label_names.txt"]
         }
         var members: [String: [UInt8]] = [:]
+        var paths: [String: String] = [:]
         while true {
             var entry: OpaquePointer?
             let r = archive_read_next_header(a, &entry)
-            if r == ARCHIVE_EOF { break }
+            if r == ARCHIVE_EOF {
+                // The tar ends before its compressed stream does: read on to the end, so that
+                // gzip's CRC and length are checked and trailing garbage is seen.
+                try drain(src)
+                break
+            }
             guard r == ARCHIVE_OK || r == ARCHIVE_WARN, let entry else {
                 throw client.error ?? DataError(src.name, "archive damaged or cut short: " + ArchiveClient.message(a))
             }
             // Only regular files are read; links, devices and odd paths are skipped, and
             // nothing is ever written to disk.
             guard archive_entry_filetype(entry) == UInt32(0o100000) /* AE_IFREG */, let p = archive_entry_pathname(entry) else { continue }
-            let base = (String(cString: p) as NSString).lastPathComponent
+            let path = String(cString: p)
+            let base = (path as NSString).lastPathComponent
             guard wanted.contains(base) || metaNames.contains(base) else { continue }
+            if let other = paths[base] {
+                throw DataError(src.name, "holds \(base) twice (\(escapedForDisplay(other)) and \(escapedForDisplay(path)))")
+            }
+            paths[base] = path
             let size = Int(archive_entry_size(entry))
             guard size >= 0, size <= maxMemberBytes else { throw DataError(src.name, "member \(base) size \(size) out of range") }
             // Grown as the member's bytes arrive, not sized from its (untrusted) header.
@@ -115,16 +138,20 @@ public enum CIFARReader {
                 throw DataError(src.name, "member \(w) missing (archive cut short, or not the \(variant == .cifar100 ? "CIFAR-100" : "CIFAR-10") binary archive?)")
             }
             guard d.count % rec == 0 else { throw DataError(src.name, "member \(w) size \(d.count) is not a multiple of \(rec)") }
+            guard !d.isEmpty else { throw DataError(src.name, "member \(w) is empty") }
             count += d.count / rec
             sources.append(MemorySource(d, name: "\(src.name): \(w)"))
+        }
+        func names(_ member: String) throws -> [String]? {
+            try members[member].map { try classNames($0, in: "\(src.name): \(member)") }
         }
         let classes: [String]
         var coarse: [String]?
         if variant == .cifar10 {
-            classes = members["batches.meta.txt"].map { nameLines(String(decoding: $0, as: UTF8.self)) } ?? cifar10Classes
+            classes = try names("batches.meta.txt") ?? cifar10Classes
         } else {
-            classes = members["fine_label_names.txt"].map { nameLines(String(decoding: $0, as: UTF8.self)) } ?? (0..<100).map(String.init)
-            coarse = members["coarse_label_names.txt"].map { nameLines(String(decoding: $0, as: UTF8.self)) } ?? (0..<20).map(String.init)
+            classes = try names("fine_label_names.txt") ?? (0..<100).map(String.init)
+            coarse = try names("coarse_label_names.txt") ?? (0..<20).map(String.init)
         }
         return CIFARRecords(source: ConcatSource(sources), name: src.name, variant: variant, count: count, classes: classes, coarse: coarse)
     }

@@ -49,7 +49,7 @@ public final class CSVSource: SampleSource {
             }
             for (c, cell) in cells.enumerated() {
                 if c == labelIndex { labels.append(cell); continue }
-                guard let v = Float(cell.trimmingCharacters(in: .whitespaces)) else {
+                guard let v = CSVSource.decimal(cell.trimmingCharacters(in: .whitespaces)) else {
                     throw DataError(name, "'\(escapedForDisplay(String(cell.prefix(40))))' is not a number", at: "line \(lineNo), column \(c + 1) (\(escapedForDisplay(header[c])))")
                 }
                 guard v.isFinite else {
@@ -65,10 +65,11 @@ public final class CSVSource: SampleSource {
         var meta: [(key: String, value: String)] = [("\(xname).columns", header.enumerated().filter { $0.offset != labelIndex }.map(\.element).joined(separator: "\n"))]
         if labelIndex != nil {
             let trimmed = labels.map { $0.trimmingCharacters(in: .whitespaces) }
-            if let ints = CSVSource.allInts(trimmed), let m = ints.max(), ints.allSatisfy({ $0 >= 0 }), m < 65536 {
+            if let ints = CSVSource.allInts(trimmed), let m = ints.max(), ints.allSatisfy({ $0 >= 0 }) {
+                // Integer labels stay integers; class names only for a list of reasonable length.
                 fs.append(Field(name: "y", dtype: .i64, shape: Shape([])))
                 data.append(ints.map { Int64($0) }.withUnsafeBytes { Array($0) })
-                meta.append(("y.classes", numericClassNames(maxLabel: m).joined(separator: "\n")))
+                if m < 65536 { meta.append(("y.classes", numericClassNames(maxLabel: m).joined(separator: "\n"))) }
             } else if let nums = CSVSource.allFloats(trimmed) {
                 fs.append(Field(name: "y", dtype: .f32, shape: Shape([])))
                 data.append(nums.withUnsafeBytes { Array($0) })
@@ -81,6 +82,7 @@ public final class CSVSource: SampleSource {
             }
         }
         meta.append(("\(xname).source", name))
+        if labelIndex != nil { meta.append(("y.source", name)) }
         fields = fs
         metadata = meta
         inner = MemorySamples(name: name, fields: fs, metadata: meta, count: rows, data: data)
@@ -100,8 +102,14 @@ public final class CSVSource: SampleSource {
 
     static func allFloats(_ s: [String]) -> [Float]? {
         var out: [Float] = []
-        for v in s { guard let f = Float(v), f.isFinite else { return nil }; out.append(f) }
+        for v in s { guard let f = decimal(v), f.isFinite else { return nil }; out.append(f) }
         return out
+    }
+
+    /// A number as people write one in a table: Swift's parser also reads hexadecimal
+    /// (`0x10` is 16), which no spreadsheet or numpy means by that cell.
+    static func decimal(_ s: String) -> Float? {
+        s.utf8.contains(where: { $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") }) ? nil : Float(s)
     }
 
     static func readAll(_ source: ByteSource) throws -> [UInt8] {

@@ -170,17 +170,13 @@ public final class ImageFolderSource: SampleSource {
     public init(path: String, field: String, channels: Int?) throws {
         name = path
         self.channels = channels
-        let fm = FileManager.default
-        let classes = try ImageFolderSource.list(path).filter { ImageFolderSource.isDir(path + "/" + $0) }
-        guard !classes.isEmpty else { throw DataError(path, "no class sub-directories") }
+        let classes = try classDirectories(path)
         for (k, c) in classes.enumerated() {
-            for f in try ImageFolderSource.list(path + "/" + c) {
-                let lower = f.lowercased()
+            for f in try listDirectory(c.path) where f.kind != .directory {
+                let lower = f.name.lowercased()
                 guard lower.hasSuffix(".png") || lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg") else { continue }
-                let full = path + "/" + c + "/" + f
-                var isDir: ObjCBool = false
-                guard fm.fileExists(atPath: full, isDirectory: &isDir), !isDir.boolValue else { continue }
-                files.append((full, k))
+                guard f.kind == .file else { throw DataError(f.path, "not a regular file (a device, socket or pipe)") }
+                files.append((f.path, k))
             }
         }
         guard let first = files.first else { throw DataError(path, "no .png or .jpg files in the class directories") }
@@ -188,23 +184,7 @@ public final class ImageFolderSource: SampleSource {
         shape = Shape([img.height, img.width, img.channels])
         fields = [Field(name: field, dtype: .u8, shape: shape),
                   Field(name: "y", dtype: classes.count <= 256 ? .u8 : .i64, shape: Shape([]))]
-        for c in classes where !Schema.isValidName("a" + c.filter { $0 != " " }) || c.contains("\n") {
-            throw DataError(path + "/" + c, "class directory name has control characters")
-        }
-        metadata = [("y.classes", classes.joined(separator: "\n")), ("\(field).source", path)]
-    }
-
-    static func list(_ p: String) throws -> [String] {
-        do {
-            return try FileManager.default.contentsOfDirectory(atPath: p).filter { !$0.hasPrefix(".") }.sorted()
-        } catch {
-            throw DataError(p, "cannot list directory", kind: .missingInput)
-        }
-    }
-
-    static func isDir(_ p: String) -> Bool {
-        var d: ObjCBool = false
-        return FileManager.default.fileExists(atPath: p, isDirectory: &d) && d.boolValue
+        metadata = [("y.classes", classes.map(\.name).joined(separator: "\n")), ("\(field).source", path)]
     }
 
     public func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int {

@@ -246,7 +246,10 @@ public enum NPZReader {
         var count: Int?
         var first = ""
         while let path = try zip.next() {
-            guard path.hasSuffix(".npy") else { continue }
+            // np.savez names every member NAME.npy; anything else is not an array of ours.
+            guard path.hasSuffix(".npy") else {
+                throw DataError(src.name, "member '\(escapedForDisplay(path))' is not an .npy array (an .npz holds only NAME.npy members)")
+            }
             let fname = String(path.dropLast(4))
             guard Schema.isValidName(fname) else { throw DataError(src.name, "array name '\(escapedForDisplay(fname))' is not a valid field name") }
             let member = zip.data()

@@ -214,35 +214,19 @@ public final class TextCorpus {
     /// One sub-directory per class (sorted, names starting with a dot skipped), each regular
     /// file in it one document.
     public static func readDirectory(_ path: String) throws -> TextCorpus {
-        func list(_ p: String) throws -> [String] {
-            do {
-                return try FileManager.default.contentsOfDirectory(atPath: p).filter { !$0.hasPrefix(".") }
-                    .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-            } catch {
-                throw DataError(p, "cannot list directory", kind: .missingInput)
-            }
-        }
-        func kind(_ p: String) -> mode_t? {
-            var st = stat()
-            return stat(p, &st) == 0 ? st.st_mode & S_IFMT : nil
-        }
-        let classes = try list(path).filter { kind(path + "/" + $0) == S_IFDIR }
-        guard !classes.isEmpty else { throw DataError(path, "no class sub-directories") }
+        let classes = try classDirectories(path)
         var text: [UInt8] = []
         var found: [(start: Int, end: Int, label: String, file: String)] = []
         for c in classes {
-            guard !c.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-                throw DataError(path + "/" + c, "class directory name has control characters")
-            }
-            for f in try list(path + "/" + c) {
-                let full = path + "/" + c + "/" + f
-                guard kind(full) == S_IFREG else { continue }
+            for f in try listDirectory(c.path) where f.kind != .directory {
+                let full = f.path
+                guard f.kind == .file else { throw DataError(full, "not a regular file (a device, socket or pipe)") }
                 let b = try readAll(try FileSource.open(full))
                 let start = hasBOM(b) ? 3 : 0
                 if let bad = firstInvalidUTF8(b[start...]) {
                     throw DataError("\(full):\(b[..<bad].filter { $0 == 10 }.count + 1)", "not valid UTF-8")
                 }
-                found.append((text.count, text.count + b.count - start, c, full))
+                found.append((text.count, text.count + b.count - start, c.name, full))
                 text += b[start...]
                 if text.count > maxInputBytes { throw DataError(path, "text input larger than \(maxInputBytes) bytes") }
             }

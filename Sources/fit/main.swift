@@ -225,7 +225,7 @@ struct Fit: ParsableCommand {
                     classes = (0..<yf.shape.count).map(String.init)  // one-hot rows name their classes by index
                 }
                 if task == .classification && classes.isEmpty {
-                    throw ToolFailure(reader.source.name, "field '\(target)' has no class list (\(target).classes); name them with tensor-load --classes")
+                    throw ToolFailure(reader.source.name, "field '\(target)' has no class list (\(target).classes); name the classes with tensor-load --classes, or fit a regression with --loss mse")
                 }
                 if task != .classification { classes = task == .binary ? (schema.classes(of: target) ?? ["0", "1"]) : [] }
                 do {

@@ -86,6 +86,7 @@ struct TensorLoad: ParsableCommand {
             throw ValidationError("unknown --format '\(f)' (idx, csv, tsv, npy, npz, cifar10, cifar100, image)")
         }
         if let d = delimiter, d.utf8.count != 1 && d != "\\t" { throw ValidationError("--delimiter takes one character") }
+        if let d = delimiter, ["\"", "\n", "\r"].contains(d) { throw ValidationError("--delimiter cannot be the quote or a line end") }
         if let c = channels, ![1, 3, 4].contains(c) { throw ValidationError("--channels takes 1, 3 or 4") }
         if let split, split != "train" && split != "test" { throw ValidationError("--split takes train or test") }
         // An operand is PATH or FIELD=PATH.

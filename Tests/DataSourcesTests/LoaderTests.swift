@@ -163,6 +163,30 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(cr?.declaredCount, 1, "a line holding only CR is skipped: one row")
     }
 
+    func testCSVNumbersAreDecimalAndIntegerLabelsStayIntegers() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func csv(_ text: String) throws -> String {
+            let p = dir + "/t\(UUID().uuidString).csv"
+            try text.write(toFile: p, atomically: false, encoding: .utf8)
+            return p
+        }
+        // Swift's parser reads 0x10 as 16; no table means that.
+        assertRefused([try csv("a,b\n1,0x10\n")], "line 2", "column 2", "'0x10' is not a number")
+        // Labels past 65535 stay i64 (they were an f32 regression target, rounding past 2^24),
+        // with no class list, as an .npz's do.
+        let (s, _, d) = try load([try csv("a,label\n1,70000\n2,16777217\n")]) { $0.label = "label" }
+        XCTAssertEqual(s.fields[1], Field(name: "y", dtype: .i64, shape: Shape([])))
+        XCTAssertEqual(int64s(d[1]), [70000, 16_777_217])
+        XCTAssertNil(s.classes(of: "y"))
+        XCTAssertEqual(s.metadata.first { $0.key == "y.source" }?.value, s.metadata.first { $0.key == "x.source" }?.value)
+        XCTAssertNotNil(s.metadata.first { $0.key == "y.source" }, "the label field names its file, as x does")
+        // Hexadecimal labels are names, not numbers.
+        let (h, _, hd) = try load([try csv("a,label\n1,0x10\n2,0x2\n")]) { $0.label = "label" }
+        XCTAssertEqual(h.classes(of: "y"), ["0x10", "0x2"])
+        XCTAssertEqual(int64s(hd[1]), [0, 1])
+    }
+
     func testCSVUnknownLabelColumnIsAUsageError() {
         XCTAssertThrowsError(try load(["testdata:csv/iris-small.csv"]) { $0.label = "colour" }) { e in
             XCTAssertEqual((e as? DiagnosticError)?.kind, .usage)
@@ -214,6 +238,8 @@ final class LoaderTests: XCTestCase {
         assertRefused(["testdata:npz/cut.npz"], "cut.npz")
         // Two members of one name: bad data (65), not advice to rename an operand.
         assertRefused(["testdata:npz/dup-member.npz"], "dup-member.npz", "holds field 'x' twice")
+        // A member that is not NAME.npy was skipped without a word.
+        assertRefused(["testdata:npz/extra-member.npz"], "extra-member.npz", "'README.txt' is not an .npy array")
         // A flipped payload byte in a stored member: libarchive reports the CRC only when the
         // reader asks past the member's end, which ours does.
         var b = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("npz/xy.npz"))))
@@ -278,6 +304,28 @@ final class LoaderTests: XCTestCase {
         assertRefused(["testdata:cifar/cifar10-cut.tar.gz"], "cifar10-cut.tar.gz", "data_batch_4", "missing")
     }
 
+    func testCIFARArchivesWrongInOneWayAreRefused() {
+        // Each of these loaded without a word: the second data_batch_5 replaced the first, the
+        // empty batch gave 16 samples, and the gzip CRC past the tar's end was never read.
+        assertRefused(["testdata:cifar/cifar10-dup.tar.gz"], "cifar10-dup.tar.gz", "data_batch_5.bin twice", "other/data_batch_5.bin")
+        assertRefused(["testdata:cifar/cifar10-empty.tar.gz"], "cifar10-empty.tar.gz", "data_batch_3.bin is empty")
+        assertRefused(["testdata:cifar/cifar10-badmeta.tar.gz"], "cifar10-badmeta.tar.gz", "batches.meta.txt", "not UTF-8")
+        assertRefused(["testdata:cifar/cifar10-badcrc.tar.gz"], "cifar10-badcrc.tar.gz", "data corrupted")
+        // The test split is refused too: the damage is checked whichever batches are read.
+        assertRefused(["testdata:cifar/cifar10-badcrc.tar.gz"], "data corrupted") { $0.split = "test" }
+    }
+
+    func testCIFARBatchFileNameListBesideIt() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: testdata("cifar/data_batch_1.bin"), toPath: dir + "/data_batch_1.bin")
+        try Data((0..<10).map { "c\($0)\n" }.joined().utf8).write(to: URL(fileURLWithPath: dir + "/batches.meta.txt"))
+        XCTAssertEqual(try load([dir + "/data_batch_1.bin"]).0.classes(of: "y"), (0..<10).map { "c\($0)" })
+        // A list that cannot be read as text was ignored for the standard names.
+        try Data([0x61, 0xFF, 0x0A]).write(to: URL(fileURLWithPath: dir + "/batches.meta.txt"))
+        assertRefused([dir + "/data_batch_1.bin"], "batches.meta.txt", "not UTF-8")
+    }
+
     // MARK: Images
 
     func testPNGGrayAndRGB() throws {
@@ -325,6 +373,31 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(s.classes(of: "y"), ["bird", "cat", "dog"])
         XCTAssertEqual(d[1], [0, 1, 1, 1, 2, 2])
         XCTAssertEqual(s.fields[0].shape, Shape([6, 6, 3]))
+    }
+
+    func testClassFolderProblemsAreNamed() throws {
+        let root = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let png = testdata("images/classes/bird/0.png")
+        // A class name in any script is a class name (it was refused as "control characters").
+        for c in ["café", "dog"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + c, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: png, toPath: root + "/" + c + "/1.png")
+        }
+        XCTAssertEqual(try load([root]).0.classes(of: "y"), ["café", "dog"])
+        // A link to nothing was skipped as if it were not there.
+        XCTAssertEqual(symlink("/nonexistent/2.png", root + "/dog/2.png"), 0)
+        XCTAssertThrowsError(try load([root])) { e in
+            let d = e as? DiagnosticError
+            XCTAssertEqual(d?.kind, .missingInput, "\(e)")
+            XCTAssertEqual(d?.location, root + "/dog/2.png")
+            XCTAssertTrue(d?.problem.contains("symbolic link to nothing") == true, "\(e)")
+        }
+        XCTAssertEqual(unlink(root + "/dog/2.png"), 0)
+        // A name that is not UTF-8 was dropped by the directory listing, with its images.
+        let bad = Array("\(root)/ca".utf8) + [0xE9, 0]
+        XCTAssertEqual(bad.withUnsafeBufferPointer { b in b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { mkdir($0, 0o755) } }, 0)
+        assertRefused([root], root, "'ca<E9>'", "not UTF-8")
     }
 
     func testBadImages() {

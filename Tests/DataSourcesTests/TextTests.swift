@@ -340,6 +340,18 @@ final class TextTests: XCTestCase {
         XCTAssertEqual(c.place(1), testdata("text/classes") + "/neg/2.txt")
     }
 
+    func testDirectoryOfClassesWithALinkToNothing() throws {
+        let root = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.copyItem(atPath: testdata("text/classes"), toPath: root + "/c")
+        XCTAssertEqual(symlink(root + "/gone.txt", root + "/c/pos/9.txt"), 0)
+        // The document was skipped without a word; it is an input that is not there (66).
+        XCTAssertThrowsError(try TextCorpus.read(root + "/c", options: TextInputOptions())) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.kind, .missingInput, "\(e)")
+            XCTAssertEqual((e as? DiagnosticError)?.location, root + "/c/pos/9.txt")
+        }
+    }
+
     // MARK: The stream
 
     func testPaddingTruncationAndLen() throws {

@@ -146,6 +146,8 @@ final class ToolTests: XCTestCase {
             // class names for a target that has no classes, or one name twice
             ("--label target --classes a,b \(testdata("csv/regression.tsv"))", "tensor-load: --classes: field 'y' is f32"),
             ("--label species --classes a,a,b \(testdata("csv/iris-small.csv"))", "tensor-load: --classes: names 'a' twice"),
+            // the quote opens a quoted cell: as the separator it split nothing
+            ("--label species --delimiter '\"' \(testdata("csv/iris-small.csv"))", "tensor-load: --delimiter cannot be the quote or a line end"),
         ]
         for (args, message) in cases {
             assertFails(try sh("tensor-load \(args) -o \(tmp)/o.tns"), status: 64, prefix: message)

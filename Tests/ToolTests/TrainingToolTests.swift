@@ -214,6 +214,15 @@ final class TrainingToolTests: XCTestCase {
         assertFails(try sh("fit --resume \(tmp)/r.model -q -o \(tmp)/other.model \(reg1)"), status: 65, prefix: "fit: \(reg1): ",
                     contains: "holds 1 value a sample but the network predicts 3")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/other.model"))
+        // Integer targets past the class-name limit (a price in dollars) stay integers with
+        // no class list: fit says how to train them either way, and --loss mse does.
+        let prices = "a,b,price\n" + (0..<8).map { "\($0),\($0 % 3),\(100_000 + 2_500 * $0)\n" }.joined()
+        try prices.write(toFile: "\(tmp)/prices.csv", atomically: false, encoding: .utf8)
+        XCTAssertEqual(try sh("tensor-load --label price \(tmp)/prices.csv | normalize --standardize -o \(tmp)/prices.tns").status, 0)
+        assertFails(try sh("fit --model 'dense 1' -q -o \(tmp)/p.model \(tmp)/prices.tns"), status: 65, prefix: "fit: \(tmp)/prices.tns: ",
+                    contains: "field 'y' has no class list (y.classes); name the classes with tensor-load --classes, or fit a regression with --loss mse")
+        let mse = try sh("fit --model 'dense 1' --loss mse --epochs 1 -q -o \(tmp)/p.model \(tmp)/prices.tns")
+        XCTAssertEqual(mse.status, 0, mse.stderr)
         // Classification: one output per class, or labels index past the outputs.
         for n in [5, 11] {
             assertFails(try sh("fit --model 'dense \(n)' -o \(tmp)/m.model \(tmp)/train.tns"), status: 65, prefix: "fit: dense \(n): layer 'dense \(n)': ",

@@ -1,0 +1,69 @@
+// Directory listings for the readers of class directories (images, text: one sub-directory per
+// class). Listed with readdir(3) rather than FileManager, so that a name that is not UTF-8 is
+// refused by name instead of being dropped or mangled, and a symbolic link that leads nowhere
+// is an error instead of a file that silently is not there.
+
+import Foundation
+import TensorCore
+
+struct DirectoryEntry {
+    enum Kind { case directory, file, other }
+    let name: String
+    let path: String
+    /// What the entry is, through symbolic links.
+    let kind: Kind
+}
+
+/// The entries of the directory `path`, in the byte order of their names; names that begin
+/// with a dot are left out.
+func listDirectory(_ path: String) throws -> [DirectoryEntry] {
+    guard let dir = opendir(path) else {
+        throw DataError(path, "cannot list directory: \(String(cString: strerror(errno)))", kind: .missingInput)
+    }
+    defer { closedir(dir) }
+    var out: [DirectoryEntry] = []
+    while true {
+        errno = 0
+        guard let e = readdir(dir) else {
+            if errno != 0 { throw DataError(path, "cannot list directory: \(String(cString: strerror(errno)))", kind: .io) }
+            break
+        }
+        let bytes = withUnsafeBytes(of: e.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+        if bytes.first == UInt8(ascii: ".") { continue }
+        guard let name = String(validating: bytes, as: UTF8.self) else {
+            throw DataError(path, "holds the name '\(hexEscaped(bytes))', which is not UTF-8; rename it")
+        }
+        let full = path + "/" + name
+        var st = stat()
+        let kind: DirectoryEntry.Kind
+        if stat(full, &st) == 0 {
+            let type = st.st_mode & S_IFMT
+            kind = type == S_IFDIR ? .directory : type == S_IFREG ? .file : .other
+        } else {
+            let reason = String(cString: strerror(errno))
+            if lstat(full, &st) == 0, st.st_mode & S_IFMT == S_IFLNK {
+                throw DataError(full, "symbolic link to nothing readable (\(reason))", kind: .missingInput)
+            }
+            throw DataError(full, "cannot read: \(reason)", kind: .missingInput)
+        }
+        out.append(DirectoryEntry(name: name, path: full, kind: kind))
+    }
+    return out.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
+}
+
+/// The sub-directories of `path`, one per class, each name checked to be a class name.
+func classDirectories(_ path: String) throws -> [DirectoryEntry] {
+    let classes = try listDirectory(path).filter { $0.kind == .directory }
+    guard !classes.isEmpty else { throw DataError(path, "no class sub-directories") }
+    for c in classes where c.name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+        throw DataError(c.path, "class directory name has control characters")
+    }
+    return classes
+}
+
+/// Printable ASCII as itself, every other byte as <XX> (as less(1) shows them): the message
+/// printer escapes a backslash, so \xXX would come out doubled.
+func hexEscaped(_ bytes: [UInt8]) -> String {
+    bytes.map { (0x20..<0x7F).contains($0) ? String(UnicodeScalar($0)) : "<" + (($0 < 16 ? "0" : "") + String($0, radix: 16, uppercase: true)) + ">" }
+        .joined()
+}
