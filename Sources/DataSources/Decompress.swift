@@ -104,6 +104,8 @@ final class ArchiveClient {
     let buffer: UnsafeMutableRawPointer
     static let bufferSize = 1 << 18
     var error: Error?
+    /// Bytes handed to libarchive so far.
+    var delivered = 0
 
     init(_ source: ByteSource) {
         self.source = source
@@ -119,6 +121,7 @@ final class ArchiveClient {
             let c = Unmanaged<ArchiveClient>.fromOpaque(client!).takeUnretainedValue()
             do {
                 let n = try c.source.read(into: c.buffer, count: ArchiveClient.bufferSize)
+                c.delivered += n
                 out?.pointee = UnsafeRawPointer(c.buffer)
                 return la_ssize_t(n)
             } catch {
@@ -163,6 +166,25 @@ public final class ArchiveRawSource: ByteSource {
     public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
         let n = archive_read_data(archive, buffer, count)
         if n < 0 { throw client.error ?? DataError(name, ArchiveClient.message(archive)) }
+        if n == 0 && count > 0 && !checkedEnd {
+            checkedEnd = true
+            try checkNothingFollows()
+        }
         return n
+    }
+
+    private var checkedEnd = false
+
+    /// libarchive's bzip2 reader ends where the last bzip2 stream does and ignores what follows
+    /// (as bzip2(1) does, with a warning); its xz and zstd readers refuse it, and so do we.
+    private func checkNothingFollows() throws {
+        guard archive_filter_code(archive, 0) == ARCHIVE_FILTER_BZIP2 else { return }
+        let used = Int(archive_filter_bytes(archive, -1))
+        var more = client.delivered - used
+        if more == 0 {
+            var byte: UInt8 = 0
+            more = try client.source.read(into: &byte, count: 1)
+        }
+        if more > 0 { throw DataError(name, "garbage after the end of the bzip2 data", at: "compressed byte \(used)") }
     }
 }

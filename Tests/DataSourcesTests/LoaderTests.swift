@@ -84,6 +84,19 @@ final class LoaderTests: XCTestCase {
         assertRefused(["x=testdata:idx/images-u8-flipped.idx.gz"], "images-u8-flipped.idx.gz")
     }
 
+    func testBzip2AndXzLikeThePlainFile() throws {
+        let plain = try load(["testdata:csv/iris-small.csv"]) { $0.label = "species" }
+        for packed in ["csv/iris-small.csv.bz2", "csv/iris-small.csv.xz"] {
+            let (s, n, d) = try load(["testdata:" + packed]) { $0.label = "species" }
+            XCTAssertEqual(n, plain.1, packed)
+            XCTAssertEqual(d, plain.2, packed)
+            XCTAssertEqual(s.fields, plain.0.fields, packed)
+        }
+        // Bytes after the bzip2 data were ignored (libarchive, like bzip2(1), stops at the
+        // last stream); gzip, xz and zstd data with a tail are refused, and so is this.
+        assertRefused(["testdata:csv/iris-garbage.csv.bz2"], "iris-garbage.csv.bz2", "garbage after the end of the bzip2 data") { $0.label = "species" }
+    }
+
     func testGzipPrefixSweepIsAlwaysRefused() throws {
         let gz = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("idx/labels-u8.idx.gz"))))
         for cut in 1..<gz.count {
