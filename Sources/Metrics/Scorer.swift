@@ -36,6 +36,8 @@ public struct ScoreOptions {
     /// Binary only: predict class 1 when p ≥ threshold (replacing the prediction field).
     public var threshold: Double?
     public var topK = 5
+    /// --top-k was given: a task that reports no top-k accuracy is then an error.
+    public var topKGiven = false
     /// The most classes a stream without a class list may have.
     public var maxClasses = 100_000
     public init() {}
@@ -147,11 +149,21 @@ public final class Scorer {
             if options.threshold != nil && probField == nil {
                 throw ScoreError(input, "--threshold needs a probability field ('\(options.prob)' is missing)")
             }
+            if options.topKGiven {
+                let width = probField?.shape.count ?? 0
+                if width <= 1 {
+                    throw ScoreError(input, "--top-k needs a probability field with a column per class (\(probField == nil ? "'\(options.prob)' is missing" : "'\(options.prob)' has one"))")
+                }
+                if k <= options.topK {
+                    throw ScoreError(input, "--top-k \(options.topK): there are only \(k) classes, so every sample is in the top \(options.topK)")
+                }
+            }
             if k > options.maxClasses {
                 throw ScoreError(input, "\(k) classes is more than the \(options.maxClasses) score handles")
             }
             confusion = [Int](repeating: 0, count: k * k)
         } else {
+            if options.topKGiven { throw ScoreError(input, "--top-k applies to classification; this is a regression") }
             guard let pf = predField else {
                 throw ScoreError(input, "regression needs a prediction field ('\(options.pred)' is missing)")
             }

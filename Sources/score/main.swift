@@ -43,7 +43,7 @@ struct Score: ParsableCommand {
     var threshold: Double?
 
     @Option(name: .customLong("top-k"), help: ArgumentHelp("K for top-k accuracy (default 5).", valueName: "k"))
-    var topK: Int = 5
+    var topK: Int?
 
     @Flag(help: "Print JSON (scikit-learn's metric names) instead of the table.")
     var json = false
@@ -74,7 +74,7 @@ struct Score: ParsableCommand {
             throw ValidationError("--task takes auto, classification, binary or regression")
         }
         if let t = threshold, !(t >= 0 && t <= 1) { throw ValidationError("--threshold takes a probability in [0, 1]") }
-        if topK < 1 { throw ValidationError("--top-k takes a number ≥ 1") }
+        if let topK, topK < 1 { throw ValidationError("--top-k takes a number ≥ 1") }
         try refuseSharedFiles(outputs: [("-o", output ?? (quiet || noInput ? nil : "-")), ("--report", report)], inputs: [("the input", file ?? "-"), ("--fit-log", fitLog)])
         for r in require where Gate(r) == nil {
             throw ValidationError("--require '\(r)' is not METRIC OP NUMBER (OP one of >= <= > < == !=), e.g. 'accuracy>=0.9'")
@@ -87,7 +87,7 @@ struct Score: ParsableCommand {
         if fitLog != nil && report == nil { throw ValidationError("--fit-log goes with --report (the curves are drawn there)") }
         if noInput {
             let unused = [("-o", output != nil), ("--json", json), ("--quiet", quiet), ("--pred", pred != nil), ("--prob", prob != nil),
-                          ("--threshold", threshold != nil), ("--task", task != "auto")].filter(\.1).map(\.0)
+                          ("--threshold", threshold != nil), ("--top-k", topK != nil), ("--task", task != "auto")].filter(\.1).map(\.0)
             if let o = unused.first { throw ValidationError("\(o) does not go with --no-input, which writes only the --report") }
         }
     }
@@ -111,7 +111,8 @@ struct Score: ParsableCommand {
                 if let prob { o.prob = prob; o.probGiven = true }
                 o.task = task == "auto" ? nil : Metrics.Task(rawValue: task)
                 o.threshold = threshold
-                o.topK = topK
+                o.topK = topK ?? 5
+                o.topKGiven = topK != nil
                 let scorer = try Scorer(schema: reader.schema, input: reader.source.name, options: o)
                 while let b = try reader.next() { try scorer.add(b) }
                 if scorer.samples == 0 { throw ToolFailure(reader.source.name, "the stream has no samples to score") }

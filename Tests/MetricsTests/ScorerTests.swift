@@ -71,6 +71,21 @@ final class ScorerTests: XCTestCase {
         XCTAssertNil(r.value(of: "roc_auc"))
     }
 
+    func testTopKGivenForATaskWithoutOneIsRefused() throws {
+        var o = ScoreOptions()
+        o.topKGiven = true
+        o.topK = 2
+        let reg: [Float] = [0.5, 1.5, 2.5]
+        XCTAssertThrowsError(try score([("y", .f32, [], bytes(reg)), ("yhat", .f32, [], bytes(reg))], count: 3, options: o)) { e in
+            XCTAssertEqual((e as? ScoreError)?.problem, "--top-k applies to classification; this is a regression")
+        }
+        XCTAssertThrowsError(try score([("y", .i64, [], bytes(y)), ("yhat", .i64, [], bytes(yhat))], classes: ["a", "b", "c"], count: 12, options: o)) { e in
+            XCTAssertEqual((e as? ScoreError)?.problem, "--top-k needs a probability field with a column per class ('p' is missing)")
+        }
+        let r = try score([("y", .i64, [], bytes(y)), ("p", .f32, [3], bytes(p))], classes: ["a", "b", "c"], count: 12, options: o)
+        XCTAssertEqual(value(r, "top_k_accuracy")!, 1.0)
+    }
+
     func testPredictionsFromProbabilitiesWhenNoPredictionField() throws {
         let r = try score([("y", .i64, [], bytes(y)), ("p", .f32, [3], bytes(p))], count: 12)
         XCTAssertEqual(r.confusion, [[3, 0, 0], [1, 3, 1], [0, 1, 3]])

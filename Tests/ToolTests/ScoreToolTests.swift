@@ -126,6 +126,12 @@ final class ScoreToolTests: XCTestCase {
         XCTAssertEqual(unknown.status, 64)
         XCTAssertTrue(unknown.stderr.hasPrefix("score: --require: 'rmse' is not a metric of this classification task"), unknown.stderr)
         XCTAssertEqual(unknown.stderrLines.count, 1)
+        // --top-k where no top-k accuracy is reported did nothing, without a word; iris has
+        // 3 classes, so k 2 is reported and k 3 is not.
+        XCTAssertNotNil(try json(try sh("score --json --top-k 2 pred.tns", cwd: tmp))["top_k_accuracy"])
+        let k3 = try sh("score --top-k 3 pred.tns", cwd: tmp)
+        XCTAssertEqual(k3.status, 65, k3.stderr)
+        XCTAssertEqual(k3.stderrLines, ["score: pred.tns: --top-k 3: there are only 3 classes, so every sample is in the top 3"])
         let missing = try sh("score --target label pred.tns", cwd: tmp)
         XCTAssertEqual(missing.status, 65)
         XCTAssertTrue(missing.stderr.hasPrefix("score: pred.tns: no target field 'label'"), missing.stderr)
