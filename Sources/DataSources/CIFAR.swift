@@ -17,7 +17,7 @@ public enum CIFARReader {
 
     /// CIFAR-10 or -100, guessed from a file or archive name.
     public static func variantFromName(_ path: String) -> InputFormat? {
-        let n = (path as NSString).lastPathComponent.lowercased()
+        let n = baseName(path).lowercased()
         if n.contains("cifar-100") || n.contains("cifar100") || n == "train.bin" || n == "test.bin" { return .cifar100 }
         if n.contains("cifar-10") || n.contains("cifar10") || n.hasPrefix("data_batch") || n.hasPrefix("test_batch") { return .cifar10 }
         return nil
@@ -48,11 +48,15 @@ public enum CIFARReader {
         }
         // The name lists beside the batch file, as the archive unpacks them; absent, the
         // standard CIFAR-10 names or the label numbers.
-        let dir = (path as NSString).deletingLastPathComponent
+        // Standard input has no directory: its names are the standard ones.
         func names(_ file: String) throws -> [String]? {
-            let p = (dir.isEmpty ? "." : dir) + "/" + file
-            guard FileManager.default.fileExists(atPath: p) else { return nil }
-            guard let d = FileManager.default.contents(atPath: p) else { throw DataError(p, "cannot read", kind: .missingInput) }
+            guard path != "-" else { return nil }
+            let p = directoryName(path) + "/" + file
+            var st = stat()
+            guard lstat(p, &st) == 0 else { return nil }
+            guard let d = FileManager.default.contents(atPath: p) else {
+                throw DataError(p, st.st_mode & S_IFMT == S_IFLNK ? "symbolic link to nothing readable" : "cannot read", kind: .missingInput)
+            }
             return try classNames([UInt8](d), in: p)
         }
         let classes = variant == .cifar10 ? try names("batches.meta.txt") ?? cifar10Classes
@@ -73,6 +77,10 @@ public enum CIFARReader {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw DataError(name, "class name list is not UTF-8 text") }
         let names = text.split(separator: "\n", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
         guard !names.isEmpty else { throw DataError(name, "class name list names no classes") }
+        var seen = Set<String>()
+        for n in names where !seen.insert(n).inserted {
+            throw DataError(name, "class name list names '\(n)' twice")
+        }
         return names
     }
 
@@ -109,7 +117,7 @@ public enum CIFARReader {
             // nothing is ever written to disk.
             guard archive_entry_filetype(entry) == UInt32(0o100000) /* AE_IFREG */, let p = archive_entry_pathname(entry) else { continue }
             let path = String(cString: p)
-            let base = (path as NSString).lastPathComponent
+            let base = baseName(path)
             guard wanted.contains(base) || metaNames.contains(base) else { continue }
             if let other = paths[base] {
                 throw DataError(src.name, "holds \(base) twice (\(escapedForDisplay(other)) and \(escapedForDisplay(path)))")

@@ -29,17 +29,21 @@ public final class CSVSource: SampleSource {
         var labelIndex: Int?
         if let label {
             if let i = header.firstIndex(of: label) {
+                if header.lastIndex(of: label) != i {
+                    throw DataError(name, "the header names two columns '\(escapedForDisplay(label))'; give --label by its 1-based index", kind: .usage)
+                }
                 labelIndex = i
             } else if let k = Int(label), k >= 1, k <= header.count {
                 labelIndex = k - 1
             } else {
-                throw DataError(name, "no column '\(escapedForDisplay(label))' (columns: \(header.map(escapedForDisplay).joined(separator: ", ")))", kind: .usage)
+                throw DataError(name, "no column '\(escapedForDisplay(label))' (columns: \(header.map { escapedForDisplay($0) }.joined(separator: ", ")))", kind: .usage)
             }
         }
         let width = header.count - (labelIndex == nil ? 0 : 1)
         guard width >= 1 else { throw DataError(name, "no feature columns besides the label") }
         var values: [Float] = []
         var labels: [String] = []
+        var labelLines: [Int] = []
         var rows = 0
         while let (lineNo, line) = try lines.next() {
             if line.isEmpty || (line.count == 1 && line.first == 13) { continue }  // a slice: index 0 is not its start
@@ -48,7 +52,15 @@ public final class CSVSource: SampleSource {
                 throw DataError(name, "\(cells.count) columns where the header has \(header.count)", at: "line \(lineNo)")
             }
             for (c, cell) in cells.enumerated() {
-                if c == labelIndex { labels.append(cell); continue }
+                if c == labelIndex {
+                    // An empty label turned every label into text and renumbered them all.
+                    guard !cell.trimmingCharacters(in: .whitespaces).isEmpty else {
+                        throw DataError(name, "empty label", at: "line \(lineNo), column \(c + 1) (\(escapedForDisplay(header[c])))")
+                    }
+                    labels.append(cell)
+                    labelLines.append(lineNo)
+                    continue
+                }
                 guard let v = CSVSource.decimal(cell.trimmingCharacters(in: .whitespaces)) else {
                     throw DataError(name, "'\(escapedForDisplay(String(cell.prefix(40))))' is not a number", at: "line \(lineNo), column \(c + 1) (\(escapedForDisplay(header[c])))")
                 }
@@ -71,6 +83,10 @@ public final class CSVSource: SampleSource {
                 data.append(ints.map { Int64($0) }.withUnsafeBytes { Array($0) })
                 if m < 65536 { meta.append(("y.classes", numericClassNames(maxLabel: m).joined(separator: "\n"))) }
             } else if let nums = CSVSource.allFloats(trimmed) {
+                // Numbers all, one of them nan or out of f32's range: not text classes.
+                if let bad = nums.firstIndex(where: { !$0.isFinite }) {
+                    throw DataError(name, "label '\(escapedForDisplay(trimmed[bad]))' is not a finite number", at: "line \(labelLines[bad]), column \(labelIndex! + 1) (\(escapedForDisplay(header[labelIndex!])))")
+                }
                 fs.append(Field(name: "y", dtype: .f32, shape: Shape([])))
                 data.append(nums.withUnsafeBytes { Array($0) })
             } else {
@@ -102,14 +118,15 @@ public final class CSVSource: SampleSource {
 
     static func allFloats(_ s: [String]) -> [Float]? {
         var out: [Float] = []
-        for v in s { guard let f = decimal(v), f.isFinite else { return nil }; out.append(f) }
+        for v in s { guard let f = decimal(v) else { return nil }; out.append(f) }
         return out
     }
 
     /// A number as people write one in a table: Swift's parser also reads hexadecimal
     /// (`0x10` is 16), which no spreadsheet or numpy means by that cell.
+    /// A NUL ends the parse early ("1\0junk" was 1): refused too.
     static func decimal(_ s: String) -> Float? {
-        s.utf8.contains(where: { $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") }) ? nil : Float(s)
+        s.utf8.contains(where: { $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") || $0 == 0 }) ? nil : Float(s)
     }
 
     static func readAll(_ source: ByteSource) throws -> [UInt8] {

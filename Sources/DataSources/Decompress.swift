@@ -132,9 +132,10 @@ final class ArchiveClient {
     }
 
     /// libarchive's message for `a`, which may be NULL.
+    /// Its words one space apart ("Lzma library error:  No progress is possible").
     static func message(_ a: OpaquePointer?) -> String {
         guard let a, let m = archive_error_string(a) else { return "archive data damaged or cut short" }
-        return String(cString: m)
+        return String(cString: m).split(whereSeparator: \.isWhitespace).joined(separator: " ")
     }
 }
 
@@ -157,7 +158,7 @@ public final class ArchiveRawSource: ByteSource {
         // A throw from a fully initialized object runs deinit, which frees the archive (freeing
         // it here too was a double free, abort 134, found by scripts/fuzz).
         if r != ARCHIVE_OK {
-            throw client.error ?? DataError(source.name, ArchiveClient.message(archive))
+            throw client.error ?? DataError(source.name, "compressed data damaged or cut short: " + ArchiveClient.message(archive))
         }
     }
 
@@ -165,7 +166,7 @@ public final class ArchiveRawSource: ByteSource {
 
     public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
         let n = archive_read_data(archive, buffer, count)
-        if n < 0 { throw client.error ?? DataError(name, ArchiveClient.message(archive)) }
+        if n < 0 { throw client.error ?? DataError(name, "compressed data damaged or cut short: " + ArchiveClient.message(archive)) }
         if n == 0 && count > 0 && !checkedEnd {
             checkedEnd = true
             try checkNothingFollows()

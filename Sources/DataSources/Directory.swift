@@ -55,15 +55,54 @@ func listDirectory(_ path: String) throws -> [DirectoryEntry] {
 func classDirectories(_ path: String) throws -> [DirectoryEntry] {
     let classes = try listDirectory(path).filter { $0.kind == .directory }
     guard !classes.isEmpty else { throw DataError(path, "no class sub-directories") }
-    for c in classes where c.name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+    for c in classes where hasControlCharacters(c.name) {
         throw DataError(c.path, "class directory name has control characters")
     }
     return classes
 }
 
-/// Printable ASCII as itself, every other byte as <XX> (as less(1) shows them): the message
-/// printer escapes a backslash, so \xXX would come out doubled.
+/// The files under class directory `dir` and its sub-directories (as torchvision's
+/// ImageFolder and Keras's image_dataset_from_directory read them), depth first in name order.
+/// A directory reached twice, through a link loop or two links, is an error.
+func filesUnder(_ dir: DirectoryEntry) throws -> [DirectoryEntry] {
+    var out: [DirectoryEntry] = []
+    var seen = Set<[UInt64]>()
+    func walk(_ path: String) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw DataError(path, "cannot read: \(String(cString: strerror(errno)))", kind: .missingInput) }
+        guard seen.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted else {
+            throw DataError(path, "is a directory already read (through a symbolic link)")
+        }
+        for e in try listDirectory(path) {
+            if e.kind == .directory { try walk(e.path) } else { out.append(e) }
+        }
+    }
+    try walk(dir.path)
+    return out
+}
+
+/// Whether `s` holds a C0 or C1 control character or DEL: not in a class name, which
+/// tensor-stream(5) keeps one a line.
+public func hasControlCharacters(_ s: String) -> Bool {
+    s.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }
+}
+
+/// The last component of `path` ("a/b.csv" → "b.csv"). Plain string work: Foundation's
+/// NSString path methods trapped on a one-character path on Linux.
+func baseName(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return path }
+    return String(path[path.index(after: slash)...])
+}
+
+/// The directory of `path`: "." when it has none, "/" for a file at the root.
+func directoryName(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    return slash == path.startIndex ? "/" : String(path[..<slash])
+}
+
+/// Printable ASCII as itself, every other byte as \xNN, as escapedForDisplay shows control
+/// characters.
 func hexEscaped(_ bytes: [UInt8]) -> String {
-    bytes.map { (0x20..<0x7F).contains($0) ? String(UnicodeScalar($0)) : "<" + (($0 < 16 ? "0" : "") + String($0, radix: 16, uppercase: true)) + ">" }
+    bytes.map { (0x20..<0x7F).contains($0) ? String(UnicodeScalar($0)) : "\\x" + ($0 < 16 ? "0" : "") + String($0, radix: 16) }
         .joined()
 }

@@ -170,16 +170,24 @@ public final class ImageFolderSource: SampleSource {
     public init(path: String, field: String, channels: Int?) throws {
         name = path
         self.channels = channels
+        func isImage(_ f: DirectoryEntry) -> Bool {
+            let lower = f.name.lowercased()
+            return lower.hasSuffix(".png") || lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg")
+        }
+        let top = try listDirectory(path)
+        if let stray = top.first(where: { $0.kind != .directory && isImage($0) }) {
+            throw DataError(stray.path, "image beside the class directories, in no class; move it into one")
+        }
         let classes = try classDirectories(path)
         for (k, c) in classes.enumerated() {
-            for f in try listDirectory(c.path) where f.kind != .directory {
-                let lower = f.name.lowercased()
-                guard lower.hasSuffix(".png") || lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg") else { continue }
+            let before = files.count
+            for f in try filesUnder(c) where isImage(f) {
                 guard f.kind == .file else { throw DataError(f.path, "not a regular file (a device, socket or pipe)") }
                 files.append((f.path, k))
             }
+            guard files.count > before else { throw DataError(c.path, "class directory holds no .png or .jpg files") }
         }
-        guard let first = files.first else { throw DataError(path, "no .png or .jpg files in the class directories") }
+        let first = files[0]
         let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(first.path)), name: first.path, channels: channels)
         shape = Shape([img.height, img.width, img.channels])
         fields = [Field(name: field, dtype: .u8, shape: shape),
@@ -193,7 +201,10 @@ public final class ImageFolderSource: SampleSource {
             let (p, label) = files[position]
             let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(p)), name: p, channels: channels)
             let s = Shape([img.height, img.width, img.channels])
-            guard s == shape else { throw DataError(p, "image is \(s) but \(files[0].path) is \(shape); all images must match (resize them, or set --channels)") }
+            guard s == shape else {
+                let hint = s.dims[0..<2] == shape.dims[0..<2] ? "set --channels" : "resize them"
+                throw DataError(p, "image is \(s) but \(files[0].path) is \(shape); all images must match (\(hint))")
+            }
             img.pixels.withUnsafeBytes { into[0].advanced(by: n * s.count).copyMemory(from: $0.baseAddress!, byteCount: s.count) }
             if fields[1].dtype == .u8 {
                 into[1].storeBytes(of: UInt8(label), toByteOffset: n, as: UInt8.self)

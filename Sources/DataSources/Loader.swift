@@ -50,6 +50,9 @@ public enum Loader {
     /// Opens every input. An option for a format that none of them is (--label on IDX
     /// images, --split on a PNG) would do nothing: it is a usage error naming the formats read.
     public static func openAll(_ specs: [InputSpec], options: LoadOptions) throws -> [SampleSource] {
+        if specs.filter({ $0.path == "-" }).count > 1 {
+            throw DataError("-", "standard input is named twice; it can be read once", kind: .usage)
+        }
         let opened = try specs.map { try openDetecting($0, options: options) }
         let formats = Set(opened.map(\.format))
         let applies: [(String, Bool, Set<InputFormat>)] = [("--label", options.label != nil, [.csv, .tsv]),
@@ -87,7 +90,7 @@ public enum Loader {
         case .npy:
             return try NPYReader.source(src, field: single ?? "x")
         case .npz:
-            if single != nil { throw DataError(spec.path, "an .npz names its own fields; drop the '\(single!)=' prefix") }
+            if single != nil { throw DataError(spec.path, "an .npz names its own fields; drop the '\(single!)=' prefix", kind: .usage) }
             return try NPZReader.source(src)
         case .cifar10, .cifar100:
             if single != nil { throw DataError(spec.path, "CIFAR data has fields x and y; drop the '\(single!)=' prefix") }
@@ -118,7 +121,7 @@ public enum Loader {
         if starts(StreamFormat.headerTag) {
             throw DataError(src.name, "already a tensor stream; read it with tensor-show or pipe it on")
         }
-        var name = (path as NSString).lastPathComponent.lowercased()
+        var name = baseName(path).lowercased()
         for ext in [".gz", ".bz2", ".xz", ".zst"] where name.hasSuffix(ext) { name = String(name.dropLast(ext.count)) }
         if name.hasSuffix(".csv") || name.hasSuffix(".txt") { return .csv }
         if name.hasSuffix(".tsv") { return .tsv }
@@ -145,6 +148,8 @@ public enum Loader {
             meta += s.metadata
         }
         var schema = Schema(fields: fields, metadata: meta)
+        // Labels that the input named no classes for are checked against --classes as they go.
+        var checkLabels: (field: Int, dtype: DType, classes: Int)?
         if let classes {
             guard let y = schema.field("y") else {
                 throw DataError("--classes", "the stream has no field 'y' to name classes for", kind: .usage)
@@ -152,8 +157,12 @@ public enum Loader {
             guard y.dtype.isInteger, y.shape.count == 1 else {
                 throw DataError("--classes", "field 'y' is \(y.dtype) \(y.shape), not one integer label a sample: there are no classes to name", kind: .usage)
             }
-            if let existing = schema.classes(of: "y"), existing.count > classes.count {
-                throw DataError("--classes", "\(classes.count) names given but labels go up to \(existing.count - 1)", kind: .badData)
+            if let existing = schema.classes(of: "y") {
+                if existing.count > classes.count {
+                    throw DataError("--classes", "\(classes.count) names given but labels go up to \(existing.count - 1)", kind: .badData)
+                }
+            } else {
+                checkLabels = (schema.index(of: "y")!, y.dtype, classes.count)
             }
             schema.setClasses(classes, of: "y")
         }
@@ -183,9 +192,21 @@ public enum Loader {
                 throw DataError(short.name, "ends after \(total + n) samples but \(long.name) has more")
             }
             if n == 0 { break }
+            if let (f, dtype, k) = checkLabels {
+                let labels = UnsafeRawPointer(builder.slot(f))
+                for i in 0..<n {
+                    let v = labels.integerElement(i, dtype) ?? -1
+                    guard v >= 0, v < k else {
+                        let from = owner["y"] ?? "input"
+                        throw DataError(from, "sample \(total + i): label \(v) is outside the \(k) classes --classes names")
+                    }
+                }
+            }
             total += n
             try builder.commit(n)
         }
+        // An empty data set is a mistake upstream (a header with nothing after it), not data.
+        if total == 0 { throw DataError(sources.first?.name ?? "input", "holds no samples") }
         try builder.finish()
     }
 }

@@ -103,17 +103,22 @@ public final class TextCorpus {
     public static func read(_ path: String, options: TextInputOptions) throws -> TextCorpus {
         var isDir: ObjCBool = false
         if path != "-", FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            let unused = [("--format", options.csv != nil), ("--label", options.label != nil),
+                          ("--text-column", options.textColumn != nil), ("--delimiter", options.delimiter != nil)]
+            if let (option, _) = unused.first(where: { $0.1 }) {
+                throw DataError(option, "is for a text file; \(path) is a directory of classes", kind: .usage)
+            }
             return try readDirectory(path)
         }
         let src = try openDecompressed(path)
         let bytes = try readAll(src)
-        var lower = (path as NSString).lastPathComponent.lowercased()
+        var lower = baseName(path).lowercased()
         for ext in [".gz", ".bz2", ".xz", ".zst"] where lower.hasSuffix(ext) { lower = String(lower.dropLast(ext.count)) }
         if options.csv ?? lower.hasSuffix(".csv") {
             return try parseCSV(bytes, name: src.name, options: options)
         }
-        if options.textColumn != nil || options.label != nil {
-            throw DataError(src.name, "--text-column and --label are for CSV input (name it .csv or give --format csv)", kind: .usage)
+        if options.textColumn != nil || options.label != nil || options.delimiter != nil {
+            throw DataError(src.name, "--text-column, --label and --delimiter are for CSV input (name it .csv or give --format csv)", kind: .usage)
         }
         return try parseLines(bytes, name: src.name)
     }
@@ -150,6 +155,10 @@ public final class TextCorpus {
             }
             let label = String(decoding: bytes[start..<tab], as: UTF8.self).trimmingCharacters(in: .whitespaces)
             guard !label.isEmpty else { throw DataError("\(name):\(line)", "empty label") }
+            guard !hasControlCharacters(label) else { throw DataError("\(name):\(line)", "label with a control character") }
+            guard !label.unicodeScalars.contains("\u{FEFF}") else {
+                throw DataError("\(name):\(line)", "byte order mark inside the file, in the label (files joined with cat?)")
+            }
             corpus.add(start: tab + 1, end: end, label: label, line: line)
         }
         if corpus.count == 0 { throw DataError(name, "no documents") }
@@ -168,18 +177,23 @@ public final class TextCorpus {
             header.append(String(decoding: c, as: UTF8.self))
         }
         func column(_ spec: String, _ option: String) throws -> Int {
-            if let i = header.firstIndex(of: spec) { return i }
+            if let i = header.firstIndex(of: spec) {
+                guard header.lastIndex(of: spec) == i else {
+                    throw DataError(name, "\(option): the header names two columns '\(escapedForDisplay(spec))'; give its 1-based index", kind: .usage)
+                }
+                return i
+            }
             if let k = Int(spec), k >= 1, k <= header.count { return k - 1 }
-            throw DataError(name, "\(option): no column '\(escapedForDisplay(spec))' (columns: \(header.map(escapedForDisplay).joined(separator: ", ")))", kind: .usage)
+            throw DataError(name, "\(option): no column '\(escapedForDisplay(spec))' (columns: \(header.map { escapedForDisplay($0) }.joined(separator: ", ")))", kind: .usage)
         }
         let labelColumn = try options.label.map { try column($0, "--label") }
         let textColumn: Int
         if let t = options.textColumn {
             textColumn = try column(t, "--text-column")
-        } else if let i = header.firstIndex(of: "text") {
-            textColumn = i
+        } else if header.contains("text") {
+            textColumn = try column("text", "--text-column")
         } else {
-            throw DataError(name, "no column 'text'; name the text column with --text-column (columns: \(header.map(escapedForDisplay).joined(separator: ", ")))", kind: .usage)
+            throw DataError(name, "no column 'text'; name the text column with --text-column (columns: \(header.map { escapedForDisplay($0) }.joined(separator: ", ")))", kind: .usage)
         }
         if textColumn == labelColumn { throw DataError(name, "the text and the label are the same column", kind: .usage) }
 
@@ -200,6 +214,7 @@ public final class TextCorpus {
                 let l = String(decoding: cells[lc], as: UTF8.self).trimmingCharacters(in: .whitespaces)
                 guard !l.isEmpty else { throw DataError("\(name):\(line)", "empty label") }
                 guard !l.contains(where: { $0.isNewline }) else { throw DataError("\(name):\(line)", "label with a line break") }
+                guard !hasControlCharacters(l) else { throw DataError("\(name):\(line)", "label with a control character") }
                 label = l
             }
             found.append((text.count, text.count + t.count, label, line))
@@ -218,7 +233,8 @@ public final class TextCorpus {
         var text: [UInt8] = []
         var found: [(start: Int, end: Int, label: String, file: String)] = []
         for c in classes {
-            for f in try listDirectory(c.path) where f.kind != .directory {
+            let before = found.count
+            for f in try filesUnder(c) {
                 let full = f.path
                 guard f.kind == .file else { throw DataError(full, "not a regular file (a device, socket or pipe)") }
                 let b = try readAll(try FileSource.open(full))
@@ -230,6 +246,8 @@ public final class TextCorpus {
                 text += b[start...]
                 if text.count > maxInputBytes { throw DataError(path, "text input larger than \(maxInputBytes) bytes") }
             }
+            // An empty class was left out of the class list, renumbering the ones after it.
+            guard found.count > before else { throw DataError(c.path, "class directory holds no files") }
         }
         let corpus = TextCorpus(name: path, bytes: text, hasLabels: true)
         for d in found { corpus.add(start: d.start, end: d.end, label: d.label, line: 1, file: d.file) }

@@ -24,19 +24,25 @@ public protocol DiagnosticError: Error {
     var kind: FailureKind { get }
 }
 
-/// Escapes control bytes, backslash and DEL so untrusted text prints as one safe line.
-public func escapedForDisplay(_ s: String) -> String {
+/// Escapes control characters, DEL, invisible format characters (a byte order mark, bidi
+/// controls) and backslash so untrusted text prints as one safe, visible line.
+/// `backslash: false` leaves backslashes as they are: for a line whose parts were escaped
+/// already (the diagnostic printer), so that `\x01` does not come out as `\\x01`.
+public func escapedForDisplay(_ s: String, backslash: Bool = true) -> String {
     var out = ""
     out.reserveCapacity(s.utf8.count)
     for u in s.unicodeScalars {
         switch u {
-        case "\\": out += "\\\\"
+        case "\\" where backslash: out += "\\\\"
         case "\n": out += "\\n"
         case "\t": out += "\\t"
         case "\r": out += "\\r"
         default:
             if u.value < 0x20 || u.value == 0x7F || (0x80...0x9F).contains(u.value) {
                 out += "\\x" + String(u.value, radix: 16).leftPadded(to: 2)
+            } else if [0xFEFF, 0x200B, 0x200E, 0x200F, 0x2028, 0x2029].contains(u.value) || (0x202A...0x202E).contains(u.value)
+                        || (0x2066...0x2069).contains(u.value) {
+                out += "\\u{" + String(u.value, radix: 16, uppercase: true) + "}"
             } else {
                 out.unicodeScalars.append(u)
             }

@@ -74,8 +74,8 @@ public enum Tool {
     /// Prints `tool: where: what` on stderr, one line, control characters escaped.
     public static func report(_ tool: String, _ location: String, _ problem: String) {
         var line = "\(tool): "
-        if !location.isEmpty { line += escapedForDisplay(location) + ": " }
-        line += escapedForDisplay(problem) + "\n"
+        if !location.isEmpty { line += escapedForDisplay(location, backslash: false) + ": " }
+        line += escapedForDisplay(problem, backslash: false) + "\n"
         writeStandardError(line)
     }
 

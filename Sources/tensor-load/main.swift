@@ -218,12 +218,22 @@ struct TensorLoad: ParsableCommand {
     func parseClasses(_ s: String) throws -> [String] {
         if s.hasPrefix("@") {
             let path = String(s.dropFirst())
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            guard let data = FileManager.default.contents(atPath: path) else {
                 throw ToolFailure(path, "cannot read the class list", kind: .missingInput)
             }
-            return text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard let text = String(validating: data, as: UTF8.self) else { throw ToolFailure(path, "class list is not UTF-8 text") }
+            // By scalars: Swift takes CRLF for one Character, which splitting on "\n" misses.
+            return try checked(text.unicodeScalars.split(whereSeparator: { $0 == "\n" || $0 == "\r" })
+                .map { String(String.UnicodeScalarView($0)).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         }
-        return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        return try checked(s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+    }
+
+    func checked(_ names: [String]) throws -> [String] {
+        if names.contains(where: hasControlCharacters) {
+            throw UsageError("a name holds a line break or control character", location: "--classes")
+        }
+        return names
     }
 
     /// The class list, each name once (a label could not tell two of one name apart).

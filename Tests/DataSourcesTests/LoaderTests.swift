@@ -95,6 +95,16 @@ final class LoaderTests: XCTestCase {
         // Bytes after the bzip2 data were ignored (libarchive, like bzip2(1), stops at the
         // last stream); gzip, xz and zstd data with a tail are refused, and so is this.
         assertRefused(["testdata:csv/iris-garbage.csv.bz2"], "iris-garbage.csv.bz2", "garbage after the end of the bzip2 data") { $0.label = "species" }
+        // Cut short: libarchive's words, one space apart, after what they mean.
+        let xz = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("csv/iris-small.csv.xz"))))
+        let cut = FileManager.default.temporaryDirectory.appendingPathComponent("cut-\(UUID().uuidString).csv.xz").path
+        try Data(xz.prefix(xz.count / 2)).write(to: URL(fileURLWithPath: cut))
+        defer { try? FileManager.default.removeItem(atPath: cut) }
+        XCTAssertThrowsError(try load([cut]) { $0.label = "species" }) { e in
+            let problem = (e as? DiagnosticError)?.problem ?? ""
+            XCTAssertTrue(problem.hasPrefix("compressed data damaged or cut short: "), problem)
+            XCTAssertFalse(problem.contains("  "), problem)
+        }
     }
 
     func testGzipPrefixSweepIsAlwaysRefused() throws {
@@ -194,6 +204,16 @@ final class LoaderTests: XCTestCase {
         XCTAssertNil(s.classes(of: "y"))
         XCTAssertEqual(s.metadata.first { $0.key == "y.source" }?.value, s.metadata.first { $0.key == "x.source" }?.value)
         XCTAssertNotNil(s.metadata.first { $0.key == "y.source" }, "the label field names its file, as x does")
+        // A NUL ended the number ("1\0junk" was 1); an empty label turned every label into
+        // text, renumbering them; nan among numbers made text classes of a regression target;
+        // --label naming one of two columns of one name picked the first.
+        assertRefused([try csv("a,b\n1\u{0}junk,2\n")], "line 2", "column 1", "is not a number")
+        assertRefused([try csv("a,label\n1,0\n2,\n3,10\n")], "line 3, column 2 (label): empty label") { $0.label = "label" }
+        assertRefused([try csv("a,label\n1,1.5\n2,nan\n")], "line 3, column 2 (label): label 'nan' is not a finite number") { $0.label = "label" }
+        XCTAssertThrowsError(try load([try csv("a,a,b\n1,2,3\n")]) { $0.label = "a" }) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.kind, .usage)
+            XCTAssertTrue((e as? DiagnosticError)?.problem.contains("names two columns 'a'") == true, "\(e)")
+        }
         // Hexadecimal labels are names, not numbers.
         let (h, _, hd) = try load([try csv("a,label\n1,0x10\n2,0x2\n")]) { $0.label = "label" }
         XCTAssertEqual(h.classes(of: "y"), ["0x10", "0x2"])
@@ -407,10 +427,30 @@ final class LoaderTests: XCTestCase {
             XCTAssertTrue(d?.problem.contains("symbolic link to nothing") == true, "\(e)")
         }
         XCTAssertEqual(unlink(root + "/dog/2.png"), 0)
+        // Images in sub-directories of a class belong to it, as in torchvision and Keras
+        // (they were skipped); an empty class, and an image outside every class, are errors.
+        try FileManager.default.createDirectory(atPath: root + "/dog/more", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: png, toPath: root + "/dog/more/2.png")
+        let (_, n, d) = try load([root])
+        XCTAssertEqual(n, 3)
+        XCTAssertEqual(d[1], [0, 1, 1])
+        XCTAssertEqual(symlink(root + "/dog", root + "/dog/more/loop"), 0)
+        assertRefused([root], root + "/dog/more/loop", "a directory already read")
+        XCTAssertEqual(unlink(root + "/dog/more/loop"), 0)
+        try FileManager.default.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
+        assertRefused([root], root + "/empty", "class directory holds no .png or .jpg files")
+        try FileManager.default.removeItem(atPath: root + "/empty")
+        try FileManager.default.copyItem(atPath: png, toPath: root + "/stray.png")
+        assertRefused([root], root + "/stray.png", "in no class")
+        try FileManager.default.removeItem(atPath: root + "/stray.png")
+        // A size that differs is not fixed by --channels: the hint says so.
+        try FileManager.default.copyItem(atPath: testdata("images/gray-4x3.png"), toPath: root + "/dog/3.png")
+        assertRefused([root], root + "/dog/3.png", "all images must match (resize them)")
+        try FileManager.default.removeItem(atPath: root + "/dog/3.png")
         // A name that is not UTF-8 was dropped by the directory listing, with its images.
         let bad = Array("\(root)/ca".utf8) + [0xE9, 0]
         XCTAssertEqual(bad.withUnsafeBufferPointer { b in b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { mkdir($0, 0o755) } }, 0)
-        assertRefused([root], root, "'ca<E9>'", "not UTF-8")
+        assertRefused([root], root, "'ca\\xe9'", "not UTF-8")
     }
 
     func testBadImages() {

@@ -340,6 +340,37 @@ final class TextTests: XCTestCase {
         XCTAssertEqual(c.place(1), testdata("text/classes") + "/neg/2.txt")
     }
 
+    func testDirectoryOfClassesNestedEmptyAndOptionsForFiles() throws {
+        let root = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.copyItem(atPath: testdata("text/classes"), toPath: root + "/c")
+        try FileManager.default.createDirectory(atPath: root + "/c/pos/more", withIntermediateDirectories: true)
+        try "Fine.\n".write(toFile: root + "/c/pos/more/9.txt", atomically: false, encoding: .utf8)
+        let c = try TextCorpus.read(root + "/c", options: TextInputOptions())
+        XCTAssertEqual(c.count, 4, "a document in a sub-directory of a class is one of it")
+        XCTAssertEqual(c.label(3), "pos")
+        // An empty class was left out of the class list without a word.
+        try FileManager.default.createDirectory(atPath: root + "/c/zzz", withIntermediateDirectories: true)
+        XCTAssertThrowsError(try TextCorpus.read(root + "/c", options: TextInputOptions())) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.location, root + "/c/zzz")
+            XCTAssertEqual((e as? DiagnosticError)?.problem, "class directory holds no files")
+        }
+        // Options for a text file did nothing on a directory.
+        var o = TextInputOptions()
+        o.label = "1"
+        XCTAssertThrowsError(try TextCorpus.read(root + "/c", options: o)) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.kind, .usage, "\(e)")
+        }
+        // A label with a control character (cat joins files: a BOM mid-file stays visible).
+        XCTAssertThrowsError(try TextCorpus.parseLines(Array("pos\u{1}\tok\n".utf8), name: "t")) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.problem, "label with a control character")
+        }
+        XCTAssertThrowsError(try TextCorpus.parseLines(Array("pos\tok\n\u{FEFF}pos\tfine\n".utf8), name: "t")) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.location, "t:2")
+            XCTAssertTrue((e as? DiagnosticError)?.problem.hasPrefix("byte order mark inside the file") == true, "\(e)")
+        }
+    }
+
     func testDirectoryOfClassesWithALinkToNothing() throws {
         let root = try makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -133,7 +133,7 @@ final class TextToolTests: XCTestCase {
             ("--text \(train) --format npy \(out)", 64, "--format npy: "),
             ("--text \(train) \(out) \(train)", 64, "--text: "),
             ("--tokenizer word \(train)", 64, "--tokenizer: is for text input"),
-            ("--text \(train) --label 2 \(out)", 64, "\(train): --text-column and --label are for CSV input"),
+            ("--text \(train) --label 2 \(out)", 64, "\(train): --text-column, --label and --delimiter are for CSV input"),
             ("--text \(testdata("text/reviews.csv")) --text-column body \(out)", 64, "\(testdata("text/reviews.csv")): --text-column: no column 'body'"),
         ]
         for (args, status, message) in cases {

@@ -158,6 +158,53 @@ final class ToolTests: XCTestCase {
         XCTAssertEqual(try sh("tensor-load --split test \(testdata("cifar/cifar10-small.tar.gz")) | tensor-show --count").status, 0)
     }
 
+    func testTensorLoadOddInputsFoundByTheReadersAudit() throws {
+        let batch = testdata("cifar/data_batch_1.bin")
+        // A plain batch from stdin, or from a one-character path, trapped in Foundation's
+        // path code (status 132); stdin has no directory, so the standard names apply.
+        try FileManager.default.copyItem(atPath: batch, toPath: "\(tmp)/b")
+        for command in ["tensor-load --format cifar10 - < \(batch)", "cd \(tmp) && tensor-load --format cifar10 b"] {
+            let r = try sh(command + " | tensor-show")
+            XCTAssertEqual(r.status, 0, "\(command): \(r.stderr)")
+            XCTAssertTrue(r.stdoutText.contains("samples: 4\n"), r.stdoutText)
+            XCTAssertTrue(r.stdoutText.contains("y.classes: airplane, automobile"), r.stdoutText)
+        }
+        // A name list beside the batch that is a link to nothing is a missing input, not absent.
+        try FileManager.default.createDirectory(atPath: "\(tmp)/c", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: batch, toPath: "\(tmp)/c/data_batch_1.bin")
+        try FileManager.default.createSymbolicLink(atPath: "\(tmp)/c/batches.meta.txt", withDestinationPath: "\(tmp)/gone.txt")
+        assertFails(try sh("tensor-load \(tmp)/c/data_batch_1.bin"), status: 66, prefix: "tensor-load: \(tmp)/c/batches.meta.txt: symbolic link to nothing readable")
+        // ... and one that names a class twice is bad data.
+        try FileManager.default.removeItem(atPath: "\(tmp)/c/batches.meta.txt")
+        try String(repeating: "a\n", count: 10).write(toFile: "\(tmp)/c/batches.meta.txt", atomically: false, encoding: .utf8)
+        assertFails(try sh("tensor-load \(tmp)/c/data_batch_1.bin"), status: 65, prefix: "tensor-load: \(tmp)/c/batches.meta.txt: class name list names 'a' twice")
+
+        // --classes: labels the input named no classes for are checked (70000 and -1 passed);
+        // an @file with CRLF line ends is one name a line; a name with a line break, or a file
+        // that is not UTF-8, is refused.
+        try "a,label\n1,0\n2,70000\n".write(toFile: "\(tmp)/big.csv", atomically: false, encoding: .utf8)
+        assertFails(try sh("tensor-load --label label --classes cat,dog \(tmp)/big.csv -o \(tmp)/o.tns"), status: 65,
+                    prefix: "tensor-load: \(tmp)/big.csv: sample 1: label 70000 is outside the 2 classes --classes names")
+        try "a,label\n1,0\n2,2\n".write(toFile: "\(tmp)/l3.csv", atomically: false, encoding: .utf8)
+        try "cat\r\ndog\r\nfish\r\n".write(toFile: "\(tmp)/crlf.txt", atomically: false, encoding: .utf8)
+        XCTAssertTrue(try sh("tensor-load --label label --classes @\(tmp)/crlf.txt \(tmp)/l3.csv | tensor-show").stdoutText.contains("y.classes: cat, dog, fish\n"))
+        assertFails(try sh("tensor-load --label label --classes \"$(printf 'cat\\ndog,bird,fish')\" \(tmp)/l3.csv"), status: 64,
+                    prefix: "tensor-load: --classes: a name holds a line break or control character")
+        try Data([0x63, 0x61, 0x74, 0x0A, 0xFF, 0x0A]).write(to: URL(fileURLWithPath: "\(tmp)/bad.txt"))
+        assertFails(try sh("tensor-load --label label --classes @\(tmp)/bad.txt \(tmp)/l3.csv"), status: 65, prefix: "tensor-load: \(tmp)/bad.txt: class list is not UTF-8 text")
+
+        // A control character is shown escaped once: the printer escaped the message's own
+        // escapes again ('1\\x00junk').
+        try Data(Array("a,b\n1".utf8) + [0] + Array("junk,2\n".utf8)).write(to: URL(fileURLWithPath: "\(tmp)/nul.csv"))
+        XCTAssertEqual(try sh("tensor-load \(tmp)/nul.csv").stderrLines, ["tensor-load: \(tmp)/nul.csv: line 2, column 1 (a): '1\\x00junk' is not a number"])
+        // Standard input named twice; an .npz given a field name; zero samples.
+        assertFails(try sh("tensor-load x=- y=- < \(labels)"), status: 64, prefix: "tensor-load: -: standard input is named twice")
+        assertFails(try sh("tensor-load x=\(testdata("npz/xy.npz"))"), status: 64, prefix: "tensor-load: \(testdata("npz/xy.npz")): an .npz names its own fields")
+        try Data([0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28]).write(to: URL(fileURLWithPath: "\(tmp)/zero.idx"))
+        assertFails(try sh("tensor-load \(tmp)/zero.idx -o \(tmp)/o.tns"), status: 65, prefix: "tensor-load: \(tmp)/zero.idx: holds no samples")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/o.tns"))
+    }
+
     func testPNGGridIsAValidPNGOfTheRightSize() throws {
         let r = try sh("tensor-load x=\(images) | tensor-show --png \(tmp)/g.png -n 9")
         XCTAssertEqual(r.status, 0, r.stderr)
