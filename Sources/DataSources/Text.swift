@@ -350,6 +350,8 @@ public final class TextSource: SampleSource {
     private var classOf: [Int64] = []
     private var position = 0
     private var row: [Int32]
+    /// Tokens written, and those the vocabulary knows: none of either is a data set of nothing.
+    private var tokens = 0, known = 0
 
     /// `classesFrom` names where the class list came from, for the message about a label
     /// that is not in it.
@@ -387,18 +389,27 @@ public final class TextSource: SampleSource {
 
     public func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int {
         let n = min(max, corpus.count - position)
-        guard n > 0 else { return 0 }
+        guard n > 0 else {
+            let ended = position == corpus.count && position > 0
+            if ended && tokens == 0 { throw DataError(name, "no document holds a token: every one is empty") }
+            if ended && known == 0 {
+                throw DataError(name, "no token of the text is in the vocabulary: every id is 'unknown' (a vocabulary of another text or tokenizer?)")
+            }
+            return 0
+        }
         let lenField = into[corpus.hasLabels ? 2 : 1]
         for k in 0..<n {
             let d = position + k
             let got = row.withUnsafeMutableBufferPointer { p -> Int in
                 let got = vocabulary.encode(corpus.text(d), into: p.baseAddress!, max: maxLength)
                 for j in got..<maxLength { p[j] = Vocabulary.padding }
+                for j in 0..<got where p[j] != Vocabulary.unknown { known += 1 }
                 return got
             }
             row.withUnsafeBytes { into[0].advanced(by: k * maxLength * 4).copyMemory(from: $0.baseAddress!, byteCount: maxLength * 4) }
             if corpus.hasLabels { into[1].storeBytes(of: classOf[d], toByteOffset: 8 * k, as: Int64.self) }
             lenField.storeBytes(of: Int32(got), toByteOffset: 4 * k, as: Int32.self)
+            tokens += got
         }
         position += n
         return n

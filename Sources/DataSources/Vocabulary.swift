@@ -351,6 +351,8 @@ public final class Vocabulary {
             }
         }
         if let (ln, _) = lines.peekLine() { throw fail(ln, "unexpected text after the last section") }
+        // Every id would be 'unknown': nothing to learn from.
+        guard !tokens.isEmpty else { throw DataError(name, "the vocabulary holds no tokens") }
         return Vocabulary(kind: kind, classes: classes, tokens: tokens, merges: merges)
     }
 

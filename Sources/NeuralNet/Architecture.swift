@@ -108,7 +108,10 @@ public enum Architecture {
         var act: LayerSpec?
         for t in w.dropFirst() {
             if let eq = t.firstIndex(of: "=") {
-                options[String(t[..<eq])] = String(t[t.index(after: eq)...])
+                let key = String(t[..<eq])
+                guard options.updateValue(String(t[t.index(after: eq)...]), forKey: key) == nil else {
+                    throw ArchitectureError(line: line, message: "option '\(escapedForDisplay(key))' given twice for \(w[0])")
+                }
             } else if let a = ActivationKind(rawValue: t) {
                 guard act == nil else { throw ArchitectureError(line: line, message: "two activations") }
                 act = .activation(a, alpha: 0.01)

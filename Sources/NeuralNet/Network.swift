@@ -164,7 +164,8 @@ public final class Network<T: Real> {
         }
         var total = 0
         var sl: [(Int, Int)] = []
-        for l in ls {
+        for (i, l) in ls.enumerated() {
+            if ls.count == body.count { (current, line) = (body[i], i + 1) }  // name the layer that overflows
             sl.append((total, l.trainableCount))
             guard let t = checkedAdd(total, l.parameterCount), t <= 1 << 30 else { throw fail("more than 2^30 parameters") }
             total = t
@@ -350,6 +351,13 @@ public func firstInvalidToken(_ x: UnsafePointer<Float>, count: Int, vocabulary 
         if !(t >= 0 && t < Float(v)) || t.rounded(.towardZero) != t { return i }
     }
     return nil
+}
+
+/// Element `i` of a payload as the data holds it, for a message: an integer as an integer
+/// (its f32 copy printed 28 as 28.0, and 2147483647 as 2.1474836e+09).
+public func elementText(_ p: UnsafeRawPointer, _ i: Int, dtype: DType) -> String {
+    if let v = p.integerElement(i, dtype) { return String(v) }
+    return dtype == .f64 ? String(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) : String(p.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
 }
 
 /// The weights of a model file do not fit its architecture, which has this many parameters.

@@ -129,7 +129,7 @@ public final class Predictor {
             throw ModelError(name, "field '\(model.inputField)' sample \(firstSample + bad / s) holds a NaN or infinity")
         }
         if let v = net.tokenVocabulary, let bad = firstInvalidToken(x.pointer, count: count * s, vocabulary: v) {
-            throw ModelError(name, "field '\(model.inputField)' sample \(firstSample + bad / s): \(x.pointer[bad]) is not a token id of the model's vocabulary of \(v)")
+            throw ModelError(name, "field '\(model.inputField)' sample \(firstSample + bad / s): \(elementText(payload.baseAddress!, bad, dtype: dtype)) is not a token id of the model's vocabulary of \(v)")
         }
         if let (payload, ldtype) = lengths {
             if lens.count < count {

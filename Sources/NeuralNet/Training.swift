@@ -191,7 +191,7 @@ public final class DatasetStream {
             throw ModelError(name, "field '\(input)' sample \(first + bad / xs) holds a NaN or infinity")
         }
         if let v = tokens, let bad = d.x.withUnsafeBufferPointer({ firstInvalidToken($0.baseAddress! + base * xs, count: n * xs, vocabulary: v) }) {
-            throw ModelError(name, "field '\(input)' sample \(first + bad / xs): \(d.x[base * xs + bad]) is not a token id of the model's vocabulary of \(v)")
+            throw ModelError(name, "field '\(input)' sample \(first + bad / xs): \(elementText(xsrc, bad, dtype: xf.dtype)) is not a token id of the model's vocabulary of \(v)")
         }
         if let li {
             d.lengths.append(contentsOf: repeatElement(0, count: n))

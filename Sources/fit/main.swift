@@ -229,12 +229,27 @@ struct Fit: ParsableCommand {
                 }
                 if task != .classification { classes = task == .binary ? (schema.classes(of: target) ?? ["0", "1"]) : [] }
                 do {
-                    let vocabulary = schema.metadata("\(input).vocab-size").flatMap { Int($0) } ?? 0
+                    var vocabulary = 0
+                    if let v = schema.metadata("\(input).vocab-size") {
+                        // The same range as the architecture's vocab=; a hand-edited value overflowed.
+                        guard let n = Int(v), (2...(1 << 24)).contains(n) else {
+                            throw ToolFailure(reader.source.name, "\(input).vocab-size '\(v)' is not a vocabulary size (2…16777216)")
+                        }
+                        vocabulary = n
+                    }
                     m = try Model(architecture: arch, inputShape: xf.shape.dims.isEmpty ? [1] : xf.shape.dims, inputField: input,
                                   inputDType: xf.dtype, targetField: target, classes: classes, task: task, optimizer: opt,
                                   vocabulary: vocabulary)
                 } catch let e as ArchitectureError {
                     throw ToolFailure(model!, "\(e.location): \(e.problem)")
+                }
+                // Token ids are indices, not quantities: a network that takes them for numbers
+                // trains on nothing (and would take any vocabulary's ids at predict time).
+                if m.network.tokenVocabulary == nil, schema.metadata("\(input).vocabulary") != nil || schema.metadata("\(input).vocab-size") != nil {
+                    throw ToolFailure(model!, "field '\(input)' holds token ids (\(input).vocabulary); start the network with 'embedding N'")
+                }
+                if let length, length == input || length == target {
+                    throw UsageError("'\(length)' is the \(length == input ? "input" : "target") field, not sequence lengths", location: "--length")
                 }
                 m.network.initialize(seed: seed, scheme: InitScheme(rawValue: initialization ?? "glorot")!)
                 m.vocabulary = m.network.tokenVocabulary == nil ? nil : schema.metadata("\(input).vocabulary")

@@ -96,6 +96,13 @@ struct Normalize: ParsableCommand {
             var steps: [(field: String, spec: NormalizeSpec)] = []
             var saved: [StatisticsFile.Entry] = []
             var spill: SpillFile?
+            // Token ids are indices into a vocabulary: scaled, they are ids of nothing.
+            func refuseTokenIDs(_ name: String) throws {
+                if reader.schema.metadata("\(name).vocabulary") != nil {
+                    throw ToolFailure(reader.source.name, "field '\(name)' holds token ids (\(name).vocabulary), which normalizing would make into other numbers")
+                }
+            }
+            for name in names where load == nil { try refuseTokenIDs(name) }
 
             if let load {
                 let stats = try StatisticsFile.read(try FileSource.open(load))
@@ -104,6 +111,7 @@ struct Normalize: ParsableCommand {
                     guard let f = reader.schema.field(name) else {
                         throw ToolFailure(reader.source.name, "no field '\(name)', which \(load) normalizes")
                     }
+                    try refuseTokenIDs(name)
                     guard f.dtype == e.field.dtype, f.shape == e.field.shape else {
                         throw ToolFailure(reader.source.name, "field '\(name)' is \(f.dtype) \(f.shape) but \(load) was learned on \(e.field.dtype) \(e.field.shape)")
                     }

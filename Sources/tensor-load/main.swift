@@ -186,8 +186,12 @@ struct TensorLoad: ParsableCommand {
                 if names.isEmpty || names.contains(where: \.isEmpty) { throw UsageError("takes non-empty names", location: "--classes") }
             }
             let k = kind ?? .word
+            let least = minCount ?? k.defaultMinCount
             vocabulary = Vocabulary.learn(k, texts: corpus.texts, classes: names,
-                                          maxSize: vocabSize ?? k.defaultVocabSize, minCount: minCount ?? k.defaultMinCount)
+                                          maxSize: vocabSize ?? k.defaultVocabSize, minCount: least)
+            if vocabulary.size <= 2 {
+                throw ToolFailure(corpus.name, "learned no tokens: no \(k == .bpe ? "symbol" : k == .char ? "character" : "word") occurs \(least) times (--min-count)")
+            }
         }
         let source = try TextSource(corpus: corpus, vocabulary: vocabulary, maxLength: maxLen, classesFrom: classesFrom)
 

@@ -50,7 +50,7 @@ final class SequenceToolTests: XCTestCase {
     func testPredictRefusesTokensOfAnotherVocabulary() throws {
         XCTAssertEqual(try sh("fit --model lstm-text --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
         // the test text tokenized with a vocabulary learnt from itself: same shapes, other ids
-        XCTAssertEqual(try sh("tensor-load --text \(test) --max-len 12 --save-vocab \(tmp)/other.vocab -o \(tmp)/other.tns").status, 0)
+        XCTAssertEqual(try sh("tensor-load --text \(test) --max-len 12 --min-count 1 --save-vocab \(tmp)/other.vocab -o \(tmp)/other.tns").status, 0)
         assertFails(try sh("predict -m \(tmp)/m.model \(tmp)/other.tns"), status: 65, prefix: "predict: \(tmp)/other.tns: field 'x' has vocabulary (word ")
         // and input with no vocabulary record at all
         XCTAssertEqual(try sh("tensor-cat --fields x,y,len \(tmp)/test.tns | tensor-show --npz \(tmp)/t.npz && tensor-load \(tmp)/t.npz -o \(tmp)/bare.tns").status, 0)
@@ -84,6 +84,55 @@ final class SequenceToolTests: XCTestCase {
         // --length on a network without a layer over time is a usage error
         assertFails(try sh("fit --model 'embedding 8; dense classes' --length len --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns"), status: 64,
                     prefix: "fit: embedding 8; dense classes: --length: this network has no layer over time")
+    }
+
+    func testTextPipelineMistakesFoundByTheAudit() throws {
+        // A network that takes token ids for quantities trains on nothing, and would take any
+        // vocabulary's ids at predict time.
+        assertFails(try sh("fit --model 'dense 16 relu; dense classes' --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns"), status: 65,
+                    prefix: "fit: dense 16 relu; dense classes: field 'x' holds token ids (x.vocabulary); start the network with 'embedding N'")
+        // The label as the sequence lengths: perfect "predictions" of the label.
+        assertFails(try sh("fit --model lstm-text --length y --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns"), status: 64,
+                    prefix: "fit: --length: 'y' is the target field, not sequence lengths")
+        // A hand-edited vocabulary size overflowed the embedding's size (a trap, 132).
+        let (schema, _, data) = try readAll(Array(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/train.tns"))))
+        var meta = schema.metadata.filter { $0.key != "x.vocab-size" }
+        meta.append(("x.vocab-size", "9223372036854775807"))
+        try Data(try makeStream(Schema(fields: schema.fields, metadata: meta), batches: [(8, data)])).write(to: URL(fileURLWithPath: "\(tmp)/huge.tns"))
+        assertFails(try sh("fit --model lstm-text --epochs 1 -q -o \(tmp)/m.model \(tmp)/huge.tns"), status: 65,
+                    prefix: "fit: \(tmp)/huge.tns: x.vocab-size '9223372036854775807' is not a vocabulary size (2…16777216)")
+        // A layer too large is named, not the last layer.
+        assertFails(try sh("fit --model 'embedding 65536 vocab=65536; lstm 4; dense classes' --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns"), status: 65,
+                    prefix: "fit: embedding 65536 vocab=65536; lstm 4; dense classes: layer 'embedding 65536 vocab=65536': more than 2^30 parameters")
+        // An option given twice in the architecture: the last one won.
+        assertFails(try sh("fit --model 'embedding 4 vocab=28 vocab=29; lstm 4; dense classes' -q -o \(tmp)/m.model \(tmp)/train.tns"), status: 65,
+                    prefix: "fit: ", contains: "option 'vocab' given twice for embedding")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m.model"))
+        // A token id is shown as the data holds it (2147483647, not 2.1474836e+09).
+        var x = data[0]
+        x.withUnsafeMutableBytes { $0.storeBytes(of: Int32.max, toByteOffset: 0, as: Int32.self) }
+        try Data(try makeStream(schema, batches: [(8, [x] + data.dropFirst())])).write(to: URL(fileURLWithPath: "\(tmp)/big-id.tns"))
+        XCTAssertEqual(try sh("fit --model lstm-text --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        assertFails(try sh("predict -m \(tmp)/m.model \(tmp)/big-id.tns"), status: 65,
+                    prefix: "predict: \(tmp)/big-id.tns: field 'x' sample 0: 2147483647 is not a token id of the model's vocabulary of ")
+        // normalize made token ids into fractions that still claimed the vocabulary.
+        assertFails(try sh("normalize --standardize \(tmp)/train.tns"), status: 65,
+                    prefix: "normalize: \(tmp)/train.tns: field 'x' holds token ids (x.vocabulary)")
+        // A vocabulary of nothing, and documents of nothing.
+        assertFails(try sh("tensor-load --text \(train) --max-len 12 --min-count 100000 -o \(tmp)/o.tns"), status: 65,
+                    prefix: "tensor-load: \(train): learned no tokens: no word occurs 100000 times (--min-count)")
+        try "pos\t\nneg\t   \n".write(toFile: "\(tmp)/empty.tsv", atomically: false, encoding: .utf8)
+        assertFails(try sh("tensor-load --text \(tmp)/empty.tsv --vocab \(tmp)/v.vocab --max-len 12 -o \(tmp)/o.tns"), status: 65,
+                    prefix: "tensor-load: \(tmp)/empty.tsv: no document holds a token")
+        try "pos\tzzzz qqqq\n".write(toFile: "\(tmp)/unknown.tsv", atomically: false, encoding: .utf8)
+        assertFails(try sh("tensor-load --text \(tmp)/unknown.tsv --vocab \(tmp)/v.vocab --max-len 12 -o \(tmp)/o.tns"), status: 65,
+                    prefix: "tensor-load: \(tmp)/unknown.tsv: no token of the text is in the vocabulary")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/o.tns"))
+        let v = try String(contentsOfFile: "\(tmp)/v.vocab", encoding: .utf8)
+        let none = v[..<v.range(of: "\ntokens ")!.lowerBound] + "\ntokens 0\n"
+        try none.write(toFile: "\(tmp)/none.vocab", atomically: false, encoding: .utf8)
+        assertFails(try sh("tensor-load --text \(test) --vocab \(tmp)/none.vocab --max-len 12 -o \(tmp)/o.tns"), status: 65,
+                    prefix: "tensor-load: \(tmp)/none.vocab: the vocabulary holds no tokens")
     }
 
     func testImagesReadAsRows() throws {

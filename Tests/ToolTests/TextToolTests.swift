@@ -121,7 +121,7 @@ final class TextToolTests: XCTestCase {
             ("--text \(testdata("text/empty-label.tsv")) \(out)", 65, "\(testdata("text/empty-label.tsv")):4: empty label"),
             ("--text \(testdata("text/reviews-unknown.tsv")) \(apply)", 65,
              "\(testdata("text/reviews-unknown.tsv")):2: label 'angry' is not one of the 3 classes of \(tmp)/good.vocab"),
-            ("--text \(testdata("text/reviews-unknown.tsv")) --classes neg,pos \(out)", 65,
+            ("--text \(testdata("text/reviews-unknown.tsv")) --classes neg,pos --min-count 1 \(out)", 65,
              "\(testdata("text/reviews-unknown.tsv")):2: label 'angry' is not one of the 2 classes of --classes"),
             ("--text \(train) --tokenizer bpe \(apply)", 64, "--tokenizer bpe: \(tmp)/good.vocab is a word vocabulary"),
             ("--text \(train) --vocab \(tmp)/good.vocab \(out)", 64, "--vocab: "),
