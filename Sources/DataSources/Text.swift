@@ -137,6 +137,10 @@ public final class TextCorpus {
     /// `LABEL<TAB>TEXT` lines; the label is trimmed of blanks, the text kept as it is.
     public static func parseLines(_ bytes: [UInt8], name: String) throws -> TextCorpus {
         let corpus = TextCorpus(name: name, bytes: bytes, hasLabels: true)
+        // Lines ended by CR alone (classic Mac) would read as one document.
+        if bytes.contains(13), !bytes.contains(10) {
+            throw DataError(name, "lines end in CR alone; LABEL<TAB>TEXT lines end in LF (or CRLF)")
+        }
         var pos = hasBOM(bytes) ? 3 : 0
         var line = 0
         while pos < bytes.count {

@@ -284,6 +284,7 @@ public final class Vocabulary {
         func fail(_ line: Int, _ what: String) -> DataError { DataError("\(name):\(line)", what) }
 
         let (l1, head) = try lines.next(what: "the header line")
+        if head.hasSuffix("\r") { throw fail(l1, "lines end in CRLF; a vocabulary file's end in LF (was it edited on Windows?)") }
         let parts = head.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == magic else {
             throw fail(l1, "not a vocabulary file (expected '\(magic) \(version) char|word|bpe')")

@@ -371,6 +371,16 @@ final class TextTests: XCTestCase {
         }
     }
 
+    func testLineEndsThatWouldMisreadAreNamed() throws {
+        // CR alone read as one document; a CRLF vocabulary said "unknown tokenizer 'word\r'".
+        XCTAssertThrowsError(try TextCorpus.parseLines(Array("pos\thello\rneg\tbye\r".utf8), name: "t")) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.problem, "lines end in CR alone; LABEL<TAB>TEXT lines end in LF (or CRLF)")
+        }
+        let v = learn(.word, ["a b a b"], classes: ["x"])
+        let crlf = String(decoding: v.serialized(), as: UTF8.self).replacingOccurrences(of: "\n", with: "\r\n")
+        assertBadVocab(crlf, line: 1, "lines end in CRLF")
+    }
+
     func testDirectoryOfClassesWithALinkToNothing() throws {
         let root = try makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
