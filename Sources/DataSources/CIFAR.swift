@@ -189,7 +189,8 @@ final class CIFARRecords: SampleSource {
             f.append(Field(name: "y_coarse", dtype: .u8, shape: Shape([])))
             m.append(("y_coarse.classes", coarse.joined(separator: "\n")))
         }
-        m.append(("x.source", name))
+        // Every field names the input it came from.
+        for field in f { m.append(("\(field.name).source", name)) }
         fields = f
         metadata = m
         classCount = classes.count

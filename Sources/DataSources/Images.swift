@@ -192,7 +192,7 @@ public final class ImageFolderSource: SampleSource {
         shape = Shape([img.height, img.width, img.channels])
         fields = [Field(name: field, dtype: .u8, shape: shape),
                   Field(name: "y", dtype: classes.count <= 256 ? .u8 : .i64, shape: Shape([]))]
-        metadata = [("y.classes", classes.map(\.name).joined(separator: "\n")), ("\(field).source", path)]
+        metadata = [("y.classes", classes.map(\.name).joined(separator: "\n")), ("\(field).source", path), ("y.source", path)]
     }
 
     public func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int {

@@ -53,8 +53,10 @@ public enum Loader {
         if specs.filter({ $0.path == "-" }).count > 1 {
             throw DataError("-", "standard input is named twice; it can be read once", kind: .usage)
         }
-        let opened = try specs.map { try openDetecting($0, options: options) }
-        let formats = Set(opened.map(\.format))
+        // Formats first, from the first bytes and names: an option no input takes is refused
+        // before any input is parsed (--channels on a CSV said its text was not a number).
+        let detected = try specs.map { ($0, try detectFormat($0, options: options)) }
+        let formats = Set(detected.map(\.1.format))
         let applies: [(String, Bool, Set<InputFormat>)] = [("--label", options.label != nil, [.csv, .tsv]),
                                                             ("--delimiter", options.delimiter != nil, [.csv, .tsv]),
                                                             ("--split", options.split != nil, [.cifar10, .cifar100]),
@@ -63,20 +65,30 @@ public enum Loader {
             let read = formats.map(\.rawValue).sorted().joined(separator: ", ")
             throw DataError(option, "is for \(kinds.map(\.rawValue).sorted().joined(separator: " or ")) input, and the input is \(read)", kind: .usage)
         }
-        return opened.map(\.source)
+        return try detected.map { spec, d in try open(spec, d, options: options) }
     }
 
     static func openDetecting(_ spec: InputSpec, options: LoadOptions) throws -> (source: SampleSource, format: InputFormat) {
+        let d = try detectFormat(spec, options: options)
+        return (try open(spec, d, options: options), d.format)
+    }
+
+    /// The input's format, and its opened bytes (nil for a directory of images).
+    static func detectFormat(_ spec: InputSpec, options: LoadOptions) throws -> (src: PeekableSource?, format: InputFormat) {
         var isDir: ObjCBool = false
         if spec.path != "-", FileManager.default.fileExists(atPath: spec.path, isDirectory: &isDir), isDir.boolValue {
             guard options.format == nil || options.format == .image else {
                 throw DataError(spec.path, "is a directory (only --format image reads directories)")
             }
-            return (try ImageFolderSource(path: spec.path, field: spec.field ?? "x", channels: options.channels), .image)
+            return (nil, .image)
         }
         let src = try openDecompressed(spec.path)
-        let format = try options.format ?? detect(src, path: spec.path)
-        return (try open(src, format: format, spec: spec, options: options), format)
+        return (src, try options.format ?? detect(src, path: spec.path))
+    }
+
+    static func open(_ spec: InputSpec, _ d: (src: PeekableSource?, format: InputFormat), options: LoadOptions) throws -> SampleSource {
+        guard let src = d.src else { return try ImageFolderSource(path: spec.path, field: spec.field ?? "x", channels: options.channels) }
+        return try open(src, format: d.format, spec: spec, options: options)
     }
 
     static func open(_ src: PeekableSource, format: InputFormat, spec: InputSpec, options: LoadOptions) throws -> SampleSource {
@@ -93,7 +105,7 @@ public enum Loader {
             if single != nil { throw DataError(spec.path, "an .npz names its own fields; drop the '\(single!)=' prefix", kind: .usage) }
             return try NPZReader.source(src)
         case .cifar10, .cifar100:
-            if single != nil { throw DataError(spec.path, "CIFAR data has fields x and y; drop the '\(single!)=' prefix") }
+            if single != nil { throw DataError(spec.path, "CIFAR data has fields x and y; drop the '\(single!)=' prefix", kind: .usage) }
             return try CIFARReader.source(src, path: spec.path, variant: format, split: options.split)
         case .image:
             return try ImageFileSource(source: src, field: single ?? "x", channels: options.channels)

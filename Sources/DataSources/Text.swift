@@ -385,8 +385,10 @@ public final class TextSource: SampleSource {
             }
             fs.append(Field(name: "y", dtype: .i64, shape: Shape([])))
             meta.append(("y.classes", vocabulary.classes.joined(separator: "\n")))
+            meta.append(("y.source", corpus.name))
         }
         fs.append(Field(name: "len", dtype: .i32, shape: Shape([])))
+        meta.append(("len.source", corpus.name))
         fields = fs
         metadata = meta
     }

@@ -14,7 +14,11 @@ extension ParsableCommand {
                 print(fullMessage(for: error))  // --help, --version
                 Glibc.exit(ExitStatus.ok)
             }
-            writeStandardError("\(name): \(usageProblem(message(for: error), arguments: arguments)) (see \(name) --help)\n")
+            // ArgumentParser runs validate() before it reports an unknown option, so `normalize
+            // --bogus` said "choose one of --scale, …": name the unknown option first.
+            let problem = unknownOption(in: arguments, help: helpMessage()).map { "unknown option '\($0)'" }
+                ?? usageProblem(message(for: error), arguments: arguments)
+            writeStandardError("\(name): \(problem) (see \(name) --help)\n")
             Glibc.exit(ExitStatus.usage)
         }
         do {
@@ -42,4 +46,27 @@ func usageProblem(_ message: String, arguments: [String]) -> String {
     // "Unknown option" → "unknown option", as the tools' own messages read.
     if let first = text.first, first.isUppercase, text.dropFirst().first?.isLowercase == true { text = first.lowercased() + text.dropFirst() }
     return text
+}
+
+/// The first argument that looks like an option but that `help` does not list, or nil.
+/// Arguments after `--`, and values that follow an option, cannot be told apart from operands
+/// here: only words that begin with `--` (name up to `=`) or a single-letter `-x` are checked.
+func unknownOption(in arguments: [String], help: String) -> String? {
+    var known = Set<String>()
+    var word = ""
+    for c in help + " " {
+        if c == "-" || c.isLetter || c.isNumber {
+            word.append(c)
+        } else {
+            if word.hasPrefix("-") { known.insert(word) }
+            word = ""
+        }
+    }
+    for a in arguments {
+        if a == "--" { break }
+        let name = a.hasPrefix("--") ? String(a.prefix { $0 != "=" }) : a
+        let isOption = (name.hasPrefix("--") && name.count > 2) || (name.count == 2 && name.hasPrefix("-") && name.last!.isLetter)
+        if isOption && !known.contains(name) { return name }
+    }
+    return nil
 }

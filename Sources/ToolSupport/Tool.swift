@@ -137,14 +137,15 @@ public final class Output {
     }
 
     /// Opens `-o path` (atomic) or stdout when `path` is nil or "-". Binary output to a terminal
-    /// is refused with a hint; a closed stdout is an I/O error.
-    public static func open(_ path: String?, binary: Bool = true) throws -> Output {
+    /// is refused with a hint (`what` names the output, `hint` the way to a file); a closed
+    /// stdout is an I/O error.
+    public static func open(_ path: String?, binary: Bool = true, what: String = "a binary stream",
+                            hint: String = "pipe it into a tool (| tensor-show) or use -o FILE") throws -> Output {
         let p = path ?? "-"
         guard !p.isEmpty else { throw UsageError("an empty name for an output file", location: "''") }
         let (sink, atomic) = try openOutputFile(p)
         if isStandardOutput(p) && binary && isatty(1) == 1 {
-            throw UsageError("refusing to write a binary stream to a terminal; pipe it into a tool (| tensor-show) or use -o FILE",
-                             location: "stdout")
+            throw UsageError("refusing to write \(what) to a terminal; \(hint)", location: "stdout")
         }
         return Output(sink: sink, atomic: atomic)
     }

@@ -27,7 +27,7 @@ struct Fit: ParsableCommand {
           fit --model 'dense 64 relu; dense classes' --lr 0.01 --optimizer sgd \\
             -o m.model < train.tns
           fit --resume fashion.model --epochs 2 -o fashion.model < train.tns
-          tensor-load --text train.tsv --tokenizer word --save-vocab v.vocab \\
+          tensor-load --text train.tsv --max-len 16 --save-vocab v.vocab \\
             | fit --model lstm-text --epochs 3 -o text.model
         """,
         version: toolVersion)
@@ -80,7 +80,7 @@ struct Fit: ParsableCommand {
     @Option(help: ArgumentHelp("Weight initialization: glorot (Keras's default), he, or pytorch (PyTorch's default).", valueName: "scheme"))
     var initialization: String?
 
-    @Option(help: ArgumentHelp("Loss: ce (integer labels), bce (0/1 labels, one output), mse (float targets).", valueName: "loss"))
+    @Option(help: ArgumentHelp("Loss: ce (integer labels, or one-hot rows), bce (0/1 labels, one output), mse (float targets).", valueName: "loss"))
     var loss: String?
 
     @Option(help: ArgumentHelp("The input field (default x).", valueName: "name"))

@@ -53,6 +53,7 @@ struct TensorShow: ParsableCommand {
         let modes = [count, csv, npz != nil, png != nil].filter { $0 }.count
         if modes > 1 { throw ValidationError("choose one of --count, --csv, --npz, --png") }
         if let n, n < 0 { throw ValidationError("-n takes a count ≥ 0") }
+        if n == 0 && png != nil { throw ValidationError("-n 0 draws nothing: --png takes 1 or more samples") }
         if n != nil && (count || csv || npz != nil) { throw ValidationError("-n does not go with --count, --csv or --npz, which take every sample") }
         if field != "x" && png == nil { throw ValidationError("--field goes with --png") }
         try refuseSharedFiles(outputs: [("--npz", npz), ("--png", png)], inputs: (files.isEmpty ? ["-"] : files).map { ("the input", $0) })
@@ -86,7 +87,7 @@ struct TensorShow: ParsableCommand {
                 let grid = try ImageGrid(field: reader.schema.fields[fi], limit: n ?? 64)
                 while let b = try reader.next() { if !grid.isFull { grid.add(b.field(fi), count: b.count) } }
                 let bytes = try grid.png()
-                let out = try Output.open(png)
+                let out = try Output.open(png, what: "a PNG image", hint: "redirect it (> grid.png) or name a file with --png FILE")
                 do {
                     try bytes.withUnsafeBytes { try out.sink.write($0) }
                     try out.commit()

@@ -501,6 +501,10 @@ final class RobustnessTests: XCTestCase {
             XCTAssertEqual(r.status, 64, "\(w): \(r.stdoutText)")
             XCTAssertTrue(r.stdoutText.contains("\(tool(w)): stdout: refusing to write a binary stream to a terminal"), r.stdoutText)
         }
+        // A PNG is not a stream to pipe into tensor-show.
+        let png = try sh("script -qec 'tensor-show --png - train.tns' /dev/null", cwd: tmp)
+        XCTAssertEqual(png.status, 64, png.stdoutText)
+        XCTAssertTrue(png.stdoutText.contains("tensor-show: stdout: refusing to write a PNG image to a terminal; redirect it (> grid.png)"), png.stdoutText)
     }
 
     func testEveryWriterIsQuietWhenTheReaderGoesAway() throws {

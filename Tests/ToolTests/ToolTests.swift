@@ -140,6 +140,8 @@ final class ToolTests: XCTestCase {
             ("--delimiter ';' x=\(images)", "tensor-load: --delimiter: is for csv or tsv input, and the input is idx"),
             ("--split test \(testdata("images/gray-4x3.png"))", "tensor-load: --split: is for cifar10 or cifar100 input, and the input is image"),
             ("--label species --channels 3 \(testdata("csv/iris-small.csv"))", "tensor-load: --channels: is for image input, and the input is csv"),
+            // refused before the CSV is parsed: its text labels said 'setosa' is not a number
+            ("--channels 3 \(testdata("csv/iris-small.csv"))", "tensor-load: --channels: is for image input, and the input is csv"),
             // a single CIFAR batch is read whole: --split test returned training data
             ("--split test \(testdata("cifar/data_batch_1.bin"))", "tensor-load: --split: chooses the batches of a CIFAR archive"),
             ("--text \(testdata("text/reviews.csv")) --max-len 4 --channels 3", "tensor-load: --channels: is not for text input"),
@@ -230,6 +232,12 @@ final class ToolTests: XCTestCase {
         XCTAssertEqual(try sh("tensor-load --format nonsense x").status, 64)
         XCTAssertEqual(try sh("tensor-show --csv --count").status, 64)
         XCTAssertEqual(try sh("tensor-load --bogus").status, 64)
+        // An unknown option is named even when a check of the options would fail too: these
+        // said "choose one of --scale, …" and "give --model SPEC".
+        assertFails(try sh("normalize --bogus </dev/null"), status: 64, prefix: "normalize: unknown option '--bogus' (see normalize --help)")
+        assertFails(try sh("fit --bogus -o \(tmp)/m.model </dev/null"), status: 64, prefix: "fit: unknown option '--bogus' (see fit --help)")
+        // -n 0 draws nothing; a PNG for a terminal is not told to pipe into tensor-show.
+        assertFails(try sh("tensor-show --png \(tmp)/g.png -n 0 </dev/null"), status: 64, prefix: "tensor-show: -n 0 draws nothing")
     }
 
     func testHelpAndVersion() throws {
