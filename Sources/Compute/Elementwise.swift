@@ -67,6 +67,46 @@ public func sigmoidInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     while i < n { x[i] = 1 / (1 + expf(-x[i])); i += 1 }
 }
 
+/// One LSTM step of one sample, its gates in one pass: `a` holds the input projections of the
+/// gates i, f, g, o (H each) and `z` the recurrent ones, which are added; on return `a` holds
+/// σ(i), σ(f), tanh(g), σ(o) (the backward pass reads them), c = σ(f)·cPrev + σ(i)·tanh(g)
+/// and h = σ(o)·tanh(c). The same arithmetic as sigmoidInPlace and tanhInPlace over each gate
+/// in turn, without five more passes over the gates.
+public func lstmStep(_ a: UnsafeMutablePointer<Float>, _ z: UnsafePointer<Float>, hidden H: Int,
+                     cPrev: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>) {
+    let ar = UnsafeMutableRawPointer(a), zr = UnsafeRawPointer(z)
+    let pr = UnsafeRawPointer(cPrev), cr = UnsafeMutableRawPointer(c), hr = UnsafeMutableRawPointer(h)
+    @inline(__always) func load(_ gate: Int, _ j: Int) -> SIMD8<Float> {
+        ar.loadUnaligned(fromByteOffset: 4 * (gate * H + j), as: SIMD8<Float>.self)
+            + zr.loadUnaligned(fromByteOffset: 4 * (gate * H + j), as: SIMD8<Float>.self)
+    }
+    var j = 0
+    while j + 8 <= H {
+        let i = 1 / (1 + expSIMD(-load(0, j)))
+        let f = 1 / (1 + expSIMD(-load(1, j)))
+        let g = 1 - 2 / (expSIMD(2 * load(2, j)) + 1)
+        let o = 1 / (1 + expSIMD(-load(3, j)))
+        let cj = f * pr.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self) + i * g
+        ar.storeBytes(of: i, toByteOffset: 4 * j, as: SIMD8<Float>.self)
+        ar.storeBytes(of: f, toByteOffset: 4 * (H + j), as: SIMD8<Float>.self)
+        ar.storeBytes(of: g, toByteOffset: 4 * (2 * H + j), as: SIMD8<Float>.self)
+        ar.storeBytes(of: o, toByteOffset: 4 * (3 * H + j), as: SIMD8<Float>.self)
+        cr.storeBytes(of: cj, toByteOffset: 4 * j, as: SIMD8<Float>.self)
+        hr.storeBytes(of: o * (1 - 2 / (expSIMD(2 * cj) + 1)), toByteOffset: 4 * j, as: SIMD8<Float>.self)
+        j += 8
+    }
+    while j < H {
+        for gate in 0..<4 { a[gate * H + j] += z[gate * H + j] }
+        a[j] = 1 / (1 + expf(-a[j]))
+        a[H + j] = 1 / (1 + expf(-a[H + j]))
+        a[2 * H + j] = 1 - 2 / (expf(2 * a[2 * H + j]) + 1)
+        a[3 * H + j] = 1 / (1 + expf(-a[3 * H + j]))
+        c[j] = a[H + j] * cPrev[j] + a[j] * a[2 * H + j]
+        h[j] = a[3 * H + j] * (1 - 2 / (expf(2 * c[j]) + 1))
+        j += 1
+    }
+}
+
 /// x ← tanh x = 1 − 2/(e^{2x} + 1), in place.
 public func tanhInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     let raw = UnsafeMutableRawPointer(x)

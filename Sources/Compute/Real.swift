@@ -19,6 +19,24 @@ public protocol Real: BinaryFloatingPoint, Sendable where Self.RawSignificand: F
     static func sigmoidInPlace(_ x: UnsafeMutablePointer<Self>, count: Int)
     /// x ← tanh x over `count` values (vectorized for Float).
     static func tanhInPlace(_ x: UnsafeMutablePointer<Self>, count: Int)
+    /// One LSTM step of one sample (see Compute.lstmStep): gates activated in `a`, c and h.
+    static func lstmStep(_ a: UnsafeMutablePointer<Self>, _ z: UnsafePointer<Self>, hidden: Int,
+                         cPrev: UnsafePointer<Self>, c: UnsafeMutablePointer<Self>, h: UnsafeMutablePointer<Self>)
+}
+
+extension Real {
+    /// The gates one after another, as the layer computed them before the fused kernel.
+    public static func lstmStep(_ a: UnsafeMutablePointer<Self>, _ z: UnsafePointer<Self>, hidden H: Int,
+                                cPrev: UnsafePointer<Self>, c: UnsafeMutablePointer<Self>, h: UnsafeMutablePointer<Self>) {
+        for j in 0..<4 * H { a[j] += z[j] }
+        sigmoidInPlace(a, count: 2 * H)
+        tanhInPlace(a + 2 * H, count: H)
+        sigmoidInPlace(a + 3 * H, count: H)
+        for j in 0..<H { c[j] = a[H + j] * cPrev[j] + a[j] * a[2 * H + j] }
+        h.update(from: c, count: H)
+        tanhInPlace(h, count: H)
+        for j in 0..<H { h[j] *= a[3 * H + j] }
+    }
 }
 
 extension Float: Real {
@@ -34,6 +52,11 @@ extension Float: Real {
     @inlinable @inline(__always) public static func sqrt(_ x: Float) -> Float { x.squareRoot() }  // inlined: Adam calls it per weight
     @inline(__always) public static func sigmoidInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) { Compute.sigmoidInPlace(x, count: count) }
     @inline(__always) public static func tanhInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) { Compute.tanhInPlace(x, count: count) }
+    @inline(__always)
+    public static func lstmStep(_ a: UnsafeMutablePointer<Float>, _ z: UnsafePointer<Float>, hidden: Int,
+                                cPrev: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>) {
+        Compute.lstmStep(a, z, hidden: hidden, cPrev: cPrev, c: c, h: h)
+    }
 }
 
 extension Double: Real {

@@ -154,15 +154,8 @@ public final class Recurrent<T: Real>: Layer<T> {
                     T.tanhInPlace(an, count: H)
                     hqn.update(from: an, count: H)
                 case .lstm:
-                    let cp = c + k * N * H + n * H, cq = c + (k + 1) * N * H + n * H
-                    for j in 0..<GH { an[j] += zn[j] }
-                    T.sigmoidInPlace(an, count: 2 * H)         // i, f
-                    T.tanhInPlace(an + 2 * H, count: H)        // g
-                    T.sigmoidInPlace(an + 3 * H, count: H)     // o
-                    for j in 0..<H { cq[j] = an[H + j] * cp[j] + an[j] * an[2 * H + j] }
-                    hqn.update(from: cq, count: H)
-                    T.tanhInPlace(hqn, count: H)
-                    for j in 0..<H { hqn[j] *= an[3 * H + j] }
+                    // i, f, g, o activated in `an`; c and h of this step
+                    T.lstmStep(an, zn, hidden: H, cPrev: c + k * N * H + n * H, c: c + (k + 1) * N * H + n * H, h: hqn)
                 case .gru:
                     let hh = hnb + (t * N + n) * H
                     for j in 0..<2 * H { an[j] += zn[j] }

@@ -186,4 +186,29 @@ final class VectorActivationTests: XCTestCase {
         XCTAssertEqual(s[0], 0, accuracy: 1e-37)
         XCTAssertEqual(Array(s.suffix(3)), Array(xs.suffix(3)), "count is respected")
     }
+
+    /// The fused LSTM step (one pass over the gates) against the gates one after another,
+    /// which the gradient checks cover: bit for bit, with hidden sizes that leave a tail.
+    func testFusedLSTMStepIsTheGatesOneAfterAnother() {
+        var rng = SeededRandom(seed: 5)
+        for H in [1, 8, 13, 128] {
+            let a0 = (0..<4 * H).map { _ in Float(rng.nextUnitDouble() * 12 - 6) }
+            let z = (0..<4 * H).map { _ in Float(rng.nextUnitDouble() * 12 - 6) }
+            let cPrev = (0..<H).map { _ in Float(rng.nextUnitDouble() * 4 - 2) }
+            var fa = a0, fc = [Float](repeating: 0, count: H), fh = fc
+            Float.lstmStep(&fa, z, hidden: H, cPrev: cPrev, c: &fc, h: &fh)
+            // The reference: the protocol's generic default, which Double uses.
+            var ra = a0, rc = [Float](repeating: 0, count: H), rh = rc
+            for j in 0..<4 * H { ra[j] += z[j] }
+            sigmoidInPlace(&ra, count: 2 * H)
+            ra.withUnsafeMutableBufferPointer { tanhInPlace($0.baseAddress! + 2 * H, count: H); sigmoidInPlace($0.baseAddress! + 3 * H, count: H) }
+            for j in 0..<H { rc[j] = ra[H + j] * cPrev[j] + ra[j] * ra[2 * H + j] }
+            rh = rc
+            tanhInPlace(&rh, count: H)
+            for j in 0..<H { rh[j] *= ra[3 * H + j] }
+            XCTAssertEqual(fa, ra, "gates, H \(H)")
+            XCTAssertEqual(fc, rc, "c, H \(H)")
+            XCTAssertEqual(fh, rh, "h, H \(H)")
+        }
+    }
 }
