@@ -75,7 +75,7 @@ public enum CIFARReader {
     /// The class names of a name list (batches.meta.txt and the like), one a line.
     static func classNames(_ bytes: [UInt8], in name: String) throws -> [String] {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw DataError(name, "class name list is not UTF-8 text") }
-        let names = text.split(separator: "\n", omittingEmptySubsequences: true).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        let names = Schema.lines(text).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }  // LF or CRLF
         guard !names.isEmpty else { throw DataError(name, "class name list names no classes") }
         var seen = Set<String>()
         for n in names where !seen.insert(n).inserted {

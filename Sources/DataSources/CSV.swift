@@ -57,6 +57,10 @@ public final class CSVSource: SampleSource {
                     guard !cell.trimmingCharacters(in: .whitespaces).isEmpty else {
                         throw DataError(name, "empty label", at: "line \(lineNo), column \(c + 1) (\(escapedForDisplay(header[c])))")
                     }
+                    // A class name is one line of the class list: "a\r" joined the next name.
+                    guard !hasControlCharacters(cell) else {
+                        throw DataError(name, "label with a control character", at: "line \(lineNo), column \(c + 1) (\(escapedForDisplay(header[c])))")
+                    }
                     labels.append(cell)
                     labelLines.append(lineNo)
                     continue

@@ -35,12 +35,17 @@ public enum LearningLog {
 }
 
 public enum ReportDocument {
+    /// The most classes whose confusion matrix is drawn cell by cell.
+    public static let maxDrawnClasses = 100
+
     /// An HTML page (inline SVG), or with `svg` one SVG document, with every picture that
     /// applies: confusion matrix, ROC and PR curves, learning curves.
     public static func render(_ report: ScoreReport?, log: [EpochRecord], title: String, svg: Bool) -> String {
         var panels: [(title: String, body: String, width: Int, height: Int)] = []
         if let r = report, !r.confusion.isEmpty {
-            panels.append(confusionPanel(r))
+            // Past 100 classes the cells are too small to read, and the page grows by k².
+            panels.append(r.confusion.count <= maxDrawnClasses ? confusionPanel(r)
+                          : ("Confusion matrix", "<text x=\"10\" y=\"20\">\(r.confusion.count) classes: too many to draw; see the table or --json's confusion_matrix</text>\n", 520, 30))
         }
         if let r = report, !r.roc.isEmpty {
             panels.append(("ROC curve (AUC " + metric(r, "roc_auc") + ")",

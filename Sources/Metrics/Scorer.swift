@@ -39,7 +39,9 @@ public struct ScoreOptions {
     /// --top-k was given: a task that reports no top-k accuracy is then an error.
     public var topKGiven = false
     /// The most classes a stream without a class list may have.
-    public var maxClasses = 100_000
+    /// The confusion matrix takes k² counts: 4096 classes are 128 MiB of them (100,000 tried
+    /// to allocate 80 GB and aborted).
+    public var maxClasses = 4096
     public init() {}
 }
 
@@ -159,7 +161,7 @@ public final class Scorer {
                 }
             }
             if k > options.maxClasses {
-                throw ScoreError(input, "\(k) classes is more than the \(options.maxClasses) score handles")
+                throw ScoreError(input, "\(k) classes is more than the \(options.maxClasses) score handles (its confusion matrix takes k² counts)")
             }
             confusion = [Int](repeating: 0, count: k * k)
         } else {

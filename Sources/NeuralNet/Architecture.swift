@@ -81,7 +81,9 @@ public enum Architecture {
     public static func parse(_ text: String) throws -> [LayerSpec] {
         var specs: [LayerSpec] = []
         var lineNo = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // Lines by scalars: Swift takes CR LF for one Character, and a file written on
+        // Windows read as one line ("dense takes 1 value, got 3").
+        for rawLine in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map({ String(String.UnicodeScalarView($0)) }) {
             lineNo += 1
             let noComment = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
             for part in noComment.split(separator: ";") {

@@ -56,6 +56,8 @@ public final class Model {
     public var optimizer: Optimizer<Float>?
     public var optimizerConfig: OptimizerConfig
     public var epoch = 0
+    /// The training run's random state (Trainer.randomState), which --resume continues.
+    public var randomState: String?
     public var provenance: [(key: String, value: String)] = []
 
     public init(architecture: String, inputShape: [Int], inputField: String, inputDType: DType, targetField: String,
@@ -99,6 +101,7 @@ public final class Model {
         if let normalization { meta.append(("model.input.normalize", normalization)) }
         if let lengthField { meta.append(("model.input.length", lengthField)) }
         if let vocabulary { meta.append(("model.input.vocabulary", vocabulary)) }
+        if let randomState { meta.append(("model.random", randomState)) }
         meta += provenance
         let writer = try StreamWriter(sink: sink, schema: Schema(fields: fields, metadata: meta))
         var views = [UnsafeRawBufferPointer(start: network.params, count: max(P, 1) * 4)]
@@ -151,7 +154,7 @@ public final class Model {
               checkedProduct(dims, limit: 1 << 28) != nil else {
             throw ModelError(name, "model.input.shape '\(escapedForDisplay(shapeText))' invalid")
         }
-        let classes = s.classes(of: "model") ?? (s.metadata("model.classes").map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) } ?? [])
+        let classes = s.classes(of: "model") ?? (s.metadata("model.classes").map(Schema.lines) ?? [])
         let opt = try parseOptimizer(try need("model.optimizer"), name: name)
         // The weights must be one f32 vector; its length is checked against the architecture
         // before the network's buffers are allocated.
@@ -180,6 +183,7 @@ public final class Model {
             throw ModelError(name, "model.epoch or model.step is not a count in range")
         }
         model.epoch = epoch
+        model.randomState = s.metadata("model.random")
         model.provenance = s.metadata.filter { $0.key.hasPrefix("provenance.") }
         let P = model.network.parameterCount
         guard let pi = s.index(of: "params"), s.fields[pi].dtype == .f32, s.fields[pi].shape == Shape([max(P, 1)]) else { throw misfit(P) }

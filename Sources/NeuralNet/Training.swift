@@ -376,6 +376,27 @@ public final class Trainer {
         if model.optimizer == nil { model.optimizer = Optimizer<Float>(config: model.optimizerConfig, count: net.parameterCount) }
     }
 
+    /// The random generators' states (shuffling, then each shard's dropout), as hex words: saved
+    /// in checkpoints, so that a resumed run draws what the uninterrupted one would have.
+    public var randomState: String {
+        ([rng] + shards.map(\.rng)).flatMap(\.state).map { w in
+            let hex = String(w, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex  // fixed width: a model's size does not vary with it
+        }.joined(separator: " ")
+    }
+
+    /// Restores `randomState`; false when the text is not one. A run with other thread counts
+    /// restores what it has shards for (its results differ anyway: fit(1), --threads).
+    public func restoreRandomState(_ text: String) -> Bool {
+        let words = text.split(separator: " ").map { UInt64($0, radix: 16) }
+        guard words.count >= 4, words.count % 4 == 0, !words.contains(nil) else { return false }
+        let gens = stride(from: 0, to: words.count, by: 4).map { SeededRandom(state: words[$0..<$0 + 4].map { $0! }) }
+        guard !gens.contains(where: { $0 == nil }) else { return false }
+        rng = gens[0]!
+        for (shard, g) in zip(shards, gens.dropFirst()) { shard.rng = g! }
+        return true
+    }
+
     /// Splits `idx` across the shards and runs them; returns the shards used.
     private func run(_ data: Dataset, _ idx: ArraySlice<Int>, train: Bool) -> ArraySlice<Shard> {
         let n = idx.count

@@ -30,6 +30,17 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         return result
     }
 
+    /// The generator's state, to be saved and restored (a resumed training run continues the
+    /// sequence of the run it resumes).
+    public var state: [UInt64] { [s.0, s.1, s.2, s.3] }
+
+    /// A generator in `state`; nil for a state that is not four words or is all zero (the one
+    /// state xoshiro never leaves).
+    public init?(state: [UInt64]) {
+        guard state.count == 4, state.contains(where: { $0 != 0 }) else { return nil }
+        s = (state[0], state[1], state[2], state[3])
+    }
+
     /// Uniform in [0, 1) with 24 random bits.
     @inline(__always)
     public mutating func nextUnitFloat() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }

@@ -5,7 +5,8 @@
 
 import Foundation
 
-/// Paths of temporary files to unlink if a termination signal arrives. Signal-safe to read:
+/// Paths of temporary files (and fit's checkpoint lock) to unlink if a termination signal
+/// arrives. Signal-safe to read:
 /// fixed slots of C strings, written only outside signal handlers.
 public enum TempFileRegistry {
     static let slots = 32
@@ -15,14 +16,14 @@ public enum TempFileRegistry {
         return p
     }()
 
-    static func add(_ path: String) {
+    public static func add(_ path: String) {
         for i in 0..<slots where paths[i] == nil {
             paths[i] = strdup(path)
             return
         }
     }
 
-    static func remove(_ path: String) {
+    public static func remove(_ path: String) {
         for i in 0..<slots {
             if let p = paths[i], String(cString: p) == path {
                 paths[i] = nil

@@ -51,7 +51,13 @@ public struct Schema: Equatable, Sendable {
     /// Class names of an integer label field (`FIELD.classes`, one per line), if recorded.
     public func classes(of field: String) -> [String]? {
         guard let v = metadata("\(field).classes") else { return nil }
-        return v.isEmpty ? [] : v.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        return v.isEmpty ? [] : Schema.lines(v)
+    }
+
+    /// `text` split at each line feed, by Unicode scalars: Swift takes CR LF for one
+    /// Character, so splitting Characters on "\n" joined a name ending in CR to the next.
+    public static func lines(_ text: String) -> [String] {
+        text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { String(String.UnicodeScalarView($0)) }
     }
 
     public mutating func setClasses(_ names: [String], of field: String) {

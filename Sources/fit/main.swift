@@ -101,8 +101,8 @@ struct Fit: ParsableCommand {
     @Option(help: ArgumentHelp("Stop when validation loss has not improved for N epochs.", valueName: "n"))
     var patience: Int?
 
-    @Option(help: "Seed for initialization, shuffling and dropout.")
-    var seed: UInt64 = 1
+    @Option(help: "Seed for initialization, shuffling and dropout (default 1; with --resume, the model's random state).")
+    var seed: UInt64?
 
     @Option(help: "Threads for the math (default: all cores).")
     var threads: Int?
@@ -139,8 +139,8 @@ struct Fit: ParsableCommand {
         if resume != nil {
             let kept = [("--optimizer", optimizer != nil), ("--momentum", momentum != nil), ("--nesterov", nesterov),
                         ("--weight-decay", weightDecay != nil), ("--initialization", initialization != nil), ("--loss", loss != nil),
-                        ("--input", input != nil), ("--target", target != nil)].filter(\.1).map(\.0)
-            if let o = kept.first { throw ValidationError("\(o) does not go with --resume: the model keeps its own (of its optimizer settings, --lr and --lr-decay change)") }
+                        ("--input", input != nil), ("--target", target != nil), ("--seed", seed != nil)].filter(\.1).map(\.0)
+            if let o = kept.first { throw ValidationError("\(o) does not go with --resume: the model keeps its own (of its optimizer settings, --lr and --lr-decay change; it continues its run's random sequence)") }
         }
         if (momentum != nil || nesterov) && (optimizer ?? "adam") != "sgd" { throw ValidationError("--momentum and --nesterov go with --optimizer sgd") }
         if nesterov && (momentum ?? 0) == 0 { throw ValidationError("--nesterov needs a --momentum above 0") }
@@ -251,7 +251,7 @@ struct Fit: ParsableCommand {
                 if let length, length == input || length == target {
                     throw UsageError("'\(length)' is the \(length == input ? "input" : "target") field, not sequence lengths", location: "--length")
                 }
-                m.network.initialize(seed: seed, scheme: InitScheme(rawValue: initialization ?? "glorot")!)
+                m.network.initialize(seed: seed ?? 1, scheme: InitScheme(rawValue: initialization ?? "glorot")!)
                 m.vocabulary = m.network.tokenVocabulary == nil ? nil : schema.metadata("\(input).vocabulary")
                 // Sequence lengths: the named field, or `len` when the stream has one.
                 if m.network.usesLengths, let l = length ?? (schema.field("len") != nil ? "len" : nil) { m.lengthField = l }
@@ -297,7 +297,12 @@ struct Fit: ParsableCommand {
                 }
                 throw WorkingMemoryError("--batch \(batch)", need: need, perSample: one, room: room, advice: "lower --batch or --threads")
             }
-            let trainer = Trainer(model: m, batchSize: batch, seed: seed, threads: usable)
+            let trainer = Trainer(model: m, batchSize: batch, seed: seed ?? 1, threads: usable)
+            // A resumed run continues the random sequence of the run it resumes: N epochs and
+            // M more are then the model of N + M epochs (at one thread count).
+            if resume != nil, let r = m.randomState, !trainer.restoreRandomState(r) {
+                throw ToolFailure(resume!, "model.random is not a random state")
+            }
             // The model and checkpoint are written after an epoch, maybe hours from now: a
             // directory that cannot take them is an error now, not then.
             for path in [output, ckptPath].compactMap({ $0 }) {
@@ -310,6 +315,16 @@ struct Fit: ParsableCommand {
             var logSink: LogFile? = nil
             if let log { logSink = try LogFile(path: log) }
             let ckpt = ckptPath
+            // One run a checkpoint: a second fit of the same -o replaced the first one's
+            // checkpoint with its own, then removed it when it ended (the first run's progress
+            // gone). The lock dies with the process; its file is removed when fit ends or is
+            // interrupted (after SIGKILL a later fit takes it over).
+            var ckst = stat()
+            let lock = try ckpt.flatMap { stat($0, &ckst) == 0 && ckst.st_mode & S_IFMT != S_IFREG ? nil : try CheckpointLock($0) }  // none beside a device
+            defer { lock?.release() }
+            // The checkpoint file this run wrote last (each save is a new file, renamed in): the
+            // only one it may remove at the end, not one another fit of the same -o wrote since.
+            var written: (UInt64, UInt64)?
             var best = Double.infinity, since = 0
 
             /// Validates, checkpoints and reports epoch `e`; true when early stopping says stop.
@@ -321,7 +336,12 @@ struct Fit: ParsableCommand {
                     m.optimizerConfig.learningRate *= d
                     m.optimizer?.config.learningRate *= d
                 }
-                if let ckpt { try m.save(to: ckpt) }
+                m.randomState = trainer.randomState
+                if let ckpt {
+                    try m.save(to: ckpt)
+                    var st = stat()
+                    if lstat(ckpt, &st) == 0 { written = (UInt64(st.st_dev), UInt64(st.st_ino)) }
+                }
                 var line = String(format: "epoch %d: loss %.4f", e, r.loss)
                 var json = "{\"epoch\":\(e),\"loss\":\(jsonNumber(r.loss))"
                 if let a = r.accuracy { line += String(format: "  accuracy %.4f", a); json += ",\"accuracy\":\(jsonNumber(a))" }
@@ -397,10 +417,12 @@ struct Fit: ParsableCommand {
                 }
             }
             try m.save(to: output)
-            // The checkpoint goes when training ends well: a file of its own, not a device, a
-            // link, or the model this run resumed from (whose loss the user did not ask for).
+            // The checkpoint goes when training ends well: the file this run wrote, not a device,
+            // a link, another run's, or the model this run resumed from (whose loss the user did
+            // not ask for).
             var st = stat()
-            if let ckpt, lstat(ckpt, &st) == 0, st.st_mode & S_IFMT == S_IFREG, !(resume.map { sameFile(ckpt, $0) } ?? false) { unlink(ckpt) }
+            if let ckpt, let (dev, ino) = written, lstat(ckpt, &st) == 0, st.st_mode & S_IFMT == S_IFREG,
+               UInt64(st.st_dev) == dev, UInt64(st.st_ino) == ino, !(resume.map { sameFile(ckpt, $0) } ?? false) { unlink(ckpt) }
         }
     }
 
@@ -441,6 +463,35 @@ final class LogFile {
         let b = Array((line + "\n").utf8)
         let n = b.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
         guard n == b.count else { throw IOError(name: path, operation: "write", code: n < 0 ? errno : EIO) }
+    }
+}
+
+/// An exclusive lock on `.NAME.lock` beside a checkpoint, held while one fit writes it.
+final class CheckpointLock {
+    let path: String
+    let fd: Int32
+
+    init(_ checkpoint: String) throws {
+        // Beside the checkpoint, named as the user named it (no absolute path in messages).
+        let slash = checkpoint.lastIndex(of: "/")
+        let dir = slash.map { String(checkpoint[...$0]) } ?? ""
+        path = dir + "." + String(checkpoint[(slash.map { checkpoint.index(after: $0) } ?? checkpoint.startIndex)...]) + ".lock"
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw IOError(name: path, operation: "create the checkpoint's lock", code: errno) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let e = errno
+            close(fd)
+            if e == EWOULDBLOCK { throw UsageError("another fit is writing this checkpoint (it holds \(path)); give this run another -o or --checkpoint", location: checkpoint) }
+            throw IOError(name: path, operation: "lock", code: e)
+        }
+        TempFileRegistry.add(path)  // removed on SIGINT or SIGTERM too
+    }
+
+    /// Removes the lock file and lets go of the lock.
+    func release() {
+        TempFileRegistry.remove(path)
+        unlink(path)
+        close(fd)
     }
 }
 

@@ -45,6 +45,9 @@ struct Predict: ParsableCommand {
         if !["stream", "csv", "text"].contains(format) { throw ValidationError("--format takes stream, csv or text") }
         if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads takes 1…256") }
         if let o = output, sameFile(o, model) { throw ValidationError("-o and -m name the same file, \(o): the predictions would replace the model") }
+        // A stream written over its input is an in-place edit (the fields, and p and yhat);
+        // a CSV or text table over it would lose the data set.
+        if format != "stream" { try refuseSharedFiles(outputs: [("-o", output ?? "-")], inputs: [("the input", file ?? "-")]) }
     }
 
     func run() throws {

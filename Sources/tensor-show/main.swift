@@ -148,7 +148,7 @@ struct TensorShow: ParsableCommand {
         if !schema.metadata.isEmpty {
             text += "metadata:\n"
             for (k, v) in schema.metadata {
-                let shown = k.hasSuffix(".classes") ? v.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: ", ") : v
+                let shown = k.hasSuffix(".classes") ? Schema.lines(v).joined(separator: ", ") : v
                 let cut = shown.count > 200 ? String(shown.prefix(200)) + "…" : shown
                 text += "  \(k): \(escapedForDisplay(cut))\n"
             }

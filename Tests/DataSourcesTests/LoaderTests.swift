@@ -210,6 +210,7 @@ final class LoaderTests: XCTestCase {
         assertRefused([try csv("a,b\n1\u{0}junk,2\n")], "line 2", "column 1", "is not a number")
         assertRefused([try csv("a,label\n1,0\n2,\n3,10\n")], "line 3, column 2 (label): empty label") { $0.label = "label" }
         assertRefused([try csv("a,label\n1,1.5\n2,nan\n")], "line 3, column 2 (label): label 'nan' is not a finite number") { $0.label = "label" }
+        assertRefused([try csv("v,label\n1,\"a\r\"\n0,b\n")], "line 2, column 2 (label): label with a control character") { $0.label = "label" }
         XCTAssertThrowsError(try load([try csv("a,a,b\n1,2,3\n")]) { $0.label = "a" }) { e in
             XCTAssertEqual((e as? DiagnosticError)?.kind, .usage)
             XCTAssertTrue((e as? DiagnosticError)?.problem.contains("names two columns 'a'") == true, "\(e)")
@@ -353,6 +354,9 @@ final class LoaderTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try FileManager.default.copyItem(atPath: testdata("cifar/data_batch_1.bin"), toPath: dir + "/data_batch_1.bin")
         try Data((0..<10).map { "c\($0)\n" }.joined().utf8).write(to: URL(fileURLWithPath: dir + "/batches.meta.txt"))
+        XCTAssertEqual(try load([dir + "/data_batch_1.bin"]).0.classes(of: "y"), (0..<10).map { "c\($0)" })
+        // CRLF line ends: one name a line (Swift's Characters took the list for one line).
+        try Data((0..<10).map { "c\($0)\r\n" }.joined().utf8).write(to: URL(fileURLWithPath: dir + "/batches.meta.txt"))
         XCTAssertEqual(try load([dir + "/data_batch_1.bin"]).0.classes(of: "y"), (0..<10).map { "c\($0)" })
         // A list that cannot be read as text was ignored for the standard names.
         try Data([0x61, 0xFF, 0x0A]).write(to: URL(fileURLWithPath: dir + "/batches.meta.txt"))

@@ -187,6 +187,11 @@ final class VectorActivationTests: XCTestCase {
         XCTAssertEqual(Array(s.suffix(3)), Array(xs.suffix(3)), "count is respected")
     }
 
+    /// An architecture file written on Windows read as one line ("dense takes 1 value, got 3").
+    func testArchitectureTextWithCRLFLineEnds() throws {
+        XCTAssertEqual(try Architecture.parse("dense 16 relu\r\ndense classes\r\n"), try Architecture.parse("dense 16 relu\ndense classes\n"))
+    }
+
     /// The fused LSTM step (one pass over the gates) against the gates one after another,
     /// which the gradient checks cover: bit for bit, with hidden sizes that leave a tail.
     func testFusedLSTMStepIsTheGatesOneAfterAnother() {

@@ -40,6 +40,13 @@ final class StreamFormatTests: XCTestCase {
         }
     }
 
+    func testClassNamesAreLinesOfScalars() throws {
+        // A name ending in CR joined the next one: Swift's Characters take CR LF for one.
+        var s = Schema(fields: [Field(name: "y", dtype: .i64, shape: Shape([]))])
+        s.setClasses(["a\r", "b", "", "c"], of: "y")
+        XCTAssertEqual(s.classes(of: "y"), ["a\r", "b", "", "c"])
+    }
+
     func testPayloadsAre64ByteAligned() throws {
         let (_, bytes) = try smallStream()
         let r = try StreamReader(source: MemorySource(bytes))

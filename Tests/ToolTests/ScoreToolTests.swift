@@ -132,6 +132,19 @@ final class ScoreToolTests: XCTestCase {
         let k3 = try sh("score --top-k 3 pred.tns", cwd: tmp)
         XCTAssertEqual(k3.status, 65, k3.stderr)
         XCTAssertEqual(k3.stderrLines, ["score: pred.tns: --top-k 3: there are only 3 classes, so every sample is in the top 3"])
+        // 65,536 classes aborted allocating a 34 GB confusion matrix (134); past 100 classes
+        // the report says the matrix is too large to draw instead of writing k² cells.
+        try "label,v\n65535,3\n0,0\n".write(toFile: "\(tmp)/many.csv", atomically: false, encoding: .utf8)
+        let many = try sh("tensor-load --label label many.csv | score --pred x --task classification", cwd: tmp)
+        XCTAssertEqual(many.status, 65, many.stderr)
+        XCTAssertEqual(many.stderrLines, ["score: stdin: 65536 classes is more than the 4096 score handles (its confusion matrix takes k² counts)"])
+        let names = (0..<150).map { "c\($0)" }
+        try writeStream("wide.tns", classes: names, y: [0, 149], p: (0..<300).map { $0 == 0 || $0 == 299 ? 1 : 0 })
+        let wide = try sh("score --report wide.svg wide.tns", cwd: tmp)
+        XCTAssertEqual(wide.status, 0, wide.stderr)
+        let svg = try String(contentsOfFile: "\(tmp)/wide.svg", encoding: .utf8)
+        XCTAssertTrue(svg.contains("150 classes: too many to draw"), String(svg.prefix(500)))
+        XCTAssertFalse(svg.contains("class=\"cell\""))
         let missing = try sh("score --target label pred.tns", cwd: tmp)
         XCTAssertEqual(missing.status, 65)
         XCTAssertTrue(missing.stderr.hasPrefix("score: pred.tns: no target field 'label'"), missing.stderr)

@@ -117,6 +117,36 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m4.model"))
     }
 
+    func testResumingIsTheUninterruptedRun() throws {
+        // Three epochs, or one and two more from its model or its checkpoint, are one model to
+        // the byte: the shuffling and the dropout masks continue where the run stopped (a
+        // resumed epoch 2 drew epoch 1's order again, from the seed).
+        let arch = "'dense 32 relu; dropout 0.3; dense classes'"
+        for threads in [1, 2] {
+            let common = "--batch 3 --threads \(threads) -q"
+            XCTAssertEqual(try sh("fit --model \(arch) --epochs 3 --seed 7 \(common) -o \(tmp)/whole.model \(tmp)/train.tns").status, 0)
+            XCTAssertEqual(try sh("fit --model \(arch) --epochs 1 --seed 7 \(common) --checkpoint \(tmp)/c.ckpt -o \(tmp)/one.model \(tmp)/train.tns").status, 0)
+            let resumed = try sh("fit --resume \(tmp)/one.model --epochs 2 \(common) -o \(tmp)/more.model \(tmp)/train.tns")
+            XCTAssertEqual(resumed.status, 0, resumed.stderr)
+            XCTAssertTrue(try data("\(tmp)/whole.model") == data("\(tmp)/more.model"), "\(threads) threads: 1 + 2 epochs is 3")
+        }
+        // The random state is the model's: a --seed beside --resume would be ignored.
+        assertFails(try sh("fit --resume \(tmp)/one.model --seed 3 -o \(tmp)/x.model \(tmp)/train.tns"), status: 64,
+                    prefix: "fit: --seed does not go with --resume")
+        XCTAssertNotNil(try readAll(try data("\(tmp)/whole.model")).0.metadata("model.random"))
+    }
+
+    func testTwoFitsOfOneCheckpointAreRefused() throws {
+        // A second fit of the same -o replaced the first one's checkpoint, then removed it at
+        // its end. flock(1) holds the lock here as a running fit would.
+        let r = try sh("flock \(tmp)/.m.model.ckpt.lock fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns")
+        assertFails(r, status: 64, prefix: "fit: \(tmp)/m.model.ckpt: another fit is writing this checkpoint (it holds \(tmp)/.m.model.ckpt.lock)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m.model"))
+        // Alone, it trains, and leaves neither the checkpoint nor its lock behind.
+        XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp).filter { $0.contains("m.model") }, ["m.model"])
+    }
+
     func testAddressSpaceLimitsAreAnErrorNotAHang() throws {
         // OpenBLAS retries a failed buffer mapping forever; under `ulimit -v` fit and predict
         // use the threads that fit, or say the limit is too small.
@@ -317,6 +347,13 @@ final class TrainingToolTests: XCTestCase {
 
     func testPredictRefusesMismatchedInputAndBadModels() throws {
         XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        // A table over its own input replaced the data set; a stream over it adds p and yhat.
+        try FileManager.default.copyItem(atPath: "\(tmp)/train.tns", toPath: "\(tmp)/own.tns")
+        assertFails(try sh("predict -m \(tmp)/m.model --format csv -o \(tmp)/own.tns \(tmp)/own.tns"), status: 64,
+                    prefix: "predict: -o and the input name the same file")
+        XCTAssertTrue(try data("\(tmp)/own.tns") == data("\(tmp)/train.tns"))
+        XCTAssertEqual(try sh("predict -m \(tmp)/m.model -o \(tmp)/own.tns \(tmp)/own.tns").status, 0)
+        XCTAssertEqual(try readAll(try data("\(tmp)/own.tns")).0.fields.map(\.name), ["x", "y", "p", "yhat"])
         // Raw input gets the model's own transform: the same probabilities as normalized input.
         let raw = try sh("tensor-load x=\(images) | predict -m \(tmp)/m.model | tensor-cat --fields p")
         XCTAssertEqual(raw.status, 0, raw.stderr)
