@@ -12,9 +12,12 @@ public struct EpochRecord: Equatable {
 
 public enum LearningLog {
     /// Parses JSON lines as `fit --log` writes them; each line must be an object with an integer
-    /// "epoch". `name` is used in errors.
-    public static func parse(_ bytes: [UInt8], name: String) throws -> [EpochRecord] {
+    /// "epoch". `name` is used in errors. fit appends to its log, so a log may hold several
+    /// runs: an epoch that does not follow the one before starts a new run, and only the last
+    /// run is returned, with a warning that says so.
+    public static func parse(_ bytes: [UInt8], name: String) throws -> (records: [EpochRecord], warning: String?) {
         var records: [EpochRecord] = []
+        var runs = 1, lastStart = 0
         var lineNo = 0
         for line in bytes.split(separator: 10, omittingEmptySubsequences: false) {
             lineNo += 1
@@ -26,11 +29,26 @@ public enum LearningLog {
                 throw ScoreError("\(name): line \(lineNo)", "no integer \"epoch\"")
             }
             var values: [String: Double] = [:]
-            for (k, v) in obj { if let n = v as? NSNumber, n.doubleValue.isFinite { values[k] = n.doubleValue } }
-            records.append(EpochRecord(epoch: Int(e.doubleValue), values: values))
+            for (k, v) in obj where k != "epoch" {
+                guard let n = v as? NSNumber, n.doubleValue.isFinite else { continue }
+                // fit's figures come from f32: a larger one is no log of fit's (and 1e308
+                // made the curve's range infinite, and its coordinates NaN).
+                guard abs(n.doubleValue) <= 3.5e38 else { throw ScoreError("\(name): line \(lineNo)", "\"\(k)\" is \(n.doubleValue), beyond any figure fit writes") }
+                values[k] = n.doubleValue
+            }
+            let epoch = Int(e.doubleValue)
+            if let last = records.last, epoch <= last.epoch {
+                runs += 1
+                lastStart = records.count
+            }
+            records.append(EpochRecord(epoch: epoch, values: values))
         }
         if records.isEmpty { throw ScoreError(name, "no epochs in the log") }
-        return records
+        let last = Array(records[lastStart...])
+        let curves = last.contains { r in ["loss", "accuracy", "val_loss", "val_accuracy"].contains { r.values[$0] != nil } }
+        guard curves else { throw ScoreError(name, "no loss or accuracy to draw in the \(runs > 1 ? "last run's epochs" : "log")") }
+        let warning = runs > 1 ? "\(name) holds \(runs) runs (fit --log appends; an epoch that does not follow the one before starts a run): drawing the last, epochs \(last.first!.epoch)–\(last.last!.epoch)" : nil
+        return (last, warning)
     }
 }
 

@@ -100,7 +100,9 @@ struct Score: ParsableCommand {
             defer { reportOut?.abandon() }  // after a commit, nothing
             let log = try fitLog.map { path -> [EpochRecord] in
                 let src = try FileSource.open(path)
-                return try LearningLog.parse(try readWhole(src, limit: 64 << 20), name: src.name)
+                let (records, warning) = try LearningLog.parse(try readWhole(src, limit: 64 << 20), name: src.name)
+                if let warning { Tool.warn("score", warning) }
+                return records
             }
             var result: ScoreReport?
             if !noInput {

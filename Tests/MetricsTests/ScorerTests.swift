@@ -234,12 +234,25 @@ final class ScorerTests: XCTestCase {
 
     func testLearningLogParsesFitLinesAndRefusesGarbage() throws {
         let log = "{\"epoch\":1,\"loss\":0.5,\"accuracy\":0.8}\n{\"epoch\":2,\"loss\":0.4,\"val_loss\":null}\n"
-        let r = try LearningLog.parse(Array(log.utf8), name: "log")
+        let (r, warning) = try LearningLog.parse(Array(log.utf8), name: "log")
         XCTAssertEqual(r.count, 2)
         XCTAssertEqual(r[1].values["loss"], 0.4)
         XCTAssertNil(r[1].values["val_loss"])
+        XCTAssertNil(warning)
         XCTAssertThrowsError(try LearningLog.parse(Array("{\"epoch\":1}\nnot json\n".utf8), name: "log")) { e in
             XCTAssertEqual((e as! ScoreError).location, "log: line 2")
+        }
+        // fit --log appends: two runs in one log were drawn as one zigzag curve.
+        let (twice, said) = try LearningLog.parse(Array((log + log.replacingOccurrences(of: "0.5", with: "0.7")).utf8), name: "log")
+        XCTAssertEqual(twice.map(\.epoch), [1, 2])
+        XCTAssertEqual(twice[0].values["loss"], 0.7, "the last run")
+        XCTAssertEqual(said, "log holds 2 runs (fit --log appends; an epoch that does not follow the one before starts a run): drawing the last, epochs 1–2")
+        // 1e308 made the range infinite and the SVG coordinates NaN; a log of no curve drew nothing.
+        XCTAssertThrowsError(try LearningLog.parse(Array("{\"epoch\":1,\"loss\":1e308}\n".utf8), name: "log")) { e in
+            XCTAssertEqual((e as! ScoreError).problem, "\"loss\" is 1e+308, beyond any figure fit writes")
+        }
+        XCTAssertThrowsError(try LearningLog.parse(Array("{\"epoch\":1}\n".utf8), name: "log")) { e in
+            XCTAssertEqual((e as! ScoreError).problem, "no loss or accuracy to draw in the log")
         }
     }
 }
