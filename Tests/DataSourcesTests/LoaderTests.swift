@@ -328,6 +328,7 @@ final class LoaderTests: XCTestCase {
         let (s, n, d) = try load(["testdata:cifar/cifar100-small.tar.gz"])
         XCTAssertEqual(n, 6)
         XCTAssertEqual(s.fields.map(\.name), ["x", "y", "y_coarse"])
+        for f in ["x", "y", "y_coarse"] { XCTAssertEqual(s.metadata("\(f).source"), testdata("cifar/cifar100-small.tar.gz"), f) }
         XCTAssertEqual(s.classes(of: "y")?.count, 100)
         XCTAssertEqual(s.classes(of: "y_coarse")?.count, 20)
         XCTAssertEqual(d[1], (0..<6).map { UInt8(($0 * 17) % 100) })
@@ -408,6 +409,7 @@ final class LoaderTests: XCTestCase {
         let (s, n, d) = try load(["testdata:images/classes"]) 
         XCTAssertEqual(n, 6)
         XCTAssertEqual(s.classes(of: "y"), ["bird", "cat", "dog"])
+        XCTAssertEqual(s.metadata("y.source"), testdata("images/classes"), "every field names its input")
         XCTAssertEqual(d[1], [0, 1, 1, 1, 2, 2])
         XCTAssertEqual(s.fields[0].shape, Shape([6, 6, 3]))
     }

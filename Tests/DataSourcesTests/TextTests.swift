@@ -413,6 +413,8 @@ final class TextTests: XCTestCase {
         XCTAssertEqual(s.metadata("x.tokenizer"), "word")
         XCTAssertEqual(s.metadata("x.vocabulary"), v.fingerprint)
         XCTAssertEqual(s.classes(of: "y"), ["a", "b"])
+        XCTAssertEqual(s.metadata("y.source"), "t")
+        XCTAssertEqual(s.metadata("len.source"), "t", "every field names its input")
     }
 
     func testClassesFromTheVocabularyWithAClassMissing() throws {

@@ -59,6 +59,11 @@ final class TensorCoreTests: XCTestCase {
 
     func testEscapingRemovesControlBytes() {
         XCTAssertEqual(escapedForDisplay("a\u{1B}[31mb\nc"), "a\\x1b[31mb\\nc")
+        // Invisible characters are shown (a byte order mark read as 'neg' in a message), and the
+        // printer leaves the backslashes of escapes already made alone.
+        XCTAssertEqual(escapedForDisplay("\u{FEFF}neg\u{202E}"), "\\u{FEFF}neg\\u{202E}")
+        XCTAssertEqual(escapedForDisplay("'1\\x00junk'\u{1}", backslash: false), "'1\\x00junk'\\x01")
+        XCTAssertEqual(escapedForDisplay("a\\b"), "a\\\\b")
         XCTAssertFalse(escapedForDisplay("\u{7F}\u{9B}").unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || $0.value == 0x9B })
     }
 }

@@ -202,6 +202,7 @@ final class ToolTests: XCTestCase {
         // Standard input named twice; an .npz given a field name; zero samples.
         assertFails(try sh("tensor-load x=- y=- < \(labels)"), status: 64, prefix: "tensor-load: -: standard input is named twice")
         assertFails(try sh("tensor-load x=\(testdata("npz/xy.npz"))"), status: 64, prefix: "tensor-load: \(testdata("npz/xy.npz")): an .npz names its own fields")
+        assertFails(try sh("tensor-load x=\(batch)"), status: 64, prefix: "tensor-load: \(batch): CIFAR data has fields x and y")
         try Data([0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28]).write(to: URL(fileURLWithPath: "\(tmp)/zero.idx"))
         assertFails(try sh("tensor-load \(tmp)/zero.idx -o \(tmp)/o.tns"), status: 65, prefix: "tensor-load: \(tmp)/zero.idx: holds no samples")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/o.tns"))
