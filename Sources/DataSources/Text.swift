@@ -354,8 +354,13 @@ public final class TextSource: SampleSource {
     private var classOf: [Int64] = []
     private var position = 0
     private var row: [Int32]
-    /// Tokens written, and those the vocabulary knows: none of either is a data set of nothing.
+    /// Tokens written, and those the vocabulary knows: no token at all is a data set of
+    /// nothing (an error); none known, with --vocab, is most likely another text's vocabulary,
+    /// but one short document of new words is real input too, so the tool warns.
     private var tokens = 0, known = 0
+
+    /// After the last sample: every token written was the unknown id.
+    public var knewNoToken: Bool { tokens > 0 && known == 0 }
 
     /// `classesFrom` names where the class list came from, for the message about a label
     /// that is not in it.
@@ -398,9 +403,6 @@ public final class TextSource: SampleSource {
         guard n > 0 else {
             let ended = position == corpus.count && position > 0
             if ended && tokens == 0 { throw DataError(name, "no document holds a token: every one is empty") }
-            if ended && known == 0 {
-                throw DataError(name, "no token of the text is in the vocabulary: every id is 'unknown' (a vocabulary of another text or tokenizer?)")
-            }
             return 0
         }
         let lenField = into[corpus.hasLabels ? 2 : 1]

@@ -101,7 +101,7 @@ struct Fit: ParsableCommand {
     @Option(help: ArgumentHelp("Stop when validation loss has not improved for N epochs.", valueName: "n"))
     var patience: Int?
 
-    @Option(help: "Seed for initialization, shuffling and dropout (default 1; with --resume, the model's random state).")
+    @Option(help: "Seed for initialization, shuffling and dropout of a new model (default 1; not with --resume, which continues the model's random state).")
     var seed: UInt64?
 
     @Option(help: "Threads for the math (default: all cores).")

@@ -212,6 +212,9 @@ struct TensorLoad: ParsableCommand {
             try Loader.writeStream([source], classes: nil, to: out.sink)
             try out.commit()
             try vocabOut?.commit()
+            if source.knewNoToken {
+                Tool.warn("tensor-load", "\(corpus.name): no token of the text is in the vocabulary, every id is 'unknown' (the vocabulary of another text?)")
+            }
         } catch {
             out.abandon()
             vocabOut?.abandon()

@@ -125,9 +125,14 @@ final class SequenceToolTests: XCTestCase {
         assertFails(try sh("tensor-load --text \(tmp)/empty.tsv --vocab \(tmp)/v.vocab --max-len 12 -o \(tmp)/o.tns"), status: 65,
                     prefix: "tensor-load: \(tmp)/empty.tsv: no document holds a token")
         try "pos\tzzzz qqqq\n".write(toFile: "\(tmp)/unknown.tsv", atomically: false, encoding: .utf8)
-        assertFails(try sh("tensor-load --text \(tmp)/unknown.tsv --vocab \(tmp)/v.vocab --max-len 12 -o \(tmp)/o.tns"), status: 65,
-                    prefix: "tensor-load: \(tmp)/unknown.tsv: no token of the text is in the vocabulary")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/o.tns"))
+        // Words the vocabulary has never seen: maybe another text's vocabulary, maybe one short
+        // review of new words. The stream is written, with one warning line.
+        let unknown = try sh("tensor-load --text \(tmp)/unknown.tsv --vocab \(tmp)/v.vocab --max-len 12 -o \(tmp)/o.tns")
+        XCTAssertEqual(unknown.status, 0, unknown.stderr)
+        XCTAssertEqual(unknown.stderrLines, ["tensor-load: warning: \(tmp)/unknown.tsv: no token of the text is in the vocabulary, every id is 'unknown' (the vocabulary of another text?)"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(tmp)/o.tns"))
+        XCTAssertEqual(try sh("tensor-load --text \(test) --vocab \(tmp)/v.vocab --max-len 12 -o \(tmp)/o.tns").stderr, "", "known words: no warning")
         let v = try String(contentsOfFile: "\(tmp)/v.vocab", encoding: .utf8)
         let none = v[..<v.range(of: "\ntokens ")!.lowerBound] + "\ntokens 0\n"
         try none.write(toFile: "\(tmp)/none.vocab", atomically: false, encoding: .utf8)

@@ -134,6 +134,16 @@ final class TrainingToolTests: XCTestCase {
         assertFails(try sh("fit --resume \(tmp)/one.model --seed 3 -o \(tmp)/x.model \(tmp)/train.tns"), status: 64,
                     prefix: "fit: --seed does not go with --resume")
         XCTAssertNotNil(try readAll(try data("\(tmp)/whole.model")).0.metadata("model.random"))
+        // A hand-edited random state is bad data, named, not a trap or a silent reseed.
+        let (schema, n, fields) = try readAll(try data("\(tmp)/one.model"))
+        for bad in ["zz", "0 0 0 0", "1 2 3"] {
+            var s = schema
+            s.setMetadata("model.random", bad)
+            try Data(try makeStream(s, batches: [(n, fields)])).write(to: URL(fileURLWithPath: "\(tmp)/edited.model"))
+            assertFails(try sh("fit --resume \(tmp)/edited.model --epochs 1 -q -o \(tmp)/x.model \(tmp)/train.tns"), status: 65,
+                        prefix: "fit: \(tmp)/edited.model: model.random is not a random state")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/x.model"))
     }
 
     func testTwoFitsOfOneCheckpointAreRefused() throws {
