@@ -26,7 +26,7 @@ func tunedCPU() -> String? {
     #endif
 }
 let tuned = tunedCPU()
-let kernelSettings: [SwiftSetting] = tuned.map { [.unsafeFlags(["-target-cpu", $0], .when(configuration: .release))] } ?? []
+let kernelSettings: [SwiftSetting] = tuned.map { [.unsafeFlags(["-target-cpu", $0], .when(configuration: .release)), .define("TUNED_X86_64_V3", .when(configuration: .release))] } ?? []
 let guardSettings: [SwiftSetting] = tuned == nil ? [] : [.define("TUNED_X86_64_V3", .when(configuration: .release))]
 
 let package = Package(

@@ -20,15 +20,17 @@ public protocol Real: BinaryFloatingPoint, Sendable where Self.RawSignificand: F
     /// x ← tanh x over `count` values (vectorized for Float).
     static func tanhInPlace(_ x: UnsafeMutablePointer<Self>, count: Int)
     /// One LSTM step of one sample (see Compute.lstmStep): gates activated in `a`, c and h.
-    static func lstmStep(_ a: UnsafeMutablePointer<Self>, _ z: UnsafePointer<Self>, hidden: Int,
+    static func lstmStep(_ a: UnsafeMutablePointer<Self>, hidden: Int,
                          cPrev: UnsafePointer<Self>, c: UnsafeMutablePointer<Self>, h: UnsafeMutablePointer<Self>)
+    /// The gradient of one LSTM step of one sample (see Compute.lstmStepBackward).
+    static func lstmStepBackward(_ a: UnsafePointer<Self>, hidden: Int, cPrev: UnsafePointer<Self>, c: UnsafePointer<Self>,
+                                 dh: UnsafeMutablePointer<Self>, dc: UnsafeMutablePointer<Self>, da: UnsafeMutablePointer<Self>)
 }
 
 extension Real {
     /// The gates one after another, as the layer computed them before the fused kernel.
-    public static func lstmStep(_ a: UnsafeMutablePointer<Self>, _ z: UnsafePointer<Self>, hidden H: Int,
+    public static func lstmStep(_ a: UnsafeMutablePointer<Self>, hidden H: Int,
                                 cPrev: UnsafePointer<Self>, c: UnsafeMutablePointer<Self>, h: UnsafeMutablePointer<Self>) {
-        for j in 0..<4 * H { a[j] += z[j] }
         sigmoidInPlace(a, count: 2 * H)
         tanhInPlace(a + 2 * H, count: H)
         sigmoidInPlace(a + 3 * H, count: H)
@@ -36,6 +38,22 @@ extension Real {
         h.update(from: c, count: H)
         tanhInPlace(h, count: H)
         for j in 0..<H { h[j] *= a[3 * H + j] }
+    }
+
+    /// One value at a time, with the type's tanh.
+    public static func lstmStepBackward(_ a: UnsafePointer<Self>, hidden H: Int, cPrev: UnsafePointer<Self>, c: UnsafePointer<Self>,
+                                        dh: UnsafeMutablePointer<Self>, dc: UnsafeMutablePointer<Self>, da: UnsafeMutablePointer<Self>) {
+        for j in 0..<H {
+            let i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j]
+            let tc = tanh(c[j])
+            let dcn = dc[j] + dh[j] * o * (1 - tc * tc)
+            da[j] = dcn * g * i * (1 - i)
+            da[H + j] = dcn * cPrev[j] * f * (1 - f)
+            da[2 * H + j] = dcn * i * (1 - g * g)
+            da[3 * H + j] = dh[j] * tc * o * (1 - o)
+            dc[j] = dcn * f
+            dh[j] = 0
+        }
     }
 }
 
@@ -53,9 +71,14 @@ extension Float: Real {
     @inline(__always) public static func sigmoidInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) { Compute.sigmoidInPlace(x, count: count) }
     @inline(__always) public static func tanhInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) { Compute.tanhInPlace(x, count: count) }
     @inline(__always)
-    public static func lstmStep(_ a: UnsafeMutablePointer<Float>, _ z: UnsafePointer<Float>, hidden: Int,
+    public static func lstmStep(_ a: UnsafeMutablePointer<Float>, hidden: Int,
                                 cPrev: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>) {
-        Compute.lstmStep(a, z, hidden: hidden, cPrev: cPrev, c: c, h: h)
+        Compute.lstmStep(a, hidden: hidden, cPrev: cPrev, c: c, h: h)
+    }
+    @inline(__always)
+    public static func lstmStepBackward(_ a: UnsafePointer<Float>, hidden: Int, cPrev: UnsafePointer<Float>, c: UnsafePointer<Float>,
+                                        dh: UnsafeMutablePointer<Float>, dc: UnsafeMutablePointer<Float>, da: UnsafeMutablePointer<Float>) {
+        Compute.lstmStepBackward(a, hidden: hidden, cPrev: cPrev, c: c, dh: dh, dc: dc, da: da)
     }
 }
 

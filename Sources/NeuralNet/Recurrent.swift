@@ -43,12 +43,12 @@ public final class Recurrent<T: Real>: Layer<T> {
     private var hs: [Scratch<T>] = [Scratch(), Scratch()]  // (S+1)×N×H, states by processing step
     private var cs: [Scratch<T>] = [Scratch(), Scratch()]  // (S+1)×N×H, lstm cells
     private var hn: [Scratch<T>] = [Scratch(), Scratch()]  // S×N×H, gru h·Wh_n + bh_n by time
+    private let stepBias = Scratch<T>()                  // GH: the bias each step's rows start from
     // Backward work.
     private let dAx = Scratch<T>(), dAh = Scratch<T>()  // S×N×GH by time
     private let hPrev = Scratch<T>()                     // S×N×H, states before each time
     private let dh = Scratch<T>(), dc = Scratch<T>()     // N×H
     private let dxT = Scratch<T>()                       // S×N×D
-    private let tcBuffer = Scratch<T>()                  // H: tanh of one sample's cell
     private var lens: [Int] = []
 
     init(inputShape: [Int], kind: CellKind, units: Int, sequences: Bool, bidirectional: Bool) {
@@ -98,6 +98,7 @@ public final class Recurrent<T: Real>: Layer<T> {
     override func reserve(batch N: Int) {
         let GH = G * H
         xT.reserve(S * N * D)
+        stepBias.reserve(GH)
         for d in 0..<directions {
             act[d].reserve(S * N * GH)
             hs[d].reserve((S + 1) * N * H)
@@ -125,20 +126,34 @@ public final class Recurrent<T: Real>: Layer<T> {
         let a = act[d].pointer, h = hs[d].pointer
         let c = kind == .lstm ? cs[d].pointer : h
         let hnb = kind == .gru ? hn[d].pointer : h
-        // Input projection for every step at once: a = xT·Wx + bx.
-        for r in 0..<S * N { (a + r * GH).update(from: bx, count: GH) }
+        // Input projection for every step at once: a = xT·Wx + bx, and for rnn and lstm + bh,
+        // so that each step's h·Wh is added straight into its rows of `a` (GRU keeps h·Wh + bh
+        // apart: its n gate scales the part of it that is its own by r).
+        let folded = kind != .gru
+        let bp = stepBias.pointer
+        for j in 0..<GH { bp[j] = folded ? bx[j] + bh[j] : bx[j] }
+        for r in 0..<S * N { (a + r * GH).update(from: bp, count: GH) }
         T.gemm(transA: false, transB: false, m: S * N, n: GH, k: D, alpha: 1, a: xT.pointer, lda: D, b: wx, ldb: GH, beta: 1, c: a, ldc: GH)
         h.update(repeating: 0, count: N * H)
         if kind == .lstm { c.update(repeating: 0, count: N * H) }
-        let z = dAh  // a step's h·Wh + bh (dAh is free during forward)
-        z.reserve(N * GH)
+        let z = dAh  // gru: a step's h·Wh + bh (dAh is free during forward)
+        if !folded { z.reserve(N * GH) }
         let zp = z.pointer
         let out = H * directions
         for k in 0..<S {
             let t = d == 0 ? k : S - 1 - k
             let hp = h + k * N * H, hq = h + (k + 1) * N * H
-            for n in 0..<N { (zp + n * GH).update(from: bh, count: GH) }
-            T.gemm(transA: false, transB: false, m: N, n: GH, k: H, alpha: 1, a: hp, lda: H, b: wh, ldb: GH, beta: 1, c: zp, ldc: GH)
+            // The first step's h is 0: nothing to add.
+            if folded {
+                if k > 0 {
+                    T.gemm(transA: false, transB: false, m: N, n: GH, k: H, alpha: 1, a: hp, lda: H, b: wh, ldb: GH, beta: 1, c: a + t * N * GH, ldc: GH)
+                }
+            } else {
+                for n in 0..<N { (zp + n * GH).update(from: bh, count: GH) }
+                if k > 0 {
+                    T.gemm(transA: false, transB: false, m: N, n: GH, k: H, alpha: 1, a: hp, lda: H, b: wh, ldb: GH, beta: 1, c: zp, ldc: GH)
+                }
+            }
             for n in 0..<N {
                 let hpn = hp + n * H, hqn = hq + n * H
                 guard t < lens[n] else {
@@ -150,12 +165,11 @@ public final class Recurrent<T: Real>: Layer<T> {
                 let an = a + (t * N + n) * GH, zn = zp + n * GH
                 switch kind {
                 case .rnn:
-                    for j in 0..<H { an[j] += zn[j] }
                     T.tanhInPlace(an, count: H)
                     hqn.update(from: an, count: H)
                 case .lstm:
                     // i, f, g, o activated in `an`; c and h of this step
-                    T.lstmStep(an, zn, hidden: H, cPrev: c + k * N * H + n * H, c: c + (k + 1) * N * H + n * H, h: hqn)
+                    T.lstmStep(an, hidden: H, cPrev: c + k * N * H + n * H, c: c + (k + 1) * N * H + n * H, h: hqn)
                 case .gru:
                     let hh = hnb + (t * N + n) * H
                     for j in 0..<2 * H { an[j] += zn[j] }
@@ -179,12 +193,11 @@ public final class Recurrent<T: Real>: Layer<T> {
     override func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch N: Int) {
         let GH = G * H
         dAx.reserve(S * N * GH)
-        dAh.reserve(S * N * GH)
-        hPrev.reserve(S * N * H)
+        if kind == .gru { dAh.reserve(S * N * GH) }
+        if bidirectional { hPrev.reserve(S * N * H) }
         dh.reserve(N * H)
         dc.reserve(N * H)
         dxT.reserve(S * N * D)
-        tcBuffer.reserve(H)
         for d in 0..<directions { backwardDirection(d, N: N, dy: dy, accumulate: d > 0, inputGradient: dx != nil) }
         guard let dx else { return }
         let g = dxT.pointer
@@ -201,7 +214,9 @@ public final class Recurrent<T: Real>: Layer<T> {
         let c = kind == .lstm ? cs[d].pointer : h
         let hnb = kind == .gru ? hn[d].pointer : h
         let dax = dAx.pointer, dah = kind == .gru ? dAh.pointer : dAx.pointer
-        let dhp = dh.pointer, dcp = dc.pointer, hpv = hPrev.pointer
+        // The states before each time, time-major, for Wh's gradient: forwards, the states
+        // as the forward pass kept them; backwards, those in reverse order.
+        let dhp = dh.pointer, dcp = dc.pointer, hpv = d == 0 ? h : hPrev.pointer
         let out = H * directions
         dhp.update(repeating: 0, count: N * H)
         dcp.update(repeating: 0, count: N * H)
@@ -209,7 +224,7 @@ public final class Recurrent<T: Real>: Layer<T> {
         for k in stride(from: S - 1, through: 0, by: -1) {
             let t = d == 0 ? k : S - 1 - k
             let hp = h + k * N * H
-            (hpv + t * N * H).update(from: hp, count: N * H)
+            if d > 0 { (hpv + t * N * H).update(from: hp, count: N * H) }
             for n in 0..<N {
                 let dxn = dax + (t * N + n) * GH, dhn = dah + (t * N + n) * GH
                 guard t < lens[n] else {
@@ -226,21 +241,8 @@ public final class Recurrent<T: Real>: Layer<T> {
                         dhv[j] = 0
                     }
                 case .lstm:
-                    let cp = c + k * N * H + n * H, cq = c + (k + 1) * N * H + n * H, dcv = dcp + n * H
-                    let tcs = tcBuffer.pointer
-                    tcs.update(from: cq, count: H)
-                    T.tanhInPlace(tcs, count: H)
-                    for j in 0..<H {
-                        let i = an[j], f = an[H + j], g = an[2 * H + j], o = an[3 * H + j]
-                        let tc = tcs[j]
-                        let dcn = dcv[j] + dhv[j] * o * (1 - tc * tc)
-                        dxn[j] = dcn * g * i * (1 - i)
-                        dxn[H + j] = dcn * cp[j] * f * (1 - f)
-                        dxn[2 * H + j] = dcn * i * (1 - g * g)
-                        dxn[3 * H + j] = dhv[j] * tc * o * (1 - o)
-                        dcv[j] = dcn * f
-                        dhv[j] = 0
-                    }
+                    T.lstmStepBackward(an, hidden: H, cPrev: c + k * N * H + n * H, c: c + (k + 1) * N * H + n * H,
+                                       dh: dhv, dc: dcp + n * H, da: dxn)
                 case .gru:
                     let hh = hnb + (t * N + n) * H
                     for j in 0..<H {
