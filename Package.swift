@@ -8,9 +8,11 @@ import PackageDescription
 // compiled for x86-64-v3 (AVX2 and FMA: Haswell, Zen and later) when the machine building them
 // has it, as OpenBLAS built from source is for its build machine: our SIMD8 kernels then run as
 // one 8-lane instruction instead of two 4-lane ones (mnist-cnn training takes about 10 % less
-// CPU; results are the same bits, since Swift does not fuse a·b + c on its own). The tools
-// refuse to run, naming the reason, on a CPU without it. TENSOR_TOOLS_CPU=baseline builds
-// for any x86-64 instead (for binaries that move between machines).
+// CPU). Swift does not fuse a·b + c on its own, so results are the same bits as a baseline
+// build's except where TUNED_X86_64_V3 asks for fused multiply-adds: the exponential of the
+// recurrent layers' vectorized sigmoid and tanh (Compute.expSIMD), which then differs in the last
+// bit. The tools refuse to run, naming the reason, on a CPU without it. TENSOR_TOOLS_CPU=baseline
+// builds for any x86-64 instead (for binaries that move between machines).
 func tunedCPU() -> String? {
     #if os(Linux) && arch(x86_64)
     if ProcessInfo.processInfo.environment["TENSOR_TOOLS_CPU"] == "baseline" { return nil }
