@@ -106,6 +106,10 @@ final class ArchiveClient {
     var error: Error?
     /// Bytes handed to libarchive so far.
     var delivered = 0
+    /// With `keepTail`, the last `tailSize` bytes read from the source (a zip's end record).
+    var keepTail = false
+    private(set) var tail: [UInt8] = []
+    static let tailSize = 22 + 65535  // the end-of-central-directory record with its longest comment
 
     init(_ source: ByteSource) {
         self.source = source
@@ -122,6 +126,7 @@ final class ArchiveClient {
             do {
                 let n = try c.source.read(into: c.buffer, count: ArchiveClient.bufferSize)
                 c.delivered += n
+                c.remember(n)
                 out?.pointee = UnsafeRawPointer(c.buffer)
                 return la_ssize_t(n)
             } catch {
@@ -129,6 +134,26 @@ final class ArchiveClient {
                 return -1
             }
         }, nil)
+    }
+
+    /// Keeps the tail of the `n` bytes just read into `buffer`.
+    private func remember(_ n: Int) {
+        guard keepTail, n > 0 else { return }
+        let keep = min(n, ArchiveClient.tailSize)
+        tail.append(contentsOf: UnsafeRawBufferPointer(start: buffer + (n - keep), count: keep))
+        if tail.count > ArchiveClient.tailSize { tail.removeFirst(tail.count - ArchiveClient.tailSize) }
+    }
+
+    /// Reads what libarchive left of the source (it stops at the end of what its format
+    /// needs), keeping the tail; returns the number of bytes.
+    func drain() throws -> Int {
+        var total = 0
+        while true {
+            let n = try source.read(into: buffer, count: ArchiveClient.bufferSize)
+            if n == 0 { return total }
+            remember(n)
+            total += n
+        }
     }
 
     /// libarchive's message for `a`, which may be NULL.

@@ -197,6 +197,7 @@ final class ZipMembers {
     init(_ source: ByteSource) throws {
         name = source.name
         client = ArchiveClient(source)
+        client.keepTail = true
         archive = archive_read_new()
         archive_read_support_format_zip_streamable(archive)
         // Every property is set: a throw from here on runs deinit, which frees the archive
@@ -212,13 +213,32 @@ final class ZipMembers {
     func next() throws -> String? {
         var entry: OpaquePointer?
         let r = archive_read_next_header(archive, &entry)
-        if r == ARCHIVE_EOF { return nil }
+        if r == ARCHIVE_EOF {
+            try checkEnd()
+            return nil
+        }
         guard r == ARCHIVE_OK || r == ARCHIVE_WARN, let entry else {
             throw client.error ?? DataError(name, "archive damaged or cut short: " + ArchiveClient.message(archive))
         }
         guard archive_entry_filetype(entry) == UInt32(0o100000) /* AE_IFREG */ else { return try next() }
         guard let p = archive_entry_pathname(entry) else { return try next() }
         return String(cString: p)
+    }
+
+    /// The streaming reader stops at the central directory's first record, so a file cut
+    /// inside the directory, or with other bytes after it, read as whole. The archive must end
+    /// with its end-of-central-directory record (signature PK 5 6, 22 bytes and the comment
+    /// whose length it gives).
+    private func checkEnd() throws {
+        _ = try client.drain()
+        let t = client.tail
+        var p = t.count - 22
+        while p >= 0 {
+            if t[p] == 0x50, t[p + 1] == 0x4B, t[p + 2] == 0x05, t[p + 3] == 0x06,
+               p + 22 + Int(t[p + 20]) + Int(t[p + 21]) << 8 == t.count { return }
+            p -= 1
+        }
+        throw DataError(name, "zip archive cut short or followed by other bytes: it does not end with its end-of-central-directory record")
     }
 
     /// The current member's bytes as a source.

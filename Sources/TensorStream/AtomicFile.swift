@@ -47,6 +47,7 @@ public final class AtomicFile: ByteSink {
     public let tempPath: String
     private let sink: FileSink
     private var done = false
+    private var synced = false
 
     /// Creates the temporary file `.NAME.XXXXXX.tmp` beside `path`. A symbolic link is
     /// followed: the file it names is replaced, and the link stays.
@@ -93,10 +94,30 @@ public final class AtomicFile: ByteSink {
 
     /// Flushes, fsyncs and renames the temporary file over the target, then fsyncs the directory.
     public func commit() throws {
+        try sync()
+        try publish()
+    }
+
+    /// Flushes and fsyncs the temporary file: what can fail for want of space or a disk error
+    /// fails here, before any target is replaced. A tool writing two files syncs both, then
+    /// publishes both. On failure the temporary file is removed.
+    public func sync() throws {
+        guard !synced else { return }
         do {
             try sink.flush()
             if FaultInjection.fails("fsync") { throw IOError(name: path, operation: "fsync", code: EIO) }
             guard fsync(sink.fd) == 0 else { throw IOError(name: path, operation: "fsync", code: errno) }
+        } catch {
+            abandon()
+            throw error
+        }
+        synced = true
+    }
+
+    /// Renames the synced temporary file over the target and fsyncs the directory.
+    public func publish() throws {
+        try sync()
+        do {
             if FaultInjection.fails("rename") { throw IOError(name: path, operation: "rename", code: EIO) }
             guard rename(tempPath, path) == 0 else { throw IOError(name: path, operation: "rename", code: errno) }
         } catch {

@@ -155,6 +155,12 @@ public final class Output {
         if let a = atomic { try a.commit() } else { try sink.flush() }
     }
 
+    /// Flushes; for a file, fsyncs it under its temporary name (AtomicFile.sync). With
+    /// `commit()` after, for outputs that go together: sync each, then commit each.
+    public func sync() throws {
+        if let a = atomic { try a.sync() } else { try sink.flush() }
+    }
+
     /// Discards a file output; the target stays as it was.
     public func abandon() { atomic?.abandon() }
 }

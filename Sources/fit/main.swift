@@ -92,7 +92,8 @@ struct Fit: ParsableCommand {
     @Option(help: ArgumentHelp("The field of sequence lengths, for networks over sequences (default: len, when the stream has it).", valueName: "name"))
     var length: String?
 
-    @Option(name: .customLong("validation-split"), help: ArgumentHelp("Hold out this fraction (the last samples) for validation.", valueName: "f"))
+    @Option(name: .customLong("validation-split"), help: ArgumentHelp("Hold out this fraction (the last samples) for validation.", valueName: "f"),
+            transform: Fit.fraction)
     var validationSplit: Double = 0
 
     @Option(help: ArgumentHelp("A stream file to validate on after each epoch.", valueName: "file"))
@@ -115,6 +116,17 @@ struct Fit: ParsableCommand {
 
     @Argument(help: ArgumentHelp("The training stream; stdin when none or \"-\".", valueName: "file"))
     var file: String?
+
+    /// --validation-split's value as Double reads it, except that a figure too small for a
+    /// Double, which it reads as 0 (1e-400), is refused: 0 means no validation at all.
+    @Sendable static func fraction(_ text: String) throws -> Double {
+        guard let v = Double(text) else { throw ValidationError("'\(text)' is not a number") }
+        let mantissa = text.prefix { $0 != "e" && $0 != "E" && $0 != "p" && $0 != "P" }
+        if v == 0 && mantissa.contains(where: { ("1"..."9").contains($0) }) {
+            throw ValidationError("\(text) is too small to hold out a sample (it reads as 0, which means no validation)")
+        }
+        return v
+    }
 
     func validate() throws {
         if model == nil && resume == nil { throw ValidationError("give --model SPEC (or --resume MODEL)") }
@@ -417,6 +429,7 @@ struct Fit: ParsableCommand {
                 }
             }
             try m.save(to: output)
+            logSink?.keep()
             // The checkpoint goes when training ends well: the file this run wrote, not a device,
             // a link, another run's, or the model this run resumed from (whose loss the user did
             // not ask for).
@@ -449,20 +462,48 @@ struct Fit: ParsableCommand {
     func jsonNumber(_ v: Double) -> String { v.isFinite ? String(format: "%.6g", v) : "null" }
 }
 
-/// A log file appended to line by line, each line flushed (so a killed fit keeps its log).
+/// `--log`: JSON lines appended to a file, each written at once (a killed fit keeps its log).
+/// It is opened before training, so that a path that cannot be written fails at once, not
+/// after the first epoch; a file it had to create is removed again if the run fails (an
+/// error, SIGINT, SIGTERM) before the first record.
 final class LogFile {
     let fd: Int32
     let path: String
+    /// Created by this run and still empty: removed at the end.
+    private var created = false
     init(path: String) throws {
         self.path = path
-        fd = isStandardOutput(path) ? dup(1) : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o666)
+        if isStandardOutput(path) {
+            fd = dup(1)
+        } else {
+            var d = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o666)
+            if d >= 0 {
+                created = true
+                TempFileRegistry.add(path)
+            } else if errno == EEXIST {
+                d = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o666)
+            }
+            fd = d
+        }
         guard fd >= 0 else { throw IOError(name: path, operation: "", code: errno) }
     }
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        if created {
+            TempFileRegistry.remove(path)
+            unlink(path)
+        }
+    }
+    /// The run ended well: keep the file, records or not (`--epochs 0`).
+    func keep() {
+        if created { TempFileRegistry.remove(path) }
+        created = false
+    }
     func append(_ line: String) throws {
         let b = Array((line + "\n").utf8)
         let n = b.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
         guard n == b.count else { throw IOError(name: path, operation: "write", code: n < 0 ? errno : EIO) }
+        keep()
     }
 }
 

@@ -97,7 +97,11 @@ struct Score: ParsableCommand {
             // The report's file is opened first: one that cannot be written fails before -o is
             // replaced.
             let reportOut = try report.map { try Output.open($0, binary: false) }
-            defer { reportOut?.abandon() }  // after a commit, nothing
+            var tableOut: Output?
+            defer {  // after a commit, nothing
+                reportOut?.abandon()
+                tableOut?.abandon()
+            }
             let log = try fitLog.map { path -> [EpochRecord] in
                 let src = try FileSource.open(path)
                 let (records, warning) = try LearningLog.parse(try readWhole(src, limit: 64 << 20), name: src.name)
@@ -129,7 +133,7 @@ struct Score: ParsableCommand {
                     let out = try Output.open(output, binary: false)
                     do {
                         try out.sink.write(string: json ? r.json() : r.table())
-                        try out.commit()
+                        tableOut = out
                     } catch {
                         out.abandon()
                         throw error
@@ -137,10 +141,15 @@ struct Score: ParsableCommand {
                 }
                 result = r
             }
+            // The table and the report are one result: both are written and synced before
+            // either replaces its file, so a full disk or a failed report leaves the old pair.
             if let report, let out = reportOut {
                 try out.sink.write(string: ReportDocument.render(result, log: log ?? [], title: title, svg: report.hasSuffix(".svg")))
-                try out.commit()
+                try out.sync()
             }
+            try tableOut?.sync()
+            try tableOut?.commit()
+            try reportOut?.commit()
             if let r = result {
                 let failures = require.compactMap { Gate($0)!.failure(in: r) }
                 for f in failures { Tool.report("score", "", f) }

@@ -283,6 +283,15 @@ final class LoaderTests: XCTestCase {
         try Data(b).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         assertRefused([path], "flip-", "bad CRC")
+        // Cut inside the central directory, or followed by other bytes: every member is whole,
+        // and the streaming reader stops at the directory, so both loaded without a word.
+        let whole = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("npz/xy.npz"))))
+        for (bytes, what) in [(Array(whole.dropLast(1)), "cut"), (Array(whole.dropLast(30)), "cut2"), (whole + Array("junk\n".utf8), "junk")] {
+            let p = FileManager.default.temporaryDirectory.appendingPathComponent("\(what)-\(UUID().uuidString).npz").path
+            try Data(bytes).write(to: URL(fileURLWithPath: p))
+            defer { try? FileManager.default.removeItem(atPath: p) }
+            assertRefused([p], what, "does not end with its end-of-central-directory record")
+        }
     }
 
     func testDataLibarchiveCannotOpenIsAnErrorNotADoubleFree() {

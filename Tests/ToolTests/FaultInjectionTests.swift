@@ -56,6 +56,27 @@ final class FaultInjectionTests: XCTestCase {
         try sweep("normalize --minmax --save s.stats train.tns >/dev/null", output: "\(tmp)/s.stats")
     }
 
+    /// score's table (-o) and report (--report) are one result: an fsync failing on either
+    /// leaves both files as they were (the table was renamed into place before the report was
+    /// written, so a failing report left a new table beside an old report).
+    func testScoresTableAndReportAreReplacedTogether() throws {
+        XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o m.model train.tns && predict -m m.model train.tns > p.tns", cwd: tmp).status, 0)
+        try Data("old table\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/t.txt"))
+        try Data("old report\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/r.html"))
+        var n = 1
+        while n <= 10 {
+            let r = try sh("TENSOR_FAULT=fsync:\(n) score -o t.txt --report r.html p.tns", cwd: tmp)
+            if r.status == 0 { break }
+            XCTAssertEqual(r.status, 74, "fsync:\(n): \(r.stderr)")
+            XCTAssertEqual(bytes("\(tmp)/t.txt"), Array("old table\n".utf8), "fsync:\(n): the table untouched")
+            XCTAssertEqual(bytes("\(tmp)/r.html"), Array("old report\n".utf8), "fsync:\(n): the report untouched")
+            n += 1
+        }
+        XCTAssertEqual(n, 3, "two files, two fsyncs")
+        XCTAssertTrue(String(decoding: bytes("\(tmp)/t.txt") ?? [], as: UTF8.self).contains("accuracy"))
+        XCTAssertTrue(String(decoding: bytes("\(tmp)/r.html") ?? [], as: UTF8.self).contains("<html"))
+    }
+
     func testAFileSizeLimitIsAnIOError() throws {
         // `ulimit -f`: the write fails (SIGXFSZ is ignored), the tool says so, exits 74, and the
         // old model and the directory are as they were.

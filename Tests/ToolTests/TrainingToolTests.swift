@@ -196,6 +196,21 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/-"), "no file named '-'")
     }
 
+    /// The log is opened before the data is read (an unwritable path fails at once), but a log
+    /// that run created stays only if it holds a record or the run ended well; a log that was
+    /// there keeps what it had.
+    func testAFailedRunLeavesNoEmptyLogBehind() throws {
+        try Data("not a stream".utf8).write(to: URL(fileURLWithPath: "\(tmp)/bad.tns"))
+        assertFails(try sh("fit --model mlp --log \(tmp)/new.jsonl -o \(tmp)/m.model \(tmp)/bad.tns"), status: 65, prefix: "fit: \(tmp)/bad.tns: ")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/new.jsonl"), "an empty log created by a run that failed")
+        try Data("{\"epoch\":1}\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/old.jsonl"))
+        assertFails(try sh("fit --model mlp --log \(tmp)/old.jsonl -o \(tmp)/m.model \(tmp)/bad.tns"), status: 65, prefix: "fit: \(tmp)/bad.tns: ")
+        XCTAssertEqual(try String(contentsOfFile: "\(tmp)/old.jsonl", encoding: .utf8), "{\"epoch\":1}\n")
+        assertFails(try sh("fit --model mlp --log \(tmp)/no/such/dir/log.jsonl -o \(tmp)/m.model \(tmp)/train.tns"), status: 74, prefix: "fit: \(tmp)/no/such/dir/log.jsonl: ")
+        XCTAssertEqual(try sh("fit --model mlp --epochs 0 --log \(tmp)/zero.jsonl -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        XCTAssertEqual(try data("\(tmp)/zero.jsonl"), [], "--epochs 0 ends well: its log is kept, empty")
+    }
+
     func testLearningRateDecaysEveryEpoch() throws {
         let r = try sh("fit --model mlp --epochs 3 --lr 0.01 --lr-decay 0.5 -q --log \(tmp)/log.jsonl -o \(tmp)/m.model \(tmp)/train.tns")
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -296,6 +311,8 @@ final class TrainingToolTests: XCTestCase {
             // ArgumentParser's own errors, on one line like every other
             ("--model mlp --batch -1 -o \(tmp)/n.model", "--batch -1: a negative number is not a value of --batch"),
             ("--model mlp --frob -o \(tmp)/n.model", "unknown option '--frob'"),
+            // a fraction below Double's range reads as 0, which trained with no validation
+            ("--model mlp --validation-split 1e-400 -o \(tmp)/n.model", "1e-400 is too small to hold out a sample"),
         ]
         for (args, words) in cases {
             assertFails(try sh("fit \(args) \(tmp)/train.tns"), status: 64, prefix: "fit: ", contains: words)
