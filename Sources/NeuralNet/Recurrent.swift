@@ -44,6 +44,8 @@ public final class Recurrent<T: Real>: Layer<T> {
     private var cs: [Scratch<T>] = [Scratch(), Scratch()]  // (S+1)×N×H, lstm cells
     private var hn: [Scratch<T>] = [Scratch(), Scratch()]  // S×N×H, gru h·Wh_n + bh_n by time
     private let stepBias = Scratch<T>()                  // GH: the bias each step's rows start from
+    // Inference (rnn, lstm): a step's inputs beside the state, its gate rows, the cells.
+    private let xh = Scratch<T>(), zStep = Scratch<T>(), cStep = Scratch<T>()  // N×(D+H), N×GH, N×H
     // Backward work.
     private let dAx = Scratch<T>(), dAh = Scratch<T>()  // S×N×GH by time
     private let hPrev = Scratch<T>()                     // S×N×H, states before each time
@@ -91,6 +93,7 @@ public final class Recurrent<T: Real>: Layer<T> {
 
     override func workingValues(batch n: Double, training: Bool) -> Double {
         let rows = n * Double(S), gh = Double(G * H), h = Double(H)
+        if !training && kind != .gru { return n * (Double(D) + 2 * h + gh) }  // inferDirection's buffers
         let forward = rows * Double(D) + Double(directions) * rows * (gh + 3 * h)
         return training ? forward + rows * (2 * gh + h + Double(D)) : forward
     }
@@ -109,8 +112,17 @@ public final class Recurrent<T: Real>: Layer<T> {
 
     @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch N: Int, training: Bool, rng: inout SeededRandom) {
-        reserve(batch: N)
         lens = (0..<N).map { length($0, steps: S) }
+        if !training && kind != .gru {
+            xh.reserve(N * (D + H))
+            zStep.reserve(N * G * H)
+            cStep.reserve(N * H)
+            stepBias.reserve(G * H)
+            if sequences { y.update(repeating: 0, count: N * S * H * directions) }
+            for d in 0..<directions { inferDirection(d, N: N, x: x, y: y) }
+            return
+        }
+        reserve(batch: N)
         let xt = xT.pointer
         for n in 0..<N { for t in 0..<S { (xt + (t * N + n) * D).update(from: x + (n * S + t) * D, count: D) } }
         let out = H * directions
@@ -187,6 +199,45 @@ public final class Recurrent<T: Real>: Layer<T> {
         if !sequences {
             for n in 0..<N { (y + n * out + d * H).update(from: h + S * N * H + n * H, count: H) }
         }
+    }
+
+    /// Inference for rnn and lstm: one GEMM a step, [x_t, h]·[Wx; Wh] (the two matrices lie
+    /// one after the other in the parameters, so the stacked one is there as it is), into one
+    /// step's gate rows, and no activations kept for a backward pass. Training's projection of
+    /// every step at once is S·N·GH values (131 MB for lstm-text at batch 1000) that went
+    /// through memory four times; here a step's rows stay in cache.
+    @_specialize(where T == Float)
+    private func inferDirection(_ d: Int, N: Int, x: UnsafePointer<T>, y: UnsafeMutablePointer<T>) {
+        let GH = G * H, K = D + H
+        let p = params + d * directionSize
+        let bx = p + D * GH + H * GH, bh = bx + GH
+        let bp = stepBias.pointer
+        for j in 0..<GH { bp[j] = bx[j] + bh[j] }
+        let v = xh.pointer, z = zStep.pointer, c = cStep.pointer
+        for n in 0..<N { (v + n * K + D).update(repeating: 0, count: H) }
+        if kind == .lstm { c.update(repeating: 0, count: N * H) }
+        let out = H * directions
+        for k in 0..<S {
+            let t = d == 0 ? k : S - 1 - k
+            for n in 0..<N {
+                (v + n * K).update(from: x + (n * S + t) * D, count: D)
+                (z + n * GH).update(from: bp, count: GH)
+            }
+            // The first step's h is 0: x_t·Wx alone.
+            T.gemm(transA: false, transB: false, m: N, n: GH, k: k == 0 ? D : K, alpha: 1, a: v, lda: K, b: p, ldb: GH, beta: 1, c: z, ldc: GH)
+            // A sample past its length keeps its state (padding never reaches it).
+            for n in 0..<N where t < lens[n] {
+                let zn = z + n * GH, hn = v + n * K + D
+                if kind == .lstm {
+                    T.lstmStep(zn, hidden: H, cPrev: c + n * H, c: c + n * H, h: hn)
+                } else {
+                    T.tanhInPlace(zn, count: H)
+                    hn.update(from: zn, count: H)
+                }
+                if sequences { (y + (n * S + t) * out + d * H).update(from: hn, count: H) }
+            }
+        }
+        if !sequences { for n in 0..<N { (y + n * out + d * H).update(from: v + n * K + D, count: H) } }
     }
 
     @_specialize(where T == Float)

@@ -66,7 +66,8 @@ extension GradientTests {
 final class SequenceMaskTests: XCTestCase {
     /// Runs `layer` on a batch of 2 identical samples of length `length`, the second with its
     /// padded steps replaced by noise; returns both outputs, restricted to the real steps.
-    func outputs(_ layer: Layer<Double>, length: Int, steps: Int, features: Int, realOutputRows: Bool, useLengths: Bool = true) -> ([Double], [Double]) {
+    func outputs(_ layer: Layer<Double>, length: Int, steps: Int, features: Int, realOutputRows: Bool, useLengths: Bool = true,
+                 training: Bool = false) -> ([Double], [Double]) {
         var rng = SeededRandom(seed: 3)
         let P = layer.parameterCount
         let params = UnsafeMutablePointer<Double>.allocate(capacity: max(P, 1))
@@ -84,7 +85,7 @@ final class SequenceMaskTests: XCTestCase {
         lens.withUnsafeBufferPointer { lp in
             layer.lengths = useLengths ? lp.baseAddress : nil
             x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
-                layer.forward(xp.baseAddress!, yp.baseAddress!, batch: 2, training: false, rng: &rng) } }
+                layer.forward(xp.baseAddress!, yp.baseAddress!, batch: 2, training: training, rng: &rng) } }
         }
         let per = layer.outputSize
         let keep = realOutputRows ? length * (per / steps) : per
@@ -92,14 +93,53 @@ final class SequenceMaskTests: XCTestCase {
     }
 
     func testPaddingDoesNotLeakIntoRecurrentStates() {
+        // Both passes: rnn and lstm infer by their own loop (Recurrent.inferDirection).
         for kind in CellKind.allCases {
             for bi in [false, true] {
-                let last = outputs(Recurrent(inputShape: [6, 2], kind: kind, units: 3, sequences: false, bidirectional: bi),
-                                   length: 4, steps: 6, features: 2, realOutputRows: false)
-                XCTAssertEqual(last.0, last.1, "\(kind) bidirectional=\(bi): last state")
-                let seq = outputs(Recurrent(inputShape: [6, 2], kind: kind, units: 3, sequences: true, bidirectional: bi),
-                                  length: 4, steps: 6, features: 2, realOutputRows: true)
-                XCTAssertEqual(seq.0, seq.1, "\(kind) bidirectional=\(bi): sequence")
+                for training in [false, true] {
+                    let last = outputs(Recurrent(inputShape: [6, 2], kind: kind, units: 3, sequences: false, bidirectional: bi),
+                                       length: 4, steps: 6, features: 2, realOutputRows: false, training: training)
+                    XCTAssertEqual(last.0, last.1, "\(kind) bidirectional=\(bi) training=\(training): last state")
+                    let seq = outputs(Recurrent(inputShape: [6, 2], kind: kind, units: 3, sequences: true, bidirectional: bi),
+                                      length: 4, steps: 6, features: 2, realOutputRows: true, training: training)
+                    XCTAssertEqual(seq.0, seq.1, "\(kind) bidirectional=\(bi) training=\(training): sequence")
+                }
+            }
+        }
+    }
+
+    /// Inference (one GEMM a step over [x_t, h], no kept activations) computes what the
+    /// training pass does, to rounding: every cell, both directions, sequences or the last
+    /// state, samples of different lengths, padded steps' outputs 0.
+    func testInferenceIsTheTrainingForwardPass() {
+        for kind in CellKind.allCases {
+            for bi in [false, true] {
+                for seqs in [false, true] {
+                    let l = Recurrent<Double>(inputShape: [5, 3], kind: kind, units: 9, sequences: seqs, bidirectional: bi)
+                    var rng = SeededRandom(seed: 11)
+                    let p = UnsafeMutablePointer<Double>.allocate(capacity: l.parameterCount)
+                    let g = UnsafeMutablePointer<Double>.allocate(capacity: l.parameterCount)
+                    defer { p.deallocate(); g.deallocate() }
+                    l.bind(params: p, grads: g)
+                    l.initialize(&rng, init: .pytorch)
+                    let N = 3
+                    let x = (0..<N * 5 * 3).map { _ in rng.nextGaussian() }
+                    let lens: [Int32] = [5, 2, 4]
+                    func run(_ training: Bool) -> [Double] {
+                        var y = [Double](repeating: .nan, count: N * l.outputSize)
+                        lens.withUnsafeBufferPointer { lp in
+                            l.lengths = lp.baseAddress
+                            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                                l.forward(xp.baseAddress!, yp.baseAddress!, batch: N, training: training, rng: &rng) } }
+                        }
+                        return y
+                    }
+                    let inferred = run(false), trained = run(true)
+                    let worst = zip(inferred, trained).map { abs($0 - $1) }.max() ?? .nan
+                    XCTAssertLessThan(worst, 1e-12, "\(kind) bidirectional=\(bi) sequences=\(seqs)")
+                    XCTAssertTrue(inferred.allSatisfy(\.isFinite), "\(kind): every output written")
+                    XCTAssertGreaterThan(inferred.map(abs).max() ?? 0, 0.01, "\(kind): not all zero")
+                }
             }
         }
     }
