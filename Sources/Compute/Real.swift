@@ -22,6 +22,12 @@ public protocol Real: BinaryFloatingPoint, Sendable where Self.RawSignificand: F
     /// One LSTM step of one sample (see Compute.lstmStep): gates activated in `a`, c and h.
     static func lstmStep(_ a: UnsafeMutablePointer<Self>, hidden: Int,
                          cPrev: UnsafePointer<Self>, c: UnsafeMutablePointer<Self>, h: UnsafeMutablePointer<Self>)
+    /// x ← softmax x over `count` values, stable (the maximum subtracted; vectorized for Float).
+    static func softmaxInPlace(_ x: UnsafeMutablePointer<Self>, count: Int)
+    /// y = x·Φ(x) = x/2·(1 + erf(x/√2)), exact GELU (vectorized for Float).
+    static func geluForward(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, count: Int)
+    /// dx = dy·(Φ(x) + x·φ(x)), GELU's gradient (vectorized for Float).
+    static func geluBackward(_ x: UnsafePointer<Self>, _ dy: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>, count: Int)
     /// The gradient of one LSTM step of one sample (see Compute.lstmStepBackward).
     static func lstmStepBackward(_ a: UnsafePointer<Self>, hidden: Int, cPrev: UnsafePointer<Self>, c: UnsafePointer<Self>,
                                  dh: UnsafeMutablePointer<Self>, dc: UnsafeMutablePointer<Self>, da: UnsafeMutablePointer<Self>)
@@ -38,6 +44,34 @@ extension Real {
         h.update(from: c, count: H)
         tanhInPlace(h, count: H)
         for j in 0..<H { h[j] *= a[3 * H + j] }
+    }
+
+    /// One value at a time, with the type's exp.
+    public static func softmaxInPlace(_ x: UnsafeMutablePointer<Self>, count n: Int) {
+        guard n > 0 else { return }
+        var m = x[0]
+        for j in 1..<n where x[j] > m { m = x[j] }
+        var s: Self = 0
+        for j in 0..<n { let e = exp(x[j] - m); x[j] = e; s += e }
+        let inv = 1 / s
+        for j in 0..<n { x[j] *= inv }
+    }
+
+    /// One value at a time, with the type's erf.
+    public static func geluForward(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, count n: Int) {
+        let r = Self(0.7071067811865476)
+        for i in 0..<n { y[i] = x[i] * Self(0.5) * (1 + erf(x[i] * r)) }
+    }
+
+    /// One value at a time, with the type's erf and exp.
+    public static func geluBackward(_ x: UnsafePointer<Self>, _ dy: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>, count n: Int) {
+        let r = Self(0.7071067811865476), c = Self(0.3989422804014327)  // 1/√2, 1/√(2π)
+        for i in 0..<n {
+            let v = x[i]
+            let cdf = Self(0.5) * (1 + erf(v * r))
+            let pdf = c * exp(-v * v / 2)
+            dx[i] = dy[i] * (cdf + v * pdf)
+        }
     }
 
     /// One value at a time, with the type's tanh.
@@ -74,6 +108,13 @@ extension Float: Real {
     public static func lstmStep(_ a: UnsafeMutablePointer<Float>, hidden: Int,
                                 cPrev: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>) {
         Compute.lstmStep(a, hidden: hidden, cPrev: cPrev, c: c, h: h)
+    }
+    @inline(__always) public static func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) { Compute.softmaxInPlace(x, count: count) }
+    @inline(__always) public static func geluForward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        Compute.geluForward(x, y, count: count)
+    }
+    @inline(__always) public static func geluBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, count: Int) {
+        Compute.geluBackward(x, dy, dx, count: count)
     }
     @inline(__always)
     public static func lstmStepBackward(_ a: UnsafePointer<Float>, hidden: Int, cPrev: UnsafePointer<Float>, c: UnsafePointer<Float>,

@@ -50,8 +50,7 @@ public final class Activation<T: Real>: Layer<T> {
             for i in 0..<n { y[i] = T.tanh(x[i]) }
         case .gelu:
             // Exact GELU: x·Φ(x) = x/2·(1 + erf(x/√2)).
-            let r = T(0.7071067811865476)
-            for i in 0..<n { y[i] = x[i] * T(0.5) * (1 + T.erf(x[i] * r)) }
+            T.geluForward(x, y, count: n)
         case .softmax:
             softmaxRows(x, y, rows: batch * inputSize / inputShape.last!, cols: inputShape.last!)
         }
@@ -76,13 +75,7 @@ public final class Activation<T: Real>: Layer<T> {
         case .tanh:
             for i in 0..<n { dx[i] = dy[i] * (1 - y[i] * y[i]) }
         case .gelu:
-            let r = T(0.7071067811865476), c = T(0.3989422804014327)  // 1/√2, 1/√(2π)
-            for i in 0..<n {
-                let v = x[i]
-                let cdf = T(0.5) * (1 + T.erf(v * r))
-                let pdf = c * T.exp(-v * v / 2)
-                dx[i] = dy[i] * (cdf + v * pdf)
-            }
+            T.geluBackward(x, dy, dx, count: n)
         case .softmax:
             // dx = y ⊙ (dy − Σ dy⊙y) per row.
             let cols = inputShape.last!

@@ -74,12 +74,7 @@ public final class SelfAttention<T: Real>: Layer<T> {
                     let row = an + i * S
                     let keys = causal ? min(L, i + 1) : L
                     guard keys > 0 else { row.update(repeating: 0, count: S); continue }
-                    var m = row[0]
-                    for j in 1..<max(keys, 1) where row[j] > m { m = row[j] }
-                    var s: T = 0
-                    for j in 0..<keys { let e = T.exp(row[j] - m); row[j] = e; s += e }
-                    let inv = 1 / s
-                    for j in 0..<keys { row[j] *= inv }
+                    T.softmaxInPlace(row, count: keys)
                     for j in keys..<S { row[j] = 0 }
                 }
                 T.gemm(transA: false, transB: false, m: S, n: dk, k: S, alpha: 1, a: an, lda: S,

@@ -197,6 +197,45 @@ final class VectorActivationTests: XCTestCase {
         XCTAssertEqual(try Architecture.parse("dense 16 relu\r\ndense classes\r\n"), try Architecture.parse("dense 16 relu\ndense classes\n"))
     }
 
+    /// The transformer's Float kernels against libm: erf over [-10, 10] (absolute error),
+    /// GELU and its gradient, and an attention row's softmax, with lengths that leave a tail.
+    func testVectorErfGeluAndSoftmaxAgreeWithLibm() {
+        var xs: [Float] = []
+        var v: Float = -10
+        while v <= 10 { xs.append(v); v += 0.0007 }
+        xs += [0, -0, 1e-30, -1e-30, 30, -30, 200, -200]
+        var worstErf: Float = 0
+        for i in stride(from: 0, through: xs.count - 8, by: 8) {
+            let e = erfSIMD(SIMD8(xs[i..<i + 8]))
+            for k in 0..<8 { worstErf = max(worstErf, abs(e[k] - erff(xs[i + k]))) }
+        }
+        XCTAssertLessThan(worstErf, 5e-7, "absolute error of erf")
+        let n = xs.count - 5  // a tail through the scalar loop
+        var y = [Float](repeating: .nan, count: n), dx = y
+        let dy = (0..<n).map { Float(($0 % 7) - 3) / 3 }
+        geluForward(xs, &y, count: n)
+        geluBackward(xs, dy, &dx, count: n)
+        var worstY: Float = 0, worstD: Float = 0
+        for i in 0..<n {
+            let x = Double(xs[i])
+            let cdf = 0.5 * (1 + erf(x / 2.0.squareRoot())), pdf = exp(-x * x / 2) / (2 * Double.pi).squareRoot()
+            worstY = max(worstY, Float(abs(Double(y[i]) - x * cdf) / max(1, abs(x))))
+            worstD = max(worstD, Float(abs(Double(dx[i]) - Double(dy[i]) * (cdf + x * pdf))))
+        }
+        XCTAssertLessThan(worstY, 4e-7, "GELU, relative to max(1, |x|)")
+        XCTAssertLessThan(worstD, 1e-6, "GELU's gradient")
+        var rng = SeededRandom(seed: 4)
+        for count in [1, 7, 8, 13, 64] {
+            let row = (0..<count).map { _ in Float(rng.nextGaussian() * 8) }
+            var got = row
+            softmaxInPlace(&got, count: count)
+            let m = Double(row.max()!)
+            let e = row.map { exp(Double($0) - m) }, total = e.reduce(0, +)
+            for j in 0..<count { XCTAssertEqual(Double(got[j]), e[j] / total, accuracy: 1e-6, "softmax of \(count), \(j)") }
+            XCTAssertEqual(Double(got.reduce(0, +)), 1, accuracy: 1e-5)
+        }
+    }
+
     /// The vectorized LSTM step gradient against the layer's loop before it (tanh c by
     /// tanhInPlace, then one value at a time), which the Double gradient checks cover: bit for
     /// bit, with hidden sizes that leave a tail; dh is left 0 for the GEMM that adds into it.
