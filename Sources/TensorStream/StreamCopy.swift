@@ -27,7 +27,7 @@ public func copyStream(from reader: StreamReader, to writer: StreamWriter, field
 
 extension Schema {
     /// The schema with only `names`, in that order, and the metadata that belongs to them
-    /// (`NAME.*` keys of dropped fields are dropped; other keys kept).
+    /// (the keys of dropped fields are dropped; keys of no field kept).
     public func selecting(_ names: [String]) -> (Schema, [Int])? {
         var idx: [Int] = []
         for n in names {
@@ -35,7 +35,17 @@ extension Schema {
             idx.append(i)
         }
         let dropped = Set(fields.map(\.name)).subtracting(names)
-        let meta = metadata.filter { kv in !dropped.contains { kv.key.hasPrefix($0 + ".") } }
+        let meta = metadata.filter { kv in owner(ofKey: kv.key).map { !dropped.contains($0) } ?? true }
         return (Schema(fields: idx.map { fields[$0] }, metadata: meta), idx)
+    }
+
+    /// The field a metadata key belongs to: the longest field name that, followed by a dot,
+    /// begins the key. Names may hold dots, so with fields `y` and `y.classes` the key
+    /// `y.classes` is y's class list and `y.classes.source` is the field y.classes's source;
+    /// nil for a key of no field (`provenance.cmd`).
+    public func owner(ofKey key: String) -> String? {
+        var best: String?
+        for f in fields where key.hasPrefix(f.name + ".") && f.name.count > (best?.count ?? -1) { best = f.name }
+        return best
     }
 }

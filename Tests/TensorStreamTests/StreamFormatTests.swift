@@ -47,6 +47,23 @@ final class StreamFormatTests: XCTestCase {
         XCTAssertEqual(s.classes(of: "y"), ["a\r", "b", "", "c"])
     }
 
+    /// Field names may hold dots: with fields y and y.classes, the key y.classes is y's class
+    /// list and y.classes.source is the field y.classes's. Keeping only y.classes (tensor-cat
+    /// --fields) dropped its source with y's keys, and keeping y kept the other's source.
+    func testMetadataGoesWithTheFieldWhoseNameIsTheLongestPrefix() throws {
+        let s = Schema(fields: [Field(name: "y", dtype: .i64, shape: Shape([])), Field(name: "y.classes", dtype: .f32, shape: Shape([2]))],
+                       metadata: [("y.classes", "a\nb"), ("y.source", "a.csv"), ("y.classes.source", "b.csv"), ("provenance.cmd", "tensor-load")])
+        XCTAssertEqual(s.owner(ofKey: "y.classes"), "y")
+        XCTAssertEqual(s.owner(ofKey: "y.classes.source"), "y.classes")
+        XCTAssertNil(s.owner(ofKey: "provenance.cmd"))
+        let (only, idx) = try XCTUnwrap(s.selecting(["y.classes"]))
+        XCTAssertEqual(idx, [1])
+        XCTAssertEqual(only.metadata.map(\.key), ["y.classes.source", "provenance.cmd"])
+        XCTAssertNil(only.classes(of: "y"))
+        let (justY, _) = try XCTUnwrap(s.selecting(["y"]))
+        XCTAssertEqual(justY.metadata.map(\.key), ["y.classes", "y.source", "provenance.cmd"])
+    }
+
     func testPayloadsAre64ByteAligned() throws {
         let (_, bytes) = try smallStream()
         let r = try StreamReader(source: MemorySource(bytes))
