@@ -44,8 +44,10 @@ public final class Recurrent<T: Real>: Layer<T> {
     private var cs: [Scratch<T>] = [Scratch(), Scratch()]  // (S+1)×N×H, lstm cells
     private var hn: [Scratch<T>] = [Scratch(), Scratch()]  // S×N×H, gru h·Wh_n + bh_n by time
     private let stepBias = Scratch<T>()                  // GH: the bias each step's rows start from
-    // Inference (rnn, lstm): a step's inputs beside the state, its gate rows, the cells.
+    // Inference: a step's inputs beside the state, its gate rows, the lstm cells or the gru's
+    // input projection.
     private let xh = Scratch<T>(), zStep = Scratch<T>(), cStep = Scratch<T>()  // N×(D+H), N×GH, N×H
+    private let xStep = Scratch<T>()                     // N×GH
     // Backward work.
     private let dAx = Scratch<T>(), dAh = Scratch<T>()  // S×N×GH by time
     private let hPrev = Scratch<T>()                     // S×N×H, states before each time
@@ -93,7 +95,7 @@ public final class Recurrent<T: Real>: Layer<T> {
 
     override func workingValues(batch n: Double, training: Bool) -> Double {
         let rows = n * Double(S), gh = Double(G * H), h = Double(H)
-        if !training && kind != .gru { return n * (Double(D) + 2 * h + gh) }  // inferDirection's buffers
+        if !training { return n * (Double(D) + 2 * h + (kind == .gru ? 2 : 1) * gh) }  // inferDirection's buffers
         let forward = rows * Double(D) + Double(directions) * rows * (gh + 3 * h)
         return training ? forward + rows * (2 * gh + h + Double(D)) : forward
     }
@@ -113,10 +115,10 @@ public final class Recurrent<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch N: Int, training: Bool, rng: inout SeededRandom) {
         lens = (0..<N).map { length($0, steps: S) }
-        if !training && kind != .gru {
+        if !training {
             xh.reserve(N * (D + H))
             zStep.reserve(N * G * H)
-            cStep.reserve(N * H)
+            (kind == .gru ? xStep : cStep).reserve(N * (kind == .gru ? G : 1) * H)
             stepBias.reserve(G * H)
             if sequences { y.update(repeating: 0, count: N * S * H * directions) }
             for d in 0..<directions { inferDirection(d, N: N, x: x, y: y) }
@@ -201,19 +203,21 @@ public final class Recurrent<T: Real>: Layer<T> {
         }
     }
 
-    /// Inference for rnn and lstm: one GEMM a step, [x_t, h]·[Wx; Wh] (the two matrices lie
+    /// Inference: for rnn and lstm one GEMM a step, [x_t, h]·[Wx; Wh] (the two matrices lie
     /// one after the other in the parameters, so the stacked one is there as it is), into one
-    /// step's gate rows, and no activations kept for a backward pass. Training's projection of
-    /// every step at once is S·N·GH values (131 MB for lstm-text at batch 1000) that went
-    /// through memory four times; here a step's rows stay in cache.
+    /// step's gate rows; for gru two, x_t·Wx and h·Wh apart (its n gate scales h's part by r).
+    /// No activations are kept for a backward pass. Training's projection of every step at
+    /// once is S·N·GH values (131 MB for lstm-text at batch 1000) that went through memory four
+    /// times; here a step's rows stay in cache.
     @_specialize(where T == Float)
     private func inferDirection(_ d: Int, N: Int, x: UnsafePointer<T>, y: UnsafeMutablePointer<T>) {
         let GH = G * H, K = D + H
         let p = params + d * directionSize
-        let bx = p + D * GH + H * GH, bh = bx + GH
+        let wh = p + D * GH, bx = p + D * GH + H * GH, bh = bx + GH
+        let gru = kind == .gru
         let bp = stepBias.pointer
-        for j in 0..<GH { bp[j] = bx[j] + bh[j] }
-        let v = xh.pointer, z = zStep.pointer, c = cStep.pointer
+        for j in 0..<GH { bp[j] = gru ? bh[j] : bx[j] + bh[j] }
+        let v = xh.pointer, z = zStep.pointer, c = cStep.pointer, ax = xStep.pointer
         for n in 0..<N { (v + n * K + D).update(repeating: 0, count: H) }
         if kind == .lstm { c.update(repeating: 0, count: N * H) }
         let out = H * directions
@@ -222,17 +226,33 @@ public final class Recurrent<T: Real>: Layer<T> {
             for n in 0..<N {
                 (v + n * K).update(from: x + (n * S + t) * D, count: D)
                 (z + n * GH).update(from: bp, count: GH)
+                if gru { (ax + n * GH).update(from: bx, count: GH) }
             }
             // The first step's h is 0: x_t·Wx alone.
-            T.gemm(transA: false, transB: false, m: N, n: GH, k: k == 0 ? D : K, alpha: 1, a: v, lda: K, b: p, ldb: GH, beta: 1, c: z, ldc: GH)
+            if gru {
+                T.gemm(transA: false, transB: false, m: N, n: GH, k: D, alpha: 1, a: v, lda: K, b: p, ldb: GH, beta: 1, c: ax, ldc: GH)
+                if k > 0 { T.gemm(transA: false, transB: false, m: N, n: GH, k: H, alpha: 1, a: v + D, lda: K, b: wh, ldb: GH, beta: 1, c: z, ldc: GH) }
+            } else {
+                T.gemm(transA: false, transB: false, m: N, n: GH, k: k == 0 ? D : K, alpha: 1, a: v, lda: K, b: p, ldb: GH, beta: 1, c: z, ldc: GH)
+            }
             // A sample past its length keeps its state (padding never reaches it).
             for n in 0..<N where t < lens[n] {
                 let zn = z + n * GH, hn = v + n * K + D
-                if kind == .lstm {
+                switch kind {
+                case .lstm:
                     T.lstmStep(zn, hidden: H, cPrev: c + n * H, c: c + n * H, h: hn)
-                } else {
+                case .rnn:
                     T.tanhInPlace(zn, count: H)
                     hn.update(from: zn, count: H)
+                case .gru:
+                    // as the training pass: r, z = σ(x·Wx + bx + h·Wh + bh), n = tanh(x·Wx_n +
+                    // bx_n + r·(h·Wh_n + bh_n)), h' = (1 − z)·n + z·h
+                    let an = ax + n * GH
+                    for j in 0..<2 * H { an[j] += zn[j] }
+                    T.sigmoidInPlace(an, count: 2 * H)
+                    for j in 0..<H { an[2 * H + j] += an[j] * zn[2 * H + j] }
+                    T.tanhInPlace(an + 2 * H, count: H)
+                    for j in 0..<H { hn[j] = (1 - an[H + j]) * an[2 * H + j] + an[H + j] * hn[j] }
                 }
                 if sequences { (y + (n * S + t) * out + d * H).update(from: hn, count: H) }
             }

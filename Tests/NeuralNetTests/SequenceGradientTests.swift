@@ -93,7 +93,7 @@ final class SequenceMaskTests: XCTestCase {
     }
 
     func testPaddingDoesNotLeakIntoRecurrentStates() {
-        // Both passes: rnn and lstm infer by their own loop (Recurrent.inferDirection).
+        // Both passes: inference has its own loop (Recurrent.inferDirection).
         for kind in CellKind.allCases {
             for bi in [false, true] {
                 for training in [false, true] {
@@ -108,7 +108,7 @@ final class SequenceMaskTests: XCTestCase {
         }
     }
 
-    /// Inference (one GEMM a step over [x_t, h], no kept activations) computes what the
+    /// Inference (its own loop: one or two GEMMs a step, no kept activations) computes what the
     /// training pass does, to rounding: every cell, both directions, sequences or the last
     /// state, samples of different lengths, padded steps' outputs 0.
     func testInferenceIsTheTrainingForwardPass() {
