@@ -145,14 +145,16 @@ final class ArchiveClient {
     }
 
     /// Reads what libarchive left of the source (it stops at the end of what its format
-    /// needs), keeping the tail; returns the number of bytes.
-    func drain() throws -> Int {
+    /// needs), keeping the tail, up to `limit` bytes; returns the number of bytes, or nil when
+    /// the source holds more (an endless pipe must not hang the reader).
+    func drain(limit: Int) throws -> Int? {
         var total = 0
         while true {
             let n = try source.read(into: buffer, count: ArchiveClient.bufferSize)
             if n == 0 { return total }
             remember(n)
             total += n
+            if total > limit { return nil }
         }
     }
 

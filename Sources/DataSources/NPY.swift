@@ -230,7 +230,11 @@ final class ZipMembers {
     /// with its end-of-central-directory record (signature PK 5 6, 22 bytes and the comment
     /// whose length it gives).
     private func checkEnd() throws {
-        _ = try client.drain()
+        // What is left is the central directory: under 400 bytes a member, and a stream has at
+        // most a few thousand fields. More than 16 MiB is something else.
+        guard try client.drain(limit: 16 << 20) != nil else {
+            throw DataError(name, "zip archive followed by other bytes: more than 16 MiB after its last member")
+        }
         let t = client.tail
         var p = t.count - 22
         while p >= 0 {

@@ -100,7 +100,12 @@ public final class Recurrent<T: Real>: Layer<T> {
         return training ? forward + rows * (2 * gh + h + Double(D)) : forward
     }
 
-    override func reserve(batch N: Int) {
+    /// Nothing ahead of use: the training pass's buffers (reserveTraining) are many times
+    /// inference's, and Network.reserve runs before every forward pass, so reserving them here
+    /// filled an address-space limit (`ulimit -v`) with buffers that prediction never touches.
+    override func reserve(batch N: Int) {}
+
+    private func reserveTraining(batch N: Int) {
         let GH = G * H
         xT.reserve(S * N * D)
         stepBias.reserve(GH)
@@ -124,7 +129,7 @@ public final class Recurrent<T: Real>: Layer<T> {
             for d in 0..<directions { inferDirection(d, N: N, x: x, y: y) }
             return
         }
-        reserve(batch: N)
+        reserveTraining(batch: N)
         let xt = xT.pointer
         for n in 0..<N { for t in 0..<S { (xt + (t * N + n) * D).update(from: x + (n * S + t) * D, count: D) } }
         let out = H * directions

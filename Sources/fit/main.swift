@@ -469,8 +469,9 @@ struct Fit: ParsableCommand {
 final class LogFile {
     let fd: Int32
     let path: String
-    /// Created by this run and still empty: removed at the end.
-    private var created = false
+    /// The file this run created (through a symbolic link to nothing, the link's target),
+    /// while it is still empty: removed at the end.
+    private var created: String?
     init(path: String) throws {
         self.path = path
         if isStandardOutput(path) {
@@ -478,26 +479,31 @@ final class LogFile {
         } else {
             var d = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o666)
             if d >= 0 {
-                created = true
-                TempFileRegistry.add(path)
+                created = path
             } else if errno == EEXIST {
-                d = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o666)
+                d = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+                if d < 0 && errno == ENOENT {  // a symbolic link to nothing: create what it names
+                    let target = followingLinks(path)
+                    d = open(target, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o666)
+                    if d >= 0 { created = target }
+                }
             }
             fd = d
         }
         guard fd >= 0 else { throw IOError(name: path, operation: "", code: errno) }
+        if let created { TempFileRegistry.add(created) }
     }
     deinit {
         close(fd)
-        if created {
-            TempFileRegistry.remove(path)
-            unlink(path)
+        if let created {
+            TempFileRegistry.remove(created)
+            unlink(created)
         }
     }
     /// The run ended well: keep the file, records or not (`--epochs 0`).
     func keep() {
-        if created { TempFileRegistry.remove(path) }
-        created = false
+        if let created { TempFileRegistry.remove(created) }
+        created = nil
     }
     func append(_ line: String) throws {
         let b = Array((line + "\n").utf8)

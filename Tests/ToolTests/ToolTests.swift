@@ -131,6 +131,10 @@ final class ToolTests: XCTestCase {
         let (_, nb, db) = try readAll(Array(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/b.tns"))))
         XCTAssertEqual(na, nb)
         XCTAssertEqual(da, db)
+        // From a pipe that goes on after the archive (here 20 MB of zeros): refused after 16 MiB
+        // of it, where reading to the end of an endless pipe would never return.
+        let endless = try sh("bash -c 'set -o pipefail; cat \(tmp)/a.npz /dev/zero | head -c 20000000 | timeout 60 tensor-load - >/dev/null'")
+        assertFails(endless, status: 65, prefix: "tensor-load: stdin: ", contains: "more than 16 MiB after its last member")
     }
 
     func testReaderOptionsForAFormatNotReadAreRefused() throws {

@@ -157,6 +157,24 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp).filter { $0.contains("m.model") }, ["m.model"])
     }
 
+    /// predict sizes its batches by what inference holds; a recurrent layer reserved its
+    /// training buffers all the same (here the embedded inputs again, time-major: 131 MB),
+    /// and under `ulimit -v` OpenBLAS then failed to map its buffer and retried forever.
+    func testRecurrentInferenceFitsTheAddressSpaceLimit() throws {
+        let letters = Array("abcdefgh ")
+        var text: [String] = []
+        for n in 0..<16 {
+            var line = n % 2 == 0 ? "neg\t" : "pos\t"
+            for i in 0..<4000 { line.append(letters[(i * 7 + n * 3 + i / 5) % 9]) }
+            text.append(line)
+        }
+        try (text.joined(separator: "\n") + "\n").write(toFile: "\(tmp)/long.tsv", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try sh("tensor-load --text long.tsv --tokenizer char --max-len 4000 -o long.tns && fit --model 'embedding 512; lstm 8; dense classes' --epochs 0 -q -o l.model long.tns", cwd: tmp).status, 0)
+        let r = try sh("ulimit -v 450000 && timeout 30 predict -m l.model --threads 1 long.tns | tensor-show --count", cwd: tmp)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdoutText, "16\n")
+    }
+
     func testAddressSpaceLimitsAreAnErrorNotAHang() throws {
         // OpenBLAS retries a failed buffer mapping forever; under `ulimit -v` fit and predict
         // use the threads that fit, or say the limit is too small.
@@ -203,6 +221,11 @@ final class TrainingToolTests: XCTestCase {
         try Data("not a stream".utf8).write(to: URL(fileURLWithPath: "\(tmp)/bad.tns"))
         assertFails(try sh("fit --model mlp --log \(tmp)/new.jsonl -o \(tmp)/m.model \(tmp)/bad.tns"), status: 65, prefix: "fit: \(tmp)/bad.tns: ")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/new.jsonl"), "an empty log created by a run that failed")
+        // through a symbolic link to nothing: the file created is the link's target
+        try FileManager.default.createSymbolicLink(atPath: "\(tmp)/link.jsonl", withDestinationPath: "nowhere.jsonl")
+        assertFails(try sh("fit --model mlp --log \(tmp)/link.jsonl -o \(tmp)/m.model \(tmp)/bad.tns"), status: 65, prefix: "fit: \(tmp)/bad.tns: ")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/nowhere.jsonl"), "the link's target, created by a run that failed")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "\(tmp)/link.jsonl"), "nowhere.jsonl")
         try Data("{\"epoch\":1}\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/old.jsonl"))
         assertFails(try sh("fit --model mlp --log \(tmp)/old.jsonl -o \(tmp)/m.model \(tmp)/bad.tns"), status: 65, prefix: "fit: \(tmp)/bad.tns: ")
         XCTAssertEqual(try String(contentsOfFile: "\(tmp)/old.jsonl", encoding: .utf8), "{\"epoch\":1}\n")
