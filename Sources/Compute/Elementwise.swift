@@ -171,15 +171,7 @@ public func lstmStepBackward(_ a: UnsafePointer<Float>, hidden H: Int, cPrev: Un
         j += 8
     }
     while j < H {
-        let i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j]
-        let tc = 1 - 2 / (expf(2 * c[j]) + 1)
-        let dcn = dc[j] + dh[j] * o * (1 - tc * tc)
-        da[j] = dcn * g * i * (1 - i)
-        da[H + j] = dcn * cPrev[j] * f * (1 - f)
-        da[2 * H + j] = dcn * i * (1 - g * g)
-        da[3 * H + j] = dh[j] * tc * o * (1 - o)
-        dc[j] = dcn * f
-        dh[j] = 0
+        lstmGradient(at: j, tanhC: 1 - 2 / (expf(2 * c[j]) + 1), a, hidden: H, cPrev: cPrev, dh: dh, dc: dc, da: da)
         j += 1
     }
 }

@@ -77,18 +77,22 @@ extension Real {
     /// One value at a time, with the type's tanh.
     public static func lstmStepBackward(_ a: UnsafePointer<Self>, hidden H: Int, cPrev: UnsafePointer<Self>, c: UnsafePointer<Self>,
                                         dh: UnsafeMutablePointer<Self>, dc: UnsafeMutablePointer<Self>, da: UnsafeMutablePointer<Self>) {
-        for j in 0..<H {
-            let i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j]
-            let tc = tanh(c[j])
-            let dcn = dc[j] + dh[j] * o * (1 - tc * tc)
-            da[j] = dcn * g * i * (1 - i)
-            da[H + j] = dcn * cPrev[j] * f * (1 - f)
-            da[2 * H + j] = dcn * i * (1 - g * g)
-            da[3 * H + j] = dh[j] * tc * o * (1 - o)
-            dc[j] = dcn * f
-            dh[j] = 0
-        }
+        for j in 0..<H { lstmGradient(at: j, tanhC: tanh(c[j]), a, hidden: H, cPrev: cPrev, dh: dh, dc: dc, da: da) }
     }
+}
+
+/// The LSTM step's gradient at unit j, given tanh of its cell (see Compute.lstmStepBackward).
+@inline(__always)
+func lstmGradient<T: Real>(at j: Int, tanhC tc: T, _ a: UnsafePointer<T>, hidden H: Int, cPrev: UnsafePointer<T>,
+                           dh: UnsafeMutablePointer<T>, dc: UnsafeMutablePointer<T>, da: UnsafeMutablePointer<T>) {
+    let i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j]
+    let dcn = dc[j] + dh[j] * o * (1 - tc * tc)
+    da[j] = dcn * g * i * (1 - i)
+    da[H + j] = dcn * cPrev[j] * f * (1 - f)
+    da[2 * H + j] = dcn * i * (1 - g * g)
+    da[3 * H + j] = dh[j] * tc * o * (1 - o)
+    dc[j] = dcn * f
+    dh[j] = 0
 }
 
 extension Float: Real {
