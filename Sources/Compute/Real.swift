@@ -24,7 +24,7 @@ public protocol Real: BinaryFloatingPoint, Sendable where Self.RawSignificand: F
                          cPrev: UnsafePointer<Self>, c: UnsafeMutablePointer<Self>, h: UnsafeMutablePointer<Self>)
     /// x ← softmax x over `count` values, stable (the maximum subtracted; vectorized for Float).
     static func softmaxInPlace(_ x: UnsafeMutablePointer<Self>, count: Int)
-    /// y = x·Φ(x) = x/2·(1 + erf(x/√2)), exact GELU (vectorized for Float).
+    /// y = x·Φ(x) = x/2·(1 + erf(x/√2)), the erf GELU (vectorized for Float, with an erf within 5e-7).
     static func geluForward(_ x: UnsafePointer<Self>, _ y: UnsafeMutablePointer<Self>, count: Int)
     /// dx = dy·(Φ(x) + x·φ(x)), GELU's gradient (vectorized for Float).
     static func geluBackward(_ x: UnsafePointer<Self>, _ dy: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>, count: Int)

@@ -226,6 +226,16 @@ final class TrainingToolTests: XCTestCase {
         assertFails(try sh("fit --model mlp --log \(tmp)/link.jsonl -o \(tmp)/m.model \(tmp)/bad.tns"), status: 65, prefix: "fit: \(tmp)/bad.tns: ")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/nowhere.jsonl"), "the link's target, created by a run that failed")
         XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: "\(tmp)/link.jsonl"), "nowhere.jsonl")
+        // SIGTERM while fit waits for its data (the header came, the batches have not): the log
+        // it opened is there during the run and gone after.
+        let term = try sh("""
+            mkfifo in.fifo
+            fit --model mlp --log sig.jsonl -o s.model - <in.fifo 2>/dev/null & p=$!
+            exec 3>in.fifo; head -c 4096 train.tns >&3
+            for i in $(seq 300); do test -e sig.jsonl && break; sleep 0.1; done
+            test -e sig.jsonl && echo during; kill -TERM $p; wait $p; echo $?; exec 3>&-; test -e sig.jsonl && echo after; true
+            """, cwd: tmp)
+        XCTAssertEqual(term.stdoutText, "during\n143\n", term.stderr)
         try Data("{\"epoch\":1}\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/old.jsonl"))
         assertFails(try sh("fit --model mlp --log \(tmp)/old.jsonl -o \(tmp)/m.model \(tmp)/bad.tns"), status: 65, prefix: "fit: \(tmp)/bad.tns: ")
         XCTAssertEqual(try String(contentsOfFile: "\(tmp)/old.jsonl", encoding: .utf8), "{\"epoch\":1}\n")
