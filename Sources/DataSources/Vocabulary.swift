@@ -320,6 +320,7 @@ public final class Vocabulary {
         var tokens: [String] = []
         var seen = Set<ExactString>()
         var seenScalars = Set<UInt32>()
+        var tokenLines: [Int] = []
         for _ in 0..<nt {
             let (ln, raw) = try lines.next(what: "a token")
             guard let t = unescape(raw) else { throw fail(ln, "bad escape in token") }
@@ -334,7 +335,9 @@ public final class Vocabulary {
                 fresh = seen.insert(ExactString(t)).inserted
             }
             guard fresh else { throw fail(ln, "token '\(escapedForDisplay(String(t.prefix(40))))' listed twice") }
+            if kind == .word, let why = wordTokenNeverOccurs(t) { throw fail(ln, why) }
             tokens.append(t)
+            tokenLines.append(ln)
         }
 
         var merges: [(left: String, right: String)] = []
@@ -348,13 +351,49 @@ public final class Vocabulary {
                 }
                 guard seen.contains(ExactString(a)), seen.contains(ExactString(b)) else { throw fail(ln, "merge of a symbol that is not a token") }
                 guard seen.contains(ExactString(a + b)) else { throw fail(ln, "the merged symbol is not a token") }
+                guard !a.hasSuffix(BPE.endOfWord) else {
+                    throw fail(ln, "merge of '\(escapedForDisplay(String(a.prefix(40))))', which ends a word, with what follows it: it can never apply")
+                }
                 merges.append((a, b))
+            }
+            let merged = Set(merges.map { ExactString($0.left + $0.right) })
+            for (t, ln) in zip(tokens, tokenLines) where !merged.contains(ExactString(t)) {
+                if let why = bpeSymbolNeverOccurs(t) { throw fail(ln, why) }
             }
         }
         if let (ln, _) = lines.peekLine() { throw fail(ln, "unexpected text after the last section") }
         // Every id would be 'unknown': nothing to learn from.
         guard !tokens.isEmpty else { throw DataError(name, "the vocabulary holds no tokens") }
         return Vocabulary(kind: kind, classes: classes, tokens: tokens, merges: merges)
+    }
+
+    /// Why a word token read from a file can never come out of the word tokenizer (upper case,
+    /// a space, two words), or nil. Such a token would silently never match.
+    static func wordTokenNeverOccurs(_ t: String, what: String = "token") -> String? {
+        let split = WordSplitter.tokens(t)
+        if split.count == 1, Array(split[0].utf8) == Array(t.utf8) { return nil }
+        let shown = "\(what) '\(escapedForDisplay(String(t.prefix(40))))'"
+        switch split.count {
+        case 0: return "\(shown) can never occur: the word tokenizer makes nothing of it (whitespace and control characters only separate)"
+        case 1: return "\(shown) can never occur: the word tokenizer makes '\(escapedForDisplay(String(split[0].prefix(40))))' of it (it lower-cases words and drops whitespace)"
+        default: return "\(shown) can never occur: the word tokenizer splits it into \(split.count) tokens"
+        }
+    }
+
+    /// Why a BPE token that no merge makes can never occur, or nil. Such a token is a starting
+    /// symbol: one character of a word token, with the end-of-word marker if it ends the word.
+    /// Punctuation is a word of its own, so it always carries the marker.
+    static func bpeSymbolNeverOccurs(_ t: String) -> String? {
+        let bare = t.hasSuffix(BPE.endOfWord) ? String(t.dropLast(BPE.endOfWord.count)) : t
+        let shown = "'\(escapedForDisplay(String(t.prefix(40))))'"
+        guard bare.unicodeScalars.count == 1, let u = bare.unicodeScalars.first else {
+            return "token \(shown) can never occur: no merge makes it, and a starting symbol is one character (with '\(BPE.endOfWord)' when it ends a word)"
+        }
+        if let why = wordTokenNeverOccurs(bare, what: "token \(shown): its character") { return why }
+        if !t.hasSuffix(BPE.endOfWord), !WordSplitter.isWordScalar(u) {
+            return "token \(shown) can never occur: punctuation is a word of its own, so its symbol always ends in '\(BPE.endOfWord)'"
+        }
+        return nil
     }
 
     /// Undoes `escape`; nil for a malformed escape.

@@ -213,6 +213,16 @@ final class TextTests: XCTestCase {
             XCTAssertEqual(back.serialized(), bytes)
             XCTAssertTrue(v.fingerprint.hasPrefix("\(kind.rawValue) \(v.size) crc32 "), v.fingerprint)
         }
+        // Whatever the learner keeps, the file check accepts: cased, accented, combining,
+        // non-Latin and punctuation-heavy text, every tokenizer and size.
+        let world = ["İstanbul'da ÇAY içtik. Straße, STRASSE; ΟΔΟΣ οδός!", "Ｆｕｌｌ-width ｔｅｘｔ… e\u{301}té ½ ⅷ",
+                     "日本語のテキスト、絵文字 🎉👍🏽 and numbers 3.14 1,000", "Ǆemal ǅ ǆ — “quotes” «guillemets» x²"]
+        for kind in TokenizerKind.allCases {
+            for size in [12, 40, 1000] {
+                let v = learn(kind, world, maxSize: size)
+                XCTAssertNoThrow(try Vocabulary.parse(v.serialized(), name: "V"), "\(kind) \(size)")
+            }
+        }
         // Another vocabulary has another fingerprint; another class list does not change it.
         let a = learn(.word, train), b = learn(.word, train + ["more words"])
         XCTAssertNotEqual(a.fingerprint, b.fingerprint)
@@ -259,6 +269,16 @@ final class TextTests: XCTestCase {
         assertBadVocab("tensor-vocab 1 bpe\nclasses 0\ntokens 2\na\nb\nmerges 1\na b\n", line: 7, "LEFT<TAB>RIGHT")
         assertBadVocab("tensor-vocab 1 bpe\nclasses 0\ntokens 2\na\nb\nmerges 1\na\tc\n", line: 7, "not a token")
         assertBadVocab("tensor-vocab 1 bpe\nclasses 0\ntokens 2\na\nb\nmerges 1\na\tb\n", line: 7, "merged symbol")
+        // A hand-edited token that the tokenizer can never produce would silently never match.
+        assertBadVocab("tensor-vocab 1 word\nclasses 0\ntokens 2\nfilm\nHello\n", line: 5, "makes 'hello' of it")
+        assertBadVocab("tensor-vocab 1 word\nclasses 0\ntokens 1\nnew york\n", line: 4, "splits it into 2 tokens")
+        assertBadVocab("tensor-vocab 1 word\nclasses 0\ntokens 1\ndon't\n", line: 4, "splits it into 3 tokens")
+        assertBadVocab("tensor-vocab 1 word\nclasses 0\ntokens 1\n\\t\n", line: 4, "makes nothing of it")
+        assertBadVocab("tensor-vocab 1 bpe\nclasses 0\ntokens 2\na\nxy\nmerges 0\n", line: 5, "no merge makes it")
+        assertBadVocab("tensor-vocab 1 bpe\nclasses 0\ntokens 1\nA</w>\nmerges 0\n", line: 4, "makes 'a' of it")
+        assertBadVocab("tensor-vocab 1 bpe\nclasses 0\ntokens 1\n!\nmerges 0\n", line: 4, "always ends in '</w>'")
+        assertBadVocab("tensor-vocab 1 bpe\nclasses 0\ntokens 3\na</w>\nb\na</w>b\nmerges 1\na</w>\tb\n", line: 8, "ends a word")
+        XCTAssertNoThrow(try Vocabulary.parse(Array("tensor-vocab 1 bpe\nclasses 0\ntokens 4\n!</w>\né\n1</w>\né1</w>\nmerges 1\né\t1</w>\n".utf8), name: "V"))
         // Every cut of a good file is refused, never read as a smaller vocabulary.
         let bytes = Array(good.utf8)
         for cut in 0..<bytes.count {
