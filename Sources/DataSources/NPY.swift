@@ -119,13 +119,19 @@ public enum NPYReader {
     }
 
     /// The whole payload of an array in C order, little-endian.
-    static func readAll(_ src: ByteSource, header h: Header, name: String) throws -> [UInt8] {
+    /// In an .npz (`zipped`), a stored member written with a data descriptor has no length
+    /// of its own: libarchive ends it at a descriptor whose CRC-32 matches what it read, so a
+    /// damaged byte runs the member on past its array.
+    static func readAll(_ src: ByteSource, header h: Header, name: String, zipped: Bool = false) throws -> [UInt8] {
         let total = checkedProduct(h.shape + [h.dtype.size])!
         var data = try readGrowing(src, count: total)
         let got = data.count
         guard got == total else { throw DataError(name, ".npy data short: \(got) of \(total) bytes") }
         var extra: UInt8 = 0
-        guard try src.read(into: &extra, count: 1) == 0 else { throw DataError(name, ".npy has bytes after its data") }
+        guard try src.read(into: &extra, count: 1) == 0 else {
+            throw DataError(name, zipped ? "member runs on past the array its .npy header describes: damaged (CRC-32 or length does not match)"
+                                         : ".npy has bytes after its data")
+        }
         if h.bigEndian { data.withUnsafeMutableBytes { byteSwap($0.baseAddress!, count: total / h.dtype.size, size: h.dtype.size) } }
         if h.fortran && h.shape.count > 1 { data = transposeFortran(data, shape: h.shape, size: h.dtype.size) }
         return data
@@ -286,7 +292,7 @@ public enum NPZReader {
             let sampleDims = Array(h.shape.dropFirst())
             for d in sampleDims where d < 1 || d > Limits().maxDim { throw DataError(where_, "dimension \(d) outside 1…\(Limits().maxDim)") }
             guard checkedProduct(h.shape + [h.dtype.size], limit: 1 << 34) != nil else { throw DataError(where_, "shape \(h.shape) too large") }
-            let bytes = try NPYReader.readAll(member, header: h, name: where_)
+            let bytes = try NPYReader.readAll(member, header: h, name: where_, zipped: true)
             if sampleDims.isEmpty, h.dtype.isInteger,
                let m = bytes.withUnsafeBytes({ maxLabel($0.baseAddress!, count: n, dtype: h.dtype) }), m < 65536 {
                 meta.append(("\(fname).classes", numericClassNames(maxLabel: m).joined(separator: "\n")))

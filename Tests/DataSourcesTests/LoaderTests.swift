@@ -265,6 +265,11 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(s.classes(of: "y"), ["0", "1", "2"])
         let (_, _, dc) = try load(["testdata:npz/xy-compressed.npz"])
         XCTAssertEqual(dc, d)
+        // Written to a pipe: each member's lengths come after its data.
+        let (ss, ns, ds) = try load(["testdata:npz/xy-streamed.npz"])
+        XCTAssertEqual(ss.fields, s.fields)
+        XCTAssertEqual(ns, 5)
+        XCTAssertEqual(ds, d)
     }
 
     func testNPZMalformed() throws {
@@ -283,6 +288,15 @@ final class LoaderTests: XCTestCase {
         try Data(b).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         assertRefused([path], "flip-", "bad CRC")
+        // The same flip where the lengths follow the data: libarchive looks for a descriptor
+        // whose CRC-32 matches, finds none, and runs the member on; the array ends first.
+        var st = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("npz/xy-streamed.npz"))))
+        let at2 = try XCTUnwrap((0..<st.count - 5).first { st[$0] == 0x93 && st[$0 + 1] == 0x4E }) + 200
+        st[at2] ^= 1
+        let path2 = FileManager.default.temporaryDirectory.appendingPathComponent("flip-streamed-\(UUID().uuidString).npz").path
+        try Data(st).write(to: URL(fileURLWithPath: path2))
+        defer { try? FileManager.default.removeItem(atPath: path2) }
+        assertRefused([path2], "flip-streamed-", "x.npy: member runs on past the array its .npy header describes: damaged (CRC-32")
         // Cut inside the central directory, or followed by other bytes: every member is whole,
         // and the streaming reader stops at the directory, so both loaded without a word.
         let whole = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("npz/xy.npz"))))
