@@ -2,20 +2,23 @@
 // programs, and the gates (`accuracy>=0.9`) that let a cron job fail loudly.
 
 import Foundation
+import TensorCore
 
 extension ScoreReport {
     /// The aligned table `score` prints by default.
     public func table() -> String {
         var out = "task      \(task.rawValue)\nsamples   \(samples)\n"
+        let display = displayedNames()
+        let positive = classNames.count > 1 ? display[1] : "1"
         let labels = [
             "accuracy": "accuracy",
             "top_k_accuracy": "top-\(topK) accuracy",
             "log_loss": "log loss",
             "roc_auc": "ROC AUC",
             "average_precision": "average precision",
-            "precision": "precision (class \(classNames.count > 1 ? classNames[1] : "1"))",
-            "recall": "recall (class \(classNames.count > 1 ? classNames[1] : "1"))",
-            "f1": "F1 (class \(classNames.count > 1 ? classNames[1] : "1"))",
+            "precision": "precision (class \(positive))",
+            "recall": "recall (class \(positive))",
+            "f1": "F1 (class \(positive))",
             "mse": "MSE", "rmse": "RMSE", "mae": "MAE", "r2": "R²",
         ]
         let shown = metrics.filter { labels[$0.key] != nil }
@@ -24,29 +27,40 @@ extension ScoreReport {
             out += pad(labels[m.key]!, w) + "  " + number(m.value) + "\n"
         }
         if !perClass.isEmpty {
-            let names = perClass.map { display($0.name) } + ["macro avg", "weighted avg"]
+            let names = perClass.indices.map { display[$0] } + ["macro avg", "weighted avg"]
             let cw = max(names.map(\.count).max()!, 5)
             out += "\n" + pad("class", cw) + "  precision     recall         f1    support\n"
-            for c in perClass {
-                out += pad(display(c.name), cw) + "  " + cells([c.precision, c.recall, c.f1]) + lpad(String(c.support), 11) + "\n"
+            for (i, c) in perClass.enumerated() {
+                out += pad(display[i], cw) + "  " + cells([c.precision, c.recall, c.f1]) + lpad(String(c.support), 11) + "\n"
             }
             func avg(_ suffix: String) -> [Double?] {
                 ["precision", "recall", "f1"].map { key in metrics.first { $0.key == key + suffix }?.value ?? nil }
             }
             out += pad("macro avg", cw) + "  " + cells(avg("_macro")) + lpad(String(samples), 11) + "\n"
             out += pad("weighted avg", cw) + "  " + cells(avg("_weighted")) + lpad(String(samples), 11) + "\n"
+            // Rows carry the column number of their class, so that a column is found without
+            // counting rows.
             out += "\nconfusion matrix (rows: target, columns: prediction)\n"
-            let width = max(confusion.flatMap { $0 }.map { String($0).count }.max() ?? 1, String(confusion.count - 1).count)
-            out += pad("", cw) + " " + (0..<confusion.count).map { " " + lpad(String($0), width) }.joined() + "\n"
+            let iw = String(confusion.count - 1).count
+            let width = max(confusion.flatMap { $0 }.map { String($0).count }.max() ?? 1, iw)
+            let rw = iw + 1 + cw
+            out += pad("", rw) + " " + (0..<confusion.count).map { " " + lpad(String($0), width) }.joined() + "\n"
             for (i, row) in confusion.enumerated() {
-                out += pad(display(perClass[i].name), cw) + " " + row.map { " " + lpad(String($0), width) }.joined() + "\n"
+                out += pad(lpad(String(i), iw) + " " + display[i], rw) + " " + row.map { " " + lpad(String($0), width) }.joined() + "\n"
             }
         }
         return out
     }
 
-    private func display(_ s: String) -> String {
-        String(s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
+    /// The class names as the table shows them: escaped (control and bidi characters cannot
+    /// reach the terminal), and all quoted when one could be misread: empty, with a space at
+    /// either end, or named like a row or heading of the table.
+    private func displayedNames() -> [String] {
+        let shown = classNames.map { escapedForDisplay($0) }
+        let misread = shown.contains { n in
+            n.isEmpty || n.first!.isWhitespace || n.last!.isWhitespace || ["macro avg", "weighted avg", "class"].contains(n)
+        }
+        return misread ? shown.map(quoted) : shown
     }
     private func pad(_ s: String, _ w: Int) -> String { s + String(repeating: " ", count: max(0, w - s.count)) }
     private func lpad(_ s: String, _ w: Int) -> String { String(repeating: " ", count: max(0, w - s.count)) + s }

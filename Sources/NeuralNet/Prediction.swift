@@ -183,7 +183,7 @@ public func classMismatch(field: String, data: [String], model: [String]) -> Str
     let first = (0..<min(data.count, model.count)).first { data[$0] != model[$0] } ?? min(data.count, model.count)
     func list(_ names: [String]) -> String {
         let shown = names.dropFirst(first).prefix(4)
-        let head = (first > 0 ? "…, " : "") + shown.joined(separator: ", ")
+        let head = (first > 0 ? "…, " : "") + displayNames(shown)
         let more = names.count - first - shown.count
         return (shown.isEmpty ? "nothing more" : head + (more > 0 ? ", …" : "")) + "; \(names.count) classes"
     }

@@ -51,6 +51,23 @@ public func escapedForDisplay(_ s: String, backslash: Bool = true) -> String {
     return out
 }
 
+/// Class names (or other names) for display in one line, separated by ", ", each escaped.
+/// When a name could be misread in such a list (empty, with a comma, a semicolon, an ellipsis,
+/// or a space at either end), every name is quoted, with \' for a quote inside: 'a, b', 'c'
+/// is two names, not three.
+public func displayNames<S: Sequence>(_ names: S) -> String where S.Element == String {
+    let shown = names.map { escapedForDisplay($0) }
+    let quote = shown.contains { n in
+        n.isEmpty || n.contains(",") || n.contains(";") || n.contains("…") || n.first!.isWhitespace || n.last!.isWhitespace
+    }
+    return (quote ? shown.map(quoted) : shown).joined(separator: ", ")
+}
+
+/// An escaped name in single quotes, with \' for a quote inside.
+public func quoted(_ escaped: String) -> String {
+    "'" + escaped.map { $0 == "'" ? "\\'" : String($0) }.joined() + "'"
+}
+
 /// Decodes bytes as UTF-8 for display, replacing invalid sequences, then escapes them.
 public func displayString<C: Collection>(bytes: C) -> String where C.Element == UInt8 {
     escapedForDisplay(String(decoding: Array(bytes), as: UTF8.self))

@@ -148,9 +148,9 @@ struct TensorShow: ParsableCommand {
         if !schema.metadata.isEmpty {
             text += "metadata:\n"
             for (k, v) in schema.metadata {
-                let shown = k.hasSuffix(".classes") ? Schema.lines(v).joined(separator: ", ") : v
+                let shown = k.hasSuffix(".classes") ? displayNames(Schema.lines(v)) : escapedForDisplay(v)
                 let cut = shown.count > 200 ? String(shown.prefix(200)) + "…" : shown
-                text += "  \(k): \(escapedForDisplay(cut))\n"
+                text += "  \(escapedForDisplay(k)): \(cut)\n"
             }
         }
         if !firsts.isEmpty {

@@ -256,3 +256,49 @@ final class ScorerTests: XCTestCase {
         }
     }
 }
+
+extension ScorerTests {
+    /// The table people read: every line of a small report, and class names that could be
+    /// misread kept apart from the table's own rows.
+    func testTheTableLaysOutMetricsClassesAndTheConfusionMatrix() throws {
+        let fields: [(String, DType, [Int], [UInt8])] = [("y", .i64, [], bytes(y)), ("p", .f32, [3], bytes(p)), ("yhat", .i64, [], bytes(yhat))]
+        let t = try score(fields, classes: ["cat", "dog", "bird"], count: 12).table()
+        XCTAssertEqual(t, """
+            task      classification
+            samples   12
+            accuracy  0.7500
+            log loss  0.6834
+
+            class         precision     recall         f1    support
+            cat              0.7500     1.0000     0.8571            3
+            dog              0.7500     0.6000     0.6667            5
+            bird             0.7500     0.7500     0.7500            4
+            macro avg        0.7500     0.7833     0.7579           12
+            weighted avg     0.7500     0.7500     0.7421           12
+
+            confusion matrix (rows: target, columns: prediction)
+                            0 1 2
+            0 cat           3 0 0
+            1 dog           1 3 1
+            2 bird          0 1 3
+
+            """)
+        // A class named like a summary row, one with a bidi override (which would reorder the
+        // terminal's line), one with a leading space: all quoted, the override escaped.
+        let odd = try score(fields, classes: ["macro avg", "x\u{202E}y", " pad"], count: 12).table()
+        let lines = odd.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        XCTAssertEqual(Array(lines[6...10]), [
+            "'macro avg'      0.7500     1.0000     0.8571            3",
+            "'x\\u{202E}y'     0.7500     0.6000     0.6667            5",
+            "' pad'           0.7500     0.7500     0.7500            4",
+            "macro avg        0.7500     0.7833     0.7579           12",
+            "weighted avg     0.7500     0.7500     0.7421           12",
+        ])
+        XCTAssertEqual(lines[15], "1 'x\\u{202E}y'  1 3 1")
+        XCTAssertFalse(odd.unicodeScalars.contains("\u{202E}"))
+        // Binary: the positive class names the one-class metrics, escaped like the rows.
+        let yb: [Int64] = [0, 1, 1, 0], yhb: [Int64] = [0, 1, 0, 0]
+        let bin = try score([("y", .i64, [], bytes(yb)), ("yhat", .i64, [], bytes(yhb))], classes: ["ok", "b\tad"], count: 4).table()
+        XCTAssertTrue(bin.contains("\nprecision (class b\\tad)  1.0000\n"), bin)
+    }
+}

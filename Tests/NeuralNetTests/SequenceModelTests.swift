@@ -130,6 +130,9 @@ final class SequenceModelTests: XCTestCase {
                        "class names of 'y' differ from the model's at class 11: the data has (…, c12, c11, c13, c14, …; 20 classes), the model (…, c11, c12, c13, c14, …; 20 classes)")
         XCTAssertEqual(classMismatch(field: "y", data: ["a", "b"], model: ["a", "b", "c"]),
                        "class names of 'y' differ from the model's at class 2: the data has (nothing more; 2 classes), the model (…, c; 3 classes)")
+        // Names with a comma are quoted, all of them: two names, not three.
+        XCTAssertEqual(classMismatch(field: "y", data: ["Bag, small", "Shoe"], model: ["Bag", "small", "Shoe"]),
+                       "class names of 'y' differ from the model's at class 0: the data has ('Bag, small', 'Shoe'; 2 classes), the model (Bag, small, Shoe; 3 classes)")
     }
 }
 

@@ -194,6 +194,11 @@ final class ToolTests: XCTestCase {
         try "a,label\n1,0\n2,2\n".write(toFile: "\(tmp)/l3.csv", atomically: false, encoding: .utf8)
         try "cat\r\ndog\r\nfish\r\n".write(toFile: "\(tmp)/crlf.txt", atomically: false, encoding: .utf8)
         XCTAssertTrue(try sh("tensor-load --label label --classes @\(tmp)/crlf.txt \(tmp)/l3.csv | tensor-show").stdoutText.contains("y.classes: cat, dog, fish\n"))
+        // A name with a comma (an @file holds one a line): every name quoted, so three names
+        // do not read as four.
+        try "Bag, small\nShoe\nKid's top\n".write(toFile: "\(tmp)/comma.txt", atomically: false, encoding: .utf8)
+        XCTAssertTrue(try sh("tensor-load --label label --classes @\(tmp)/comma.txt \(tmp)/l3.csv | tensor-show").stdoutText
+            .contains("y.classes: 'Bag, small', 'Shoe', 'Kid\\'s top'\n"))
         assertFails(try sh("tensor-load --label label --classes \"$(printf 'cat\\ndog,bird,fish')\" \(tmp)/l3.csv"), status: 64,
                     prefix: "tensor-load: --classes: a name holds a line break or control character")
         try Data([0x63, 0x61, 0x74, 0x0A, 0xFF, 0x0A]).write(to: URL(fileURLWithPath: "\(tmp)/bad.txt"))
