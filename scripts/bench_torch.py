@@ -6,6 +6,7 @@
       sizes and threads as our fit/predict, in both memory layouts.
   bench_torch.py rows-lstm THREADS TRAIN.npz TEST.npz [--batch 128] [--epochs 3 --accuracy]
   bench_torch.py lstm-text THREADS [--samples 6400] [--test-samples 5000] [--batch 64]
+  bench_torch.py gru-text THREADS [--samples 6400] [--test-samples 5000] [--batch 64]
   bench_torch.py transformer-text THREADS [--samples 6400] [--test-samples 5000] [--batch 64]
       (scripts/bench-seq) the sequence presets; see seq_main below.
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-SEQ_MODES = ("rows-lstm", "lstm-text", "transformer-text")
+SEQ_MODES = ("rows-lstm", "lstm-text", "gru-text", "transformer-text")
 
 
 def seq_main(argv):
@@ -27,6 +28,8 @@ def seq_main(argv):
                         LSTM(28→128) → last hidden state → Linear(128, 10); batch 128.
       lstm-text         Embedding(20000, 64) → LSTM(64→128) → last hidden state → Linear(128, 20);
                         batch 64.
+      gru-text          the same with GRU(64→128) (PyTorch's GRU applies r after h·W_hn + b_hn, as
+                        ours and Keras's reset_after do); batch 64.
       transformer-text  Embedding(20000, 64) + learned positions (64×64) → TransformerEncoderLayer
                         (d_model 64, 4 heads, feed-forward 128, GELU, pre-norm, no dropout)
                         → LayerNorm(64) → mean over time → Linear(64, 20); batch 64.
@@ -51,13 +54,13 @@ def seq_main(argv):
     torch.manual_seed(1)
     V, T, E, H, C = 20000, 64, 64, 128, 20
 
-    class LastHidden(nn.Module):          # LSTM → its last hidden state
-        def __init__(self, d_in, hidden):
+    class LastHidden(nn.Module):          # LSTM (or GRU) → its last hidden state
+        def __init__(self, d_in, hidden, cell=nn.LSTM):
             super().__init__()
-            self.lstm = nn.LSTM(d_in, hidden, batch_first=True)
+            self.rnn = cell(d_in, hidden, batch_first=True)
         def forward(self, x):
-            _, (h, _) = self.lstm(x)
-            return h[-1]
+            _, h = self.rnn(x)
+            return (h[0] if isinstance(h, tuple) else h)[-1]
 
     class Transformer(nn.Module):
         def __init__(self):
@@ -93,6 +96,8 @@ def seq_main(argv):
         batch = a.batch or 64
         if a.mode == "lstm-text":
             make = lambda: nn.Sequential(nn.Embedding(V, E), LastHidden(E, H), nn.Linear(H, C))
+        elif a.mode == "gru-text":
+            make = lambda: nn.Sequential(nn.Embedding(V, E), LastHidden(E, H, nn.GRU), nn.Linear(H, C))
         else:
             make = Transformer
 

@@ -63,6 +63,7 @@ public enum Architecture {
         "cifar-cnn": "conv 64 3x3 relu\nmaxpool 2\nconv 64 3x3 relu\nmaxpool 2\nflatten\ndense 64 relu\ndense classes softmax",
         "rows-lstm": "lstm 128\ndense classes",
         "lstm-text": "embedding 64\nlstm 128\ndense classes",
+        "gru-text": "embedding 64\ngru 128\ndense classes",
         "transformer-text": "embedding 64\nposition\ntransformer 4 128\nlayernorm\ntimepool mean\ndense classes",
     ]
 

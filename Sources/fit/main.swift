@@ -14,7 +14,7 @@ struct Fit: ParsableCommand {
         abstract: "Train a network on a tensor stream and write a model file.",
         discussion: """
         The architecture is a preset (mlp, mnist-cnn, cifar-cnn, rows-lstm, lstm-text, \
-        transformer-text), a file, or inline text with \
+        gru-text, transformer-text), a file, or inline text with \
         one layer per line or ";" between layers (see fit(1)). Input shape and class count come \
         from the stream. The model is written to -o atomically only when training ends well; \
         after each epoch a checkpoint (-o's name with .ckpt appended) is written, so a killed \
@@ -41,7 +41,7 @@ struct Fit: ParsableCommand {
     @Flag(name: .customLong("no-checkpoint"), help: "Write no per-epoch checkpoint.")
     var noCheckpoint = false
 
-    @Option(help: ArgumentHelp("Architecture: a preset (mlp, mnist-cnn, cifar-cnn, rows-lstm, lstm-text, transformer-text), a file, or inline text.", valueName: "spec"))
+    @Option(help: ArgumentHelp("Architecture: a preset (mlp, mnist-cnn, cifar-cnn, rows-lstm, lstm-text, gru-text, transformer-text), a file, or inline text.", valueName: "spec"))
     var model: String?
 
     @Option(help: ArgumentHelp("Continue training MODEL (its weights and optimizer state).", valueName: "model"))

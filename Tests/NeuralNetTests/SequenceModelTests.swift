@@ -23,6 +23,9 @@ final class SequenceModelTests: XCTestCase {
         let lstm = try net(Architecture.presets["lstm-text"]!, [32], classes: 5, vocabulary: 1000)
         XCTAssertEqual(lstm.parameterCount, 1000 * 64 + 4 * 128 * (64 + 128) + 2 * 4 * 128 + 128 * 5 + 5)
         XCTAssertEqual(lstm.tokenVocabulary, 1000)
+        // gru-text: the same with GRU(64→128), three gates
+        let gru = try net(Architecture.presets["gru-text"]!, [32], classes: 5, vocabulary: 1000)
+        XCTAssertEqual(gru.parameterCount, 1000 * 64 + 3 * 128 * (64 + 128) + 2 * 3 * 128 + 128 * 5 + 5)
         // transformer-text: embedding, positions 32×64, block (2 layer norms, attention 4·64·64 + 4·64,
         // feed-forward 64·128 + 128 + 128·64 + 64), final layer norm, pooling, dense 64·5 + 5
         let tr = try net(Architecture.presets["transformer-text"]!, [32], classes: 5, vocabulary: 1000)

@@ -24,7 +24,7 @@ final class SequenceToolTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
 
     func testTextPresetsLearnTheTrainingSetAndPredictTestText() throws {
-        for preset in ["lstm-text", "transformer-text"] {
+        for preset in ["lstm-text", "gru-text", "transformer-text"] {
             let fit = try sh("fit --model \(preset) --epochs 40 --batch 4 --lr 0.01 --seed 2 --threads 1 -q -o \(tmp)/\(preset).model \(tmp)/train.tns")
             XCTAssertEqual(fit.status, 0, fit.stderr)
             // the model records what its input needs
