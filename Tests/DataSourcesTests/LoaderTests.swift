@@ -279,22 +279,24 @@ final class LoaderTests: XCTestCase {
         assertRefused(["testdata:npz/dup-member.npz"], "dup-member.npz", "holds field 'x' twice")
         // A member that is not NAME.npy was skipped without a word.
         assertRefused(["testdata:npz/extra-member.npz"], "extra-member.npz", "'README.txt' is not an .npy array")
-        // A flipped payload byte in a stored member: libarchive reports the CRC only when the
-        // reader asks past the member's end, which ours does.
-        var b = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("npz/xy.npz"))))
-        let at = try XCTUnwrap((0..<b.count - 5).first { b[$0] == 0x93 && b[$0 + 1] == 0x4E }) + 200
-        b[at] ^= 1
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("flip-\(UUID().uuidString).npz").path
-        try Data(b).write(to: URL(fileURLWithPath: path))
+        // A flipped payload byte in x's data (200 bytes past its .npy magic), written to a
+        // temporary file whose name starts with `name`.
+        func flipped(_ rel: String, _ name: String) throws -> String {
+            var b = Array(try Data(contentsOf: URL(fileURLWithPath: testdata(rel))))
+            let at = try XCTUnwrap((0..<b.count - 5).first { b[$0] == 0x93 && b[$0 + 1] == 0x4E }) + 200
+            b[at] ^= 1
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)\(UUID().uuidString).npz").path
+            try Data(b).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        // In a stored member, libarchive reports the CRC only when the reader asks past the
+        // member's end, which ours does.
+        let path = try flipped("npz/xy.npz", "flip-")
         defer { try? FileManager.default.removeItem(atPath: path) }
         assertRefused([path], "flip-", "bad CRC")
-        // The same flip where the lengths follow the data: libarchive looks for a descriptor
-        // whose CRC-32 matches, finds none, and runs the member on; the array ends first.
-        var st = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("npz/xy-streamed.npz"))))
-        let at2 = try XCTUnwrap((0..<st.count - 5).first { st[$0] == 0x93 && st[$0 + 1] == 0x4E }) + 200
-        st[at2] ^= 1
-        let path2 = FileManager.default.temporaryDirectory.appendingPathComponent("flip-streamed-\(UUID().uuidString).npz").path
-        try Data(st).write(to: URL(fileURLWithPath: path2))
+        // Where the lengths follow the data, libarchive looks for a descriptor whose CRC-32
+        // matches, finds none, and runs the member on; the array ends first.
+        let path2 = try flipped("npz/xy-streamed.npz", "flip-streamed-")
         defer { try? FileManager.default.removeItem(atPath: path2) }
         assertRefused([path2], "flip-streamed-", "x.npy: member runs on past the array its .npy header describes: damaged (CRC-32")
         // Cut inside the central directory, or followed by other bytes: every member is whole,
