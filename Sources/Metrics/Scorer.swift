@@ -481,7 +481,14 @@ public struct ScoreReport {
         self.samples = samples
     }
 
+    /// A value that is not finite (sums of squares of ±1e308 overflow) is not defined: null in
+    /// JSON, "undefined" in the table, and a gate on it fails, `!=` included.
     mutating func set(_ key: String, _ value: Double?) {
+        if let v = value, !v.isFinite {
+            warnings.append("\(key) is not defined: it overflows double precision")
+            metrics.append((key, nil))
+            return
+        }
         metrics.append((key, value))
     }
 

@@ -273,7 +273,7 @@ public final class Augmenter {
         case .i8: for i in 0..<n { dst.storeBytes(of: Int8(clamp(a[i], -128, 127)), toByteOffset: i, as: Int8.self) }
         case .i16: for i in 0..<n { dst.storeBytes(of: Int16(clamp(a[i], -32768, 32767)), toByteOffset: 2 * i, as: Int16.self) }
         case .i32: for i in 0..<n { dst.storeBytes(of: Int32(clamp(a[i], -2_147_483_648, 2_147_483_647)), toByteOffset: 4 * i, as: Int32.self) }
-        case .i64: for i in 0..<n { dst.storeBytes(of: Int64(clamp(a[i], -9.2e18, 9.2e18)), toByteOffset: 8 * i, as: Int64.self) }
+        case .i64: for i in 0..<n { dst.storeBytes(of: Int64(clamp(a[i], -9_223_372_036_854_775_808, 9_223_372_036_854_774_784)), toByteOffset: 8 * i, as: Int64.self) }
         case .f32: for i in 0..<n { dst.storeBytes(of: Float(a[i]), toByteOffset: 4 * i, as: Float.self) }
         case .f64: for i in 0..<n { dst.storeBytes(of: a[i], toByteOffset: 8 * i, as: Double.self) }
         }

@@ -147,8 +147,19 @@ public final class FieldStatistics {
         case .scale(let d):
             return .scale(d)
         case .standardize:
-            return NormalizeSpec(description: "standardize \(how) over \(samples) samples",
-                                 shift: mean, mul: std.map { $0 > 0 ? 1 / $0 : 1 })
+            // A feature is constant, and only centred, when its variance is within what summing
+            // in double precision leaves of a constant (scikit-learn's _is_constant_feature
+            // bound): 0.1 a thousand times has a variance of 1e-33, not 0. A variance that
+            // overflows gives a mul of NaN, which the transform refuses.
+            let mul = (0..<slots).map { j -> Double in
+                let n = Double(counts[j])
+                guard n > 0 else { return 1 }
+                let v = m2[j] / n
+                guard v.isFinite else { return .nan }
+                let e = Double.ulpOfOne
+                return v <= n * e * v + (n * mean[j] * e) * (n * mean[j] * e) ? 1 : 1 / v.squareRoot()
+            }
+            return NormalizeSpec(description: "standardize \(how) over \(samples) samples", shift: mean, mul: mul)
         case .minmax(let lo, let hi):
             let ranges = (0..<slots).map { maximum[$0] > minimum[$0] ? maximum[$0] - minimum[$0] : 1 }
             return NormalizeSpec(description: "minmax \(how) to \(lo)…\(hi) over \(samples) samples",

@@ -24,8 +24,8 @@ public protocol DiagnosticError: Error {
     var kind: FailureKind { get }
 }
 
-/// Escapes control characters, DEL, invisible format characters (a byte order mark, bidi
-/// controls) and backslash so untrusted text prints as one safe, visible line.
+/// Escapes control characters, DEL, invisible characters (`isInvisible`: a byte order mark,
+/// bidi controls, zero-width and tag characters) and backslash so untrusted text prints as one safe, visible line.
 /// `backslash: false` leaves backslashes as they are: for a line whose parts were escaped
 /// already (the diagnostic printer), so that `\x01` does not come out as `\\x01`.
 public func escapedForDisplay(_ s: String, backslash: Bool = true) -> String {
@@ -40,8 +40,7 @@ public func escapedForDisplay(_ s: String, backslash: Bool = true) -> String {
         default:
             if u.value < 0x20 || u.value == 0x7F || (0x80...0x9F).contains(u.value) {
                 out += "\\x" + String(u.value, radix: 16).leftPadded(to: 2)
-            } else if [0xFEFF, 0x200B, 0x200E, 0x200F, 0x2028, 0x2029].contains(u.value) || (0x202A...0x202E).contains(u.value)
-                        || (0x2066...0x2069).contains(u.value) {
+            } else if u.value >= 0x80 && isInvisible(u) {
                 out += "\\u{" + String(u.value, radix: 16, uppercase: true) + "}"
             } else {
                 out.unicodeScalars.append(u)
@@ -49,6 +48,17 @@ public func escapedForDisplay(_ s: String, backslash: Bool = true) -> String {
         }
     }
     return out
+}
+
+/// Format characters (bidi marks and overrides, zero-width characters, the soft hyphen, tags,
+/// the byte order mark), line and paragraph separators, and characters that show as nothing
+/// (the combining grapheme joiner, the Hangul fillers): escaped, so a name cannot hide,
+/// reorder or break what is printed around it.
+func isInvisible(_ u: Unicode.Scalar) -> Bool {
+    switch u.properties.generalCategory {
+    case .format, .lineSeparator, .paragraphSeparator: return true
+    default: return [0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0].contains(u.value)
+    }
 }
 
 /// Class names (or other names) for display in one line, separated by ", ", each escaped.

@@ -99,7 +99,9 @@ public final class StreamWriter {
 public final class BatchBuilder {
     public let writer: StreamWriter
     public let capacity: Int
-    private var buffers: [AlignedBuffer]
+    /// Made with the first sample: a stream of no samples whose sample is a few GiB
+    /// allocates nothing.
+    private lazy var buffers: [AlignedBuffer] = sampleBytes.map { AlignedBuffer(capacity: max(64, $0 * capacity)) }
     private let sampleBytes: [Int]
     public private(set) var pending = 0
 
@@ -110,7 +112,6 @@ public final class BatchBuilder {
         let cap = samplesPerBatch ?? StreamFormat.samplesPerBatch(sampleBytes: total)
         sampleBytes = sb
         capacity = cap
-        buffers = sb.map { AlignedBuffer(capacity: max(64, $0 * cap)) }
     }
 
     /// Room for the next sample of field `i` (`sampleBytes[i]` bytes); call `commitSample()` after

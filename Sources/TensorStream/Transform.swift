@@ -96,9 +96,12 @@ public final class FieldTransform {
     public let input: Schema
     public let output: Schema
     public let indices: [Int]
-    /// Per field: shift and mul, one per element of a sample, in f32 and in f64.
-    private let shift32: [[Float]], mul32: [[Float]]
-    private let shift64: [[Double]], mul64: [[Double]]
+    /// Per field: the spec as given, and its shift and mul, one per element of a sample, in
+    /// f32 and in f64, expanded when the first batch comes (a stream of no samples whose
+    /// sample is a few GiB allocates nothing).
+    private let specs: [(spec: NormalizeSpec, shape: Shape)]
+    private var shift32: [[Float]] = [], mul32: [[Float]] = []
+    private var shift64: [[Double]] = [], mul64: [[Double]] = []
     private var buffers: [Int: AlignedBuffer] = [:]
 
     /// `steps` maps field names to the transform to apply to them as they are now.
@@ -106,7 +109,7 @@ public final class FieldTransform {
     public init(schema: Schema, steps: [(field: String, spec: NormalizeSpec)], dtype: DType = .f32) throws {
         input = schema
         var out = schema
-        var idx: [Int] = [], specs: [NormalizeSpec] = []
+        var idx: [Int] = [], specs: [(spec: NormalizeSpec, shape: Shape)] = []
         for (f, spec) in steps {
             guard let i = schema.index(of: f) else {
                 throw StreamError(input: "--field", place: "", .malformed("no field '\(f)' (fields: \(schema.fields.map(\.name).joined(separator: ", ")))"))
@@ -116,7 +119,7 @@ public final class FieldTransform {
                 throw StreamError(input: "--field", place: "", .malformed("field '\(f)' is \(field.shape), which \(spec.shift.count) parameters do not fit"))
             }
             idx.append(i)
-            specs.append(spec.expanded(to: field.shape))
+            specs.append((spec, field.shape))
             out.fields[i].dtype = dtype
             var record = spec
             record.source = field.dtype
@@ -129,11 +132,16 @@ public final class FieldTransform {
             out.setMetadata("\(f).normalize", record.encoded)
         }
         indices = idx
-        shift64 = specs.map(\.shift)
-        mul64 = specs.map(\.mul)
+        self.specs = specs
+        output = out
+    }
+
+    private func expand() {
+        let full = specs.map { $0.spec.expanded(to: $0.shape) }
+        shift64 = full.map(\.shift)
+        mul64 = full.map(\.mul)
         shift32 = shift64.map { $0.map { Float($0) } }
         mul32 = mul64.map { $0.map { Float($0) } }
-        output = out
     }
 
     /// The payloads of `batch` after the transform; returns the index of a field and sample
@@ -142,6 +150,7 @@ public final class FieldTransform {
     /// transform takes out of the output type's range (normalize --scale 1e-320).
     public func apply(_ batch: Batch) -> (views: [UnsafeRawBufferPointer], bad: (field: Int, sample: Int, overflow: Bool)?) {
         var views = (0..<input.fields.count).map { batch.field($0) }
+        if shift64.count < specs.count { expand() }
         for (j, i) in indices.enumerated() {
             let f = input.fields[i]
             let per = f.shape.count

@@ -146,6 +146,8 @@ struct Augment: ParsableCommand {
             var reader = try StreamReader(source: try FileSource.open(path))
             let schema = reader.schema
             let names = fields.isEmpty ? ["x"] : fields
+            // Made with the first batch: a stream of no samples allocates nothing.
+            var images: [Int: ImageShape] = [:]
             var augmenters: [Int: Augmenter] = [:]
             for name in names {
                 guard let i = schema.index(of: name) else {
@@ -155,12 +157,13 @@ struct Augment: ParsableCommand {
                 guard let image = ImageShape(f.shape) else {
                     throw ToolFailure(reader.source.name, "field '\(name)' is \(f.shape): augment needs channels-last images, H×W or H×W×C")
                 }
-                augmenters[i] = Augmenter(config: cfg, image: image, dtype: f.dtype)
+                images[i] = image
             }
             let bufferSize = shuffle ?? (`repeat` > 1 ? 10_000 : 0)
             let sizes = schema.fields.map(\.sampleBytes)
             let sampleBytes = sizes.reduce(0, +)
-            guard bufferSize.multipliedReportingOverflow(by: sampleBytes).partialValue <= 8 << 30 else {
+            let shuffleBytes = bufferSize.multipliedReportingOverflow(by: sampleBytes)
+            guard !shuffleBytes.overflow, shuffleBytes.partialValue <= 8 << 30 else {
                 throw UsageError("a shuffle buffer of \(bufferSize) samples of \(sampleBytes) bytes needs more than 8 GiB", location: "--shuffle")
             }
             var out = schema
@@ -194,8 +197,18 @@ struct Augment: ParsableCommand {
                     let copy = pass == 0 ? try spill.map { try StreamWriter(sink: $0.sink(), schema: schema) } : nil
                     var index = 0
                     while let b = try reader.next() {
+                        if augmenters.isEmpty {
+                            for (i, image) in images { augmenters[i] = Augmenter(config: cfg, image: image, dtype: schema.fields[i].dtype) }
+                        }
                         try copy?.write(b)
                         for k in 0..<b.count {
+                            // Values go through double precision: exact for every integer up to 2^53.
+                            for i in augmenters.keys where schema.fields[i].dtype == .i64 {
+                                let v = UnsafeBufferPointer(start: (b.field(i).baseAddress! + k * sizes[i]).assumingMemoryBound(to: Int64.self), count: sizes[i] / 8)
+                                if let big = v.first(where: { $0.magnitude > 1 << 53 }) {
+                                    throw ToolFailure(path == "-" ? "stdin" : path, "field '\(schema.fields[i].name)' sample \(index): i64 value \(big) is beyond ±2^53, which augment cannot carry exactly (it computes in double precision)")
+                                }
+                            }
                             var rng = Augmenter.generator(seed: seed, pass: pass, sample: index)
                             let fill = { (row: UnsafeMutableRawPointer) in
                                 for i in sizes.indices {
@@ -222,7 +235,12 @@ struct Augment: ParsableCommand {
                                 try builder.commit()
                             }
                             if let o = overflowed {
-                                throw ToolFailure(path == "-" ? "stdin" : path, "field '\(schema.fields[o.field].name)' sample \(o.sample): the augmentation makes a NaN or infinity; lower --brightness, --contrast or --noise")
+                                let f = schema.fields[o.field]
+                                let input = UnsafeRawBufferPointer(start: b.field(o.field).baseAddress! + k * sizes[o.field], count: sizes[o.field])
+                                let why = holdsNonFinite(input, f.dtype)
+                                    ? "holds a NaN or infinity, which augment does not take"
+                                    : "the augmentation makes a NaN or infinity; lower --brightness, --contrast or --noise"
+                                throw ToolFailure(path == "-" ? "stdin" : path, "field '\(f.name)' sample \(o.sample): \(why)")
                             }
                             index += 1
                         }
@@ -241,3 +259,12 @@ struct Augment: ParsableCommand {
 }
 
 Augment.mainAsTool()
+
+/// Whether a sample of a floating-point field holds a NaN or an infinity.
+func holdsNonFinite(_ sample: UnsafeRawBufferPointer, _ dtype: DType) -> Bool {
+    switch dtype {
+    case .f32: return UnsafeBufferPointer(start: sample.baseAddress!.assumingMemoryBound(to: Float.self), count: sample.count / 4).contains { !$0.isFinite }
+    case .f64: return UnsafeBufferPointer(start: sample.baseAddress!.assumingMemoryBound(to: Double.self), count: sample.count / 8).contains { !$0.isFinite }
+    default: return false
+    }
+}

@@ -28,7 +28,7 @@ struct Normalize: ParsableCommand {
         """,
         version: toolVersion)
 
-    @Option(help: ArgumentHelp("Divide by this number (255 maps u8 pixels to 0…1).", valueName: "x"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Divide by this number (255 maps u8 pixels to 0…1).", valueName: "x"))
     var scale: Double?
 
     @Flag(help: "Subtract the mean and divide by the standard deviation.")
@@ -62,8 +62,8 @@ struct Normalize: ParsableCommand {
     var file: String?
 
     var bounds: (Double, Double)? {
-        let p = (range ?? "0,1").split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-        guard p.count == 2, let lo = p[0], let hi = p[1], lo.isFinite, hi.isFinite, lo < hi else { return nil }
+        let p = (range ?? "0,1").split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard p.count == 2, let lo = p[0], let hi = p[1], lo.isFinite, hi.isFinite, lo < hi, (hi - lo).isFinite else { return nil }
         return (lo, hi)
     }
 
@@ -71,7 +71,10 @@ struct Normalize: ParsableCommand {
         let methods = [scale != nil, standardize, minmax, load != nil].filter { $0 }.count
         if methods != 1 { throw ValidationError("choose one of --scale, --standardize, --minmax, --load") }
         if let s = scale, !(s.isFinite && s != 0) { throw ValidationError("--scale takes a finite, nonzero number") }
-        if bounds == nil { throw ValidationError("--range takes LO,HI with LO < HI") }
+        if let s = scale, dtype != "f64", Float(1 / s) == 0 {
+            throw ValidationError("--scale \(s): every value would become 0 in f32 (1/\(s) underflows); use --dtype f64")
+        }
+        if bounds == nil { throw ValidationError("--range takes LO,HI with LO < HI, both finite and HI − LO too") }
         if range != nil && !minmax { throw ValidationError("--range goes with --minmax") }
         if load != nil && (save != nil || perChannel || !fields.isEmpty) {
             throw ValidationError("--load takes its fields and transform from the file: no --save, --per-channel or --field")
@@ -126,12 +129,14 @@ struct Normalize: ParsableCommand {
                     throw UsageError("the stream has no field '\(name)' (fields: \(reader.schema.fields.map(\.name).joined(separator: ", ")))", location: "--field")
                 }
                 let fs = names.map { reader.schema.field($0)! }
-                var stats = fs.map { FieldStatistics(shape: $0.shape, perChannel: perChannel) }
                 if method.needsStatistics {
+                    // Made with the first batch: a stream of no samples allocates nothing.
+                    var stats: [FieldStatistics] = []
                     // Pass 1: statistics, with the stream copied to a spill file for pass 2.
                     let s = try SpillFile()
                     let copy = try StreamWriter(sink: s.sink(), schema: reader.schema)
                     while let b = try reader.next() {
+                        if stats.isEmpty { stats = fs.map { FieldStatistics(shape: $0.shape, perChannel: perChannel) } }
                         for (j, name) in names.enumerated() {
                             let i = reader.schema.index(of: name)!
                             if let bad = stats[j].add(b.field(i), dtype: fs[j].dtype, count: b.count) {
@@ -147,7 +152,6 @@ struct Normalize: ParsableCommand {
                     spill = s
                     steps = names.enumerated().map { ($0.element, stats[$0.offset].spec(method, samples: samples)) }
                 } else {
-                    stats = []
                     steps = names.map { ($0, method.spec) }
                 }
                 saved = zip(fs, steps).map { StatisticsFile.Entry(field: $0, input: reader.schema.metadata("\($0.name).normalize"), step: $1.spec) }
@@ -160,7 +164,7 @@ struct Normalize: ParsableCommand {
                 throw ToolFailure(file ?? "stdin", e.problem)
             }
             let out = try Output.open(output)
-            let statsOut = try save.map { try Output.open($0, binary: false) }
+            let statsOut = try save.map { try Output.open($0, what: "a statistics file", hint: "name a file with --save FILE") }
             do {
                 let writer = try StreamWriter(sink: out.sink, schema: t.output)
                 while let b = try reader.next() {

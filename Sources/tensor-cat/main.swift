@@ -37,13 +37,13 @@ struct TensorCat: ParsableCommand {
     func validate() throws {
         if let head, head < 0 { throw ValidationError("--head takes a count ≥ 0") }
         if let f = fields, f.split(separator: ",").isEmpty { throw ValidationError("--fields takes a comma-separated list of names") }
-        if let f = fields { try refuseRepeatedNames(f.split(separator: ",").map(String.init), option: "--fields") }
+        if let f = fields { try refuseRepeatedNames(f.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, option: "--fields") }
     }
 
     func run() throws {
         Tool.run("tensor-cat") {
             let sources = try openInputs(files)
-            let reader = try StreamReader(source: sources.count == 1 ? sources[0] : ConcatSource(sources))
+            let reader = try StreamReader(source: sources.count == 1 ? sources[0] : ConcatSource(sources, refusingEmpty: true))
             var schema = reader.schema
             var indices: [Int]?
             if let f = fields {

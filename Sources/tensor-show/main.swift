@@ -62,16 +62,24 @@ struct TensorShow: ParsableCommand {
     func run() throws {
         Tool.run("tensor-show") {
             let sources = try openInputs(files)
-            let reader = try StreamReader(source: sources.count == 1 ? sources[0] : ConcatSource(sources))
+            let reader = try StreamReader(source: sources.count == 1 ? sources[0] : ConcatSource(sources, refusingEmpty: true))
             if count {
                 while try reader.next() != nil {}
                 try printLine("\(reader.samplesRead)")
             } else if csv {
+                let columns = reader.schema.fields.reduce(0) { $0 + $1.shape.count }
+                guard columns <= 1 << 24 else {
+                    throw ToolFailure(reader.source.name, "a sample has \(columns) values: more than the \(1 << 24) columns --csv writes")
+                }
                 let out = try Output.open(nil, binary: false)
                 try writeLine(Inspect.csvHeader(reader.schema), to: out.sink)
                 while let b = try reader.next() { try Inspect.writeCSVRows(b, schema: reader.schema, to: out.sink) }
                 try out.commit()
             } else if let npz {
+                guard !npz.isEmpty else { throw UsageError("an empty name for an output file", location: "--npz") }
+                if isStandardOutput(npz) && isatty(1) == 1 {
+                    throw UsageError("refusing to write an .npz archive to a terminal; redirect it (> data.npz) or name a file with --npz FILE", location: "stdout")
+                }
                 let w = try NPZWriter(path: npz, schema: reader.schema)
                 do {
                     while let b = try reader.next() { try w.add(b) }

@@ -64,6 +64,12 @@ final class TensorCoreTests: XCTestCase {
         XCTAssertEqual(escapedForDisplay("\u{FEFF}neg\u{202E}"), "\\u{FEFF}neg\\u{202E}")
         XCTAssertEqual(escapedForDisplay("'1\\x00junk'\u{1}", backslash: false), "'1\\x00junk'\\x01")
         XCTAssertEqual(escapedForDisplay("a\\b"), "a\\\\b")
+        // Every other mark that reorders or hides text: the Arabic letter mark, the soft hyphen,
+        // word joiner, Mongolian vowel separator, combining grapheme joiner, a tag character,
+        // the line separator; letters, accents and emoji stay.
+        XCTAssertEqual(escapedForDisplay("a\u{061C}b\u{00AD}c\u{2060}d\u{180E}e\u{034F}f\u{E0041}g\u{2028}h"),
+                       "a\\u{61C}b\\u{AD}c\\u{2060}d\\u{180E}e\\u{34F}f\\u{E0041}g\\u{2028}h")
+        XCTAssertEqual(escapedForDisplay("café ΟΔΟΣ 日本 e\u{301} 👍🏽"), "café ΟΔΟΣ 日本 e\u{301} 👍🏽")
         XCTAssertFalse(escapedForDisplay("\u{7F}\u{9B}").unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F || $0.value == 0x9B })
     }
 }

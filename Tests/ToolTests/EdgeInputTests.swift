@@ -1,0 +1,131 @@
+// Inputs at the edges of what the stream format allows, from the tenth adversarial review:
+// parts of a concatenation that are empty, a header-only stream whose sample is gigabytes,
+// integers that double precision cannot hold, overflowing statistics and metrics, names built
+// to be misread, and outputs that were one check short.
+
+import Foundation
+import TensorCore
+import TensorStream
+import XCTest
+import _TestSupport
+
+final class EdgeInputTests: XCTestCase {
+    var tmp = ""
+
+    override func setUpWithError() throws { tmp = try makeTempDir() }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
+
+    func write(_ b: [UInt8], _ name: String) throws { try Data(b).write(to: URL(fileURLWithPath: "\(tmp)/\(name)")) }
+    func bytes<T: Numeric>(_ a: [T]) -> [UInt8] { a.withUnsafeBytes { Array($0) } }
+
+    /// A stream of one field `x` (dtype, per-sample shape) with the given samples' values.
+    func stream<T: Numeric>(_ name: String, _ dtype: DType, _ shape: [Int], _ values: [T], count: Int) throws {
+        let schema = Schema(fields: [Field(name: "x", dtype: dtype, shape: Shape(shape))])
+        try write(try makeStream(schema, batches: count == 0 ? [] : [(count, [bytes(values)])]), name)
+    }
+
+    func testAnEmptyPartOfAConcatenationIsAnErrorNamingIt() throws {
+        // A producer that died before its header leaves an empty part file; it was skipped
+        // without a word unless it came first.
+        try stream("a.tns", .f32, [2], [Float(1), 2, 3, 4], count: 2)
+        try write([], "empty.tns")
+        for cmd in ["tensor-cat a.tns empty.tns -o out.tns", "tensor-show --count a.tns empty.tns", "tensor-cat a.tns empty.tns a.tns -o out.tns"] {
+            assertFails(try sh(cmd, cwd: tmp), status: 65, prefix: "\(cmd.prefix { $0 != " " }): empty.tns: empty input, no stream header")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"))
+        // stdin named twice: the second read finds it at its end.
+        assertFails(try sh("tensor-cat - - < a.tns > out.tns", cwd: tmp), status: 65, prefix: "tensor-cat: stdin: empty input")
+        XCTAssertEqual(try sh("tensor-show --count a.tns a.tns", cwd: tmp).stdoutText, "4\n")
+    }
+
+    func testAHeaderOnlyStreamOfAHugeSampleAllocatesNothing() throws {
+        // A valid stream of no samples whose sample is 46340×46340 bytes (2 GiB): augment,
+        // normalize and tensor-show --csv allocated (and zero-filled) 16–34 GiB before any data
+        // came, and trapped (134) under an address-space limit.
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        try stream("huge.tns", .u8, [46340, 46340], [UInt8](), count: 0)
+        func limited(_ cmd: String) throws -> RunResult { try sh("ulimit -v 4000000 && timeout 60 \(cmd)", cwd: tmp) }
+        let a = try limited("augment --hflip 1 huge.tns -o out.tns")
+        XCTAssertEqual(a.status, 0, a.stderr)
+        XCTAssertEqual(try sh("tensor-show --count out.tns", cwd: tmp).stdoutText, "0\n")
+        assertFails(try limited("normalize --standardize huge.tns -o n.tns"), status: 65, prefix: "normalize: huge.tns: no samples to learn statistics from")
+        assertFails(try limited("tensor-show --csv huge.tns"), status: 65,
+                    prefix: "tensor-show: huge.tns: a sample has 2147395600 values: more than the 16777216 columns --csv writes")
+    }
+
+    func testAugmentRefusesWhatDoublePrecisionCannotCarryAndNamesNaNInTheInput() throws {
+        // i64 went through Double: a flip changed 2^63 − 1 and 2^53 + 1, with status 0.
+        try stream("big.tns", .i64, [1, 2], [5, (1 << 53) + 1] as [Int64], count: 1)
+        assertFails(try sh("augment --hflip 1 big.tns -o out.tns", cwd: tmp), status: 65,
+                    prefix: "augment: big.tns: field 'x' sample 0: i64 value 9007199254740993 is beyond ±2^53")
+        try stream("ok.tns", .i64, [1, 2], [-(1 << 53), 1 << 53] as [Int64], count: 1)
+        let ok = try sh("augment --hflip 1 ok.tns | tensor-show --csv", cwd: tmp)
+        XCTAssertEqual(ok.stdoutText, "x_0,x_1\n9007199254740992,-9007199254740992\n", ok.stderr)
+        // A NaN in the input was blamed on --brightness, --contrast or --noise, none given.
+        try stream("nan.tns", .f32, [1, 2], [1, 2, .nan, 4] as [Float], count: 2)
+        assertFails(try sh("augment --hflip 1 nan.tns -o out.tns", cwd: tmp), status: 65,
+                    prefix: "augment: nan.tns: field 'x' sample 1: holds a NaN or infinity, which augment does not take")
+    }
+
+    func testNormalizeCentresConstantFeaturesAndRefusesOverflowAndUnderflow() throws {
+        // Constant f64 columns: summing in chunks left a variance of ~1e-33, and
+        // --standardize multiplied it into values near ±1 instead of only centring them.
+        var v: [Double] = []
+        for i in 0..<1000 { v += [0.1, 0.7, 1.0 / 3, Double(i)] }
+        try stream("const.tns", .f64, [4], v, count: 1000)
+        let s = try sh("normalize --standardize --dtype f64 const.tns | tensor-show --csv", cwd: tmp)
+        XCTAssertEqual(s.status, 0, s.stderr)
+        for row in s.stdoutText.split(separator: "\n").dropFirst() {
+            let x = row.split(separator: ",").compactMap { Double($0) }
+            XCTAssertEqual(x.count, 4)
+            for c in 0..<3 { XCTAssertLessThan(abs(x[c]), 1e-12, "\(row)") }
+        }
+        // A variance that overflows (±1e308) was taken for a constant feature, with status 0.
+        try stream("huge.tns", .f64, [1], [1e308, -1e308, 1e308], count: 3)
+        assertFails(try sh("normalize --standardize --dtype f64 huge.tns -o out.tns", cwd: tmp), status: 65,
+                    prefix: "normalize: huge.tns: field 'x' sample 0 becomes a NaN or infinity under the transform")
+        // --scale whose reciprocal is 0 in f32 made every value 0, with status 0.
+        try stream("small.tns", .f32, [1], [Float(1), 2], count: 2)
+        assertFails(try sh("normalize --scale 1e300 small.tns -o out.tns", cwd: tmp), status: 64,
+                    prefix: "normalize: --scale 1e+300: every value would become 0 in f32 (1/1e+300 underflows); use --dtype f64")
+        XCTAssertEqual(try sh("normalize --scale 1e300 --dtype f64 small.tns -o out.tns", cwd: tmp).status, 0)
+        // A negative scale reads as a number, not as an option.
+        let neg = try sh("normalize --scale -2 small.tns | tensor-show --csv", cwd: tmp)
+        XCTAssertEqual(neg.stdoutText, "x_0\n-0.5\n-1.0\n", neg.stderr)
+        // --range: a trailing comma, or a width that overflows, is a usage error.
+        for r in ["0,1,", "-1e308,1e308"] {
+            assertFails(try sh("normalize --minmax --range=\(r) small.tns", cwd: tmp), status: 64, prefix: "normalize: --range takes LO,HI with LO < HI")
+        }
+    }
+
+    func testAnOverflowingMetricIsUndefinedAndFailsEveryGate() throws {
+        // Targets and predictions of ±1e308: r2 was NaN, printed "-nan", and `r2!=0` passed.
+        let schema = Schema(fields: [Field(name: "y", dtype: .f64, shape: Shape([])), Field(name: "yhat", dtype: .f64, shape: Shape([]))])
+        try write(try makeStream(schema, batches: [(2, [bytes([1e308, -1e308]), bytes([-1e308, 1e308])])]), "reg.tns")
+        let r = try sh("score --require 'r2!=0' reg.tns", cwd: tmp)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("score: warning: r2 is not defined: it overflows double precision"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("score: gate r2!=0 not met: r2 is not defined"), r.stderr)
+        XCTAssertTrue(r.stdoutText.contains("R²    undefined"), r.stdoutText)
+        XCTAssertFalse(r.stdoutText.contains("nan"), r.stdoutText)
+        let json = try sh("score --json reg.tns 2>/dev/null", cwd: tmp).stdoutText
+        XCTAssertTrue(json.contains("\"mse\":null") && json.contains("\"r2\":null"), json)
+    }
+
+    func testOptionsOneCheckShort() throws {
+        try stream("a.tns", .f32, [2], [Float(1), 2], count: 1)
+        // "x, x" names x twice once the spaces are trimmed: a usage error, not bad data (65).
+        assertFails(try sh("tensor-cat --fields 'x, x' a.tns", cwd: tmp), status: 64, prefix: "tensor-cat: --fields names 'x' twice")
+        // An empty --npz name wrote the archive to a temporary file beside the directory and
+        // failed to rename it (74).
+        assertFails(try sh("tensor-show --npz '' a.tns", cwd: tmp), status: 64, prefix: "tensor-show: --npz: an empty name for an output file")
+        // Binary outputs to a terminal: the archive and the statistics file (whose metadata
+        // can hold escape sequences) are refused like a stream.
+        for (cmd, what) in [("tensor-show --npz - a.tns", "an .npz archive"), ("normalize --scale 2 --save - -o out.tns a.tns", "a statistics file")] {
+            let r = try sh("script -qec '\(cmd)' /dev/null", cwd: tmp)
+            XCTAssertEqual(r.status, 64, "\(cmd): \(r.stdoutText)")
+            XCTAssertTrue(r.stdoutText.contains("stdout: refusing to write \(what) to a terminal"), r.stdoutText)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"))
+    }
+}
