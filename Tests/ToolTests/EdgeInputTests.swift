@@ -51,6 +51,12 @@ final class EdgeInputTests: XCTestCase {
         assertFails(try limited("normalize --standardize huge.tns -o n.tns"), status: 65, prefix: "normalize: huge.tns: no samples to learn statistics from")
         assertFails(try limited("tensor-show --csv huge.tns"), status: 65,
                     prefix: "tensor-show: huge.tns: a sample has 2147395600 values: more than the 16777216 columns --csv writes")
+        // A 256 MiB sample whose f32 output fits the format: --scale's per-element shift and
+        // mul (6 GiB in f32 and f64) are made with the first batch, so none are made.
+        try stream("wide.tns", .u8, [16384, 16384], [UInt8](), count: 0)
+        let n = try limited("normalize --scale 255 wide.tns -o n.tns")
+        XCTAssertEqual(n.status, 0, n.stderr)
+        XCTAssertEqual(try sh("tensor-show --count n.tns", cwd: tmp).stdoutText, "0\n")
     }
 
     func testAugmentRefusesWhatDoublePrecisionCannotCarryAndNamesNaNInTheInput() throws {
@@ -61,6 +67,10 @@ final class EdgeInputTests: XCTestCase {
         try stream("ok.tns", .i64, [1, 2], [-(1 << 53), 1 << 53] as [Int64], count: 1)
         let ok = try sh("augment --hflip 1 ok.tns | tensor-show --csv", cwd: tmp)
         XCTAssertEqual(ok.stdoutText, "x_0,x_1\n9007199254740992,-9007199254740992\n", ok.stderr)
+        // Integers are clamped to i64's own range (it was ±9.2e18): a brightness factor in the
+        // thousands takes ±2^53 past it.
+        let clamped = try sh("augment --brightness 1e6 --seed 1 ok.tns | tensor-show --csv", cwd: tmp)
+        XCTAssertEqual(clamped.stdoutText, "x_0,x_1\n-9223372036854775808,9223372036854774784\n", clamped.stderr)
         // A NaN in the input was blamed on --brightness, --contrast or --noise, none given.
         try stream("nan.tns", .f32, [1, 2], [1, 2, .nan, 4] as [Float], count: 2)
         assertFails(try sh("augment --hflip 1 nan.tns -o out.tns", cwd: tmp), status: 65,
