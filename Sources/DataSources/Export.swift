@@ -164,11 +164,17 @@ public final class NPZWriter {
         count += batch.count
     }
 
+    /// Members and archives at or past this many bytes get ZIP64 records (as Python's zipfile
+    /// writes them); lowered by tests to exercise them without writing 4 GiB.
+    static var zip64Limit = 0xFFFF_FFFF
+
     public func commit() throws {
         var central: [UInt8] = []
         var offset = 0
+        var anyZIP64 = false
         func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8((v >> 8) & 0xFF)] }
         func le32(_ v: Int) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * $0)) & 0xFF) } }
+        func le64(_ v: Int) -> [UInt8] { (0..<8).map { UInt8((v >> (8 * $0)) & 0xFF) } }
         let buf = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
         defer { buf.deallocate() }
         do {
@@ -178,15 +184,20 @@ public final class NPZWriter {
                 crc.update(header)
                 let combined = crc32Combine(crc.value, spills[i].crc.value, spills[i].bytes)
                 let size = header.count + spills[i].bytes
-                guard size < 0xFFFF_FFFF, offset < 0xFFFF_FFFF else {
-                    throw DataError(outputName, "field '\(f.name)' over 4 GiB: .npz without ZIP64 cannot hold it", kind: .usage)
-                }
                 let name = Array("\(f.name).npy".utf8)
-                var local: [UInt8] = le32(0x04034B50) + le16(20) + le16(0) + le16(0) + le16(0) + le16(0x21)
-                local += le32(Int(combined)) + le32(size) + le32(size) + le16(name.count) + le16(0) + name
-                var cent: [UInt8] = le32(0x02014B50) + le16(20) + le16(20) + le16(0) + le16(0) + le16(0) + le16(0x21)
-                cent += le32(Int(combined)) + le32(size) + le32(size) + le16(name.count) + le16(0) + le16(0)
-                cent += le16(0) + le16(0) + le32(0) + le32(offset) + name
+                // A member of 4 GiB or more, or one that starts past 4 GiB, has its sizes and
+                // offset in a ZIP64 extra field, the 32-bit ones set to 0xFFFFFFFF.
+                let zip64 = size >= NPZWriter.zip64Limit || offset >= NPZWriter.zip64Limit
+                anyZIP64 = anyZIP64 || zip64
+                let version = zip64 ? 45 : 20
+                let size32 = zip64 ? 0xFFFF_FFFF : size, offset32 = zip64 ? 0xFFFF_FFFF : offset
+                let localExtra = zip64 ? le16(1) + le16(16) + le64(size) + le64(size) : []
+                let centralExtra = zip64 ? le16(1) + le16(24) + le64(size) + le64(size) + le64(offset) : []
+                var local: [UInt8] = le32(0x04034B50) + le16(version) + le16(0) + le16(0) + le16(0) + le16(0x21)
+                local += le32(Int(combined)) + le32(size32) + le32(size32) + le16(name.count) + le16(localExtra.count) + name + localExtra
+                var cent: [UInt8] = le32(0x02014B50) + le16(version) + le16(version) + le16(0) + le16(0) + le16(0) + le16(0x21)
+                cent += le32(Int(combined)) + le32(size32) + le32(size32) + le16(name.count) + le16(centralExtra.count) + le16(0)
+                cent += le16(0) + le16(0) + le32(0) + le32(offset32) + name + centralExtra
                 central += cent
                 try (local + header).withUnsafeBytes { try target.write($0) }
                 guard lseek(spills[i].fd, 0, SEEK_SET) == 0 else { throw IOError(name: outputName, operation: "seek", code: errno) }
@@ -200,8 +211,19 @@ public final class NPZWriter {
                 }
                 offset += local.count + size
             }
-            let end: [UInt8] = le32(0x06054B50) + le16(0) + le16(0) + le16(schema.fields.count) + le16(schema.fields.count)
-                + le32(central.count) + le32(offset) + le16(0)
+            // The central directory; past 4 GiB (or after a ZIP64 member) preceded by the ZIP64
+            // end record and its locator, the classic end record's fields set to their maximum.
+            let n = schema.fields.count
+            var end: [UInt8] = []
+            let zip64End = anyZIP64 || offset >= NPZWriter.zip64Limit || central.count >= NPZWriter.zip64Limit
+            if zip64End {
+                let at = offset + central.count
+                end += le32(0x06064B50) + le64(44) + le16(45) + le16(45) + le32(0) + le32(0)
+                end += le64(n) + le64(n) + le64(central.count) + le64(offset)
+                end += le32(0x07064B50) + le32(0) + le64(at) + le32(1)
+            }
+            func field32(_ v: Int) -> Int { v >= NPZWriter.zip64Limit ? 0xFFFF_FFFF : v }
+            end += le32(0x06054B50) + le16(0) + le16(0) + le16(n) + le16(n) + le32(field32(central.count)) + le32(field32(offset)) + le16(0)
             try (central + end).withUnsafeBytes { try target.write($0) }
             if let atomic { try atomic.commit() } else { try target.flush() }
         } catch {

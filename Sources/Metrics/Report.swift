@@ -11,6 +11,9 @@ public struct EpochRecord: Equatable {
 }
 
 public enum LearningLog {
+    /// The figures drawn as learning curves.
+    static let drawnKeys = ["loss", "accuracy", "val_loss", "val_accuracy"]
+
     /// Parses JSON lines as `fit --log` writes them; each line must be an object with an integer
     /// "epoch". `name` is used in errors. fit appends to its log, so a log may hold several
     /// runs: an epoch that does not follow the one before starts a new run, and only the last
@@ -22,15 +25,32 @@ public enum LearningLog {
         for line in bytes.split(separator: 10, omittingEmptySubsequences: false) {
             lineNo += 1
             if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
-            guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                throw ScoreError("\(name): line \(lineNo)", "not a JSON object")
+            let parsed: Any
+            do {
+                parsed = try JSONSerialization.jsonObject(with: Data(line))
+            } catch {
+                // Foundation says why in its debug description ("Number 1e400 is not
+                // representable in Swift."); a number beyond a double's range is the one a log
+                // could plausibly hold.
+                let why = ((error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String) ?? ""
+                if why.hasPrefix("Number "), why.contains("not representable") {
+                    throw ScoreError("\(name): line \(lineNo)", "\(why.dropFirst(7).prefix { $0 != " " }) is beyond the range of a number")
+                }
+                throw ScoreError("\(name): line \(lineNo)", "not JSON (fit --log writes one JSON object per line)")
             }
-            guard let e = obj["epoch"] as? NSNumber, e.doubleValue == e.doubleValue.rounded(), e.doubleValue >= 0, e.doubleValue < 1e9 else {
+            guard let obj = parsed as? [String: Any] else { throw ScoreError("\(name): line \(lineNo)", "not a JSON object") }
+            guard let e = obj["epoch"] as? NSNumber, String(cString: e.objCType) != "c", e.doubleValue == e.doubleValue.rounded(), e.doubleValue >= 0, e.doubleValue < 1e9 else {
                 throw ScoreError("\(name): line \(lineNo)", "no integer \"epoch\"")
             }
             var values: [String: Double] = [:]
             for (k, v) in obj where k != "epoch" {
-                guard let n = v as? NSNumber, n.doubleValue.isFinite else { continue }
+                // A figure that is drawn must be a number, or null (fit's NaN); true would read
+                // as 1 (NSNumber), a string would vanish from the curve.
+                let isBool = (v as? NSNumber).map { String(cString: $0.objCType) == "c" } ?? false
+                if drawnKeys.contains(k), !(v is NSNull), !(v is NSNumber) || isBool {
+                    throw ScoreError("\(name): line \(lineNo)", "\"\(k)\" is not a number")
+                }
+                guard let n = v as? NSNumber, !isBool, n.doubleValue.isFinite else { continue }
                 // fit's figures come from f32: a larger one is no log of fit's (and 1e308
                 // made the curve's range infinite, and its coordinates NaN).
                 guard abs(n.doubleValue) <= 3.5e38 else { throw ScoreError("\(name): line \(lineNo)", "\"\(k)\" is \(n.doubleValue), beyond any figure fit writes") }
@@ -45,7 +65,7 @@ public enum LearningLog {
         }
         if records.isEmpty { throw ScoreError(name, "no epochs in the log") }
         let last = Array(records[lastStart...])
-        let curves = last.contains { r in ["loss", "accuracy", "val_loss", "val_accuracy"].contains { r.values[$0] != nil } }
+        let curves = last.contains { r in drawnKeys.contains { r.values[$0] != nil } }
         guard curves else { throw ScoreError(name, "no loss or accuracy to draw in the \(runs > 1 ? "last run's epochs" : "log")") }
         let warning = runs > 1 ? "\(name) holds \(runs) runs (fit --log appends; an epoch that does not follow the one before starts a run): drawing the last, epochs \(last.first!.epoch)–\(last.last!.epoch)" : nil
         return (last, warning)

@@ -215,32 +215,22 @@ public final class MemorySink: ByteSink {
     public func flush() throws {}
 }
 
-/// Reads several sources one after another as one; `name` is the current source's.
+/// Reads several sources one after another as one byte sequence (CIFAR's batch files); `name`
+/// is the current source's. Stream files are joined by StreamReader(sources:), which keeps
+/// their records and their errors apart.
 public final class ConcatSource: ByteSource {
     private let sources: [ByteSource]
-    private let refusingEmpty: Bool
     private var index = 0
-    private var started = false
 
-    /// `refusingEmpty`: the parts are streams, and an empty one (a producer that failed before
-    /// writing its header) is an error naming it, as it is when it comes first, not a part
-    /// skipped without a word.
-    public init(_ sources: [ByteSource], refusingEmpty: Bool = false) {
-        self.sources = sources
-        self.refusingEmpty = refusingEmpty
-    }
+    public init(_ sources: [ByteSource]) { self.sources = sources }
 
     public var name: String { sources.isEmpty ? "stdin" : sources[min(index, sources.count - 1)].name }
 
     public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
         while index < sources.count {
             let n = try sources[index].read(into: buffer, count: count)
-            if n > 0 { started = true; return n }
-            if refusingEmpty && !started && count > 0 {
-                throw StreamError(input: sources[index].name, place: "", .emptyInput)
-            }
+            if n > 0 { return n }
             index += 1
-            started = false
         }
         return 0
     }

@@ -16,7 +16,8 @@ public struct StreamError: DiagnosticError, CustomStringConvertible {
         case unknownRecord(String)
         case recordTooLarge(length: UInt64, limit: Int)
         case malformed(String)
-        case schemaMismatch(stream: Int, detail: String)
+        /// `reference`: the stream it must match ("stream 1", or "stream 1 of a.tns").
+        case schemaMismatch(reference: String, detail: String)
         case countMismatch(String)
         case trailingGarbage
     }
@@ -47,7 +48,7 @@ public struct StreamError: DiagnosticError, CustomStringConvertible {
         case .unknownRecord(let t): return "unknown record tag \(t)"
         case .recordTooLarge(let l, let lim): return "record length \(l) exceeds the limit \(lim)"
         case .malformed(let s): return s
-        case .schemaMismatch(_, let d): return "does not match stream 1: \(d)"  // the place names the stream
+        case .schemaMismatch(let r, let d): return "does not match \(r): \(d)"  // the place names the stream
         case .countMismatch(let s): return s
         case .trailingGarbage: return "garbage after end record"
         }

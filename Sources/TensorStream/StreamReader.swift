@@ -1,4 +1,5 @@
-// Reads a tensor stream: header, batches, end record; then EOF or the next concatenated stream.
+// Reads a tensor stream: header, batches, end record; then EOF or the next concatenated stream,
+// in the same input or in the next of several (tensor-cat a.tns b.tns).
 // Every length is checked against `Limits` before any allocation, and buffers grow only as
 // bytes arrive, so a hostile length costs nothing. A stream without its end record is an error.
 
@@ -21,9 +22,13 @@ public struct Batch {
     public var record: UnsafeRawBufferPointer { storage.bytes }
 }
 
-/// Reads batches from a byte source, validating everything.
+/// Reads batches from a byte source, validating everything. Given several sources, reads them
+/// as one concatenation in which each must hold whole streams: a record cannot run on from one
+/// into the next, an empty one is an error, and errors name the source with the byte offset and
+/// stream number within it.
 public final class StreamReader {
-    public let source: ByteSource
+    /// The input being read (of several, the current one).
+    public private(set) var source: ByteSource
     public let limits: Limits
     /// The schema of stream 1; concatenated streams must agree with it.
     public private(set) var schema: Schema
@@ -32,6 +37,11 @@ public final class StreamReader {
     /// 1-based index of the concatenated stream being read.
     public private(set) var streamIndex = 0
 
+    private let sources: [ByteSource]
+    private var sourceIndex = 0
+    /// Streams and samples read from the sources before this one.
+    private var streamsBefore = 0
+    private var samplesBefore = 0
     private var offset: UInt64 = 0
     private var batchesInStream = 0
     private var samplesInStream = 0
@@ -41,8 +51,15 @@ public final class StreamReader {
     private var sampleBytes: [Int] = []
 
     /// Opens a stream and reads its header; throws when the input is not a valid stream.
-    public init(source: ByteSource, limits: Limits = .fromEnvironment) throws {
-        self.source = source
+    public convenience init(source: ByteSource, limits: Limits = .fromEnvironment) throws {
+        try self.init(sources: [source], limits: limits)
+    }
+
+    /// Opens the concatenation of `sources` (at least one) and reads the first header.
+    public init(sources: [ByteSource], limits: Limits = .fromEnvironment) throws {
+        precondition(!sources.isEmpty, "StreamReader needs a source")
+        self.sources = sources
+        self.source = sources[0]
         self.limits = limits
         self.schema = Schema(fields: [])
         guard let s = try readHeader(first: true) else {
@@ -52,8 +69,11 @@ public final class StreamReader {
         sampleBytes = s.fields.map(\.sampleBytes)
     }
 
+    /// The stream's number within the current source.
+    private var localStream: Int { streamIndex - streamsBefore }
+
     private func fail(_ p: StreamError.Problem, at recordOffset: UInt64, record: String? = nil) -> StreamError {
-        var place = streamIndex > 1 ? "stream \(streamIndex), " : ""
+        var place = localStream > 1 ? "stream \(localStream), " : ""
         place += record ?? "byte \(recordOffset)"
         if record != nil { place += " at byte \(recordOffset)" }
         return StreamError(input: source.name, place: place, p)
@@ -76,7 +96,7 @@ public final class StreamReader {
         let got = try readPrefixBytes()
         if got == 0 { return false }
         if got < 16 {
-            throw fail(.truncated(samples: samplesRead, inside: "inside \(record)"), at: start, record: record)
+            throw fail(.truncated(samples: samplesRead - samplesBefore, inside: "inside \(record)"), at: start, record: record)
         }
         return true
     }
@@ -98,7 +118,7 @@ public final class StreamReader {
             let got = try readFully(buf.base + buf.count, chunk)
             buf.count += got
             left -= got
-            if got < chunk { throw fail(.truncated(samples: samplesRead, inside: "inside \(record)"), at: recordStart, record: record) }
+            if got < chunk { throw fail(.truncated(samples: samplesRead - samplesBefore, inside: "inside \(record)"), at: recordStart, record: record) }
         }
     }
 
@@ -138,7 +158,7 @@ public final class StreamReader {
             streamIndex -= 1
             throw fail(.trailingGarbage, at: start)
         }
-        if got < 16 { throw fail(.truncated(samples: samplesRead, inside: "inside the header"), at: start, record: "header") }
+        if got < 16 { throw fail(.truncated(samples: samplesRead - samplesBefore, inside: "inside the header"), at: start, record: "header") }
         let length = prefixLength
         guard length >= 16, length <= UInt64(limits.maxHeaderBytes) else {
             if length < 16 { throw fail(.malformed("header length \(length) too short"), at: start, record: "header") }
@@ -169,26 +189,37 @@ public final class StreamReader {
             let start = offset
             let recordName = "batch \(batchesInStream + 1)"
             guard try readPrefix(record: recordName) else {
-                throw fail(.truncated(samples: samplesRead, inside: batchesInStream == 0 ? "after the header" : "after batch \(batchesInStream)"), at: start)
+                throw fail(.truncated(samples: samplesRead - samplesBefore, inside: batchesInStream == 0 ? "after the header" : "after batch \(batchesInStream)"), at: start)
             }
             let tag = prefixTag
             let length = prefixLength
             if tag == StreamFormat.endTag {
                 try readEnd(length: length, start: start)
-                // Next: end of input, or the next concatenated stream.
-                guard let s = try readHeader(first: false) else {
+                // Next: the next concatenated stream in this source, or the first of the next
+                // source, or the end.
+                var header = try readHeader(first: false)
+                if header == nil && sourceIndex + 1 < sources.count {
+                    sourceIndex += 1
+                    source = sources[sourceIndex]
+                    offset = 0
+                    streamsBefore = streamIndex
+                    samplesBefore = samplesRead
+                    guard let s = try readHeader(first: true) else { throw StreamError(input: source.name, place: "", .emptyInput) }
+                    header = s
+                }
+                guard let s = header else {
                     finished = true
                     return nil
                 }
                 if let why = schema.mismatch(with: s) {
-                    throw StreamError(input: source.name, place: "stream \(streamIndex)",
-                                      .schemaMismatch(stream: streamIndex, detail: why))
+                    let reference = sourceIndex == 0 ? "stream 1" : "stream 1 of \(sources[0].name)"
+                    throw StreamError(input: source.name, place: "stream \(localStream)", .schemaMismatch(reference: reference, detail: why))
                 }
                 continue
             }
             guard tag == StreamFormat.batchTag else {
                 if tag == StreamFormat.headerTag {
-                    throw fail(.malformed("header record inside a stream (stream \(streamIndex) has no end record)"), at: start)
+                    throw fail(.malformed("header record inside a stream (stream \(localStream) has no end record)"), at: start)
                 }
                 throw fail(.unknownRecord(tagDescription(tag)), at: start)
             }

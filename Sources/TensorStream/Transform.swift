@@ -50,7 +50,10 @@ public struct NormalizeSpec: Equatable {
         }
         func numbers(_ p: String) -> [Double]? {
             guard let space = p.firstIndex(of: " ") else { return nil }
-            let v = p[p.index(after: space)...].split(separator: ",", omittingEmptySubsequences: false).map { Double($0) }
+            // Decimal numbers only, as `encoded` writes them: Double("0x1p3") reads hex too.
+            let decimal = Set("0123456789+-.e")
+            let v = p[p.index(after: space)...].split(separator: ",", omittingEmptySubsequences: false)
+                .map { $0.allSatisfy(decimal.contains) ? Double($0) : nil }
             guard !v.isEmpty, v.allSatisfy({ $0 != nil && $0!.isFinite }) else { return nil }
             return v.map { $0! }
         }

@@ -7,8 +7,9 @@ import Foundation
 
 extension ParsableCommand {
     /// Parses the command line and runs the tool; `--help` and `--version` print to stdout.
-    public static func mainAsTool(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+    public static func mainAsTool(_ given: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
         let name = configuration.commandName ?? "\(Self.self)".lowercased()
+        let arguments = separatingShortValues(given, help: helpMessage())
         func fail(_ error: Error) -> Never {
             guard exitCode(for: error) != .success else {
                 print(fullMessage(for: error))  // --help, --version
@@ -46,6 +47,33 @@ func usageProblem(_ message: String, arguments: [String]) -> String {
     // "Unknown option" → "unknown option", as the tools' own messages read.
     if let first = text.first, first.isUppercase, text.dropFirst().first?.isLowercase == true { text = first.lowercased() + text.dropFirst() }
     return text
+}
+
+/// The arguments with a value attached to a short option split off, as getopt(3) reads them:
+/// `-n5` is `-n 5`, `-omodel` is `-o model`. Only for the short options that `help` lists with a
+/// value (`-n <count>`, `-o, --output <file>`), before any `--`, and not for a word that is a
+/// number (`-1e3` stays a negative value).
+func separatingShortValues(_ arguments: [String], help: String) -> [String] {
+    var taking = Set<Character>()
+    for line in help.split(separator: "\n") {
+        let t = line.drop { $0 == " " }
+        guard t.count > 3, t.first == "-", let letter = t.dropFirst().first, letter.isLetter else { continue }
+        var rest = t.dropFirst(2)
+        if rest.hasPrefix(", --") { rest = rest.dropFirst(4).drop { $0.isLetter || $0.isNumber || $0 == "-" } }
+        if rest.hasPrefix(" <") { taking.insert(letter) }
+    }
+    var out: [String] = []
+    var optionsEnded = false
+    for a in arguments {
+        if a == "--" { optionsEnded = true }
+        let chars = Array(a)
+        if !optionsEnded, chars.count > 2, chars[0] == "-", taking.contains(chars[1]), Double(a) == nil {
+            out += [String(chars[0...1]), String(chars[2...])]
+        } else {
+            out.append(a)
+        }
+    }
+    return out
 }
 
 /// The first argument that looks like an option but that `help` does not list, or nil.

@@ -27,8 +27,8 @@ struct Score: ParsableCommand {
         """,
         version: toolVersion)
 
-    @Option(help: ArgumentHelp("The target field.", valueName: "name"))
-    var target: String = "y"
+    @Option(help: ArgumentHelp("The target field (default y).", valueName: "name"))
+    var target: String?
 
     @Option(help: ArgumentHelp("The prediction field (class index, or value for regression).", valueName: "name"))
     var pred: String?
@@ -86,7 +86,7 @@ struct Score: ParsableCommand {
         if quiet && json { throw ValidationError("--quiet and --json exclude each other") }
         if fitLog != nil && report == nil { throw ValidationError("--fit-log goes with --report (the curves are drawn there)") }
         if noInput {
-            let unused = [("-o", output != nil), ("--json", json), ("--quiet", quiet), ("--pred", pred != nil), ("--prob", prob != nil),
+            let unused = [("-o", output != nil), ("--json", json), ("--quiet", quiet), ("--target", target != nil), ("--pred", pred != nil), ("--prob", prob != nil),
                           ("--threshold", threshold != nil), ("--top-k", topK != nil), ("--task", task != "auto")].filter(\.1).map(\.0)
             if let o = unused.first { throw ValidationError("\(o) does not go with --no-input, which writes only the --report") }
         }
@@ -112,7 +112,7 @@ struct Score: ParsableCommand {
             if !noInput {
                 let reader = try StreamReader(source: try FileSource.open(file ?? "-"))
                 var o = ScoreOptions()
-                o.target = target
+                o.target = target ?? "y"
                 if let pred { o.pred = pred; o.predGiven = true }
                 if let prob { o.prob = prob; o.probGiven = true }
                 o.task = task == "auto" ? nil : Metrics.Task(rawValue: task)

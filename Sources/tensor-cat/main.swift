@@ -43,7 +43,7 @@ struct TensorCat: ParsableCommand {
     func run() throws {
         Tool.run("tensor-cat") {
             let sources = try openInputs(files)
-            let reader = try StreamReader(source: sources.count == 1 ? sources[0] : ConcatSource(sources, refusingEmpty: true))
+            let reader = try StreamReader(sources: sources)
             var schema = reader.schema
             var indices: [Int]?
             if let f = fields {

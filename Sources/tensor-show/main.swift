@@ -62,7 +62,7 @@ struct TensorShow: ParsableCommand {
     func run() throws {
         Tool.run("tensor-show") {
             let sources = try openInputs(files)
-            let reader = try StreamReader(source: sources.count == 1 ? sources[0] : ConcatSource(sources, refusingEmpty: true))
+            let reader = try StreamReader(sources: sources)
             if count {
                 while try reader.next() != nil {}
                 try printLine("\(reader.samplesRead)")
@@ -94,6 +94,7 @@ struct TensorShow: ParsableCommand {
                 }
                 let grid = try ImageGrid(field: reader.schema.fields[fi], limit: n ?? 64)
                 while let b = try reader.next() { if !grid.isFull { grid.add(b.field(fi), count: b.count) } }
+                guard reader.samplesRead > 0 else { throw ToolFailure(reader.source.name, "the stream has no samples to draw") }
                 let bytes = try grid.png()
                 let out = try Output.open(png, what: "a PNG image", hint: "redirect it (> grid.png) or name a file with --png FILE")
                 do {

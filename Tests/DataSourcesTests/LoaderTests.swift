@@ -1,7 +1,7 @@
 // Every reader on the small files of testdata/ (made by scripts/make-testdata), and each
 // reader's malformed cases: the right values in, a named error out.
 
-import DataSources
+@testable import DataSources
 import Foundation
 import TensorCore
 import TensorStream
@@ -270,6 +270,46 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(ss.fields, s.fields)
         XCTAssertEqual(ns, 5)
         XCTAssertEqual(ds, d)
+    }
+
+    func testNPZWriterUsesZIP64RecordsAndNumPyAndWeReadThem() throws {
+        // A member of 4 GiB or more, or an archive whose directory starts past 4 GiB, needs
+        // ZIP64 records; without them the 32-bit offsets wrapped. The limit lowered to 0 puts
+        // every record in that form without writing 4 GiB.
+        let saved = NPZWriter.zip64Limit
+        NPZWriter.zip64Limit = 0
+        defer { NPZWriter.zip64Limit = saved }
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let schema = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2, 3])), Field(name: "y", dtype: .i64, shape: Shape([]))])
+        let xs = (0..<30).map { Float($0) / 4 }, ys = (0..<5).map { Int64($0) * 1_000_000_007 }
+        let stream = try makeStream(schema, batches: [(3, [xs.prefix(18).withUnsafeBytes { Array($0) }, ys.prefix(3).withUnsafeBytes { Array($0) }]),
+                                                      (2, [xs.suffix(12).withUnsafeBytes { Array($0) }, ys.suffix(2).withUnsafeBytes { Array($0) }])])
+        let path = dir + "/z64.npz"
+        let reader = try StreamReader(source: MemorySource(stream, name: "memory"))
+        let w = try NPZWriter(path: path, schema: schema)
+        while let b = try reader.next() { try w.add(b) }
+        try w.commit()
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        XCTAssertTrue((0..<bytes.count - 4).contains { bytes[$0..<$0 + 4] == [0x50, 0x4B, 6, 6] }, "no ZIP64 end record")
+        // Python's zipfile finds the ZIP64 extra fields and checks every CRC; numpy reads the
+        // arrays.
+        let py = """
+        import numpy as np, sys, zipfile
+        z = zipfile.ZipFile(sys.argv[1])
+        assert z.testzip() is None
+        assert all(i.extra[:2] == b"\\x01\\x00" and i.header_offset < 4096 for i in z.infolist()), [i.extra for i in z.infolist()]
+        a = np.load(sys.argv[1])
+        print(a["x"].shape, a["x"].dtype, a["x"].sum(), a["y"].tolist())
+        """
+        let r = try sh("python3 -c '\(py)' \(path)")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdoutText, "(5, 2, 3) float32 108.75 [0, 1000000007, 2000000014, 3000000021, 4000000028]\n")
+        let (s, n, d) = try load([path])
+        XCTAssertEqual(s.fields.map(\.name), ["x", "y"])
+        XCTAssertEqual(n, 5)
+        XCTAssertEqual(floats(d[0]), xs)
+        XCTAssertEqual(int64s(d[1]), ys)
     }
 
     func testNPZMalformed() throws {

@@ -170,7 +170,9 @@ final class NormalizationTests: XCTestCase {
         XCTAssertEqual(NormalizeSpec(encoded: spec.encoded), spec, spec.encoded)
         for bad in ["", "scale 255", "scale 255; shift 0", "scale 255; shift 0; mul 0", "x; shift nan; mul 1",
                     "x; shift 1,2; mul 1", "x; shift 1; mul inf", "x; shift 1; mul 1; from q9", "x; mul 1; shift 1",
-                    "x; shift ; mul 1", "x; shift 1; mul 1; from u8; more"] {
+                    "x; shift ; mul 1", "x; shift 1; mul 1; from u8; more",
+                    // Swift's Double(_:) reads these; a record holds decimal numbers only.
+                    "x; shift 0x1p3; mul 1", "x; shift 1; mul 0x10", "x; shift 1; mul 0X1.8P1"] {
             XCTAssertNil(NormalizeSpec(encoded: bad), bad)
         }
     }

@@ -1,7 +1,7 @@
 // Inputs at the edges of what the stream format allows, from the tenth adversarial review:
-// parts of a concatenation that are empty, a header-only stream whose sample is gigabytes,
-// integers that double precision cannot hold, overflowing statistics and metrics, names built
-// to be misread, and outputs that were one check short.
+// parts of a concatenation that are empty or damaged, a header-only stream whose sample is
+// gigabytes, integers that double precision cannot hold, overflowing statistics and metrics,
+// names built to be misread, logs that are not fit's, and options that were one check short.
 
 import Foundation
 import TensorCore
@@ -36,6 +36,77 @@ final class EdgeInputTests: XCTestCase {
         // stdin named twice: the second read finds it at its end.
         assertFails(try sh("tensor-cat - - < a.tns > out.tns", cwd: tmp), status: 65, prefix: "tensor-cat: stdin: empty input")
         XCTAssertEqual(try sh("tensor-show --count a.tns a.tns", cwd: tmp).stdoutText, "4\n")
+    }
+
+    func testAnErrorInALaterPartNamesThatFileWithItsOwnOffsets() throws {
+        // Parts were read as one byte sequence: an error in b.tns gave the byte offset and
+        // stream number within the joined input, and a part cut short ran on into the next.
+        try stream("a.tns", .f32, [2], [Float(1), 2, 3, 4], count: 2)
+        var bad = Array(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/a.tns")))
+        bad[bad.count - 100] ^= 1  // a payload byte of its one batch
+        try write(bad, "bad.tns")
+        let alone = try sh("tensor-cat bad.tns -o out.tns", cwd: tmp)
+        XCTAssertEqual(alone.status, 65)
+        XCTAssertTrue(alone.stderr.hasPrefix("tensor-cat: bad.tns: batch 1 at byte "), alone.stderr)
+        for cmd in ["tensor-cat a.tns bad.tns -o out.tns", "tensor-cat a.tns a.tns bad.tns a.tns -o out.tns"] {
+            let r = try sh(cmd, cwd: tmp)
+            XCTAssertEqual(r.status, 65, cmd)
+            XCTAssertEqual(r.stderr, alone.stderr, cmd)
+        }
+        // A file of two streams keeps its own stream numbers.
+        XCTAssertEqual(try sh("cat a.tns bad.tns > two.tns", cwd: tmp).status, 0)
+        let two = try sh("tensor-show --count a.tns two.tns", cwd: tmp)
+        XCTAssertEqual(two.status, 65)
+        XCTAssertTrue(two.stderr.hasPrefix("tensor-show: two.tns: stream 2, batch 1 at byte "), two.stderr)
+        // A part that ends inside a record is cut short, not continued by the next file.
+        let good = Array(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/a.tns")))
+        try write(Array(good.prefix(good.count - 100)), "cut.tns")
+        assertFails(try sh("tensor-cat cut.tns a.tns -o out.tns", cwd: tmp), status: 65,
+                    prefix: "tensor-cat: cut.tns: batch 1 at byte ", contains: "no end record after 0 samples (input ends inside batch 1)")
+        // A later part that is no stream, or another schema, is named with what it is.
+        try write(Array("id,x\n1,2\n".utf8), "rows.csv")
+        assertFails(try sh("tensor-show --count a.tns rows.csv", cwd: tmp), status: 65, prefix: "tensor-show: rows.csv: not a tensor stream (looks like")
+        try stream("i.tns", .i32, [2], [Int32(1), 2], count: 1)
+        assertFails(try sh("tensor-show --count a.tns i.tns", cwd: tmp), status: 65, prefix: "tensor-show: i.tns: stream 1: does not match stream 1 of a.tns: ")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"))
+    }
+
+    func testAShortOptionTakesItsValueAttachedAsGetoptReadsIt() throws {
+        try stream("a.tns", .f32, [2], [Float(1), 2, 3, 4], count: 2)
+        // `-n1` got "unknown option '-n1'; or: Missing value for '-n <count>'".
+        let attached = try sh("tensor-show -n1 a.tns", cwd: tmp)
+        XCTAssertEqual(attached.status, 0, attached.stderr)
+        XCTAssertEqual(attached.stdoutText, try sh("tensor-show -n 1 a.tns", cwd: tmp).stdoutText)
+        XCTAssertEqual(try sh("tensor-cat -oout.tns a.tns && tensor-show --count out.tns", cwd: tmp).stdoutText, "2\n")
+        assertFails(try sh("tensor-show -n-1 a.tns", cwd: tmp), status: 64, prefix: "tensor-show: -n -1: a negative number is not a value of -n")
+        // A flag's letter is no option that takes a value: -q stays -q.
+        assertFails(try sh("score -qx a.tns", cwd: tmp), status: 64, prefix: "score: ")
+    }
+
+    func testPNGOfNoSamplesNamesTheInput() throws {
+        try stream("img.tns", .u8, [2, 2], [UInt8](), count: 0)
+        assertFails(try sh("tensor-show --png g.png img.tns", cwd: tmp), status: 65, prefix: "tensor-show: img.tns: the stream has no samples to draw")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/g.png"))
+    }
+
+    func testALogThatIsNotFitsIsRefusedSayingWhy() throws {
+        // A number beyond a double read as "not a JSON object"; true was drawn as 1; a string
+        // where a figure belongs vanished from the curve.
+        let logs = [("{\"epoch\":1,\"loss\":1e400}", "line 1: 1e400 is beyond the range of a number"),
+                    ("{\"epoch\":1,\"loss\":0.5}\n{\"epoch\":2,\"loss\":true}", "line 2: \"loss\" is not a number"),
+                    ("{\"epoch\":1,\"loss\":0.5,\"val_accuracy\":\"0.9\"}", "line 1: \"val_accuracy\" is not a number"),
+                    ("{\"epoch\":true,\"loss\":0.5}", "line 1: no integer \"epoch\""),
+                    ("{\"epoch\":1,", "line 1: not JSON (fit --log"), ("[1]", "line 1: not a JSON object")]
+        for (text, why) in logs {
+            try write(Array((text + "\n").utf8), "log.jsonl")
+            assertFails(try sh("score --no-input --fit-log log.jsonl --report r.svg", cwd: tmp), status: 65, prefix: "score: log.jsonl: \(why)")
+        }
+        // fit writes null for a NaN, and keys it does not draw may hold anything.
+        try write(Array("{\"epoch\":1,\"loss\":null,\"accuracy\":0.5,\"note\":\"x\"}\n".utf8), "log.jsonl")
+        XCTAssertEqual(try sh("score --no-input --fit-log log.jsonl --report r.svg", cwd: tmp).status, 0)
+        // --target, like the other options about the stream, does not go with --no-input.
+        assertFails(try sh("score --no-input --target z --fit-log log.jsonl --report r.svg", cwd: tmp), status: 64,
+                    prefix: "score: --target does not go with --no-input")
     }
 
     func testAHeaderOnlyStreamOfAHugeSampleAllocatesNothing() throws {

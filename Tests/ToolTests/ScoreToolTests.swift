@@ -91,7 +91,7 @@ final class ScoreToolTests: XCTestCase {
         try Data("{\"epoch\":1}\n{oops\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/bad.jsonl"))
         let bad = try sh("score --no-input --fit-log bad.jsonl --report c.svg", cwd: tmp)
         XCTAssertEqual(bad.status, 65)
-        XCTAssertEqual(bad.stderrLines, ["score: bad.jsonl: line 2: not a JSON object"])
+        XCTAssertEqual(bad.stderrLines, ["score: bad.jsonl: line 2: not JSON (fit --log writes one JSON object per line)"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/c.svg"))
     }
 
