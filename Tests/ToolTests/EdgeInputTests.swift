@@ -79,6 +79,9 @@ final class EdgeInputTests: XCTestCase {
         XCTAssertEqual(attached.stdoutText, try sh("tensor-show -n 1 a.tns", cwd: tmp).stdoutText)
         XCTAssertEqual(try sh("tensor-cat -oout.tns a.tns && tensor-show --count out.tns", cwd: tmp).stdoutText, "2\n")
         assertFails(try sh("tensor-show -n-1 a.tns", cwd: tmp), status: 64, prefix: "tensor-show: -n -1: a negative number is not a value of -n")
+        // Given twice, a one-value option takes the last (README, Conventions), in any form.
+        XCTAssertEqual(try sh("tensor-show -n 2 -n1 a.tns", cwd: tmp).stdoutText, attached.stdoutText)
+        XCTAssertEqual(try sh("tensor-cat --head=1 --head 2 a.tns | tensor-show --count", cwd: tmp).stdoutText, "2\n")
         // A flag's letter is no option that takes a value: -q stays -q.
         assertFails(try sh("score -qx a.tns", cwd: tmp), status: 64, prefix: "score: ")
     }
