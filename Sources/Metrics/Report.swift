@@ -27,7 +27,7 @@ public enum LearningLog {
             if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
             let parsed: Any
             do {
-                parsed = try JSONSerialization.jsonObject(with: Data(line))
+                parsed = try JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed])
             } catch {
                 // Foundation says why in its debug description ("Number 1e400 is not
                 // representable in Swift."); a number beyond a double's range is the one a log

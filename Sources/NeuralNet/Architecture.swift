@@ -131,11 +131,15 @@ public enum Architecture {
                 throw ArchitectureError(line: line, message: "\(w[0]) takes \(n.lowerBound == n.upperBound ? "\(n.lowerBound)" : "\(n.lowerBound)–\(n.upperBound)") value\(n.upperBound == 1 ? "" : "s"), got \(positional.count)")
             }
         }
-        /// Removes the flag words in `allowed` from the positionals; returns those present.
-        func flags(_ allowed: Set<String>) -> Set<String> {
-            let present = Set(positional.filter(allowed.contains))
+        /// Removes the flag words in `allowed` from the positionals; returns those present. A
+        /// word given twice is refused, as an option given twice is.
+        func flags(_ allowed: Set<String>) throws -> Set<String> {
+            let words = positional.filter(allowed.contains)
+            if let twice = words.first(where: { word in words.filter { $0 == word }.count > 1 }) {
+                throw ArchitectureError(line: line, message: "'\(twice)' given twice for \(w[0])")
+            }
             positional.removeAll(where: allowed.contains)
-            return present
+            return Set(words)
         }
         var out: [LayerSpec]
         switch w[0] {
@@ -148,7 +152,7 @@ public enum Architecture {
             try positionals(0...0)
             out = [.position]
         case "lstm", "gru", "rnn", "simplernn":
-            let f = flags(["sequences", "bidirectional"])
+            let f = try flags(["sequences", "bidirectional"])
             try positionals(1...1)
             let u = try int(positional[0], "units", line: line, range: 1...maxWidth)
             out = [.recurrent(CellKind(rawValue: w[0] == "simplernn" ? "rnn" : w[0])!, units: u,
@@ -157,11 +161,11 @@ public enum Architecture {
             try positionals(0...0)
             out = [.layerNorm]
         case "attention", "selfattention":
-            let f = flags(["causal"])
+            let f = try flags(["causal"])
             try positionals(1...1)
             out = [.attention(heads: try int(positional[0], "heads", line: line, range: 1...1024), causal: f.contains("causal"))]
         case "transformer":
-            let f = flags(["causal"])
+            let f = try flags(["causal"])
             try positionals(2...2)
             out = [.transformer(heads: try int(positional[0], "heads", line: line, range: 1...1024),
                                 hidden: try int(positional[1], "feed-forward units", line: line, range: 1...maxWidth),

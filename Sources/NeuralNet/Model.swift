@@ -236,6 +236,9 @@ public final class Model {
             case "beta2": c.beta2 = Double(kv[1]) ?? .nan
             case "eps": c.epsilon = Double(kv[1]) ?? .nan
             case "weight_decay": c.weightDecay = Double(kv[1]) ?? .nan
+            case "lr_decay":
+                c.lrDecay = Double(kv[1]) ?? .nan
+                guard c.lrDecay > 0 && c.lrDecay <= 1 else { throw ModelError(name, "optimizer setting lr_decay '\(escapedForDisplay(kv[1]))' is not a factor in (0, 1]") }
             default: throw ModelError(name, "unknown optimizer setting '\(escapedForDisplay(kv[0]))'")
             }
         }

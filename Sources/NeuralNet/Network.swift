@@ -82,6 +82,9 @@ public final class Network<T: Real> {
         if let last = body.last, case .activation(let a, _) = last, (a == .softmax && task == .classification) || (a == .sigmoid && task == .binary) {
             body.removeLast()
         }
+        // A network being designed (not one read back from a model file, which trained as it
+        // is, nor a replica) is also refused outputs that could not be what was meant.
+        let designing = expectedParameters == nil && sharing == nil
         var shape = inputShape
         var ls: [Layer<T>] = []
         var line = 0
@@ -117,6 +120,15 @@ public final class Network<T: Real> {
             case .batchNorm:
                 l = BatchNorm(inputShape: shape)
             case .activation(let a, let alpha):
+                if designing && a == .softmax && shape.last == 1 {
+                    throw fail("a softmax over one value is always 1" + (task == .binary ? "; a binary classifier ends in 'dense 1' (its sigmoid is the loss's)" : ""))
+                }
+                // Squashed before the loss's own softmax or sigmoid, the outputs are bounded, and
+                // no probability could come near 1 (ten classes after a sigmoid: at most 0.23).
+                if designing && line == body.count && task != .regression && [.sigmoid, .tanh, .softmax].contains(a) {
+                    let own = task == .binary ? "sigmoid" : "softmax"
+                    throw fail("\(a.rawValue) before the loss's own \(own) bounds the outputs, so no probability could come near 1; end the network in its dense layer" + (task == .classification ? " (or 'softmax')" : " (or 'sigmoid')"))
+                }
                 l = Activation(inputShape: shape, kind: a, alpha: alpha)
             case .embedding(let v, let d):
                 guard let v else { throw fail("embedding needs a vocabulary size: vocab=V, or token data from tensor-load --text") }

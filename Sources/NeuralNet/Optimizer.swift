@@ -16,14 +16,18 @@ public struct OptimizerConfig: Sendable, Equatable {
     public var beta2 = 0.999
     public var epsilon = 1e-7
     public var weightDecay = 0.0
+    /// The factor the learning rate is multiplied by after every epoch (fit --lr-decay); 1, none.
+    public var lrDecay = 1.0
 
     public init() {}
 
-    /// The text stored in a model file: "adam lr=0.001 beta1=0.9 …".
+    /// The text stored in a model file: "adam lr=0.001 beta1=0.9 …", with "lr_decay=F" when
+    /// the rate decays (so that --resume goes on decaying it).
     public var text: String {
+        let decay = lrDecay == 1 ? "" : " lr_decay=\(lrDecay)"
         switch kind {
-        case .sgd: return "sgd lr=\(learningRate) momentum=\(momentum) nesterov=\(nesterov) weight_decay=\(weightDecay)"
-        case .adam, .adamw: return "\(kind.rawValue) lr=\(learningRate) beta1=\(beta1) beta2=\(beta2) eps=\(epsilon) weight_decay=\(weightDecay)"
+        case .sgd: return "sgd lr=\(learningRate) momentum=\(momentum) nesterov=\(nesterov) weight_decay=\(weightDecay)" + decay
+        case .adam, .adamw: return "\(kind.rawValue) lr=\(learningRate) beta1=\(beta1) beta2=\(beta2) eps=\(epsilon) weight_decay=\(weightDecay)" + decay
         }
     }
 }

@@ -9,7 +9,7 @@ extension ParsableCommand {
     /// Parses the command line and runs the tool; `--help` and `--version` print to stdout.
     public static func mainAsTool(_ given: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
         let name = configuration.commandName ?? "\(Self.self)".lowercased()
-        let arguments = separatingShortValues(given, help: helpMessage())
+        let arguments = getoptArguments(given, help: helpMessage())
         func fail(_ error: Error) -> Never {
             guard exitCode(for: error) != .success else {
                 print(fullMessage(for: error))  // --help, --version
@@ -49,37 +49,108 @@ func usageProblem(_ message: String, arguments: [String]) -> String {
     return text
 }
 
-/// The arguments with a value attached to a short option split off, as getopt(3) reads them:
-/// `-n5` is `-n 5`, `-omodel` is `-o model`. Only for the short options that `help` lists with a
-/// value (`-n <count>`, `-o, --output <file>`), before any `--`, and not for a word that is a
-/// number (`-1e3` stays a negative value).
-func separatingShortValues(_ arguments: [String], help: String) -> [String] {
-    var taking = Set<Character>()
-    for line in help.split(separator: "\n") {
-        let t = line.drop { $0 == " " }
-        guard t.count > 3, t.first == "-", let letter = t.dropFirst().first, letter.isLetter else { continue }
-        var rest = t.dropFirst(2)
-        if rest.hasPrefix(", --") { rest = rest.dropFirst(4).drop { $0.isLetter || $0.isNumber || $0 == "-" } }
-        if rest.hasPrefix(" <") { taking.insert(letter) }
+/// The options a tool's help lists: which take a value, which are flags, and the long name of
+/// each short one. Read from ArgumentParser's help, whose OPTIONS lines begin with the names
+/// (`-o, --output <file>`, `--batch <batch>`, `-n <count>`, `-q, --quiet`).
+struct OptionTable {
+    var valueShort: [Character: String?] = [:]  // letter → its long name, if any
+    var flagShort = Set<Character>()
+    var valueLong = Set<String>()
+
+    init(help: String) {
+        var inOptions = false
+        for line in help.split(separator: "\n", omittingEmptySubsequences: false) {
+            if !line.hasPrefix(" ") { inOptions = line == "OPTIONS:"; continue }
+            let t = line.drop { $0 == " " }
+            guard inOptions, t.hasPrefix("-") else { continue }
+            // The names run up to the description, two spaces on (or the line's end).
+            let names = t.range(of: "  ").map { t[..<$0.lowerBound] } ?? t
+            let words = names.split(separator: " ").map { $0.hasSuffix(",") ? String($0.dropLast()) : String($0) }
+            let takesValue = words.contains { $0.hasPrefix("<") }
+            let long = words.first { $0.hasPrefix("--") && $0.count > 2 }
+            for w in words where w.count == 2 && w.hasPrefix("-") && w.last!.isLetter {
+                if takesValue { valueShort[w.last!] = long } else { flagShort.insert(w.last!) }
+            }
+            if takesValue, let long { valueLong.insert(long) }
+        }
     }
+}
+
+/// The arguments rewritten so that ArgumentParser reads them as getopt_long(3) would:
+/// - a value attached to a short option is split off, `-n5` as `-n 5`, `-omodel` as `-o model`,
+///   also after flags (`-qomodel`);
+/// - an option that takes a value takes the next word even when it begins with a dash
+///   (`-o -out.tns`, `--shift -2`), unless that word is one of the tool's options (`-o --head`
+///   is a missing value, as ArgumentParser says);
+/// - `--name=` with nothing after the `=` is an empty value, where ArgumentParser took the next
+///   word (an input file) for it.
+/// Such values are passed as `--name=value`, the form ArgumentParser takes literally; a short
+/// option without a long name keeps the two words. Nothing after `--` is touched.
+func getoptArguments(_ arguments: [String], help: String) -> [String] {
+    let table = OptionTable(help: help)
+    let known = knownOptions(help)
     var out: [String] = []
-    var optionsEnded = false
-    for a in arguments {
-        if a == "--" { optionsEnded = true }
-        let chars = Array(a)
-        if !optionsEnded, chars.count > 2, chars[0] == "-", taking.contains(chars[1]), Double(a) == nil {
-            out += [String(chars[0...1]), String(chars[2...])]
-        } else {
+    var i = 0
+    /// The option `name` (`-o` or `--output`) with `value`, as ArgumentParser reads it.
+    func attach(_ name: String, _ value: String) -> [String] {
+        if name.hasPrefix("--") { return [name + "=" + value] }
+        if let long = table.valueShort[name.last!] ?? nil { return [long + "=" + value] }
+        return [name, value]
+    }
+    /// Whether `word`, after an option that takes a value, is that value: anything but one of
+    /// the tool's options.
+    func isValue(_ word: String) -> Bool {
+        guard word.hasPrefix("-"), word.count > 1 else { return true }
+        return !known.contains(String(word.prefix { $0 != "=" })) && !(word.count > 2 && !word.hasPrefix("--") && expandsAsOptions(word))
+    }
+    /// Whether a `-xyz` word is flags (and maybe a value-taking option) of this tool.
+    func expandsAsOptions(_ word: String) -> Bool {
+        for c in word.dropFirst() {
+            if table.valueShort[c] != nil { return true }
+            if !table.flagShort.contains(c) { return false }
+        }
+        return true
+    }
+    while i < arguments.count {
+        let a = arguments[i]
+        i += 1
+        if a == "--" {
+            out += arguments[(i - 1)...]
+            break
+        }
+        if a.hasPrefix("--") {
+            let name = String(a.prefix { $0 != "=" })
+            if a == name + "=", table.valueLong.contains(name) { out.append(contentsOf: [name, ""]); continue }
+            if a == name, table.valueLong.contains(name), i < arguments.count, arguments[i].hasPrefix("-"), isValue(arguments[i]) {
+                out += attach(name, arguments[i])
+                i += 1
+                continue
+            }
             out.append(a)
+            continue
+        }
+        let chars = Array(a)
+        guard chars.count >= 2, chars[0] == "-", chars[1].isLetter else { out.append(a); continue }
+        // -q, -qv, -o, -ofile, -qofile: flags, then perhaps one option that takes a value.
+        var k = 1
+        while k < chars.count, table.flagShort.contains(chars[k]) { k += 1 }
+        guard k < chars.count, table.valueShort[chars[k]] != nil else { out.append(a); continue }
+        if k > 1 { out.append("-" + String(chars[1..<k])) }
+        let name = "-" + String(chars[k])
+        if k + 1 < chars.count {
+            out += attach(name, String(chars[(k + 1)...]))
+        } else if i < arguments.count, arguments[i].hasPrefix("-"), isValue(arguments[i]) {
+            out += attach(name, arguments[i])
+            i += 1
+        } else {
+            out.append(name)
         }
     }
     return out
 }
 
-/// The first argument that looks like an option but that `help` does not list, or nil.
-/// Arguments after `--`, and values that follow an option, cannot be told apart from operands
-/// here: only words that begin with `--` (name up to `=`) or a single-letter `-x` are checked.
-func unknownOption(in arguments: [String], help: String) -> String? {
+/// Every word of `help` that looks like an option name (`-o`, `--output`).
+func knownOptions(_ help: String) -> Set<String> {
     var known = Set<String>()
     var word = ""
     for c in help + " " {
@@ -90,6 +161,14 @@ func unknownOption(in arguments: [String], help: String) -> String? {
             word = ""
         }
     }
+    return known
+}
+
+/// The first argument that looks like an option but that `help` does not list, or nil.
+/// Arguments after `--`, and values that follow an option, cannot be told apart from operands
+/// here: only words that begin with `--` (name up to `=`) or a single-letter `-x` are checked.
+func unknownOption(in arguments: [String], help: String) -> String? {
+    let known = knownOptions(help)
     for a in arguments {
         if a == "--" { break }
         let name = a.hasPrefix("--") ? String(a.prefix { $0 != "=" }) : a

@@ -212,6 +212,15 @@ public func refuseSharedFiles(outputs: [(String, String?)], inputs: [(String, St
     }
 }
 
+/// Refuses standard input ("-") named for two inputs (a usage error): the first would read it
+/// all, and the second would find it empty and blame valid data ("empty input").
+public func refuseStdinTwice(_ inputs: [(String, String?)]) throws {
+    let onStdin = inputs.filter { $0.1 == "-" }.map(\.0)
+    guard onStdin.count > 1 else { return }
+    if Set(onStdin).count == 1 { throw ValidationError("\(onStdin[0]) names stdin (-) twice") }
+    throw ValidationError("\(onStdin[0]) and \(onStdin[1]) cannot both be stdin (-)")
+}
+
 /// Opens the stream operands (stdin when none) as one reader each, in order.
 public func openInputs(_ paths: [String]) throws -> [FileSource] {
     let ps = paths.isEmpty ? ["-"] : paths

@@ -158,7 +158,10 @@ struct Fit: ParsableCommand {
         if nesterov && (momentum ?? 0) == 0 { throw ValidationError("--nesterov needs a --momentum above 0") }
         if patience != nil && validation == nil && validationSplit == 0 { throw ValidationError("--patience needs validation data (--validation or --validation-split)") }
         if validation != nil && validationSplit > 0 { throw ValidationError("--validation and --validation-split exclude each other") }
-        if validation == "-" && (file ?? "-") == "-" { throw ValidationError("--validation - and the training data cannot both be stdin") }
+        try refuseStdinTwice([("the training data", file ?? "-"), ("--validation", validation), ("--resume", resume),
+                              ("--model", model.flatMap { Architecture.presets[$0] == nil ? $0 : nil })])
+        if model == "" { throw ValidationError("--model takes a preset, a file or the text of an architecture, not an empty string") }
+        if resume == nil && (input ?? "x") == (target ?? "y") { throw ValidationError("--input and --target name the same field, '\(input ?? "x")': the network would be given its answers") }
         if checkpoint != nil && noCheckpoint { throw ValidationError("--checkpoint and --no-checkpoint exclude each other") }
         for (name, path) in [("-o", output), ("--checkpoint", checkpoint), ("--log", log)] {
             if path == "" { throw ValidationError("\(name) takes a file name, not an empty string") }
@@ -167,7 +170,7 @@ struct Fit: ParsableCommand {
         // Two roles for one file would lose one of them (the model replacing its data, the
         // checkpoint's removal deleting the model). Resuming from the model or checkpoint that
         // the run goes on to write is the way to continue training (the checkpoint is then kept).
-        try refuseSharedFiles(outputs: [("-o", output), ("--checkpoint", ckptPath), ("--log", log)],
+        try refuseSharedFiles(outputs: [("-o", output), (checkpoint != nil ? "--checkpoint" : "the checkpoint", ckptPath), ("--log", log)],
                               inputs: [("the training data", file ?? "-"), ("--validation", validation),
                                        ("--model", model.flatMap { Architecture.presets[$0] == nil ? $0 : nil })])
         if let log, let resume, !isStandardOutput(log), sameFile(log, resume) { throw ValidationError("--log and --resume name the same file, \(log)") }
@@ -193,7 +196,7 @@ struct Fit: ParsableCommand {
         let n = try buf.withUnsafeMutableBytes { try src.readFully(into: $0.baseAddress!, count: $0.count) }
         guard n <= 65_536 else { throw ToolFailure(spec, "architecture file larger than 64 KiB") }
         guard let text = String(validating: buf.prefix(n), as: UTF8.self) else { throw ToolFailure(spec, "architecture file is not UTF-8 text") }
-        return text
+        return text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text  // a byte-order mark, as some editors write
     }
 
     func run() throws {
@@ -213,6 +216,7 @@ struct Fit: ParsableCommand {
             opt.momentum = momentum ?? 0
             opt.nesterov = nesterov
             opt.weightDecay = weightDecay ?? 0
+            opt.lrDecay = lrDecay ?? 1
             let arch = try resume == nil ? architectureText() : ""
             let reader = try StreamReader(source: try FileSource.open(file ?? "-"))
             let schema = reader.schema
@@ -222,6 +226,10 @@ struct Fit: ParsableCommand {
                 if let lr {
                     m.optimizerConfig.learningRate = lr
                     m.optimizer?.config.learningRate = lr
+                }
+                if let lrDecay {
+                    m.optimizerConfig.lrDecay = lrDecay
+                    m.optimizer?.config.lrDecay = lrDecay
                 }
             } else {
                 let input = self.input ?? "x", target = self.target ?? "y"
@@ -344,7 +352,8 @@ struct Fit: ParsableCommand {
                 let v = val.map { trainer.evaluate($0) }
                 let lrUsed = m.optimizer?.config.learningRate ?? m.optimizerConfig.learningRate
                 m.epoch = e
-                if let d = lrDecay {
+                let d = m.optimizerConfig.lrDecay
+                if d != 1 {
                     m.optimizerConfig.learningRate *= d
                     m.optimizer?.config.learningRate *= d
                 }

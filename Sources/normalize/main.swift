@@ -80,6 +80,7 @@ struct Normalize: ParsableCommand {
             throw ValidationError("--load takes its fields and transform from the file: no --save, --per-channel or --field")
         }
         try refuseRepeatedNames(fields, option: "--field")
+        try refuseStdinTwice([("--load", load), ("the input", file ?? "-")])
         if perChannel && !(standardize || minmax) { throw ValidationError("--per-channel goes with --standardize or --minmax") }
         if dtype != "f32" && dtype != "f64" { throw ValidationError("--dtype takes f32 or f64") }
         try refuseSharedFiles(outputs: [("-o", output ?? "-"), ("--save", save)], inputs: [("the input", file ?? "-"), ("--load", load)], inPlace: "-o")

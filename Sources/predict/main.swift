@@ -44,6 +44,7 @@ struct Predict: ParsableCommand {
     func validate() throws {
         if !["stream", "csv", "text"].contains(format) { throw ValidationError("--format takes stream, csv or text") }
         if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads takes 1…256") }
+        try refuseStdinTwice([("-m", model), ("the input", file ?? "-")])
         if let o = output, sameFile(o, model) { throw ValidationError("-o and -m name the same file, \(o): the predictions would replace the model") }
         // A stream written over its input is an in-place edit (the fields, and p and yhat);
         // a CSV or text table over it would lose the data set.

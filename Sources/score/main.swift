@@ -76,6 +76,7 @@ struct Score: ParsableCommand {
         if let t = threshold, !(t >= 0 && t <= 1) { throw ValidationError("--threshold takes a probability in [0, 1]") }
         if let topK, topK < 1 { throw ValidationError("--top-k takes a number ≥ 1") }
         try refuseSharedFiles(outputs: [("-o", output ?? (quiet || noInput ? nil : "-")), ("--report", report)], inputs: [("the input", file ?? "-"), ("--fit-log", fitLog)])
+        try refuseStdinTwice([("--fit-log", fitLog), ("the input", noInput ? nil : file ?? "-")])
         for r in require where Gate(r) == nil {
             throw ValidationError("--require '\(r)' is not METRIC OP NUMBER (OP one of >= <= > < == !=), e.g. 'accuracy>=0.9'")
         }

@@ -36,7 +36,10 @@ struct TensorCat: ParsableCommand {
 
     func validate() throws {
         if let head, head < 0 { throw ValidationError("--head takes a count ≥ 0") }
-        if let f = fields, f.split(separator: ",").isEmpty { throw ValidationError("--fields takes a comma-separated list of names") }
+        if let f = fields, f.split(separator: ",", omittingEmptySubsequences: false).contains(where: { $0.allSatisfy(\.isWhitespace) }) {
+            throw ValidationError(f.contains(",") ? "--fields '\(f)' has an empty name" : "--fields takes a comma-separated list of names")
+        }
+        try refuseStdinTwice(files.map { ("the input", $0) })
         if let f = fields { try refuseRepeatedNames(f.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }, option: "--fields") }
     }
 

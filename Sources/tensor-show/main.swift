@@ -56,6 +56,7 @@ struct TensorShow: ParsableCommand {
         if n == 0 && png != nil { throw ValidationError("-n 0 draws nothing: --png takes 1 or more samples") }
         if n != nil && (count || csv || npz != nil) { throw ValidationError("-n does not go with --count, --csv or --npz, which take every sample") }
         if field != "x" && png == nil { throw ValidationError("--field goes with --png") }
+        try refuseStdinTwice(files.map { ("the input", $0) })
         try refuseSharedFiles(outputs: [("--npz", npz), ("--png", png)], inputs: (files.isEmpty ? ["-"] : files).map { ("the input", $0) })
     }
 

@@ -33,9 +33,17 @@ final class EdgeInputTests: XCTestCase {
             assertFails(try sh(cmd, cwd: tmp), status: 65, prefix: "\(cmd.prefix { $0 != " " }): empty.tns: empty input, no stream header")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"))
-        // stdin named twice: the second read finds it at its end.
-        assertFails(try sh("tensor-cat - - < a.tns > out.tns", cwd: tmp), status: 65, prefix: "tensor-cat: stdin: empty input")
+        // stdin named twice: the second read found it at its end and called it empty.
+        assertFails(try sh("tensor-cat - - < a.tns > out.tns", cwd: tmp), status: 64, prefix: "tensor-cat: the input names stdin (-) twice")
         XCTAssertEqual(try sh("tensor-show --count a.tns a.tns", cwd: tmp).stdoutText, "4\n")
+    }
+
+    /// A stream `name` of `count` samples: x, f32 [2], and y, u8 labels of classes a, b and c.
+    func labelled(_ name: String, count: Int = 30) throws {
+        var schema = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2])), Field(name: "y", dtype: .u8, shape: Shape([]))])
+        schema.setMetadata("y.classes", "a\nb\nc")
+        let x = (0..<2 * count).map { Float($0 % 7) }
+        try write(try makeStream(schema, batches: [(count, [bytes(x), (0..<count).map { UInt8($0 % 3) }])]), name)
     }
 
     func testAnErrorInALaterPartNamesThatFileWithItsOwnOffsets() throws {
@@ -84,6 +92,49 @@ final class EdgeInputTests: XCTestCase {
         XCTAssertEqual(try sh("tensor-cat --head=1 --head 2 a.tns | tensor-show --count", cwd: tmp).stdoutText, "2\n")
         // A flag's letter is no option that takes a value: -q stays -q.
         assertFails(try sh("score -qx a.tns", cwd: tmp), status: 64, prefix: "score: ")
+        // An option that takes a value takes the next word, or the rest of its own, even when
+        // it begins with a dash; flags may come first (-qo). ArgumentParser said "missing
+        // value" for all three.
+        try labelled("three.tns")
+        let dashes = try sh("tensor-cat -o -dash.tns a.tns && tensor-cat -o-attached.tns a.tns && fit -qo-m.model --model 'dense classes' --epochs 1 three.tns", cwd: tmp)
+        XCTAssertEqual(dashes.status, 0, dashes.stderr)
+        for f in ["-dash.tns", "-attached.tns", "-m.model"] { XCTAssertTrue(FileManager.default.fileExists(atPath: "\(tmp)/\(f)"), f) }
+        // …unless the word is one of the tool's options: then the value is missing.
+        assertFails(try sh("tensor-cat -o --head 1 a.tns", cwd: tmp), status: 64, prefix: "tensor-cat: missing value for '-o <file>'")
+        // A negative number is a value, checked as the option checks it.
+        assertFails(try sh("tensor-cat --head -3 a.tns", cwd: tmp), status: 64, prefix: "tensor-cat: --head takes a count ≥ 0")
+    }
+
+    func testAnEmptyValueAfterAnEqualsSignIsEmptyNotTheNextWord() throws {
+        // `--output=` (an unset variable in a script) took the next word for the output, and
+        // an input was replaced: by another's copy, by predictions, by an archive.
+        try stream("a.tns", .f32, [2, 1], [Float(1), 2, 3, 4], count: 2)
+        try stream("b.tns", .f32, [2, 1], [Float(5), 6], count: 1)
+        let before = Array(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/a.tns")))
+        for cmd in ["tensor-cat --output= a.tns b.tns", "tensor-show --npz= a.tns < b.tns", "normalize --scale 2 --output= a.tns < b.tns",
+                    "augment --hflip 1 --output= a.tns < b.tns"] {
+            assertFails(try sh(cmd, cwd: tmp), status: 64, prefix: "\(cmd.prefix { $0 != " " }): ", contains: "an empty name for an output file")
+        }
+        XCTAssertEqual(Array(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/a.tns"))), before)
+        // Every other option gets the empty value and says what it takes.
+        assertFails(try sh("tensor-cat --fields= a.tns", cwd: tmp), status: 64, prefix: "tensor-cat: --fields takes a comma-separated list of names")
+        // …and a list with an empty name in it was taken without that name.
+        assertFails(try sh("tensor-cat --fields x, a.tns", cwd: tmp), status: 64, prefix: "tensor-cat: --fields 'x,' has an empty name")
+    }
+
+    func testStandardInputNamedForTwoInputsIsAUsageError() throws {
+        // The first reader took all of stdin and the second blamed valid data: "empty input",
+        // "architecture file larger than 64 KiB", "not a model file".
+        try labelled("a.tns")
+        let fit = try sh("fit --model 'dense classes' --epochs 1 -q -o m.model a.tns", cwd: tmp)
+        XCTAssertEqual(fit.status, 0, fit.stderr)
+        let cases = [("predict -m - < m.model", "predict: -m and the input cannot both be stdin (-)"),
+                     ("normalize --load - < a.tns", "normalize: --load and the input cannot both be stdin (-)"),
+                     ("score --fit-log - --report r.svg < a.tns", "score: --fit-log and the input cannot both be stdin (-)"),
+                     ("tensor-show - a.tns - < a.tns", "tensor-show: the input names stdin (-) twice")]
+        for (cmd, message) in cases {
+            assertFails(try sh(cmd, cwd: tmp), status: 64, prefix: message)
+        }
     }
 
     func testPNGOfNoSamplesNamesTheInput() throws {
@@ -99,7 +150,8 @@ final class EdgeInputTests: XCTestCase {
                     ("{\"epoch\":1,\"loss\":0.5}\n{\"epoch\":2,\"loss\":true}", "line 2: \"loss\" is not a number"),
                     ("{\"epoch\":1,\"loss\":0.5,\"val_accuracy\":\"0.9\"}", "line 1: \"val_accuracy\" is not a number"),
                     ("{\"epoch\":true,\"loss\":0.5}", "line 1: no integer \"epoch\""),
-                    ("{\"epoch\":1,", "line 1: not JSON (fit --log"), ("[1]", "line 1: not a JSON object")]
+                    ("{\"epoch\":1,", "line 1: not JSON (fit --log"), ("[1]", "line 1: not a JSON object"),
+                    ("1", "line 1: not a JSON object")]
         for (text, why) in logs {
             try write(Array((text + "\n").utf8), "log.jsonl")
             assertFails(try sh("score --no-input --fit-log log.jsonl --report r.svg", cwd: tmp), status: 65, prefix: "score: log.jsonl: \(why)")
@@ -110,6 +162,34 @@ final class EdgeInputTests: XCTestCase {
         // --target, like the other options about the stream, does not go with --no-input.
         assertFails(try sh("score --no-input --target z --fit-log log.jsonl --report r.svg", cwd: tmp), status: 64,
                     prefix: "score: --target does not go with --no-input")
+    }
+
+    func testOutputsThatCouldNotBeWhatWasMeantAreRefused() throws {
+        // A softmax over the one output of a binary classifier is always 1: every prediction
+        // was p = 0.73, with status 0. A sigmoid (or tanh) before a classifier's softmax kept
+        // every probability under 0.23 for ten classes.
+        let v = (0..<80).map { Float($0 % 5) }
+        let schema = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2])), Field(name: "y", dtype: .u8, shape: Shape([]))])
+        try write(try makeStream(schema, batches: [(40, [bytes(v), (0..<40).map { UInt8($0 % 2) }])]), "bin.tns")
+        try labelled("three.tns")
+        let cases = [("--loss bce --model 'dense 8 relu; dense 1 softmax' bin.tns", "layer 'softmax': a softmax over one value is always 1"),
+                     ("--loss bce --model 'dense 8 relu; dense 1 tanh' bin.tns", "layer 'tanh': tanh before the loss's own sigmoid bounds the outputs"),
+                     ("--model 'dense 8 relu; dense classes sigmoid' three.tns", "layer 'sigmoid': sigmoid before the loss's own softmax bounds the outputs"),
+                     ("--model 'lstm 4 sequences sequences; dense classes' three.tns", "'sequences' given twice for lstm")]
+        for (args, words) in cases {
+            assertFails(try sh("fit --epochs 1 -q -o m.model \(args)", cwd: tmp), status: 65, prefix: "fit: ", contains: words)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m.model"))
+        // What the task fuses is still taken, and a regression may end in anything.
+        for args in ["--loss bce --model 'dense 8 relu; dense 1 sigmoid' bin.tns", "--model 'dense 8 relu; dense classes softmax' three.tns",
+                     "--loss mse --model 'dense 8 relu; dense 1 sigmoid' bin.tns"] {
+            let r = try sh("fit --epochs 1 -q -o m.model \(args)", cwd: tmp)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+        }
+        // An architecture file saved with a byte-order mark reads as without it.
+        try write([0xEF, 0xBB, 0xBF] + Array("dense 8 relu\ndense classes\n".utf8), "arch.txt")
+        let bom = try sh("fit --model arch.txt --epochs 1 -q -o m.model three.tns", cwd: tmp)
+        XCTAssertEqual(bom.status, 0, bom.stderr)
     }
 
     func testAHeaderOnlyStreamOfAHugeSampleAllocatesNothing() throws {

@@ -253,7 +253,20 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(lrs, [0.01, 0.005, 0.0025])
         let optimizer = try readAll(try data("\(tmp)/m.model")).0.metadata("model.optimizer")
         XCTAssertTrue(optimizer?.hasPrefix("adam lr=0.00125 ") == true, "the decayed rate is saved for --resume: \(optimizer ?? "")")
+        XCTAssertTrue(optimizer?.hasSuffix(" lr_decay=0.5") == true, "and the factor: \(optimizer ?? "")")
         XCTAssertEqual(try sh("fit --model mlp --lr-decay 1.5 -o \(tmp)/m.model \(tmp)/train.tns").status, 64)
+        // A resumed run goes on decaying (it trained at a constant rate unless --lr-decay was
+        // given again): 1 + 2 epochs are the 3-epoch model to the byte; --lr-decay 1 stops it.
+        let common = "--batch 5 --threads 1 -q --seed 3"
+        XCTAssertEqual(try sh("fit --model mlp --lr-decay 0.5 --epochs 3 \(common) -o \(tmp)/whole.model \(tmp)/train.tns").status, 0)
+        XCTAssertEqual(try sh("fit --model mlp --lr-decay 0.5 --epochs 1 \(common) -o \(tmp)/one.model \(tmp)/train.tns").status, 0)
+        let resumed = try sh("fit --resume \(tmp)/one.model --epochs 2 --batch 5 --threads 1 -q --log \(tmp)/resumed.jsonl -o \(tmp)/more.model \(tmp)/train.tns")
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(try data("\(tmp)/whole.model") == data("\(tmp)/more.model"), "1 + 2 decaying epochs are 3")
+        XCTAssertTrue(try String(contentsOfFile: "\(tmp)/resumed.jsonl", encoding: .utf8).contains("\"lr\":0.00025,"))
+        XCTAssertEqual(try sh("fit --resume \(tmp)/one.model --lr-decay 1 --epochs 2 --batch 5 --threads 1 -q -o \(tmp)/flat.model \(tmp)/train.tns").status, 0)
+        let flat = try readAll(try data("\(tmp)/flat.model")).0.metadata("model.optimizer") ?? ""
+        XCTAssertTrue(flat.hasPrefix("adam lr=0.0005 ") && !flat.contains("lr_decay"), flat)
     }
 
     func testRefusals() throws {
@@ -342,13 +355,25 @@ final class TrainingToolTests: XCTestCase {
             ("--model mlp -o \(tmp)/link.tns", "-o and the training data name the same file"),
             ("--model mlp --log \(tmp)/train.tns -o \(tmp)/n.model", "--log and the training data name the same file"),
             // ArgumentParser's own errors, on one line like every other
-            ("--model mlp --batch -1 -o \(tmp)/n.model", "--batch -1: a negative number is not a value of --batch"),
+            ("--model mlp --batch -1 -o \(tmp)/n.model", "--batch takes 1…1048576"),
+            // getopt_long reads "--output=" as an empty value; ArgumentParser took the next word
+            // for it, and the model replaced the training data.
+            ("--model mlp --output=", "-o takes a file name, not an empty string"),
+            // one network, one field: trained on its own answers
+            ("--model mlp --input y -o \(tmp)/n.model", "--input and --target name the same field, 'y'"),
+            // named as the checkpoint it is, not as an option that was not given
+            ("--model mlp --log \(tmp)/n.model.ckpt -o \(tmp)/n.model", "the checkpoint and --log name the same file"),
             ("--model mlp --frob -o \(tmp)/n.model", "unknown option '--frob'"),
             // a fraction below Double's range reads as 0, which trained with no validation
             ("--model mlp --validation-split 1e-400 -o \(tmp)/n.model", "1e-400 is too small to hold out a sample"),
         ]
         for (args, words) in cases {
             assertFails(try sh("fit \(args) \(tmp)/train.tns"), status: 64, prefix: "fit: ", contains: words)
+        }
+        // Standard input for two inputs: the second found it empty and blamed the data.
+        for (args, words) in [("--model -", "the training data and --model cannot both be stdin (-)"),
+                              ("--resume -", "the training data and --resume cannot both be stdin (-)")] {
+            assertFails(try sh("fit \(args) -o \(tmp)/n.model < \(tmp)/train.tns"), status: 64, prefix: "fit: \(words)")
         }
         XCTAssertEqual(try data("\(tmp)/m.model"), before)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/n.model"))
@@ -520,7 +545,7 @@ final class TrainingToolTests: XCTestCase {
         assertFails(try sh("fit --model mlp --epochs 1 --validation \(tmp)/raw.tns -o \(tmp)/m3.model \(tmp)/train.tns"), status: 65,
                     prefix: "fit: \(tmp)/raw.tns: field 'x' is normalized as (raw) but the training data as (scale 255")
         assertFails(try sh("fit --model mlp --epochs 1 --validation - -o \(tmp)/m3.model < \(tmp)/train.tns"), status: 64,
-                    prefix: "fit: --validation - and the training data cannot both be stdin")
+                    prefix: "fit: the training data and --validation cannot both be stdin (-)")
     }
 
     func testNaNInputsAndOutOfRangeLabelsAreNamed() throws {
