@@ -117,18 +117,23 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m4.model"))
     }
 
+    /// Trains for 3 epochs, and for 1 and then 2 more by --resume (with `resume`'s options),
+    /// and asserts that the two models are one to the byte.
+    func assertOnePlusTwoIsThree(_ options: String, resume: String, _ message: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertEqual(try sh("fit \(options) --epochs 3 -o \(tmp)/whole.model \(tmp)/train.tns").status, 0, file: file, line: line)
+        XCTAssertEqual(try sh("fit \(options) --epochs 1 -o \(tmp)/one.model \(tmp)/train.tns").status, 0, file: file, line: line)
+        let resumed = try sh("fit --resume \(tmp)/one.model --epochs 2 \(resume) -o \(tmp)/more.model \(tmp)/train.tns")
+        XCTAssertEqual(resumed.status, 0, resumed.stderr, file: file, line: line)
+        XCTAssertTrue(try data("\(tmp)/whole.model") == data("\(tmp)/more.model"), message, file: file, line: line)
+    }
+
     func testResumingIsTheUninterruptedRun() throws {
         // Three epochs, or one and two more from its model or its checkpoint, are one model to
         // the byte: the shuffling and the dropout masks continue where the run stopped (a
         // resumed epoch 2 drew epoch 1's order again, from the seed).
-        let arch = "'dense 32 relu; dropout 0.3; dense classes'"
         for threads in [1, 2] {
             let common = "--batch 3 --threads \(threads) -q"
-            XCTAssertEqual(try sh("fit --model \(arch) --epochs 3 --seed 7 \(common) -o \(tmp)/whole.model \(tmp)/train.tns").status, 0)
-            XCTAssertEqual(try sh("fit --model \(arch) --epochs 1 --seed 7 \(common) --checkpoint \(tmp)/c.ckpt -o \(tmp)/one.model \(tmp)/train.tns").status, 0)
-            let resumed = try sh("fit --resume \(tmp)/one.model --epochs 2 \(common) -o \(tmp)/more.model \(tmp)/train.tns")
-            XCTAssertEqual(resumed.status, 0, resumed.stderr)
-            XCTAssertTrue(try data("\(tmp)/whole.model") == data("\(tmp)/more.model"), "\(threads) threads: 1 + 2 epochs is 3")
+            try assertOnePlusTwoIsThree("--model 'dense 32 relu; dropout 0.3; dense classes' --seed 7 \(common)", resume: common, "\(threads) threads: 1 + 2 epochs is 3")
         }
         // The random state is the model's: a --seed beside --resume would be ignored.
         assertFails(try sh("fit --resume \(tmp)/one.model --seed 3 -o \(tmp)/x.model \(tmp)/train.tns"), status: 64,
@@ -257,12 +262,8 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(try sh("fit --model mlp --lr-decay 1.5 -o \(tmp)/m.model \(tmp)/train.tns").status, 64)
         // A resumed run goes on decaying (it trained at a constant rate unless --lr-decay was
         // given again): 1 + 2 epochs are the 3-epoch model to the byte; --lr-decay 1 stops it.
-        let common = "--batch 5 --threads 1 -q --seed 3"
-        XCTAssertEqual(try sh("fit --model mlp --lr-decay 0.5 --epochs 3 \(common) -o \(tmp)/whole.model \(tmp)/train.tns").status, 0)
-        XCTAssertEqual(try sh("fit --model mlp --lr-decay 0.5 --epochs 1 \(common) -o \(tmp)/one.model \(tmp)/train.tns").status, 0)
-        let resumed = try sh("fit --resume \(tmp)/one.model --epochs 2 --batch 5 --threads 1 -q --log \(tmp)/resumed.jsonl -o \(tmp)/more.model \(tmp)/train.tns")
-        XCTAssertEqual(resumed.status, 0, resumed.stderr)
-        XCTAssertTrue(try data("\(tmp)/whole.model") == data("\(tmp)/more.model"), "1 + 2 decaying epochs are 3")
+        try assertOnePlusTwoIsThree("--model mlp --lr-decay 0.5 --batch 5 --threads 1 -q --seed 3",
+                                    resume: "--batch 5 --threads 1 -q --log \(tmp)/resumed.jsonl", "1 + 2 decaying epochs are 3")
         XCTAssertTrue(try String(contentsOfFile: "\(tmp)/resumed.jsonl", encoding: .utf8).contains("\"lr\":0.00025,"))
         XCTAssertEqual(try sh("fit --resume \(tmp)/one.model --lr-decay 1 --epochs 2 --batch 5 --threads 1 -q -o \(tmp)/flat.model \(tmp)/train.tns").status, 0)
         let flat = try readAll(try data("\(tmp)/flat.model")).0.metadata("model.optimizer") ?? ""
