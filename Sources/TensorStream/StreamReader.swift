@@ -57,7 +57,7 @@ public final class StreamReader {
 
     /// Opens the concatenation of `sources` (at least one) and reads the first header.
     public init(sources: [ByteSource], limits: Limits = .fromEnvironment) throws {
-        precondition(!sources.isEmpty, "StreamReader needs a source")
+        precondition(!sources.isEmpty, "StreamReader needs a source")  // trap-ok: callers pass openInputs(), never empty
         self.sources = sources
         self.source = sources[0]
         self.limits = limits
