@@ -101,8 +101,11 @@ final class EdgeInputTests: XCTestCase {
         for f in ["-dash.tns", "-attached.tns", "-m.model"] { XCTAssertTrue(FileManager.default.fileExists(atPath: "\(tmp)/\(f)"), f) }
         // …unless the word is one of the tool's options: then the value is missing.
         assertFails(try sh("tensor-cat -o --head 1 a.tns", cwd: tmp), status: 64, prefix: "tensor-cat: missing value for '-o <file>'")
-        // A negative number is a value, checked as the option checks it.
+        // A negative number is a value, checked as the option checks it; a range that starts
+        // below 0 needed --range=-1,1.
         assertFails(try sh("tensor-cat --head -3 a.tns", cwd: tmp), status: 64, prefix: "tensor-cat: --head takes a count ≥ 0")
+        let range = try sh("normalize --minmax --range -1,1 a.tns | tensor-show --csv", cwd: tmp)
+        XCTAssertEqual(range.stdoutText, "x_0,x_1\n-1.0,-1.0\n1.0,1.0\n", range.stderr)
     }
 
     func testAnEmptyValueAfterAnEqualsSignIsEmptyNotTheNextWord() throws {

@@ -268,6 +268,12 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(try sh("fit --resume \(tmp)/one.model --lr-decay 1 --epochs 2 --batch 5 --threads 1 -q -o \(tmp)/flat.model \(tmp)/train.tns").status, 0)
         let flat = try readAll(try data("\(tmp)/flat.model")).0.metadata("model.optimizer") ?? ""
         XCTAssertTrue(flat.hasPrefix("adam lr=0.0005 ") && !flat.contains("lr_decay"), flat)
+        // A factor outside (0, 1] in a model file is bad data, named.
+        var (schema, n, fields) = try readAll(try data("\(tmp)/one.model"))
+        schema.setMetadata("model.optimizer", "adam lr=0.001 lr_decay=2")
+        try Data(try makeStream(schema, batches: [(n, fields)])).write(to: URL(fileURLWithPath: "\(tmp)/edited.model"))
+        assertFails(try sh("fit --resume \(tmp)/edited.model --epochs 1 -q -o \(tmp)/x.model \(tmp)/train.tns"), status: 65,
+                    prefix: "fit: \(tmp)/edited.model: optimizer setting lr_decay '2' is not a factor in (0, 1]")
     }
 
     func testRefusals() throws {
@@ -360,6 +366,7 @@ final class TrainingToolTests: XCTestCase {
             // getopt_long reads "--output=" as an empty value; ArgumentParser took the next word
             // for it, and the model replaced the training data.
             ("--model mlp --output=", "-o takes a file name, not an empty string"),
+            ("--model= -o \(tmp)/n.model", "--model takes a preset, a file or the text of an architecture, not an empty string"),
             // one network, one field: trained on its own answers
             ("--model mlp --input y -o \(tmp)/n.model", "--input and --target name the same field, 'y'"),
             // named as the checkpoint it is, not as an option that was not given
