@@ -84,7 +84,10 @@ public final class FileSource: ByteSource {
     /// is a missing input.
     public static func open(_ path: String) throws -> FileSource {
         if path == "-" {
-            guard fcntl(0, F_GETFD) != -1 else {
+            // Closed (`<&-`), or open for writing only: how a tool holds a closed stdin
+            // (Tool.holdClosedStandardDescriptors).
+            let flags = fcntl(0, F_GETFL)
+            guard flags != -1, flags & O_ACCMODE != O_WRONLY else {
                 throw IOError(name: "stdin", operation: "cannot read", code: EBADF, missing: true)
             }
             enlargePipe(0)

@@ -8,11 +8,16 @@ import Foundation
 extension ParsableCommand {
     /// Parses the command line and runs the tool; `--help` and `--version` print to stdout.
     public static func mainAsTool(_ given: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        Tool.holdClosedStandardDescriptors()
         let name = configuration.commandName ?? "\(Self.self)".lowercased()
         let arguments = getoptArguments(given, help: helpMessage())
         func fail(_ error: Error) -> Never {
             guard exitCode(for: error) != .success else {
                 print(fullMessage(for: error))  // --help, --version
+                if fflush(stdout) != 0 || ferror(stdout) != 0 {  // > /dev/full
+                    writeStandardError("\(name): stdout: \(String(cString: strerror(errno)))\n")
+                    Glibc.exit(ExitStatus.ioError)
+                }
                 Glibc.exit(ExitStatus.ok)
             }
             // ArgumentParser runs validate() before it reports an unknown option, so `normalize

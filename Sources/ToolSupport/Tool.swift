@@ -71,6 +71,19 @@ public enum Tool {
         }
     }
 
+    /// A standard descriptor closed when the tool starts (`>&-`, `2>&-`, `<&-`) would be the
+    /// next file the tool opens, and what was meant for stdout or stderr would land in that
+    /// file: a vocabulary, a log, a spill file. Each closed one is held on /dev/null, opened the
+    /// way that fails: stdin for writing only, stdout and stderr for reading only, so that
+    /// reading stdin or writing stdout still fails with EBADF, as on the closed descriptor.
+    public static func holdClosedStandardDescriptors() {
+        for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) == -1 && errno == EBADF {
+            // open() returns the lowest free descriptor: this one, as the lower ones are open.
+            let got = Glibc.open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY)
+            if got >= 0 && got != fd { close(got) }
+        }
+    }
+
     /// Prints `tool: where: what` on stderr, one line, control characters escaped.
     public static func report(_ tool: String, _ location: String, _ problem: String) {
         var line = "\(tool): "

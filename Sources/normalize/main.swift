@@ -178,6 +178,10 @@ struct Normalize: ParsableCommand {
                 }
                 try writer.finish()
                 if let statsOut { try StatisticsFile(entries: saved).write(to: statsOut.sink) }
+                // The stream and its statistics are one result: both synced before either
+                // replaces its file, so a full disk leaves the old pair.
+                try out.sync()
+                try statsOut?.sync()
                 try out.commit()
                 try statsOut?.commit()
             } catch {

@@ -210,6 +210,8 @@ struct TensorLoad: ParsableCommand {
         }
         do {
             try Loader.writeStream([source], classes: nil, to: out.sink)
+            try out.sync()
+            try vocabOut?.sync()
             try out.commit()
             try vocabOut?.commit()
             if source.knewNoToken {

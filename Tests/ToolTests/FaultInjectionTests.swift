@@ -51,9 +51,31 @@ final class FaultInjectionTests: XCTestCase {
 
     func testNormalizeSaveSurvivesEveryIOError() throws {
         // The statistics of a previous run are protected; the stream goes to stdout. (With -o
-        // as well, a failure of the second rename leaves one file new and the other old.)
+        // as well, both are synced before either is renamed; see below. A failure of the
+        // second rename would still leave one file new and the other old.)
         XCTAssertEqual(try sh("normalize --standardize --save s.stats train.tns >/dev/null", cwd: tmp).status, 0)
         try sweep("normalize --minmax --save s.stats train.tns >/dev/null", output: "\(tmp)/s.stats")
+    }
+
+    /// Runs `command` with its Nth fsync failing, N = 1, 2, … until it succeeds: each failing
+    /// run must leave every one of `files` as it was (they start as "old NAME"), and the run
+    /// that gets through must replace them all. Returns the number of fsyncs that failed.
+    func assertReplacedTogether(_ command: String, files: [String], file: StaticString = #filePath, line: UInt = #line) throws {
+        for f in files { try Data("old \(f)\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/\(f)")) }
+        var n = 1
+        while n <= 10 {
+            let r = try sh("TENSOR_FAULT=fsync:\(n) \(command)", cwd: tmp)
+            if r.status == 0 { break }
+            XCTAssertEqual(r.status, 74, "fsync:\(n): \(r.stderr)", file: file, line: line)
+            for f in files {
+                XCTAssertEqual(bytes("\(tmp)/\(f)"), Array("old \(f)\n".utf8), "fsync:\(n): \(f) untouched", file: file, line: line)
+            }
+            n += 1
+        }
+        XCTAssertEqual(n, files.count + 1, "one fsync for each file", file: file, line: line)
+        for f in files {
+            XCTAssertNotEqual(bytes("\(tmp)/\(f)"), Array("old \(f)\n".utf8), "\(f) replaced", file: file, line: line)
+        }
     }
 
     /// score's table (-o) and report (--report) are one result: an fsync failing on either
@@ -61,20 +83,20 @@ final class FaultInjectionTests: XCTestCase {
     /// written, so a failing report left a new table beside an old report).
     func testScoresTableAndReportAreReplacedTogether() throws {
         XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o m.model train.tns && predict -m m.model train.tns > p.tns", cwd: tmp).status, 0)
-        try Data("old table\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/t.txt"))
-        try Data("old report\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/r.html"))
-        var n = 1
-        while n <= 10 {
-            let r = try sh("TENSOR_FAULT=fsync:\(n) score -o t.txt --report r.html p.tns", cwd: tmp)
-            if r.status == 0 { break }
-            XCTAssertEqual(r.status, 74, "fsync:\(n): \(r.stderr)")
-            XCTAssertEqual(bytes("\(tmp)/t.txt"), Array("old table\n".utf8), "fsync:\(n): the table untouched")
-            XCTAssertEqual(bytes("\(tmp)/r.html"), Array("old report\n".utf8), "fsync:\(n): the report untouched")
-            n += 1
-        }
-        XCTAssertEqual(n, 3, "two files, two fsyncs")
+        try assertReplacedTogether("score -o t.txt --report r.html p.tns", files: ["t.txt", "r.html"])
         XCTAssertTrue(String(decoding: bytes("\(tmp)/t.txt") ?? [], as: UTF8.self).contains("accuracy"))
         XCTAssertTrue(String(decoding: bytes("\(tmp)/r.html") ?? [], as: UTF8.self).contains("<html"))
+    }
+
+    /// A stream and the statistics or vocabulary that go with it are replaced together: a
+    /// stream normalized with new statistics beside the old statistics file would be applied
+    /// to test data with the wrong ones.
+    func testAStreamAndItsStatisticsOrVocabularyAreReplacedTogether() throws {
+        try assertReplacedTogether("normalize --standardize --save s.stats -o o.tns train.tns", files: ["o.tns", "s.stats"])
+        XCTAssertEqual(try sh("normalize --load s.stats train.tns | cmp - o.tns", cwd: tmp).status, 0)
+        try assertReplacedTogether("tensor-load --text \(testdata("text/reviews-train.tsv")) --max-len 16 --save-vocab v.vocab -o t.tns",
+                                   files: ["t.tns", "v.vocab"])
+        XCTAssertEqual(try sh("tensor-load --text \(testdata("text/reviews-train.tsv")) --max-len 16 --vocab v.vocab | cmp - t.tns", cwd: tmp).status, 0)
     }
 
     func testAFileSizeLimitIsAnIOError() throws {

@@ -493,6 +493,42 @@ final class RobustnessTests: XCTestCase {
         XCTAssertFalse(exists("x.model"))
     }
 
+    /// A standard descriptor closed at start is not the next file the tool opens: output meant
+    /// for stdout or stderr never lands in a report, a vocabulary, a log or a spill file.
+    func testAClosedStandardDescriptorIsNotTakenByAnOutputFile() throws {
+        try makeModel()
+        try makePredictions()
+        // stdout closed: the tool fails as it does on any closed stdout, and writes no file.
+        for (command, file) in [("score --report r.html pred.tns", "r.html"),
+                                ("tensor-load --text \(testdata("text/reviews-train.tsv")) --max-len 16 --save-vocab v.vocab", "v.vocab"),
+                                ("normalize --standardize --save s.stats train.tns", "s.stats"),
+                                ("augment --repeat 2 train.tns", "")] {
+            assertFails(try sh("\(command) >&-", cwd: tmp), status: 74, prefix: "\(tool(command)): stdout: ", contains: "Bad file descriptor")
+            if !file.isEmpty { XCTAssertFalse(exists(file), command) }
+        }
+        XCTAssertEqual(try leftovers(), [])
+        // stderr closed: the epoch lines go nowhere, not into the log; a failed gate's line not
+        // into the JSON.
+        XCTAssertEqual(try sh("fit --model mlp --epochs 2 --log log.jsonl -o m2.model train.tns 2>&-", cwd: tmp).status, 0)
+        let log = String(decoding: bytes("\(tmp)/log.jsonl") ?? [], as: UTF8.self).split(separator: "\n")
+        XCTAssertEqual(log.count, 2)
+        XCTAssertTrue(log.allSatisfy { $0.hasPrefix("{\"epoch\":") }, "\(log)")
+        XCTAssertEqual(try sh("score --fit-log log.jsonl --no-input --report curves.html", cwd: tmp).status, 0)
+        XCTAssertEqual(try sh("score --json --require 'accuracy>=1.5' -o s.json pred.tns 2>&-", cwd: tmp).status, 1)
+        XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(bytes("\(tmp)/s.json") ?? [])))
+        // stdin closed while a file is opened first: the file is not read as stdin.
+        assertFails(try sh("tensor-show --count train.tns - <&-", cwd: tmp), status: 66, prefix: "tensor-show: stdin: ", contains: "Bad file descriptor")
+    }
+
+    /// `--help` and `--version` into a full disk fail like any other output.
+    func testHelpAndVersionReportAFullStdout() throws {
+        for t in ["fit", "predict", "score", "normalize", "augment", "tensor-load", "tensor-cat", "tensor-show"] {
+            for o in ["--help", "--version"] {
+                assertFails(try sh("\(t) \(o) >/dev/full", cwd: tmp), status: 74, prefix: "\(t): stdout: ", contains: "No space left on device")
+            }
+        }
+    }
+
     func testEveryBinaryWriterRefusesATerminal() throws {
         // Case 39 (tensor-load: ToolTests): script(1) gives the tool a terminal as stdout.
         try makeModel()
