@@ -1,8 +1,13 @@
 // CSV and TSV with a header row. Every column but the label becomes one f32 field `x`; the label
 // column (--label NAME or 1-based index) becomes `y`: integers ≥ 0 as i64 with classes "0"…,
-// other numbers as an f32 regression target, text as i64 indices into the sorted class names.
-// A UTF-8 BOM and CRLF line ends are accepted; quoted cells ("a, b", "say ""hi""") too.
-// The file is read whole: the class list must be known before the first batch is written.
+// other numbers as an f32 regression target, text as i64 indices into the class names sorted
+// by their bytes (names that differ only in Unicode composition stay two classes).
+// A UTF-8 BOM and CRLF line ends are accepted; quoted cells ("a, b", "say ""hi""") too, but not
+// a line break inside one.
+// The class list must be known before the first batch is written, so the rows go to a spill
+// file as they are read (x, and the label as a number and as an index into its distinct
+// texts), and the stream is written from there: memory holds one line and at most
+// `maxClasses` distinct labels, whatever the size of the file.
 
 import Foundation
 import TensorCore
@@ -12,118 +17,156 @@ public final class CSVSource: SampleSource {
     public let name: String
     public private(set) var fields: [Field] = []
     public private(set) var metadata: [(key: String, value: String)] = []
-    private var inner: MemorySamples!
-    public var declaredCount: Int? { inner.count }
+    public private(set) var declaredCount: Int?
 
     public static let maxLineBytes = 1 << 20
     public static let maxFileBytes = 4 << 30
+    /// Distinct label texts kept; a column with more is numbers (a regression target), not classes.
+    public static let maxClasses = 65536
+
+    /// How `y` is written: as the integer or float the row's label read as, or as the class
+    /// index of its text (`classOf[id]`).
+    private enum LabelOutput { case none, int, float, text([Int64]) }
+    private var labelOutput = LabelOutput.none
+    private let spill: SpillFile
+    private var rows: FileSource?
+    private let width: Int
+    private var remaining = 0
+    private var record: [UInt8] = []
+
+    /// A spilled row: `width` f32 values, then with a label its kind (0 integer, 1 float, 2
+    /// text), the number (Int64, or Float in the low 32 bits) and the index of its text.
+    private var recordBytes: Int { width * 4 + (fields.count > 1 ? 13 : 0) }
 
     public init(source: ByteSource, label: String?, delimiter: UInt8?, field: String?) throws {
         name = source.name
-        let bytes = try CSVSource.readAll(source)
-        var lines = CSVLines(bytes, name: name)
+        var lines = CSVLines(source, name: name)
         guard let headerLine = try lines.next() else { throw DataError(name, "empty file, no header row") }
+        // Old Mac line ends: the whole file is one line, and "no data rows" would say nothing.
+        if let cr = headerLine.1.firstIndex(of: 13), cr < headerLine.1.count - 1 {
+            throw DataError(name, "lines end in a carriage return alone; make them newlines (tr '\\r' '\\n')", at: "line 1")
+        }
         let delim = delimiter ?? (headerLine.1.contains(9) && !headerLine.1.contains(44) ? 9 : 44)
-        let header = try CSVSource.split(headerLine.1, delim, name: name, line: headerLine.0)
+        let header = try CSVSource.split(headerLine.1[...], delim, name: name, line: headerLine.0)
         guard !header.isEmpty else { throw DataError(name, "empty header row") }
         var labelIndex: Int?
         if let label {
             if let i = header.firstIndex(of: label) {
                 if header.lastIndex(of: label) != i {
-                    throw DataError(name, "the header names two columns '\(escapedForDisplay(label))'; give --label by its 1-based index", kind: .usage)
+                    throw DataError(name, "the header names two columns '\(shown(label))'; give --label by its 1-based index", kind: .usage)
                 }
                 labelIndex = i
             } else if let k = Int(label), k >= 1, k <= header.count {
                 labelIndex = k - 1
             } else {
-                throw DataError(name, "no column '\(escapedForDisplay(label))' (columns: \(header.map { escapedForDisplay($0) }.joined(separator: ", ")))", kind: .usage)
+                let listed = header.prefix(20).map { shown($0) }.joined(separator: ", ") + (header.count > 20 ? ", … (\(header.count) in all)" : "")
+                throw DataError(name, "no column '\(shown(label))' (columns: \(listed))", kind: .usage)
             }
         }
-        let width = header.count - (labelIndex == nil ? 0 : 1)
+        width = header.count - (labelIndex == nil ? 0 : 1)
         guard width >= 1 else { throw DataError(name, "no feature columns besides the label") }
-        var values: [Float] = []
-        var labels: [String] = []
-        var labelLines: [Int] = []
-        var rows = 0
+        spill = try SpillFile()
+        let out = spill.sink()
+        var labels = LabelColumn()
+        var row = [UInt8](repeating: 0, count: width * 4 + (labelIndex == nil ? 0 : 13))
+        var count = 0
         while let (lineNo, line) = try lines.next() {
-            if line.isEmpty || (line.count == 1 && line.first == 13) { continue }  // a slice: index 0 is not its start
-            let cells = try CSVSource.split(line, delim, name: name, line: lineNo)
+            if line.isEmpty || (line.count == 1 && line[0] == 13) { continue }
+            let cells = try CSVSource.split(line[...], delim, name: name, line: lineNo)
             guard cells.count == header.count else {
                 throw DataError(name, "\(cells.count) columns where the header has \(header.count)", at: "line \(lineNo)")
             }
+            var x = 0
             for (c, cell) in cells.enumerated() {
+                let place = "line \(lineNo), column \(c + 1) (\(shown(header[c])))"
                 if c == labelIndex {
                     // An empty label turned every label into text and renumbered them all.
-                    guard !cell.trimmingCharacters(in: .whitespaces).isEmpty else {
-                        throw DataError(name, "empty label", at: "line \(lineNo), column \(c + 1) (\(escapedForDisplay(header[c])))")
-                    }
+                    guard !cell.trimmingCharacters(in: .whitespaces).isEmpty else { throw DataError(name, "empty label", at: place) }
                     // A class name is one line of the class list: "a\r" joined the next name.
-                    guard !hasControlCharacters(cell) else {
-                        throw DataError(name, "label with a control character", at: "line \(lineNo), column \(c + 1) (\(escapedForDisplay(header[c])))")
-                    }
-                    labels.append(cell)
-                    labelLines.append(lineNo)
+                    guard !hasControlCharacters(cell) else { throw DataError(name, "label with a control character", at: place) }
+                    try labels.add(cell.trimmingCharacters(in: .whitespaces), line: lineNo, into: &row, at: width * 4, name: name)
                     continue
                 }
-                guard let v = CSVSource.decimal(cell.trimmingCharacters(in: .whitespaces)) else {
-                    throw DataError(name, "'\(escapedForDisplay(String(cell.prefix(40))))' is not a number", at: "line \(lineNo), column \(c + 1) (\(escapedForDisplay(header[c])))")
-                }
-                guard v.isFinite else {
-                    throw DataError(name, "'\(escapedForDisplay(cell))' is not a finite number", at: "line \(lineNo), column \(c + 1) (\(escapedForDisplay(header[c])))")
-                }
-                values.append(v)
+                let text = cell.trimmingCharacters(in: .whitespaces)
+                guard let v = CSVSource.decimal(text) else { throw DataError(name, "'\(shown(cell))' is not a number", at: place) }
+                guard v.isFinite else { throw DataError(name, "'\(shown(cell))' is not a finite number", at: place) }
+                row.withUnsafeMutableBytes { $0.storeBytes(of: v, toByteOffset: 4 * x, as: Float.self) }
+                x += 1
             }
-            rows += 1
+            try row.withUnsafeBytes { try out.write($0) }
+            count += 1
         }
+        try out.flush()
+        if count == 0 { throw DataError(name, "no data rows after the header") }
+
         let xname = field ?? "x"
         var fs = [Field(name: xname, dtype: .f32, shape: Shape([width]))]
-        var data: [[UInt8]] = [values.withUnsafeBytes { Array($0) }]
         var meta: [(key: String, value: String)] = [("\(xname).columns", header.enumerated().filter { $0.offset != labelIndex }.map(\.element).joined(separator: "\n"))]
-        if labelIndex != nil {
-            let trimmed = labels.map { $0.trimmingCharacters(in: .whitespaces) }
-            if let ints = CSVSource.allInts(trimmed), let m = ints.max(), ints.allSatisfy({ $0 >= 0 }) {
+        if let labelIndex {
+            let place = { (line: Int) in "line \(line), column \(labelIndex + 1) (\(shown(header[labelIndex])))" }
+            if labels.allIntegers && labels.smallest >= 0 {
                 // Integer labels stay integers; class names only for a list of reasonable length.
                 fs.append(Field(name: "y", dtype: .i64, shape: Shape([])))
-                data.append(ints.map { Int64($0) }.withUnsafeBytes { Array($0) })
-                if m < 65536 { meta.append(("y.classes", numericClassNames(maxLabel: m).joined(separator: "\n"))) }
-            } else if let nums = CSVSource.allFloats(trimmed) {
+                labelOutput = .int
+                if labels.largest < 65536 { meta.append(("y.classes", numericClassNames(maxLabel: Int(labels.largest)).joined(separator: "\n"))) }
+            } else if labels.firstText == nil {
                 // Numbers all, one of them nan or out of f32's range: not text classes.
-                if let bad = nums.firstIndex(where: { !$0.isFinite }) {
-                    throw DataError(name, "label '\(escapedForDisplay(trimmed[bad]))' is not a finite number", at: "line \(labelLines[bad]), column \(labelIndex! + 1) (\(escapedForDisplay(header[labelIndex!])))")
+                if let (line, text) = labels.firstNonFinite {
+                    throw DataError(name, "label '\(shown(text))' is not a finite number", at: place(line))
                 }
                 fs.append(Field(name: "y", dtype: .f32, shape: Shape([])))
-                data.append(nums.withUnsafeBytes { Array($0) })
+                labelOutput = .float
             } else {
-                let classes = Array(Set(trimmed)).sorted()
-                let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, Int64($0)) })
+                guard !labels.overflowed else {
+                    let (line, text) = labels.firstText!
+                    throw DataError(name, "more than \(CSVSource.maxClasses) distinct labels, and '\(shown(text))' is not a number: is this column the label?", at: place(line))
+                }
+                // Class indices in the order of the names' bytes.
+                let order = labels.texts.indices.sorted { labels.texts[$0].lexicographicallyPrecedes(labels.texts[$1]) }
+                var classOf = [Int64](repeating: 0, count: order.count)
+                for (rank, id) in order.enumerated() { classOf[id] = Int64(rank) }
                 fs.append(Field(name: "y", dtype: .i64, shape: Shape([])))
-                data.append(trimmed.map { index[$0]! }.withUnsafeBytes { Array($0) })
-                meta.append(("y.classes", classes.joined(separator: "\n")))
+                labelOutput = .text(classOf)
+                meta.append(("y.classes", order.map { String(decoding: labels.texts[$0], as: UTF8.self) }.joined(separator: "\n")))
             }
         }
         meta.append(("\(xname).source", name))
         if labelIndex != nil { meta.append(("y.source", name)) }
         fields = fs
         metadata = meta
-        inner = MemorySamples(name: name, fields: fs, metadata: meta, count: rows, data: data)
-        if rows == 0 { throw DataError(name, "no data rows after the header") }
+        declaredCount = count
+        remaining = count
+        rows = try spill.rewound()
     }
 
     public func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int {
-        try inner.read(max: max, into: into)
-    }
-
-    static func allInts(_ s: [String]) -> [Int]? {
-        var out: [Int] = []
-        out.reserveCapacity(s.count)
-        for v in s { guard let i = Int(v) else { return nil }; out.append(i) }
-        return out
-    }
-
-    static func allFloats(_ s: [String]) -> [Float]? {
-        var out: [Float] = []
-        for v in s { guard let f = decimal(v) else { return nil }; out.append(f) }
-        return out
+        let n = min(max, remaining)
+        guard n > 0, let rows else { return 0 }
+        let rb = recordBytes
+        if record.count < n * rb { record = [UInt8](repeating: 0, count: n * rb) }
+        try record.withUnsafeMutableBytes { buf in
+            guard try rows.readFully(into: buf.baseAddress!, count: n * rb) == n * rb else {
+                throw IOError(name: spill.name, operation: "read", code: EIO)
+            }
+            for i in 0..<n {
+                let r = buf.baseAddress! + i * rb
+                (into[0] + i * width * 4).copyMemory(from: r, byteCount: width * 4)
+                let number = r.loadUnaligned(fromByteOffset: width * 4 + 1, as: Int64.self)
+                switch labelOutput {
+                case .none: break
+                case .int: into[1].storeBytes(of: number, toByteOffset: 8 * i, as: Int64.self)
+                case .float:
+                    // An integer label is a float here as Float(text) would read it.
+                    let v = r.load(fromByteOffset: width * 4, as: UInt8.self) == 0 ? Float(number) : Float(bitPattern: UInt32(truncatingIfNeeded: number))
+                    into[1].storeBytes(of: v, toByteOffset: 4 * i, as: Float.self)
+                case .text(let classOf):
+                    let id = r.loadUnaligned(fromByteOffset: width * 4 + 9, as: UInt32.self)
+                    into[1].storeBytes(of: classOf[Int(id)], toByteOffset: 8 * i, as: Int64.self)
+                }
+            }
+        }
+        remaining -= n
+        return n
     }
 
     /// A number as people write one in a table: Swift's parser also reads hexadecimal
@@ -131,18 +174,6 @@ public final class CSVSource: SampleSource {
     /// A NUL ends the parse early ("1\0junk" was 1): refused too.
     static func decimal(_ s: String) -> Float? {
         s.utf8.contains(where: { $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") || $0 == 0 }) ? nil : Float(s)
-    }
-
-    static func readAll(_ source: ByteSource) throws -> [UInt8] {
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0.baseAddress!, count: $0.count) }
-            if n == 0 { break }
-            out += chunk.prefix(n)
-            if out.count > maxFileBytes { throw DataError(source.name, "CSV larger than \(maxFileBytes) bytes") }
-        }
-        return out
     }
 
     /// Splits one line into cells, honouring double quotes.
@@ -182,30 +213,116 @@ public final class CSVSource: SampleSource {
     }
 }
 
-/// Lines of a byte buffer, BOM skipped, each at most `CSVSource.maxLineBytes`.
-struct CSVLines {
-    let bytes: [UInt8]
-    let name: String
-    var pos = 0
-    var lineNo = 0
+/// A cell or name as an error message shows it: escaped, and its first 40 characters only (a
+/// message is one line, not a megabyte of someone's cell).
+func shown(_ s: String) -> String {
+    s.count <= 40 ? escapedForDisplay(s) : escapedForDisplay(String(s.prefix(40))) + "…"
+}
 
-    init(_ b: [UInt8], name: String) {
-        bytes = b
+/// What the label column has held so far: whether every label was an integer, or a number,
+/// and the distinct texts (by bytes) while there are at most `CSVSource.maxClasses`.
+struct LabelColumn {
+    var allIntegers = true
+    var smallest = Int64.max, largest = Int64.min
+    var firstText: (Int, String)?
+    var firstNonFinite: (Int, String)?
+    var texts: [[UInt8]] = []
+    var ids: [[UInt8]: UInt32] = [:]
+    var overflowed = false
+
+    /// Notes `text`, and writes its kind, number and text index at `offset` of the row.
+    mutating func add(_ text: String, line: Int, into row: inout [UInt8], at offset: Int, name: String) throws {
+        var kind: UInt8 = 2, number: Int64 = 0
+        if let i = Int64(text) {
+            kind = 0
+            number = i
+            smallest = min(smallest, i)
+            largest = max(largest, i)
+        } else if let f = CSVSource.decimal(text) {
+            kind = 1
+            number = Int64(f.bitPattern)
+            if !f.isFinite && firstNonFinite == nil { firstNonFinite = (line, text) }
+        } else if firstText == nil {
+            firstText = (line, text)
+        }
+        if kind != 0 { allIntegers = false }
+        var id = UInt32.max
+        if !overflowed {
+            let key = Array(text.utf8)
+            if let known = ids[key] {
+                id = known
+            } else if texts.count < CSVSource.maxClasses {
+                id = UInt32(texts.count)
+                ids[key] = id
+                texts.append(key)
+            } else {
+                // More distinct labels than classes: numbers, or an error if text turns up.
+                overflowed = true
+                ids = [:]
+                texts = []
+            }
+        }
+        row.withUnsafeMutableBytes { r in
+            r.storeBytes(of: kind, toByteOffset: offset, as: UInt8.self)
+            r.storeBytes(of: number, toByteOffset: offset + 1, as: Int64.self)
+            r.storeBytes(of: id, toByteOffset: offset + 9, as: UInt32.self)
+        }
+    }
+}
+
+/// The lines of a source, read a chunk at a time, BOM skipped; a line longer than
+/// `CSVSource.maxLineBytes` is refused as soon as that many bytes arrived without a newline,
+/// and the input as soon as it passes `CSVSource.maxFileBytes`.
+struct CSVLines {
+    let source: ByteSource
+    let name: String
+    private var buffer: [UInt8] = []
+    private var start = 0      // the next line's first byte
+    private var searched = 0   // bytes after `start` known to hold no newline
+    private var atEnd = false
+    private var bytesRead = 0
+    private var lineNo = 0
+
+    init(_ source: ByteSource, name: String) {
+        self.source = source
         self.name = name
-        if b.count >= 3, b[0] == 0xEF, b[1] == 0xBB, b[2] == 0xBF { pos = 3 }
     }
 
-    mutating func next() throws -> (Int, ArraySlice<UInt8>)? {
-        guard pos < bytes.count else { return nil }
-        lineNo += 1
-        let start = pos
-        let limit = min(bytes.count, start + CSVSource.maxLineBytes + 2)
-        var i = start
-        while i < limit && bytes[i] != 10 { i += 1 }
-        if i == limit && i < bytes.count {
-            throw DataError(name, "line longer than \(CSVSource.maxLineBytes) bytes", at: "line \(lineNo)")
+    mutating func next() throws -> (Int, [UInt8])? {
+        while true {
+            if let nl = buffer[(start + searched)...].firstIndex(of: 10) {
+                let line = Array(buffer[start..<nl])
+                start = nl + 1
+                searched = 0
+                lineNo += 1
+                if lineNo == 1, line.starts(with: [0xEF, 0xBB, 0xBF]) { return (1, Array(line.dropFirst(3))) }
+                return (lineNo, line)
+            }
+            searched = buffer.count - start
+            // The limit with room for a BOM and a CR.
+            if searched > CSVSource.maxLineBytes + 4 {
+                throw DataError(name, "line longer than \(CSVSource.maxLineBytes) bytes", at: "line \(lineNo + 1)")
+            }
+            if atEnd {
+                guard start < buffer.count else { return nil }
+                let line = Array(buffer[start...])
+                start = buffer.count
+                searched = 0
+                lineNo += 1
+                if lineNo == 1, line.starts(with: [0xEF, 0xBB, 0xBF]) { return (1, Array(line.dropFirst(3))) }
+                return (lineNo, line)
+            }
+            if start > 0 {
+                buffer.removeSubrange(0..<start)
+                start = 0
+            }
+            let chunk = 1 << 18, old = buffer.count
+            buffer.append(contentsOf: repeatElement(0, count: chunk))
+            let n = try buffer.withUnsafeMutableBytes { try source.read(into: $0.baseAddress! + old, count: chunk) }
+            buffer.removeLast(chunk - n)
+            if n == 0 { atEnd = true }
+            bytesRead += n
+            if bytesRead > CSVSource.maxFileBytes { throw DataError(name, "CSV larger than \(CSVSource.maxFileBytes) bytes") }
         }
-        pos = i + 1
-        return (lineNo, bytes[start..<i])
     }
 }

@@ -63,16 +63,18 @@ func classDirectories(_ path: String) throws -> [DirectoryEntry] {
 
 /// The files under class directory `dir` and its sub-directories (as torchvision's
 /// ImageFolder and Keras's image_dataset_from_directory read them), depth first in name order.
-/// A directory reached twice, through a link loop or two links, is an error.
-func filesUnder(_ dir: DirectoryEntry) throws -> [DirectoryEntry] {
+/// A directory reached twice, through a link loop, two links or a link from one class to
+/// another, is an error: `seen` (device and inode → the path read) spans every class.
+func filesUnder(_ dir: DirectoryEntry, seen: inout [[UInt64]: String]) throws -> [DirectoryEntry] {
     var out: [DirectoryEntry] = []
-    var seen = Set<[UInt64]>()
     func walk(_ path: String) throws {
         var st = stat()
         guard stat(path, &st) == 0 else { throw DataError(path, "cannot read: \(String(cString: strerror(errno)))", kind: .missingInput) }
-        guard seen.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted else {
-            throw DataError(path, "is a directory already read (through a symbolic link)")
+        let id = [UInt64(st.st_dev), UInt64(st.st_ino)]
+        if let first = seen[id] {
+            throw DataError(path, "is the directory \(escapedForDisplay(first)), already read (through a symbolic link)")
         }
+        seen[id] = path
         for e in try listDirectory(path) {
             if e.kind == .directory { try walk(e.path) } else { out.append(e) }
         }

@@ -35,7 +35,11 @@ public enum ImageCodec {
         func message() -> String {
             withUnsafeBytes(of: img.message) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
         }
-        let ok = data.withUnsafeBytes { png_image_begin_read_from_memory(&img, $0.baseAddress, $0.count) }
+        // Without its gAMA chunk: the simplified API would gamma-correct the values to sRGB
+        // (stored 64 and 128 under gAMA 1/2.2 stay so, under gAMA 1.0 became 136 and 186);
+        // PIL, torchvision and Keras read the values as stored.
+        let stored = withoutGamma(data)
+        let ok = stored.withUnsafeBytes { png_image_begin_read_from_memory(&img, $0.baseAddress, $0.count) }
         guard ok != 0 else { throw DataError(name, "bad PNG: \(message())") }
         let hasColor = img.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
         let hasAlpha = img.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0  // an alpha channel, or tRNS
@@ -65,11 +69,28 @@ public enum ImageCodec {
             } else if !hasColor {
                 out[i] = red  // gray stored as gray: its own value
             } else {
-                let luma: Int = 299 * Int(red) + 587 * Int(green) + 114 * Int(blue)
-                out[i] = UInt8((luma + 500) / 1000)
+                // PIL's L = R·299/1000 + G·587/1000 + B·114/1000, in its fixed point
+                // (Convert.c, L24), so that the values are PIL's to the last one.
+                let luma: Int = 19595 * Int(red) + 38470 * Int(green) + 7471 * Int(blue) + 0x8000
+                out[i] = UInt8(luma >> 16)
             }
         }
         return DecodedImage(width: w, height: h, channels: c, pixels: out)
+    }
+
+    /// The PNG without its gAMA chunk, or as it is when it has none before the image data or
+    /// its chunks do not parse (libpng then says what is wrong).
+    static func withoutGamma(_ data: [UInt8]) -> [UInt8] {
+        var at = 8
+        while at + 12 <= data.count {
+            let length = data[at..<at + 4].reduce(0) { $0 << 8 | Int($1) }
+            let type = String(decoding: data[at + 4..<at + 8], as: UTF8.self)
+            guard length <= data.count - at - 12 else { return data }
+            if type == "IDAT" || type == "IEND" { return data }
+            if type == "gAMA" { return Array(data[..<at]) + data[(at + 12 + length)...] }
+            at += 12 + length
+        }
+        return data
     }
 
     static func decodeJPEG(_ data: [UInt8], name: String, channels: Int?) throws -> DecodedImage {
@@ -179,9 +200,10 @@ public final class ImageFolderSource: SampleSource {
             throw DataError(stray.path, "image beside the class directories, in no class; move it into one")
         }
         let classes = try classDirectories(path)
+        var seen: [[UInt64]: String] = [:]
         for (k, c) in classes.enumerated() {
             let before = files.count
-            for f in try filesUnder(c) where isImage(f) {
+            for f in try filesUnder(c, seen: &seen) where isImage(f) {
                 guard f.kind == .file else { throw DataError(f.path, "not a regular file (a device, socket or pipe)") }
                 files.append((f.path, k))
             }

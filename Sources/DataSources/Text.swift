@@ -236,9 +236,10 @@ public final class TextCorpus {
         let classes = try classDirectories(path)
         var text: [UInt8] = []
         var found: [(start: Int, end: Int, label: String, file: String)] = []
+        var seen: [[UInt64]: String] = [:]
         for c in classes {
             let before = found.count
-            for f in try filesUnder(c) {
+            for f in try filesUnder(c, seen: &seen) {
                 let full = f.path
                 guard f.kind == .file else { throw DataError(full, "not a regular file (a device, socket or pipe)") }
                 let b = try readAll(try FileSource.open(full))

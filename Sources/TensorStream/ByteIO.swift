@@ -269,3 +269,31 @@ public final class PeekableSource: ByteSource {
         return try base.read(into: buffer, count: count)
     }
 }
+
+/// A temporary file for a stream that must be read twice, unlinked as soon as it is created so
+/// that nothing is left behind, whatever happens to the process. In `$TMPDIR` (default /tmp).
+public final class SpillFile {
+    public let fd: Int32
+    public let name: String
+
+    public init() throws {
+        let dir = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((dir + "/tensor-spill-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        name = "spill file in \(dir)"
+        guard fd >= 0 else { throw IOError(name: name, operation: "create", code: errno) }
+        let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        unlink(path)
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    public func sink() -> FileSink { FileSink(fd: fd, name: name, owns: false) }
+
+    /// A source reading the file from its start.
+    public func rewound() throws -> FileSource {
+        guard lseek(fd, 0, SEEK_SET) == 0 else { throw IOError(name: name, operation: "seek", code: errno) }
+        return FileSource(fd: fd, name: name, owns: false)
+    }
+}

@@ -219,6 +219,45 @@ final class LoaderTests: XCTestCase {
         let (h, _, hd) = try load([try csv("a,label\n1,0x10\n2,0x2\n")]) { $0.label = "label" }
         XCTAssertEqual(h.classes(of: "y"), ["0x10", "0x2"])
         XCTAssertEqual(int64s(hd[1]), [0, 1])
+        // Names that differ only in Unicode composition are two classes (Swift's String
+        // equality merged "café" with "cafe" and a combining accent), in the order of bytes.
+        let (u, _, ud) = try load([try csv("a,label\n1,caf\u{E9}\n2,cafe\u{301}\n3,caf\u{E9}\n")]) { $0.label = "label" }
+        XCTAssertEqual(u.classes(of: "y")?.map { Array($0.utf8) }, [Array("cafe\u{301}".utf8), Array("caf\u{E9}".utf8)])
+        XCTAssertEqual(int64s(ud[1]), [1, 0, 1])
+        // Integers with a negative one, and integers among decimals, are a regression target,
+        // each value as its text reads.
+        let (r, _, rd) = try load([try csv("a,t\n1,-3\n2,16777217\n3,0.5\n")]) { $0.label = "t" }
+        XCTAssertEqual(r.fields[1].dtype, .f32)
+        XCTAssertEqual(floats(rd[1]), [-3, 16_777_216, 0.5])
+        // A file with old Mac line ends is one line: said so, not "no data rows".
+        assertRefused([try csv("a,b\r1,2\r3,4\r")], "line 1", "carriage return alone")
+        // A megabyte cell is shown by its start: an error is one short line.
+        let long = String(repeating: "9", count: 100_000) + "e99"
+        XCTAssertThrowsError(try load([try csv("a,b\n1,\(long)\n")])) { e in
+            let d = e as? DiagnosticError
+            XCTAssertTrue(d?.problem.hasSuffix("…' is not a finite number") == true, "\(e)")
+            XCTAssertLessThan(d?.problem.count ?? .max, 100)
+        }
+    }
+
+    /// Rows go through a spill file, not memory: a file of many rows reads back exactly, in
+    /// batches, with labels of every kind.
+    func testCSVOfManyRowsReadsBackExactly() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var text = "a,b,label\n"
+        for i in 0..<50_000 { text += "\(i),\(Float(i) / 4),\(["cat", "dog", "émeu"][i % 3])\n" }
+        let p = dir + "/many.csv"
+        try text.write(toFile: p, atomically: false, encoding: .utf8)
+        let (s, n, d) = try load([p]) { $0.label = "label" }
+        XCTAssertEqual(n, 50_000)
+        XCTAssertEqual(s.classes(of: "y"), ["cat", "dog", "émeu"])
+        let x = floats(d[0]), y = int64s(d[1])
+        for i in stride(from: 0, to: 50_000, by: 997) {
+            XCTAssertEqual(x[2 * i], Float(i))
+            XCTAssertEqual(x[2 * i + 1], Float(i) / 4)
+            XCTAssertEqual(y[i], Int64(i % 3))
+        }
     }
 
     func testCSVUnknownLabelColumnIsAUsageError() {
@@ -457,6 +496,22 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(try load(["testdata:images/rgba-2x2.png"]) { $0.channels = 3 }.2[0], [255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255])
         XCTAssertEqual(try load(["testdata:images/rgba-2x2.png"]) { $0.channels = 1 }.2[0], [76, 150, 29, 255])
         XCTAssertEqual(try load(["testdata:images/gray-alpha-2x1.png"]) { $0.channels = 1 }.2[0], [200, 10])
+        // Gray from colour is PIL's to the last value: (0, 0, 250) is 28 in PIL's fixed point,
+        // 29 in the rounded decimal formula.
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let blue = try ImageCodec.encodePNG(width: 2, height: 1, channels: 3, pixels: [0, 0, 250, 10, 20, 30])
+        try Data(blue).write(to: URL(fileURLWithPath: dir + "/blue.png"))
+        XCTAssertEqual(try load([dir + "/blue.png"]) { $0.channels = 1 }.2[0], [28, 18])
+        // A gAMA chunk does not change the values: gAMA 1.0 turned a stored 0x8000 into 186.
+        var gray16 = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("images/gray16-3x1.png"))))
+        let gama: [UInt8] = Array("gAMA".utf8) + [0, 1, 0x86, 0xA0]  // 100000: gamma 1.0
+        var crc = CRC32()
+        crc.update(gama)
+        let chunk = [0, 0, 0, 4] + gama + withUnsafeBytes(of: crc.value.bigEndian) { Array($0) }
+        gray16.insert(contentsOf: chunk, at: 33)  // after the signature and IHDR
+        try Data(gray16).write(to: URL(fileURLWithPath: dir + "/gamma.png"))
+        XCTAssertEqual(try load([dir + "/gamma.png"]).2[0], [128, 255, 64])
     }
 
     func testJPEG() throws {
@@ -506,8 +561,12 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(n, 3)
         XCTAssertEqual(d[1], [0, 1, 1])
         XCTAssertEqual(symlink(root + "/dog", root + "/dog/more/loop"), 0)
-        assertRefused([root], root + "/dog/more/loop", "a directory already read")
+        assertRefused([root], root + "/dog/more/loop", "is the directory \(root)/dog, already read")
         XCTAssertEqual(unlink(root + "/dog/more/loop"), 0)
+        // A class that is a link to another class: its images under two labels.
+        XCTAssertEqual(symlink("café", root + "/zebra"), 0)
+        assertRefused([root], root + "/zebra", "is the directory \(root)/café, already read")
+        XCTAssertEqual(unlink(root + "/zebra"), 0)
         try FileManager.default.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
         assertRefused([root], root + "/empty", "class directory holds no .png or .jpg files")
         try FileManager.default.removeItem(atPath: root + "/empty")
