@@ -11,6 +11,9 @@ public final class StreamWriter {
     public private(set) var samplesWritten = 0
     public private(set) var batchesWritten = 0
     private let sampleBytes: [Int]
+    /// The largest batch record readers accept (`TENSOR_MAX_BATCH_BYTES`): larger batches are
+    /// written as several records.
+    private let maxBatchBytes = Limits.fromEnvironment.maxBatchBytes
     private static let zeros = [UInt8](repeating: 0, count: 64)
 
     /// Validates `schema` and writes the header record.
@@ -21,6 +24,13 @@ public final class StreamWriter {
         self.sink = sink
         self.schema = schema
         sampleBytes = schema.fields.map(\.sampleBytes)
+        // A batch holds at least one sample: one whose record passes the limit every reader
+        // keeps would make a stream that no reader accepts.
+        let one = sampleBytes.reduce(StreamFormat.batchHeaderBytes) { $0 + (($1 + 63) & ~63) }
+        guard one <= maxBatchBytes else {
+            throw StreamError(input: sink.name, place: "", .malformed(
+                "cannot write samples of \(sampleBytes.reduce(0, +)) bytes: a batch of one would pass the \(maxBatchBytes)-byte limit of every reader (TENSOR_MAX_BATCH_BYTES)"))
+        }
         let body = schema.encodedHeaderBody()
         try writeRecord(tag: StreamFormat.headerTag, segments: [body])
     }
@@ -53,6 +63,12 @@ public final class StreamWriter {
             let padded = (bytes + 63) & ~63
             pads.append(padded - bytes)
             length += padded
+        }
+        if length > maxBatchBytes && count > 1 {
+            let half = count / 2
+            try write(count: half, fields: fields)
+            try write(count: count - half, fields: zip(fields, sampleBytes).map { UnsafeRawBufferPointer(rebasing: $0[(half * $1)...]) })
+            return
         }
         var header: [UInt8] = []
         header.appendLE(UInt64(count))

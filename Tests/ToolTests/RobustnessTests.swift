@@ -171,6 +171,22 @@ final class RobustnessTests: XCTestCase {
         XCTAssertFalse(exists("x.model"))
     }
 
+    /// Writers keep to the limit readers keep: a batch over it goes out as several records
+    /// (normalize makes f32 of u8, four times the bytes), and a sample no batch can hold is
+    /// refused before anything is written (tensor-load wrote a stream no reader accepted).
+    func testWritersKeepToTheBatchLimit() throws {
+        let images = testdata("idx/images-u8.idx.gz"), labels = testdata("idx/labels-u8.idx")
+        XCTAssertEqual(try sh("tensor-load x=\(images) y=\(labels) -o raw.tns && normalize --scale 255 raw.tns | tensor-show --csv > whole.csv", cwd: tmp).status, 0)
+        // 10 samples of 784 bytes: one record of 7.9 kB in, 31 kB as f32 out.
+        let r = try sh("TENSOR_MAX_BATCH_BYTES=10000 normalize --scale 255 -o split.tns raw.tns && TENSOR_MAX_BATCH_BYTES=10000 tensor-show --csv split.tns > split.csv", cwd: tmp)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(bytes("\(tmp)/split.csv"), bytes("\(tmp)/whole.csv"))
+        assertFails(try sh("TENSOR_MAX_BATCH_BYTES=700 tensor-load x=\(images) -o big.tns", cwd: tmp), status: 65,
+                    prefix: "tensor-load: big.tns: cannot write samples of 784 bytes", contains: "700-byte limit")
+        XCTAssertFalse(exists("big.tns"))
+        XCTAssertEqual(try leftovers(), [])
+    }
+
     func testNonzeroPaddingAndTrailingGarbageAreRefusedByEveryReader() throws {
         // Case 12: a padding byte set, the record's CRC recomputed (so only the padding check
         // can catch it); case 18: bytes after the end record that are not another stream.
