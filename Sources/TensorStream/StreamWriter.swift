@@ -24,13 +24,6 @@ public final class StreamWriter {
         self.sink = sink
         self.schema = schema
         sampleBytes = schema.fields.map(\.sampleBytes)
-        // A batch holds at least one sample: one whose record passes the limit every reader
-        // keeps would make a stream that no reader accepts.
-        let one = sampleBytes.reduce(StreamFormat.batchHeaderBytes) { $0 + (($1 + 63) & ~63) }
-        guard one <= maxBatchBytes else {
-            throw StreamError(input: sink.name, place: "", .malformed(
-                "cannot write samples of \(sampleBytes.reduce(0, +)) bytes: a batch of one would pass the \(maxBatchBytes)-byte limit of every reader (TENSOR_MAX_BATCH_BYTES)"))
-        }
         let body = schema.encodedHeaderBody()
         try writeRecord(tag: StreamFormat.headerTag, segments: [body])
     }
@@ -64,7 +57,13 @@ public final class StreamWriter {
             pads.append(padded - bytes)
             length += padded
         }
-        if length > maxBatchBytes && count > 1 {
+        // A batch holds at least one sample: one whose record passes the limit every reader
+        // keeps would make a stream that no reader accepts. (A stream of no samples is fine.)
+        if length > maxBatchBytes && count == 1 {
+            throw StreamError(input: sink.name, place: "", .malformed(
+                "cannot write samples of \(sampleBytes.reduce(0, +)) bytes: a batch of one would pass the \(maxBatchBytes)-byte limit of every reader (TENSOR_MAX_BATCH_BYTES)"))
+        }
+        if length > maxBatchBytes {
             let half = count / 2
             try write(count: half, fields: fields)
             try write(count: count - half, fields: zip(fields, sampleBytes).map { UnsafeRawBufferPointer(rebasing: $0[(half * $1)...]) })

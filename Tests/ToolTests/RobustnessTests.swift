@@ -173,7 +173,7 @@ final class RobustnessTests: XCTestCase {
 
     /// Writers keep to the limit readers keep: a batch over it goes out as several records
     /// (normalize makes f32 of u8, four times the bytes), and a sample no batch can hold is
-    /// refused before anything is written (tensor-load wrote a stream no reader accepted).
+    /// refused, the output file left as it was (tensor-load wrote a stream no reader accepted).
     func testWritersKeepToTheBatchLimit() throws {
         let images = testdata("idx/images-u8.idx.gz"), labels = testdata("idx/labels-u8.idx")
         XCTAssertEqual(try sh("tensor-load x=\(images) y=\(labels) -o raw.tns && normalize --scale 255 raw.tns | tensor-show --csv > whole.csv", cwd: tmp).status, 0)
