@@ -15,6 +15,7 @@
 // set OpenBLAS's SkylakeX kernels use) and the user has not chosen, the tools ask for those.
 
 import Foundation
+import TensorCore
 
 /// The three OpenBLAS entry points the tools use, resolved at first use.
 public enum OpenBLAS {
@@ -66,19 +67,7 @@ public enum OpenBLAS {
     /// already and OpenBLAS's buffers for `threads`). A batch beyond it would fail to allocate
     /// (a trap) or drive the machine into swap, so the tools refuse it first.
     public static func memoryForWork(threads: Int) -> Double {
-        var room = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
-        for path in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
-            if let text = try? String(contentsOfFile: path, encoding: .utf8),
-               let limit = Double(text.trimmingCharacters(in: .whitespacesAndNewlines)) { room = min(room, limit) }
-        }
-        var lim = rlimit()
-        if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &lim) == 0, lim.rlim_cur != rlim_t.max,
-           let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
-           let pages = text.split(separator: " ").first.flatMap({ Double($0) }) {
-            let mapped = pages * Double(sysconf(Int32(_SC_PAGESIZE)))
-            room = min(room, Double(lim.rlim_cur) - mapped - Double(threads * bytesPerThread))
-        }
-        return max(room, 0)
+        SystemMemory.available(reserve: Double(threads * bytesPerThread))
     }
 
     /// Address space OpenBLAS maps for each thread that calls it (a 64 MiB buffer and its

@@ -129,6 +129,7 @@ public enum CIFARReader {
             var data: [UInt8] = []
             var buf = [UInt8](repeating: 0, count: 1 << 16)
             while data.count < size {
+                try makeRoom(&data, total: size, name: "\(src.name): \(base)")
                 let n = buf.withUnsafeMutableBytes { archive_read_data(a, $0.baseAddress!, min($0.count, size - data.count)) }
                 if n < 0 { throw client.error ?? DataError(src.name, "member \(base) damaged: " + ArchiveClient.message(a)) }
                 if n == 0 { break }

@@ -86,6 +86,7 @@ func readGrowing(_ source: ByteSource, count: Int) throws -> [UInt8] {
     while out.count < count {
         let want = min(chunk, count - out.count)
         let start = out.count
+        try makeRoom(&out, total: count, name: source.name)
         out.append(contentsOf: repeatElement(0, count: want))
         let got = try out.withUnsafeMutableBytes { try source.readFully(into: $0.baseAddress! + start, count: want) }
         if got < want {
@@ -94,4 +95,17 @@ func readGrowing(_ source: ByteSource, count: Int) throws -> [UInt8] {
         }
     }
     return out
+}
+
+/// Once `buffer` holds 64 MiB of an input of `total` bytes (so the data is really there, not
+/// only declared), makes room for all of it at once, or refuses when the process may not have
+/// that much memory: growing it further would trap when an allocation fails (`ulimit -v`, a
+/// container's limit), and doubling it on the way would need half as much again.
+func makeRoom(_ buffer: inout [UInt8], total: Int, name: String) throws {
+    guard buffer.count >= 64 << 20, buffer.capacity < total else { return }
+    let room = SystemMemory.available()
+    guard Double(total) <= room else {
+        throw DataError(name, "needs \(SystemMemory.describe(Double(total))) of memory to read, more than the \(SystemMemory.describe(room)) this process may use (physical memory, a container's limit or ulimit -v)", kind: .internal)
+    }
+    buffer.reserveCapacity(total)
 }

@@ -21,12 +21,7 @@ public struct WorkingMemoryError: DiagnosticError {
 }
 
 /// Bytes for people: "1.5 GB", "205 KB".
-func byteCount(_ b: Double) -> String {
-    let units = ["bytes", "KB", "MB", "GB", "TB", "PB"]
-    var v = b, i = 0
-    while v >= 1000 && i < units.count - 1 { v /= 1000; i += 1 }
-    return i == 0 ? "\(Int(v)) bytes" : String(format: v < 10 ? "%.1f" : "%.0f", v) + " " + units[i]
-}
+func byteCount(_ b: Double) -> String { SystemMemory.describe(b) }
 
 public struct ModelError: DiagnosticError {
     public let location: String
