@@ -8,7 +8,9 @@
 #
 # with the tools on PATH. Only what changed is redone: the model depends on the training data
 # and on the variables that shape it (recorded in model.params), so a second `make` does
-# nothing and a new EPOCHS retrains without reloading the data. A failed gate fails `make`.
+# nothing and a new EPOCHS retrains without reloading the data; `make -n` and `make -q` with
+# other variables change nothing (-q exits 1: there is work to do). A failed gate fails `make`
+# and leaves its scores in score-failed.json beside report.html, but no score.json.
 
 D       ?= /usr/share/datasets/fashion-mnist
 EPOCHS  ?= 25
@@ -29,7 +31,7 @@ CLASSES  = T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankl
 SHELL = /bin/bash
 .SHELLFLAGS = -o pipefail -ec
 .DELETE_ON_ERROR:
-.PHONY: all clean
+.PHONY: all clean FORCE
 
 all: score.json report.html
 
@@ -47,12 +49,19 @@ train.tns train.stats &: train-raw.tns norm.params
 test.tns: test-raw.tns train.stats
 	normalize --load train.stats -o $@ test-raw.tns
 
-# The variables each step depends on, in files rewritten (when make reads this file) only
-# when they change: their dates tell make what to redo.
-MODEL_PARAMS := $(ARCH) | $(AUGMENT) | $(EPOCHS) $(EPOCH_SIZE) $(BATCH) $(LR) $(DECAY) $(SEED) $(THREADS)
-$(shell printf '%s\n' '$(MODEL_PARAMS)' | cmp -s - model.params || printf '%s\n' '$(MODEL_PARAMS)' > model.params)
-$(shell printf '%s\n' '$(GATE)' | cmp -s - gate.params || printf '%s\n' '$(GATE)' > gate.params)
-$(shell printf '%s\n' '$(NORM)' | cmp -s - norm.params || printf '%s\n' '$(NORM)' > norm.params)
+# The variables each step depends on, in files whose dates tell make what to redo. Reading
+# this file only compares them; a file that differs (or is missing) gets a rule that rewrites
+# it, and a recipe is what `make -n` prints instead of running and `make -q` counts as work.
+PARAMS_model := $(ARCH) | $(AUGMENT) | $(EPOCHS) $(EPOCH_SIZE) $(BATCH) $(LR) $(DECAY) $(SEED) $(THREADS)
+PARAMS_gate  := $(GATE)
+PARAMS_norm  := $(NORM)
+PARAMS = model.params gate.params norm.params
+STALE_PARAMS := $(foreach f,$(PARAMS),$(shell printf '%s\n' '$(PARAMS_$(basename $(f)))' | cmp -s - $(f) || echo $(f)))
+
+$(STALE_PARAMS): FORCE
+	printf '%s\n' '$(PARAMS_$(basename $@))' > $@
+
+FORCE:
 
 # One pass over an EPOCHS-fold augmented stream; fit writes the model only if all went well.
 fashion.model train-log.jsonl &: train.tns model.params
@@ -64,12 +73,18 @@ fashion.model train-log.jsonl &: train.tns model.params
 predictions.tns: fashion.model test.tns
 	predict -m fashion.model -o $@ test.tns
 
-score.json: predictions.tns gate.params
-	score --json --require '$(GATE)' -o $@ predictions.tns
+# The report is drawn first (order only), so that a failed gate leaves it to look at, with the
+# failing scores renamed score-failed.json: score.json itself is not left to look up to date.
+score.json: predictions.tns gate.params | report.html
+	rm -f score-failed.json
+	score --json --require '$(GATE)' -o $@ predictions.tns || { s=$$?; [ $$s -ne 1 ] || mv -f $@ score-failed.json; exit $$s; }
 
 report.html: predictions.tns train-log.jsonl
 	score -q --report $@ --fit-log train-log.jsonl predictions.tns
 
+# Besides the products: the temporary files (.NAME.XXXXXX) that a tool killed by SIGKILL
+# leaves beside them, and fit's checkpoint lock.
+OUTPUTS = train-raw.tns test-raw.tns train.tns train.stats test.tns fashion.model fashion.model.ckpt predictions.tns score.json report.html
 clean:
-	rm -f train-raw.tns test-raw.tns train.tns test.tns train.stats norm.params model.params gate.params fashion.model fashion.model.ckpt train-log.jsonl \
-	  predictions.tns score.json report.html
+	rm -f $(OUTPUTS) $(PARAMS) train-log.jsonl score-failed.json \
+	  $(foreach f,$(OUTPUTS),.$(f).??????) .fashion.model.ckpt.lock

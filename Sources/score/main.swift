@@ -24,6 +24,7 @@ struct Score: ParsableCommand {
             | score --require 'accuracy>=0.9' --require 'f1_macro>=0.85'
           predict -m fashion.model test.tns \\
             | score --json --report report.html --fit-log train-log.jsonl
+          predict -m fashion.model test.tns | score --value f1_macro
         """,
         version: toolVersion)
 
@@ -63,6 +64,9 @@ struct Score: ParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp("Write the table or JSON to FILE (atomically) instead of stdout.", valueName: "file"))
     var output: String?
 
+    @Option(help: ArgumentHelp("Print only the value of one metric, named as --require names it (for scripts).", valueName: "metric"))
+    var value: String?
+
     @Flag(name: .shortAndLong, help: "Print no table or JSON (gates and warnings still speak).")
     var quiet = false
 
@@ -85,10 +89,12 @@ struct Score: ParsableCommand {
         if quiet && output != nil { throw ValidationError("--quiet and --output exclude each other") }
         // Options that would do nothing, without a word.
         if quiet && json { throw ValidationError("--quiet and --json exclude each other") }
+        if value != nil && (json || quiet) { throw ValidationError("--value prints one figure: no --json or --quiet") }
+        if let v = value, v.isEmpty { throw ValidationError("--value takes a metric name, such as accuracy") }
         if fitLog != nil && report == nil { throw ValidationError("--fit-log goes with --report (the curves are drawn there)") }
         if noInput {
             let unused = [("-o", output != nil), ("--json", json), ("--quiet", quiet), ("--target", target != nil), ("--pred", pred != nil), ("--prob", prob != nil),
-                          ("--threshold", threshold != nil), ("--top-k", topK != nil), ("--task", task != "auto")].filter(\.1).map(\.0)
+                          ("--threshold", threshold != nil), ("--top-k", topK != nil), ("--task", task != "auto"), ("--value", value != nil)].filter(\.1).map(\.0)
             if let o = unused.first { throw ValidationError("\(o) does not go with --no-input, which writes only the --report") }
         }
     }
@@ -125,15 +131,18 @@ struct Score: ParsableCommand {
                 if scorer.samples == 0 { throw ToolFailure(reader.source.name, "the stream has no samples to score") }
                 let r = scorer.finish()
                 for w in r.warnings { Tool.warn("score", w) }
-                let gates = require.map { Gate($0)! }
-                for g in gates where r.value(of: g.key) == nil {
-                    let keys = r.metrics.map(\.key) + ["samples"] + (r.perClass.isEmpty ? [] : ["precision[CLASS]", "recall[CLASS]", "f1[CLASS]", "support[CLASS]"])
-                    throw UsageError("'\(g.key)' is not a metric of this \(r.task.rawValue) task (metrics: \(keys.joined(separator: ", ")))", location: "--require")
+                let keys = r.metrics.map(\.key) + ["samples"] + (r.perClass.isEmpty ? [] : ["precision[CLASS]", "recall[CLASS]", "f1[CLASS]", "support[CLASS]"])
+                for (key, option) in require.map({ (Gate($0)!.key, "--require") }) + (value.map { [($0, "--value")] } ?? [])
+                where r.value(of: key) == nil {
+                    throw UsageError("'\(key)' is not a metric of this \(r.task.rawValue) task (metrics: \(keys.joined(separator: ", ")))", location: option)
                 }
                 if !quiet {
                     let out = try Output.open(output, binary: false)
                     do {
-                        try out.sink.write(string: json ? r.json() : r.table())
+                        // --value: the figure as a double prints it, every digit that tells it
+                        // apart ("nan" when it is not defined, as ROC AUC with one class).
+                        let text = value.map { key in ((r.value(of: key) ?? nil).map { "\($0)" } ?? "nan") + "\n" } ?? (json ? r.json() : r.table())
+                        try out.sink.write(string: text)
                         tableOut = out
                     } catch {
                         out.abandon()

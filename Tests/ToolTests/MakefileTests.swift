@@ -1,7 +1,8 @@
 // scripts/fashion-mnist.mk, the experiment a user copies, run on ten images named like
 // Fashion-MNIST's files: it builds everything, a second make does nothing, a changed variable
-// retrains without reloading, touched training data reruns exactly what depends on it, and a
-// failed gate fails make without leaving a score behind.
+// retrains without reloading, make -n and -q with other variables write nothing, touched
+// training data reruns exactly what depends on it, a failed gate fails make without leaving a
+// score.json behind (its scores go to score-failed.json), and clean leaves nothing of ours.
 
 import Foundation
 import XCTest
@@ -38,6 +39,15 @@ final class MakefileTests: XCTestCase {
         let again = try sh(make, cwd: dir)
         XCTAssertFalse(again.stdoutText.contains("fit ") || again.stdoutText.contains("tensor-load"), again.stdoutText)
 
+        // make -n and make -q with other variables show the change and write nothing: the next
+        // make with the first variables still has nothing to do.
+        let other = "make -f fashion-mnist.mk \(vars.replacingOccurrences(of: "EPOCHS=2", with: "EPOCHS=7")) NORM='--standardize'"
+        let dry = try sh("\(other) -n", cwd: dir)
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        XCTAssertTrue(dry.stdoutText.contains("normalize --standardize --save") && dry.stdoutText.contains("fit --stream"), dry.stdoutText)
+        XCTAssertEqual(try sh("\(other) -q", cwd: dir).status, 1, "make -q sees the other variables")
+        XCTAssertEqual(try sh("\(make) -q", cwd: dir).status, 0, "the dry runs changed nothing")
+
         // Another EPOCHS retrains, and does not reload the data.
         let more = try sh("make -f fashion-mnist.mk \(vars.replacingOccurrences(of: "EPOCHS=2", with: "EPOCHS=3"))", cwd: dir)
         XCTAssertEqual(more.status, 0, more.stderr)
@@ -60,10 +70,22 @@ final class MakefileTests: XCTestCase {
                       && norm.stdoutText.contains("fit --stream"), norm.stdoutText)
         XCTAssertFalse(norm.stdoutText.contains("tensor-load"), norm.stdoutText)
 
-        // A gate that fails fails make, and leaves no score.json to look up to date.
+        // A gate that fails fails make, and leaves no score.json to look up to date, but its
+        // scores in score-failed.json and the report, drawn before the gate.
+        XCTAssertEqual(try sh("rm report.html", cwd: dir).status, 0)
         let gate = try sh("make -f fashion-mnist.mk \(vars.replacingOccurrences(of: "accuracy>=0", with: "accuracy>=1.01").replacingOccurrences(of: "EPOCHS=2", with: "EPOCHS=3")) NORM='--standardize --per-channel'", cwd: dir)
         XCTAssertNotEqual(gate.status, 0)
         XCTAssertTrue(gate.stderr.contains("score: gate accuracy>=1.01 not met"), gate.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/score.json"))
+        let failed = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/score-failed.json"))) as? [String: Any]
+        XCTAssertEqual(failed?["samples"] as? Int, 10)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/report.html"))
+
+        // clean removes the products, the params, and what a SIGKILLed tool leaves: temporary
+        // files named .NAME.XXXXXX beside its outputs and fit's checkpoint lock; nothing else.
+        XCTAssertEqual(try sh("touch .train.tns.Ab12Cd .fashion.model.ckpt.Ef34Gh .fashion.model.ckpt.lock .other.tns.Ij56Kl", cwd: dir).status, 0)
+        let clean = try sh("make -f fashion-mnist.mk clean", cwd: dir)
+        XCTAssertEqual(clean.status, 0, clean.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), [".other.tns.Ij56Kl", "data", "fashion-mnist.mk"])
     }
 }

@@ -49,6 +49,28 @@ final class ScoreToolTests: XCTestCase {
         XCTAssertTrue(fail.stdout.isEmpty, "-q prints no table")
     }
 
+    /// --value prints one metric as JSON holds it, every digit, for a script to compare two
+    /// models; per-class metrics by name or index; a name no metric is a usage error.
+    func testValuePrintsOneMetricForScripts() throws {
+        let text = try sh("score --json pred.tns", cwd: tmp).stdoutText
+        let obj = try JSONSerialization.jsonObject(with: Data(text.utf8)) as! [String: Any]
+        for key in ["accuracy", "log_loss", "f1_macro"] {
+            let r = try sh("score --value \(key) pred.tns", cwd: tmp)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            // The JSON's own digits (Foundation's JSON parser rounds the last one on Linux).
+            XCTAssertTrue(text.contains("\"\(key)\":\(r.stdoutText.trimmingCharacters(in: .newlines)),"), "\(key): \(r.stdoutText) in \(text)")
+        }
+        let perClass = (obj["per_class"] as! [String: [String: Any]])["setosa"]!["recall"] as! Double
+        XCTAssertEqual(try sh("score --value 'recall[setosa]' pred.tns", cwd: tmp).stdoutText, "\(perClass)\n")
+        XCTAssertEqual(try sh("score --value 'recall[0]' pred.tns", cwd: tmp).stdoutText, "\(perClass)\n")
+        assertFails(try sh("score --value roc_auc pred.tns", cwd: tmp), status: 64, prefix: "score: --value: 'roc_auc' is not a metric of this classification task")
+        assertFails(try sh("score --value accuracy --json pred.tns", cwd: tmp), status: 64, prefix: "score: --value prints one figure")
+        // With a gate: the figure, and the gate's status.
+        let gated = try sh("score --value accuracy --require 'accuracy>1' pred.tns", cwd: tmp)
+        XCTAssertEqual(gated.status, 1)
+        XCTAssertEqual(Double(gated.stdoutText.trimmingCharacters(in: .newlines)), obj["accuracy"] as? Double)
+    }
+
     func testReportIsWellFormedAndHoldsTheConfusionMatrix() throws {
         for name in ["report.html", "report.svg"] {
             let r = try sh("score --json --report \(name) pred.tns", cwd: tmp)

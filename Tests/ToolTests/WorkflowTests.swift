@@ -1,5 +1,6 @@
 // The workflows around the tools: scripts/install and scripts/uninstall into a temporary
-// prefix, the man pages' section order and lint, and scripts/cron-retrain's gate.
+// prefix, the man pages' section order and lint, and scripts/cron-retrain's gate, its
+// comparison with the served model and its refusals.
 
 import Foundation
 import XCTest
@@ -35,7 +36,7 @@ final class WorkflowTests: XCTestCase {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(prefix)/share/bash-completion/completions/\(t)"))
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(prefix)/share/zsh/site-functions/_\(t)"))
         }
-        XCTAssertEqual(try sh("\(prefix)/share/tensor-tools/cron-retrain").status, 2, "the cron workflow is installed (and asks for DIR)")
+        XCTAssertEqual(try sh("\(prefix)/share/tensor-tools/cron-retrain").status, 64, "the cron workflow is installed (and asks for DIR)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(prefix)/share/tensor-tools/fashion-mnist.mk"))
         let man = try sh("MANPAGER=cat MANWIDTH=80 man -M \(prefix)/share/man fit")
         XCTAssertEqual(man.status, 0, man.stderr)
@@ -78,6 +79,11 @@ final class WorkflowTests: XCTestCase {
         }
     }
 
+    /// Every line of a cron-retrain log is `YYYY-MM-DDTHH:MM:SSZ cron-retrain: `…, and there is one.
+    func timeStamped(_ log: String) -> Bool {
+        !log.isEmpty && log.split(separator: "\n").allSatisfy { $0.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ cron-retrain: "#, options: .regularExpression) != nil }
+    }
+
     func testCronRetrainReplacesTheServedModelOnlyWhenTheGatePasses() throws {
         let script = packageRoot().path + "/scripts/cron-retrain"
         let data = "tensor-load --label species \(testdata("csv/iris-small.csv"))"
@@ -87,8 +93,8 @@ final class WorkflowTests: XCTestCase {
         let good = try sh("\(env) GATE='accuracy>=0.9' \(script) \(tmp)")
         XCTAssertEqual(good.status, 0, good.stdoutText + good.stderr)
         XCTAssertTrue(good.stdoutText.contains("served.model replaced"), good.stdoutText)
-        XCTAssertTrue(good.stdoutText.split(separator: "\n").allSatisfy { $0.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ cron-retrain: "#, options: .regularExpression) != nil },
-                      "every line time-stamped: \(good.stdoutText)")
+        XCTAssertTrue(timeStamped(good.stdoutText), "every line time-stamped: \(good.stdoutText)")
+        XCTAssertEqual(good.stdoutText.split(separator: "\n").count, 4, "a line per step (fit, predict, score) and the outcome: \(good.stdoutText)")
         let served = try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/served.model"))
         XCTAssertEqual(try sh("predict -m \(tmp)/served.model \(tmp)/test.tns | tensor-show --count").stdoutText, "12\n")
 
@@ -97,6 +103,21 @@ final class WorkflowTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("score: gate accuracy>=1.01 not met: accuracy = "), bad.stderr)
         XCTAssertTrue(bad.stdoutText.contains("not met; served.model kept"), bad.stdoutText)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/served.model")), served, "the served model is untouched")
+
+        // A candidate that passes its gate but scores worse than the served model on the same
+        // test.tns (one epoch at a tiny rate: about chance) is not served: higher is better for
+        // accuracy, lower for log_loss; the figures on one line; several conditions in GATE.
+        let weak = "\(env) EPOCHS=1 LR=0.00001"
+        let worse = try sh("\(weak) GATE='accuracy>=0 recall[setosa]>=0' \(script) \(tmp)")
+        XCTAssertEqual(worse.status, 1, worse.stdoutText + worse.stderr)
+        XCTAssertTrue(timeStamped(worse.stdoutText), worse.stdoutText)
+        XCTAssertTrue(worse.stdoutText.contains("accuracy: candidate ") && worse.stdoutText.contains(", served.model ") && worse.stdoutText.contains("; served.model scores better and is kept"), worse.stdoutText)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/served.model")), served, "the better served model stays")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(tmp)/served.json"), "the served model's scores are left to look at")
+        let worseLoss = try sh("\(weak) GATE='log_loss<=100' \(script) \(tmp)")
+        XCTAssertEqual(worseLoss.status, 1, worseLoss.stdoutText + worseLoss.stderr)
+        XCTAssertTrue(worseLoss.stdoutText.contains("log_loss: candidate ") && worseLoss.stdoutText.contains("served.model scores better and is kept"), worseLoss.stdoutText)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/served.model")), served)
 
         // A broken training set: fit's error, its status, the served model kept.
         XCTAssertEqual(try sh("head -c 500 \(tmp)/test.tns > \(tmp)/train.tns").status, 0)
@@ -108,5 +129,28 @@ final class WorkflowTests: XCTestCase {
         // Another run in progress: nothing done.
         let locked = try sh("flock \(tmp)/.retrain.lock \(script) \(tmp)")
         XCTAssertEqual(locked.status, 75, locked.stdoutText + locked.stderr)
+
+        // A lock that cannot be opened for writing (an unwritable DIR; a directory in the lock's
+        // place stops root too): 74, one time-stamped line, nothing from the shell.
+        XCTAssertEqual(try sh("mkdir -p \(tmp)/unwritable/.retrain.lock").status, 0)
+        let unwritable = try sh("\(env) \(script) \(tmp)/unwritable")
+        XCTAssertEqual(unwritable.status, 74, unwritable.stdoutText + unwritable.stderr)
+        XCTAssertTrue(timeStamped(unwritable.stdoutText) && unwritable.stdoutText.contains("cannot open \(tmp)/unwritable/.retrain.lock"), unwritable.stdoutText)
+        XCTAssertEqual(unwritable.stdoutText.split(separator: "\n").count, 1, unwritable.stdoutText)
+        XCTAssertEqual(unwritable.stderr, "")
+
+        // No flock on PATH (only date, for the log, and the tools): 69, said, not "held".
+        XCTAssertEqual(try sh("mkdir \(tmp)/path && ln -s \"$(command -v date)\" \(tmp)/path/date").status, 0)
+        let noFlock = try sh("PATH=\(tmp)/path:\(productsDirectory().path) \(env) \(script) \(tmp)")
+        XCTAssertEqual(noFlock.status, 69, noFlock.stdoutText + noFlock.stderr)
+        XCTAssertTrue(timeStamped(noFlock.stdoutText) && noFlock.stdoutText.contains("flock is not on PATH"), noFlock.stdoutText)
+
+        // A served model that cannot be scored on test.tns (here damaged) is said so, and the
+        // candidate is judged by the gate alone.
+        XCTAssertEqual(try sh("cp \(tmp)/test.tns \(tmp)/train.tns && printf 'not a model' > \(tmp)/served.model").status, 0)
+        let unscored = try sh("\(env) GATE='accuracy>=0.9' \(script) \(tmp)")
+        XCTAssertEqual(unscored.status, 0, unscored.stdoutText + unscored.stderr)
+        XCTAssertTrue(unscored.stdoutText.contains("served.model cannot be scored on test.tns (status 65)") && unscored.stdoutText.contains("served.model replaced"), unscored.stdoutText)
+        XCTAssertEqual(try sh("predict -m \(tmp)/served.model \(tmp)/test.tns | tensor-show --count").stdoutText, "12\n")
     }
 }
