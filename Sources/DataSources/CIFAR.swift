@@ -77,6 +77,10 @@ public enum CIFARReader {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw DataError(name, "class name list is not UTF-8 text") }
         let names = Schema.lines(text).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }  // LF or CRLF
         guard !names.isEmpty else { throw DataError(name, "class name list names no classes") }
+        // A class name is one line of the stream's class list: no CR, ESC, NUL or the like.
+        if let bad = names.first(where: hasControlCharacters) {
+            throw DataError(name, "class name '\(shown(bad))' holds a control character")
+        }
         var seen = Set<String>()
         for n in names where !seen.insert(n).inserted {
             throw DataError(name, "class name list names '\(n)' twice")

@@ -110,7 +110,8 @@ public enum ImageCodec {
         let r = data.withUnsafeBytes { d in
             out.withUnsafeMutableBytes { o in
                 tjDecompress2(tj, d.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt(d.count),
-                              o.baseAddress!.assumingMemoryBound(to: UInt8.self), w, Int32(Int(w) * c), h, fmt.rawValue, 0)
+                              o.baseAddress!.assumingMemoryBound(to: UInt8.self), w, Int32(Int(w) * c), h, fmt.rawValue,
+                              TJFLAG_LIMITSCANS | TJFLAG_STOPONWARNING)
             }
         }
         // A warning (e.g. premature end of data) still returns -1 with TJFLAG_STOPONWARNING unset

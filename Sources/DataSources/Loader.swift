@@ -123,6 +123,12 @@ public enum Loader {
         let b = try src.peek(512)
         func starts(_ m: [UInt8]) -> Bool { b.count >= m.count && Array(b.prefix(m.count)) == m }
         if b.isEmpty { throw DataError(src.name, "empty input") }
+        var name = baseName(path).lowercased()
+        for ext in [".gz", ".bz2", ".xz", ".zst"] where name.hasSuffix(ext) { name = String(name.dropLast(ext.count)) }
+        // A CIFAR batch by its name first: its first bytes (a label, then red pixels) can be
+        // 0, 0, 8 as an IDX file's are.
+        let cifarBatch = name.hasSuffix(".bin") ? CIFARReader.variantFromName(name) : nil
+        if let v = cifarBatch, !starts(StreamFormat.headerTag) { return v }
         if b.count >= 4, b[0] == 0, b[1] == 0, [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E].contains(b[2]) { return .idx }
         if starts([0x93] + Array("NUMPY".utf8)) { return .npy }
         if starts(Array("PK".utf8) + [3, 4]) { return .npz }
@@ -133,11 +139,8 @@ public enum Loader {
         if starts(StreamFormat.headerTag) {
             throw DataError(src.name, "already a tensor stream; read it with tensor-show or pipe it on")
         }
-        var name = baseName(path).lowercased()
-        for ext in [".gz", ".bz2", ".xz", ".zst"] where name.hasSuffix(ext) { name = String(name.dropLast(ext.count)) }
         if name.hasSuffix(".csv") || name.hasSuffix(".txt") { return .csv }
         if name.hasSuffix(".tsv") { return .tsv }
-        if name.hasSuffix(".bin"), let v = CIFARReader.variantFromName(path) { return v }
         throw DataError(src.name, "cannot tell the format (looks like \(describeMagic(b))); name it with --format")
     }
 
@@ -146,15 +149,16 @@ public enum Loader {
     public static func writeStream(_ sources: [SampleSource], classes: [String]?, to sink: ByteSink) throws {
         var fields: [Field] = []
         var meta: [(key: String, value: String)] = []
-        var owner: [String: String] = [:]
-        for s in sources {
+        var owner: [String: Int] = [:]
+        for (k, s) in sources.enumerated() {
             for f in s.fields {
                 if let other = owner[f.name] {
                     // Two of one archive's members: the data, not the command, is at fault.
-                    guard other != s.name else { throw DataError(s.name, "holds field '\(f.name)' twice") }
-                    throw DataError(s.name, "field '\(f.name)' also comes from \(other); rename one with NAME=FILE", kind: .usage)
+                    guard other != k else { throw DataError(s.name, "holds field '\(f.name)' twice") }
+                    let same = sources[other].name == s.name ? " (the same file given twice)" : ""
+                    throw DataError(s.name, "field '\(f.name)' also comes from \(sources[other].name)\(same); rename one with NAME=FILE", kind: .usage)
                 }
-                owner[f.name] = s.name
+                owner[f.name] = k
                 fields.append(f)
             }
             meta += s.metadata
@@ -209,7 +213,7 @@ public enum Loader {
                 for i in 0..<n {
                     let v = labels.integerElement(i, dtype) ?? -1
                     guard v >= 0, v < k else {
-                        let from = owner["y"] ?? "input"
+                        let from = owner["y"].map { sources[$0].name } ?? "input"
                         throw DataError(from, "sample \(total + i): label \(v) is outside the \(k) classes --classes names")
                     }
                 }

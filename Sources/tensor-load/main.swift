@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import DataSources
+import TensorCore
 import Foundation
 import TensorStream
 import ToolSupport
@@ -227,15 +228,22 @@ struct TensorLoad: ParsableCommand {
     func parseClasses(_ s: String) throws -> [String] {
         if s.hasPrefix("@") {
             let path = String(s.dropFirst())
+            guard !path.isEmpty else { throw UsageError("@ takes the name of a file of class names, as in @classes.txt", location: "--classes") }
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw ToolFailure(path, "cannot read the class list", kind: .missingInput)
             }
-            guard let text = String(validating: data, as: UTF8.self) else { throw ToolFailure(path, "class list is not UTF-8 text") }
+            guard var text = String(validating: data, as: UTF8.self) else { throw ToolFailure(path, "class list is not UTF-8 text") }
+            if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }  // a byte-order mark
             // By scalars: Swift takes CRLF for one Character, which splitting on "\n" misses.
             return try checked(text.unicodeScalars.split(whereSeparator: { $0 == "\n" || $0 == "\r" })
                 .map { String(String.UnicodeScalarView($0)).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
         }
-        return try checked(s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        // An empty name between commas would shift every later class by one: refused.
+        let names = s.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        if names.count > 1, let k = names.firstIndex(of: "") {
+            throw UsageError("name \(k + 1) of \(names.count) is empty ('\(escapedForDisplay(s))')", location: "--classes")
+        }
+        return try checked(names)
     }
 
     func checked(_ names: [String]) throws -> [String] {

@@ -356,6 +356,12 @@ final class LoaderTests: XCTestCase {
         assertRefused(["testdata:npz/cut.npz"], "cut.npz")
         // Two members of one name: bad data (65), not advice to rename an operand.
         assertRefused(["testdata:npz/dup-member.npz"], "dup-member.npz", "holds field 'x' twice")
+        // The same file named twice is the command's mistake, not the file's.
+        XCTAssertThrowsError(try load(["testdata:npz/xy.npz", "testdata:npz/xy.npz"])) { e in
+            let d = e as? DiagnosticError
+            XCTAssertEqual(d?.kind, .usage, "\(e)")
+            XCTAssertTrue(d?.problem.contains("also comes from \(testdata("npz/xy.npz")) (the same file given twice)") == true, "\(e)")
+        }
         // A member that is not NAME.npy was skipped without a word.
         assertRefused(["testdata:npz/extra-member.npz"], "extra-member.npz", "'README.txt' is not an .npy array")
         // A flipped payload byte in x's data (200 bytes past its .npy magic), written to a
@@ -426,6 +432,22 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(s.classes(of: "y")?.count, 10)
         let (_, _, a) = try load(["testdata:cifar/cifar10-small.tar.gz"])
         XCTAssertEqual(d[0], Array(a[0].prefix(4 * 3072)))
+        // By name before content: a batch whose first label is 0 and first red pixels 0, 8
+        // looked like IDX; a compressed CIFAR-100 train.bin.gz was not recognised at all.
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let record = [0, 0, 8, 1] + [UInt8](repeating: 7, count: 3069)
+        try Data(record + record).write(to: URL(fileURLWithPath: dir + "/data_batch_1.bin"))
+        let (_, n2, d2) = try load([dir + "/data_batch_1.bin"])
+        XCTAssertEqual(n2, 2)
+        XCTAssertEqual([d2[0][0], d2[0][3], d2[0][6]], [0, 8, 1], "the first red pixels, as H×W×C")
+        XCTAssertEqual(d2[1], [0, 0], "labels 0")
+        let hundred = [1, 5] + [UInt8](repeating: 9, count: 3072)
+        let gz = try sh("gzip -c > \(dir)/train.bin.gz", stdin: hundred + hundred + hundred)
+        XCTAssertEqual(gz.status, 0)
+        let (s3, n3, _) = try load([dir + "/train.bin.gz"])
+        XCTAssertEqual(n3, 3)
+        XCTAssertNotNil(s3.field("y_coarse"), "CIFAR-100: a coarse label beside the fine one")
     }
 
     func testCIFAR100Archive() throws {

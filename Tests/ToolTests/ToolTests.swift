@@ -152,6 +152,9 @@ final class ToolTests: XCTestCase {
             // class names for a target that has no classes, or one name twice
             ("--label target --classes a,b \(testdata("csv/regression.tsv"))", "tensor-load: --classes: field 'y' is f32"),
             ("--label species --classes a,a,b \(testdata("csv/iris-small.csv"))", "tensor-load: --classes: names 'a' twice"),
+            // an empty name shifted every later class by one; '@' alone named no file
+            ("--label species --classes 'a, ,b' \(testdata("csv/iris-small.csv"))", "tensor-load: --classes: name 2 of 3 is empty ('a, ,b')"),
+            ("--label species --classes @ \(testdata("csv/iris-small.csv"))", "tensor-load: --classes: @ takes the name of a file"),
             // the quote opens a quoted cell: as the separator it split nothing
             ("--label species --delimiter '\"' \(testdata("csv/iris-small.csv"))", "tensor-load: --delimiter cannot be the quote or a line end"),
         ]
@@ -159,6 +162,10 @@ final class ToolTests: XCTestCase {
             assertFails(try sh("tensor-load \(args) -o \(tmp)/o.tns"), status: 64, prefix: message)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/o.tns"))
+        // A class list file may begin with a byte-order mark (it stayed in the first name).
+        try Data([0xEF, 0xBB, 0xBF] + Array("a\nb\nc\n".utf8)).write(to: URL(fileURLWithPath: "\(tmp)/names.txt"))
+        let named = try sh("tensor-load --label species --classes @\(tmp)/names.txt \(testdata("csv/iris-small.csv")) | tensor-show")
+        XCTAssertTrue(named.stdoutText.contains("y.classes: a, b, c\n"), named.stdoutText + named.stderr)
         // Among several inputs, one of the option's format is enough.
         XCTAssertEqual(try sh("tensor-load --channels 3 \(testdata("images/gray-4x3.png")) | tensor-show --count").stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), "1")
         XCTAssertEqual(try sh("tensor-load --split test \(testdata("cifar/cifar10-small.tar.gz")) | tensor-show --count").status, 0)
