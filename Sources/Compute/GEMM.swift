@@ -59,7 +59,11 @@ public enum OpenBLAS {
     /// message, not a crash in the middle of training. Returns the loader's complaint on failure.
     public static func load() -> String? {
         if loaded != nil { return nil }
-        return dlerror().map { String(cString: $0) } ?? "cannot load \(library)"
+        // dlerror's text begins with the library's name, which the caller puts first already.
+        return dlerror().map { text in
+            let s = String(cString: text)
+            return s.hasPrefix(library + ": ") ? String(s.dropFirst(library.count + 2)) : s
+        } ?? "cannot load \(library)"
     }
 
     /// Bytes of memory the process may fill with work buffers: the machine's physical memory,
