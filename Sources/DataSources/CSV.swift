@@ -277,6 +277,7 @@ struct CSVLines {
     let source: ByteSource
     let name: String
     private var buffer: [UInt8] = []
+    private var chunk = [UInt8](repeating: 0, count: 1 << 18)  // what one read brings
     private var start = 0      // the next line's first byte
     private var searched = 0   // bytes after `start` known to hold no newline
     private var atEnd = false
@@ -316,10 +317,8 @@ struct CSVLines {
                 buffer.removeSubrange(0..<start)
                 start = 0
             }
-            let chunk = 1 << 18, old = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: chunk))
-            let n = try buffer.withUnsafeMutableBytes { try source.read(into: $0.baseAddress! + old, count: chunk) }
-            buffer.removeLast(chunk - n)
+            let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0.baseAddress!, count: $0.count) }
+            buffer += chunk[0..<n]
             if n == 0 { atEnd = true }
             bytesRead += n
             if bytesRead > CSVSource.maxFileBytes { throw DataError(name, "CSV larger than \(CSVSource.maxFileBytes) bytes") }

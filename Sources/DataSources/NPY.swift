@@ -50,21 +50,34 @@ public enum NPYReader {
         return try parseDict(text, name: name)
     }
 
+    /// The header's Python dict literal, read as numpy reads it: exactly the keys `descr`,
+    /// `fortran_order` and `shape`, each once; a string, True or False, and a tuple of sizes
+    /// (`(3,)`, `(2, 3)`; `(3)` is a number, not a tuple). Anything else is refused rather than
+    /// read another way than numpy would (a second 'descr' won there, the first here).
     static func parseDict(_ text: String, name: String) throws -> Header {
-        func value(of key: String) -> Substring? {
-            guard let r = text.range(of: "'\(key)':") else { return nil }
-            return text[r.upperBound...].drop(while: { $0 == " " })
+        var p = HeaderScanner(Array(text.utf8), name: name)
+        var entries: [String: HeaderScanner.Value] = [:]
+        try p.expect("{")
+        while !p.take("}") {
+            let key = try p.string()
+            guard ["descr", "fortran_order", "shape"].contains(key) else {
+                throw DataError(name, ".npy header has the key '\(shown(key))', which is not descr, fortran_order or shape")
+            }
+            guard entries[key] == nil else { throw DataError(name, ".npy header gives '\(key)' twice") }
+            try p.expect(":")
+            entries[key] = try p.value()
+            if !p.take(",") { try p.expect("}"); break }
         }
-        guard let d = value(of: "descr"), d.first == "'" || d.first == "\"" else {
+        try p.end()
+        guard case .string(let descr)? = entries["descr"] else {
             throw DataError(name, ".npy header has no 'descr' string (structured dtypes are not supported)")
         }
-        let descr = String(d.dropFirst().prefix(while: { $0 != "'" && $0 != "\"" }))
         if descr.contains("O") { throw DataError(name, ".npy holds Python objects: pickled arrays refused") }
-        guard descr.count >= 3 else { throw DataError(name, ".npy dtype '\(descr)' unsupported") }
-        let order = descr.first!
-        let code = String(descr.dropFirst())
+        guard descr.count == 3, let order = descr.first, "<>|=".contains(order) else {
+            throw DataError(name, ".npy dtype '\(shown(descr))' unsupported (u1 i1 i2 i4 i8 f4 f8 b1, with its byte order)")
+        }
         let dtype: DType
-        switch code {
+        switch descr.dropFirst() {
         case "u1", "b1": dtype = .u8
         case "i1": dtype = .i8
         case "i2": dtype = .i16
@@ -72,20 +85,12 @@ public enum NPYReader {
         case "i8": dtype = .i64
         case "f4": dtype = .f32
         case "f8": dtype = .f64
-        default: throw DataError(name, ".npy dtype '\(escapedForDisplay(descr))' unsupported (u1 i1 i2 i4 i8 f4 f8 b1)")
+        default: throw DataError(name, ".npy dtype '\(shown(descr))' unsupported (u1 i1 i2 i4 i8 f4 f8 b1)")
         }
-        guard let f = value(of: "fortran_order") else { throw DataError(name, ".npy header has no 'fortran_order'") }
-        let fortran = f.hasPrefix("True")
-        guard fortran || f.hasPrefix("False") else { throw DataError(name, ".npy 'fortran_order' is not True or False") }
-        guard let s = value(of: "shape"), s.first == "(" , let close = s.firstIndex(of: ")") else {
-            throw DataError(name, ".npy header has no 'shape' tuple")
+        guard case .bool(let fortran)? = entries["fortran_order"] else {
+            throw DataError(name, ".npy 'fortran_order' is missing, or not True or False")
         }
-        var shape: [Int] = []
-        for part in s[s.index(after: s.startIndex)..<close].split(separator: ",") {
-            let t = part.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "L", with: "")
-            guard let v = Int(t), v >= 0 else { throw DataError(name, ".npy shape entry '\(escapedForDisplay(t))' is not a size") }
-            shape.append(v)
-        }
+        guard case .tuple(let shape)? = entries["shape"] else { throw DataError(name, ".npy header has no 'shape' tuple") }
         return Header(dtype: dtype, bigEndian: order == ">", fortran: fortran, shape: shape)
     }
 
@@ -304,4 +309,86 @@ public enum NPZReader {
         guard let n = count else { throw DataError(src.name, "no .npy arrays in the archive") }
         return MemorySamples(name: src.name, fields: fields, metadata: meta, count: n, data: data)
     }
+}
+
+/// The tokens of an .npy header's dict literal, blanks between them skipped.
+struct HeaderScanner {
+    enum Value { case string(String), bool(Bool), tuple([Int]) }
+    let b: [UInt8]
+    let name: String
+    var i = 0
+
+    init(_ bytes: [UInt8], name: String) {
+        b = bytes
+        self.name = name
+    }
+
+    func fail(_ what: String) -> DataError {
+        DataError(name, ".npy header is not a dict numpy writes: \(what) at byte \(i)")
+    }
+
+    mutating func skipBlanks() { while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x09 { i += 1 } }
+
+    /// Takes `c` (after blanks) when it is next.
+    mutating func take(_ c: Character) -> Bool {
+        skipBlanks()
+        guard i < b.count, b[i] == c.asciiValue! else { return false }
+        i += 1
+        return true
+    }
+
+    mutating func expect(_ c: Character) throws { guard take(c) else { throw fail("'\(c)' expected") } }
+
+    mutating func string() throws -> String {
+        skipBlanks()
+        guard i < b.count, b[i] == 0x27 || b[i] == 0x22 else { throw fail("a quoted string expected") }
+        let quote = b[i]
+        let start = i + 1
+        guard let end = b[start...].firstIndex(of: quote) else { throw fail("an unterminated string") }
+        let text = b[start..<end]
+        guard !text.contains(0x5C) else { throw fail("an escape in a string") }
+        i = end + 1
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    mutating func value() throws -> Value {
+        skipBlanks()
+        guard i < b.count else { throw fail("a value expected") }
+        if b[i] == 0x27 || b[i] == 0x22 { return .string(try string()) }
+        if b[i] == UInt8(ascii: "[") { throw DataError(name, ".npy holds a structured dtype (a list of fields): not supported") }
+        for (word, v) in [("True", true), ("False", false)] where b[i...].starts(with: word.utf8) {
+            i += word.utf8.count
+            // `Truely` is no Python literal.
+            guard i == b.count || !(isLetterOrDigit(b[i])) else { throw fail("an unknown word") }
+            return .bool(v)
+        }
+        try expect("(")
+        var sizes: [Int] = []
+        var comma = false
+        while !take(")") {
+            sizes.append(try size())
+            comma = take(",")
+            if !comma { try expect(")"); break }
+        }
+        // (3) is the number 3 in Python, not a tuple: numpy refuses it as a shape.
+        guard sizes.count != 1 || comma else { throw fail("a one-size shape without its comma, (n,)") }
+        return .tuple(sizes)
+    }
+
+    mutating func size() throws -> Int {
+        skipBlanks()
+        let start = i
+        while i < b.count, (0x30...0x39).contains(b[i]) { i += 1 }
+        guard i > start, let v = Int(String(decoding: b[start..<i], as: UTF8.self)) else { throw fail("a size expected") }
+        if i < b.count, b[i] == UInt8(ascii: "L") { i += 1 }  // Python 2's long integers
+        return v
+    }
+
+    /// Only blanks may follow the dict (numpy pads with spaces to a newline).
+    mutating func end() throws {
+        skipBlanks()
+        guard i == b.count else { throw fail("text after the dict") }
+    }
+
+    func isLetterOrDigit(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) || c == 0x5F }
 }

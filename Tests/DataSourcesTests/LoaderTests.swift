@@ -294,6 +294,30 @@ final class LoaderTests: XCTestCase {
         assertRefused(["testdata:npy/scalar.npy"], "scalar.npy", "0-d")
     }
 
+    /// The header dict is read as numpy reads it, or refused: a second 'descr' (numpy takes
+    /// the last, this reader took the first: i4 values became tiny floats), a key named inside
+    /// a string, `(2)` for a shape, `Truely`, an unknown byte order.
+    func testNPYHeaderIsReadAsNumpyReadsIt() throws {
+        XCTAssertEqual(try NPYReader.parseDict("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }          \n", name: "a").shape, [2, 3])
+        XCTAssertEqual(try NPYReader.parseDict("{'shape':(3,),'fortran_order':True,'descr':'>i2'}", name: "a").bigEndian, true)
+        XCTAssertEqual(try NPYReader.parseDict("{'descr': '|u1', 'fortran_order': False, 'shape': ()}", name: "a").shape, [])
+        XCTAssertEqual(try NPYReader.parseDict("{'descr': '<i8', 'fortran_order': False, 'shape': (4L, 2L)}", name: "a").shape, [4, 2])
+        for (dict, words) in [("{'descr': '<f4', 'descr': '<i4', 'fortran_order': False, 'shape': (2,)}", "gives 'descr' twice"),
+                              ("{'note': 'descr': x, 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}", "the key 'note'"),
+                              ("{'descr': '<f4', 'fortran_order': False, 'shape': (2)}", "without its comma"),
+                              ("{'descr': '<f4', 'fortran_order': False, 'shape': (2,,3)}", "a size expected"),
+                              ("{'descr': '<f4', 'fortran_order': Truely, 'shape': (2,)}", "an unknown word"),
+                              ("{'descr': 'xf4', 'fortran_order': False, 'shape': (2,)}", "dtype 'xf4' unsupported"),
+                              ("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,)}", "structured dtype"),
+                              ("{'descr': '<f4', 'fortran_order': False}", "no 'shape' tuple"),
+                              ("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} x", "text after the dict")] {
+            XCTAssertThrowsError(try NPYReader.parseDict(dict, name: "a.npy")) { e in
+                XCTAssertTrue("\(e)".contains(words), "\(dict): \(e)")
+                XCTAssertEqual((e as? DiagnosticError)?.kind, .badData)
+            }
+        }
+    }
+
     func testNPZPlainAndCompressed() throws {
         let (s, n, d) = try load(["testdata:npz/xy.npz"])
         XCTAssertEqual(n, 5)
