@@ -78,18 +78,19 @@ public final class CSVSource: SampleSource {
             }
             var x = 0
             for (c, cell) in cells.enumerated() {
-                let place = "line \(lineNo), column \(c + 1) (\(shown(header[c])))"
+                // Made only for a message: built for every cell, it cost a fifth of the time.
+                func place() -> String { "line \(lineNo), column \(c + 1) (\(shown(header[c])))" }
+                let text = trimmed(cell)
                 if c == labelIndex {
                     // An empty label turned every label into text and renumbered them all.
-                    guard !cell.trimmingCharacters(in: .whitespaces).isEmpty else { throw DataError(name, "empty label", at: place) }
+                    guard !text.isEmpty else { throw DataError(name, "empty label", at: place()) }
                     // A class name is one line of the class list: "a\r" joined the next name.
-                    guard !hasControlCharacters(cell) else { throw DataError(name, "label with a control character", at: place) }
-                    try labels.add(cell.trimmingCharacters(in: .whitespaces), line: lineNo, into: &row, at: width * 4, name: name)
+                    guard !hasControlCharacters(cell) else { throw DataError(name, "label with a control character", at: place()) }
+                    try labels.add(text, line: lineNo, into: &row, at: width * 4, name: name)
                     continue
                 }
-                let text = cell.trimmingCharacters(in: .whitespaces)
-                guard let v = CSVSource.decimal(text) else { throw DataError(name, "'\(shown(cell))' is not a number", at: place) }
-                guard v.isFinite else { throw DataError(name, "'\(shown(cell))' is not a finite number", at: place) }
+                guard let v = CSVSource.decimal(text) else { throw DataError(name, "'\(shown(cell))' is not a number", at: place()) }
+                guard v.isFinite else { throw DataError(name, "'\(shown(cell))' is not a finite number", at: place()) }
                 row.withUnsafeMutableBytes { $0.storeBytes(of: v, toByteOffset: 4 * x, as: Float.self) }
                 x += 1
             }
@@ -211,6 +212,13 @@ public final class CSVSource: SampleSource {
         guard let s = String(validating: b, as: UTF8.self) else { throw DataError(name, "cell is not valid UTF-8", at: "line \(line)") }
         return s
     }
+}
+
+/// A cell without the blanks around it. Most cells have none, and are returned as they are
+/// without Foundation's trimming, the slowest step of reading a CSV.
+func trimmed(_ s: String) -> String {
+    if let f = s.utf8.first, let l = s.utf8.last, f > 0x20, f < 0x80, l > 0x20, l < 0x80 { return s }
+    return s.trimmingCharacters(in: .whitespaces)
 }
 
 /// A cell or name as an error message shows it: escaped, and its first 40 characters only (a

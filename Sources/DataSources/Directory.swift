@@ -96,6 +96,14 @@ func baseName(_ path: String) -> String {
     return String(path[path.index(after: slash)...])
 }
 
+/// The last component of `path`, lower-cased, without the suffix of a compression the readers
+/// undo ("Train.CSV.gz" → "train.csv"): what a format is told by.
+func uncompressedName(_ path: String) -> String {
+    var name = baseName(path).lowercased()
+    for ext in [".gz", ".bz2", ".xz", ".zst"] where name.hasSuffix(ext) { name = String(name.dropLast(ext.count)) }
+    return name
+}
+
 /// The directory of `path`: "." when it has none, "/" for a file at the root.
 func directoryName(_ path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }

@@ -123,8 +123,7 @@ public enum Loader {
         let b = try src.peek(512)
         func starts(_ m: [UInt8]) -> Bool { b.count >= m.count && Array(b.prefix(m.count)) == m }
         if b.isEmpty { throw DataError(src.name, "empty input") }
-        var name = baseName(path).lowercased()
-        for ext in [".gz", ".bz2", ".xz", ".zst"] where name.hasSuffix(ext) { name = String(name.dropLast(ext.count)) }
+        let name = uncompressedName(path)
         // A CIFAR batch by its name first: its first bytes (a label, then red pixels) can be
         // 0, 0, 8 as an IDX file's are.
         let cifarBatch = name.hasSuffix(".bin") ? CIFARReader.variantFromName(name) : nil
@@ -191,6 +190,15 @@ public enum Loader {
 
         let writer = try StreamWriter(sink: sink, schema: schema)
         let builder = BatchBuilder(writer: writer)
+        // The batch buffers are made with the first sample; beside an array read whole they can
+        // pass what the process may use, and a failed allocation traps: refused first.
+        let batchBytes = Double(builder.capacity) * Double(schema.fields.reduce(0) { $0 + $1.sampleBytes })
+        if batchBytes > 64 * 1024 * 1024 {
+            let room = SystemMemory.available()
+            guard batchBytes <= room else {
+                throw DataError(sources.first?.name ?? "input", "needs \(SystemMemory.describe(batchBytes)) of memory for a batch, more than the \(SystemMemory.describe(room)) this process may use (physical memory, a container's limit or ulimit -v)", kind: .internal)
+            }
+        }
         var fieldBase: [Int] = []
         var k = 0
         for s in sources { fieldBase.append(k); k += s.fields.count }

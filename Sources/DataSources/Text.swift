@@ -112,8 +112,7 @@ public final class TextCorpus {
         }
         let src = try openDecompressed(path)
         let bytes = try readAll(src)
-        var lower = baseName(path).lowercased()
-        for ext in [".gz", ".bz2", ".xz", ".zst"] where lower.hasSuffix(ext) { lower = String(lower.dropLast(ext.count)) }
+        let lower = uncompressedName(path)
         if options.csv ?? lower.hasSuffix(".csv") {
             return try parseCSV(bytes, name: src.name, options: options)
         }

@@ -512,6 +512,10 @@ final class LoaderTests: XCTestCase {
         // A list that cannot be read as text was ignored for the standard names.
         try Data([0x61, 0xFF, 0x0A]).write(to: URL(fileURLWithPath: dir + "/batches.meta.txt"))
         assertRefused([dir + "/data_batch_1.bin"], "batches.meta.txt", "not UTF-8")
+        // A control character (an escape sequence, a NUL) would go into the stream's class
+        // list, which every other source of names refuses.
+        try Data(("c0\u{1B}[31m\n" + (1..<10).map { "c\($0)\n" }.joined()).utf8).write(to: URL(fileURLWithPath: dir + "/batches.meta.txt"))
+        assertRefused([dir + "/data_batch_1.bin"], "batches.meta.txt", "class name 'c0\\x1b[31m' holds a control character")
     }
 
     // MARK: Images

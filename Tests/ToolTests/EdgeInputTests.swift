@@ -195,6 +195,27 @@ final class EdgeInputTests: XCTestCase {
         XCTAssertEqual(bom.status, 0, bom.stderr)
     }
 
+    func testAnArrayLargerThanTheMemoryLimitIsRefusedNotATrap() throws {
+        // A 300 MiB array in a 300 KB .npy.gz: under a 400 MB address-space limit the reader
+        // grew its buffer until an allocation failed, and Swift trapped (134, "Fatal error").
+        // Now the room is checked (once 64 MiB have arrived, and before the batch buffers are
+        // made): one line, status 70, no output.
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        let n = 300 << 20
+        var dict = "{'descr': '|u1', 'fortran_order': False, 'shape': (1, \(n)), }"
+        while (10 + dict.utf8.count + 1) % 64 != 0 { dict += " " }
+        dict += "\n"
+        let header = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(dict.utf8.count & 0xFF), UInt8(dict.utf8.count >> 8)] + Array(dict.utf8)
+        try Data(header).write(to: URL(fileURLWithPath: "\(tmp)/h.npy"))
+        XCTAssertEqual(try sh("(cat h.npy; head -c \(n) /dev/zero) | gzip -1 > big.npy.gz", cwd: tmp).status, 0)
+        let r = try sh("ulimit -v 400000 && timeout 60 tensor-load -o big.tns big.npy.gz", cwd: tmp)
+        // The array fits; the batch to write it through, beside it, does not.
+        assertFails(r, status: 70, prefix: "tensor-load: big.npy.gz: needs 315 MB of memory", contains: "this process may use")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/big.tns"))
+        // Without the limit it reads.
+        XCTAssertEqual(try sh("tensor-load big.npy.gz | tensor-show --count", cwd: tmp).stdoutText, "1\n")
+    }
+
     func testAHeaderOnlyStreamOfAHugeSampleAllocatesNothing() throws {
         // A valid stream of no samples whose sample is 46340×46340 bytes (2 GiB): augment,
         // normalize and tensor-show --csv allocated (and zero-filled) 16–34 GiB before any data

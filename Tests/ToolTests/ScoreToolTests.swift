@@ -65,6 +65,13 @@ final class ScoreToolTests: XCTestCase {
         XCTAssertEqual(try sh("score --value 'recall[0]' pred.tns", cwd: tmp).stdoutText, "\(perClass)\n")
         assertFails(try sh("score --value roc_auc pred.tns", cwd: tmp), status: 64, prefix: "score: --value: 'roc_auc' is not a metric of this classification task")
         assertFails(try sh("score --value accuracy --json pred.tns", cwd: tmp), status: 64, prefix: "score: --value prints one figure")
+        // A metric that is not defined prints nan (R² of one sample), with the warning.
+        let one = Schema(fields: [Field(name: "y", dtype: .f32, shape: Shape([])), Field(name: "yhat", dtype: .f32, shape: Shape([]))])
+        try Data(try makeStream(one, batches: [(1, [[0, 0, 128, 63], [0, 0, 0, 64]])])).write(to: URL(fileURLWithPath: "\(tmp)/one.tns"))
+        let r2 = try sh("score --value r2 one.tns", cwd: tmp)
+        XCTAssertEqual(r2.status, 0, r2.stderr)
+        XCTAssertEqual(r2.stdoutText, "nan\n")
+        XCTAssertEqual(r2.stderrLines, ["score: warning: R² is not defined for fewer than two samples"])
         // With a gate: the figure, and the gate's status.
         let gated = try sh("score --value accuracy --require 'accuracy>1' pred.tns", cwd: tmp)
         XCTAssertEqual(gated.status, 1)
