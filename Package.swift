@@ -113,6 +113,6 @@ let package = Package(
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Compute", "TensorCore"]),
         .testTarget(name: "PreprocessTests", dependencies: ["Preprocess", "TensorStream", "TensorCore", "_TestSupport"]),
         .testTarget(name: "MetricsTests", dependencies: ["Metrics", "TensorStream", "TensorCore", "_TestSupport"]),
-        .testTarget(name: "ToolTests", dependencies: ["_TestSupport", "TensorStream", "TensorCore"]),
+        .testTarget(name: "ToolTests", dependencies: ["_TestSupport", "ToolSupport", "TensorStream", "TensorCore"]),
     ]
 )

@@ -522,33 +522,4 @@ final class LogFile {
     }
 }
 
-/// An exclusive lock on `.NAME.lock` beside a checkpoint, held while one fit writes it.
-final class CheckpointLock {
-    let path: String
-    let fd: Int32
-
-    init(_ checkpoint: String) throws {
-        // Beside the checkpoint, named as the user named it (no absolute path in messages).
-        let slash = checkpoint.lastIndex(of: "/")
-        let dir = slash.map { String(checkpoint[...$0]) } ?? ""
-        path = dir + "." + String(checkpoint[(slash.map { checkpoint.index(after: $0) } ?? checkpoint.startIndex)...]) + ".lock"
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw IOError(name: path, operation: "create the checkpoint's lock", code: errno) }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let e = errno
-            close(fd)
-            if e == EWOULDBLOCK { throw UsageError("another fit is writing this checkpoint (it holds \(path)); give this run another -o or --checkpoint", location: checkpoint) }
-            throw IOError(name: path, operation: "lock", code: e)
-        }
-        TempFileRegistry.add(path)  // removed on SIGINT or SIGTERM too
-    }
-
-    /// Removes the lock file and lets go of the lock.
-    func release() {
-        TempFileRegistry.remove(path)
-        unlink(path)
-        close(fd)
-    }
-}
-
 Fit.mainAsTool()

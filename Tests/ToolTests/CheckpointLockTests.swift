@@ -1,0 +1,39 @@
+// fit's checkpoint lock, in-process: the interleavings two fit processes cannot be made to
+// take on demand.
+
+import Foundation
+import ToolSupport
+import XCTest
+import _TestSupport
+
+final class CheckpointLockTests: XCTestCase {
+    var tmp = ""
+    override func setUpWithError() throws { tmp = try makeTempDir() }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: tmp) }
+
+    func testASecondHolderIsRefusedAndTheFileGoesWithTheLast() throws {
+        let ckpt = "\(tmp)/m.model.ckpt"
+        let a = try CheckpointLock(ckpt)
+        XCTAssertEqual(a.path, "\(tmp)/.m.model.ckpt.lock")
+        XCTAssertThrowsError(try CheckpointLock(ckpt)) { e in
+            XCTAssertTrue("\(e)".contains("another fit is writing this checkpoint"), "\(e)")
+        }
+        a.release()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: a.path))
+        let b = try CheckpointLock(ckpt)
+        b.release()
+    }
+
+    /// A run opens the lock file, the holder lets go (removing it), and only then does the run
+    /// lock: it must not hold the removed file while a third run locks a new one.
+    func testALockTakenOnAFileTheHolderRemovedIsTakenAgain() throws {
+        let ckpt = "\(tmp)/m.model.ckpt"
+        let a = try CheckpointLock(ckpt)
+        let b = try CheckpointLock(ckpt, beforeLocking: { a.release() })
+        XCTAssertTrue(FileManager.default.fileExists(atPath: b.path), "b holds a file no longer in the directory")
+        XCTAssertThrowsError(try CheckpointLock(ckpt), "a third run took the lock b holds") { e in
+            XCTAssertTrue("\(e)".contains("another fit is writing this checkpoint"), "\(e)")
+        }
+        b.release()
+    }
+}
