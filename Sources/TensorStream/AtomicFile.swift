@@ -166,6 +166,18 @@ public func isStandardOutput(_ path: String) -> Bool {
     ["-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"].contains(path)
 }
 
+/// Whether an output path leads to a terminal: the standard output when it is one, or a
+/// terminal device named as a file (-o /dev/tty), which is written in place.
+public func namesTerminal(_ path: String) -> Bool {
+    if isStandardOutput(path) { return isatty(1) == 1 }
+    var st = stat()
+    guard stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFCHR else { return false }
+    let fd = open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    return isatty(fd) == 1
+}
+
 /// Where an output named on the command line goes: the standard output (`isStandardOutput`);
 /// a regular or new file, replaced atomically (`atomic`, to commit or abandon; through a
 /// symbolic link, the file it names); or a device, FIFO or socket (-o /dev/null, -o >(…)),

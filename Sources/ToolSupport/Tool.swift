@@ -156,10 +156,10 @@ public final class Output {
                             hint: String = "pipe it into a tool (| tensor-show) or use -o FILE") throws -> Output {
         let p = path ?? "-"
         guard !p.isEmpty else { throw UsageError("an empty name for an output file", location: "''") }
-        let (sink, atomic) = try openOutputFile(p)
-        if isStandardOutput(p) && binary && isatty(1) == 1 {
-            throw UsageError("refusing to write \(what) to a terminal; \(hint)", location: "stdout")
+        if binary && namesTerminal(p) {
+            throw UsageError("refusing to write \(what) to a terminal; \(hint)", location: isStandardOutput(p) ? "stdout" : p)
         }
+        let (sink, atomic) = try openOutputFile(p)
         return Output(sink: sink, atomic: atomic)
     }
 

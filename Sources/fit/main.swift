@@ -326,6 +326,7 @@ struct Fit: ParsableCommand {
             // The model and checkpoint are written after an epoch, maybe hours from now: a
             // directory that cannot take them is an error now, not then.
             for path in [output, ckptPath].compactMap({ $0 }) {
+                if namesTerminal(path) { throw UsageError("refusing to write a model to a terminal; name a file with -o FILE", location: isStandardOutput(path) ? "stdout" : path) }
                 var st = stat()
                 if stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR { throw IOError(name: path, operation: "", code: EISDIR) }
                 if stat(path, &st) == 0 && st.st_mode & S_IFMT != S_IFREG { continue }  // a device: written in place

@@ -78,8 +78,8 @@ struct TensorShow: ParsableCommand {
                 try out.commit()
             } else if let npz {
                 guard !npz.isEmpty else { throw UsageError("an empty name for an output file", location: "--npz") }
-                if isStandardOutput(npz) && isatty(1) == 1 {
-                    throw UsageError("refusing to write an .npz archive to a terminal; redirect it (> data.npz) or name a file with --npz FILE", location: "stdout")
+                if namesTerminal(npz) {
+                    throw UsageError("refusing to write an .npz archive to a terminal; redirect it (> data.npz) or name a file with --npz FILE", location: isStandardOutput(npz) ? "stdout" : npz)
                 }
                 let w = try NPZWriter(path: npz, schema: reader.schema)
                 do {

@@ -559,6 +559,28 @@ final class RobustnessTests: XCTestCase {
         XCTAssertTrue(png.stdoutText.contains("tensor-show: stdout: refusing to write a PNG image to a terminal; redirect it (> grid.png)"), png.stdoutText)
     }
 
+    /// A terminal named as the output file (-o /dev/tty) is a terminal too; it was written in
+    /// place like /dev/null. Under script(1), /dev/tty is the pty script gives the tool.
+    func testATerminalNamedAsTheOutputIsRefused() throws {
+        try makeModel()
+        for w in writers {
+            let r = try sh("script -qec '\(w) -o /dev/tty' /dev/null", cwd: tmp)
+            XCTAssertEqual(r.status, 64, "\(w): \(r.stdoutText)")
+            XCTAssertTrue(r.stdoutText.hasPrefix("\(tool(w)): /dev/tty: refusing to write a binary stream to a terminal"), r.stdoutText)
+        }
+        let npz = try sh("script -qec 'tensor-show --npz /dev/tty train.tns' /dev/null", cwd: tmp)
+        XCTAssertEqual(npz.status, 64, npz.stdoutText)
+        XCTAssertTrue(npz.stdoutText.hasPrefix("tensor-show: /dev/tty: refusing to write an .npz archive to a terminal"), npz.stdoutText)
+        // fit refuses before it trains, not when the model is written.
+        let fit = try sh("script -qec 'fit --model mlp --epochs 1 -q -o /dev/tty train.tns' /dev/null", cwd: tmp)
+        XCTAssertEqual(fit.status, 64, fit.stdoutText)
+        XCTAssertTrue(fit.stdoutText.hasPrefix("fit: /dev/tty: refusing to write a model to a terminal"), fit.stdoutText)
+        // Text for people to a named terminal is still written.
+        let text = try sh("script -qec 'predict -m m.model --format csv -o /dev/tty train.tns' /dev/null", cwd: tmp)
+        XCTAssertEqual(text.status, 0, text.stdoutText)
+        XCTAssertTrue(text.stdoutText.contains("yhat"), text.stdoutText)
+    }
+
     func testEveryWriterIsQuietWhenTheReaderGoesAway() throws {
         // Case 38 (tensor-load: ToolTests), on an input large enough to fill the pipe: SIGPIPE's
         // 141 and nothing on stderr, never 132.
