@@ -163,9 +163,9 @@ public final class ImageFileSource: SampleSource {
     private let image: DecodedImage
     private var done = false
 
-    public init(source: ByteSource, field: String, channels: Int?) throws {
+    public init(source: ByteSource, field: String, channels: Int?, size: ImageSize? = nil) throws {
         name = source.name
-        image = try ImageCodec.decode(try ImageCodec.readAll(source), name: name, channels: channels)
+        image = try ImageCodec.decode(try ImageCodec.readAll(source), name: name, channels: channels).resized(to: size)
         fields = [Field(name: field, dtype: .u8, shape: Shape([image.height, image.width, image.channels]))]
         metadata = [("\(field).source", name)]
     }
@@ -187,11 +187,13 @@ public final class ImageFolderSource: SampleSource {
     private var files: [(path: String, label: Int)] = []
     private var position = 0
     private let channels: Int?
+    private let size: ImageSize?
     private let shape: Shape
 
-    public init(path: String, field: String, channels: Int?) throws {
+    public init(path: String, field: String, channels: Int?, size: ImageSize? = nil) throws {
         name = path
         self.channels = channels
+        self.size = size
         func isImage(_ f: DirectoryEntry) -> Bool {
             let lower = f.name.lowercased()
             return lower.hasSuffix(".png") || lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg")
@@ -211,7 +213,7 @@ public final class ImageFolderSource: SampleSource {
             guard files.count > before else { throw DataError(c.path, "class directory holds no .png or .jpg files") }
         }
         let first = files[0]
-        let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(first.path)), name: first.path, channels: channels)
+        let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(first.path)), name: first.path, channels: channels).resized(to: size)
         shape = Shape([img.height, img.width, img.channels])
         fields = [Field(name: field, dtype: .u8, shape: shape),
                   Field(name: "y", dtype: classes.count <= 256 ? .u8 : .i64, shape: Shape([]))]
@@ -222,10 +224,10 @@ public final class ImageFolderSource: SampleSource {
         var n = 0
         while n < max && position < files.count {
             let (p, label) = files[position]
-            let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(p)), name: p, channels: channels)
+            let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(p)), name: p, channels: channels).resized(to: size)
             let s = Shape([img.height, img.width, img.channels])
             guard s == shape else {
-                let hint = s.dims[0..<2] == shape.dims[0..<2] ? "set --channels" : "resize them"
+                let hint = s.dims[0..<2] == shape.dims[0..<2] ? "set --channels" : s.dims[2] == shape.dims[2] ? "give --resize WxH" : "give --resize WxH and --channels"
                 throw DataError(p, "image is \(s) but \(files[0].path) is \(shape); all images must match (\(hint))")
             }
             img.pixels.withUnsafeBytes { into[0].advanced(by: n * s.count).copyMemory(from: $0.baseAddress!, byteCount: s.count) }

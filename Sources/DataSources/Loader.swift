@@ -20,6 +20,8 @@ public struct LoadOptions: Sendable {
     public var split: String?
     /// Images: force 1, 3 or 4 channels.
     public var channels: Int?
+    /// Images: resample each to this size.
+    public var resize: ImageSize?
 
     public init() {}
 }
@@ -60,7 +62,8 @@ public enum Loader {
         let applies: [(String, Bool, Set<InputFormat>)] = [("--label", options.label != nil, [.csv, .tsv]),
                                                             ("--delimiter", options.delimiter != nil, [.csv, .tsv]),
                                                             ("--split", options.split != nil, [.cifar10, .cifar100]),
-                                                            ("--channels", options.channels != nil, [.image])]
+                                                            ("--channels", options.channels != nil, [.image]),
+                                                            ("--resize", options.resize != nil, [.image])]
         for (option, given, kinds) in applies where given && formats.isDisjoint(with: kinds) {
             let read = formats.map(\.rawValue).sorted().joined(separator: ", ")
             throw DataError(option, "is for \(kinds.map(\.rawValue).sorted().joined(separator: " or ")) input, and the input is \(read)", kind: .usage)
@@ -87,7 +90,7 @@ public enum Loader {
     }
 
     static func open(_ spec: InputSpec, _ d: (src: PeekableSource?, format: InputFormat), options: LoadOptions) throws -> SampleSource {
-        guard let src = d.src else { return try ImageFolderSource(path: spec.path, field: spec.field ?? "x", channels: options.channels) }
+        guard let src = d.src else { return try ImageFolderSource(path: spec.path, field: spec.field ?? "x", channels: options.channels, size: options.resize) }
         return try open(src, format: d.format, spec: spec, options: options)
     }
 
@@ -108,7 +111,7 @@ public enum Loader {
             if single != nil { throw DataError(spec.path, "CIFAR data has fields x and y; drop the '\(single!)=' prefix", kind: .usage) }
             return try CIFARReader.source(src, path: spec.path, variant: format, split: options.split)
         case .image:
-            return try ImageFileSource(source: src, field: single ?? "x", channels: options.channels)
+            return try ImageFileSource(source: src, field: single ?? "x", channels: options.channels, size: options.resize)
         }
     }
 

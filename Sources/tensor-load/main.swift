@@ -22,6 +22,8 @@ struct TensorLoad: ParsableCommand {
           tensor-load --label species iris.csv -o iris.tns
           tensor-load --split test cifar-10-binary.tar.gz | tensor-show --png grid.png
           tensor-load photos/ | tensor-show        # one sub-directory per class
+          tensor-load --resize 28x28 --channels 1 photo.png | normalize --scale 255 \\
+            | predict -m fashion.model --format text
 
         Text (--text): documents as LABEL<TAB>TEXT lines, a CSV table (--text-column, --label) \
         or a directory with one sub-directory per class become x (i32 token ids, padded with 0 \
@@ -54,6 +56,9 @@ struct TensorLoad: ParsableCommand {
 
     @Option(help: ArgumentHelp("Images: convert to 1, 3 or 4 channels.", valueName: "n"))
     var channels: Int?
+
+    @Option(help: ArgumentHelp("Images: resample each to WIDTHxHEIGHT pixels (Pillow's bilinear filter, antialiased when shrinking; the aspect ratio is not kept).", valueName: "WxH"))
+    var resize: String?
 
     @Option(help: ArgumentHelp("Text: read documents from FILE (LABEL<TAB>TEXT lines, a CSV table, or a directory of class sub-directories) instead of operands.", valueName: "file"))
     var text: String?
@@ -89,6 +94,9 @@ struct TensorLoad: ParsableCommand {
         if let d = delimiter, d.utf8.count != 1 && d != "\\t" { throw ValidationError("--delimiter takes one character") }
         if let d = delimiter, ["\"", "\n", "\r"].contains(d) { throw ValidationError("--delimiter cannot be the quote or a line end") }
         if let c = channels, ![1, 3, 4].contains(c) { throw ValidationError("--channels takes 1, 3 or 4") }
+        if let r = resize, ImageSize(parsing: r) == nil {
+            throw ValidationError("--resize takes WIDTHxHEIGHT, each 1 to \(ImageSize.maxSide) (as 28x28), not '\(escapedForDisplay(String(r.prefix(40))))'")
+        }
         if let split, split != "train" && split != "test" { throw ValidationError("--split takes train or test") }
         // An operand is PATH or FIELD=PATH.
         let paths = inputs.map { op in op.firstIndex(of: "=").map { String(op[op.index(after: $0)...]) } ?? op }
@@ -115,6 +123,7 @@ struct TensorLoad: ParsableCommand {
             opts.delimiter = delimiter.map { $0 == "\\t" ? 9 : $0.utf8.first! }
             opts.split = split
             opts.channels = channels
+            opts.resize = resize.flatMap(ImageSize.init(parsing:))
             let names = try classes.map(classList)
             let specs = (inputs.isEmpty ? ["-"] : inputs).map(InputSpec.init)
             let sources = try Loader.openAll(specs, options: opts)
@@ -134,7 +143,7 @@ struct TensorLoad: ParsableCommand {
         guard inputs.isEmpty else {
             throw UsageError("reads its one input from --text; drop the operands (\(inputs.joined(separator: " ")))", location: "--text")
         }
-        for (option, given) in [("--split", split != nil), ("--channels", channels != nil)] where given {
+        for (option, given) in [("--split", split != nil), ("--channels", channels != nil), ("--resize", resize != nil)] where given {
             throw UsageError("is not for text input", location: option)
         }
         if vocab != nil && saveVocab != nil {

@@ -575,6 +575,52 @@ final class LoaderTests: XCTestCase {
         }
     }
 
+    /// --resize gives what Pillow's Image.resize(size, BILINEAR) gives, to the byte: shrinking
+    /// (antialiased), growing, one axis only, and to a single pixel.
+    func testResizeMatchesPillow() throws {
+        for (source, outs) in [("rgb-37x23", ["9x5", "80x50", "37x11"]), ("gray-31x17", ["8x8", "31x40", "1x1"])] {
+            for o in outs {
+                let size = try XCTUnwrap(ImageSize(parsing: o))
+                let (s, _, got) = try load(["testdata:images/resize/\(source).png"]) { $0.resize = size }
+                let (_, _, want) = try load(["testdata:images/resize/\(source)-to-\(o).png"])
+                XCTAssertEqual(s.fields[0].shape, Shape([size.height, size.width, source.hasPrefix("rgb") ? 3 : 1]), o)
+                XCTAssertEqual(got[0], want[0], "\(source) to \(o)")
+            }
+        }
+        // The size it has already: the pixels as they are.
+        XCTAssertEqual(try load(["testdata:images/resize/gray-31x17.png"]) { $0.resize = ImageSize(width: 31, height: 17) }.2[0],
+                       try load(["testdata:images/resize/gray-31x17.png"]).2[0])
+    }
+
+    func testResizeMakesAFolderOfMixedSizesOneShape() throws {
+        let root = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for (c, f) in [("a", "rgb-37x23.png"), ("b", "rgb-37x23-to-80x50.png")] {
+            try FileManager.default.createDirectory(atPath: root + "/" + c, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: testdata("images/resize/" + f), toPath: root + "/" + c + "/1.png")
+        }
+        assertRefused([root], "b/1.png", "image is 50×80×3", "give --resize WxH")
+        let (s, n, d) = try load([root]) { $0.resize = ImageSize(width: 9, height: 5) }
+        XCTAssertEqual(n, 2)
+        XCTAssertEqual(s.fields[0].shape, Shape([5, 9, 3]))
+        XCTAssertEqual(Array(d[0][0..<135]), try load(["testdata:images/resize/rgb-37x23-to-9x5.png"]).2[0])
+        // Not for other inputs.
+        var o = LoadOptions()
+        o.resize = ImageSize(width: 9, height: 5)
+        XCTAssertThrowsError(try Loader.openAll([InputSpec(testdata("idx/images-u8.idx.gz"))], options: o)) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.kind, .usage)
+            XCTAssertTrue("\(e)".contains("--resize"), "\(e)")
+        }
+    }
+
+    func testResizeSizesAreParsed() {
+        XCTAssertEqual(ImageSize(parsing: "28x28"), ImageSize(width: 28, height: 28))
+        XCTAssertEqual(ImageSize(parsing: "640×480"), ImageSize(width: 640, height: 480))
+        for bad in ["28", "28x", "x28", "0x28", "28x-1", "16385x1", "28x28x3", " 28x28", "2e1x28", "28X28", ""] {
+            XCTAssertNil(ImageSize(parsing: bad), bad)
+        }
+    }
+
     /// A progressive JPEG's cost grows with its scans, not its size: a 1.4 MB file of repeated
     /// scans took 32 s of CPU. More than 500 scans, and a scan out of sequence, are refused.
     func testJPEGScanBombsAreRefused() throws {
@@ -632,7 +678,7 @@ final class LoaderTests: XCTestCase {
         try FileManager.default.removeItem(atPath: root + "/stray.png")
         // A size that differs is not fixed by --channels: the hint says so.
         try FileManager.default.copyItem(atPath: testdata("images/gray-4x3.png"), toPath: root + "/dog/3.png")
-        assertRefused([root], root + "/dog/3.png", "all images must match (resize them)")
+        assertRefused([root], root + "/dog/3.png", "all images must match (give --resize WxH and --channels)")
         try FileManager.default.removeItem(atPath: root + "/dog/3.png")
         // A name that is not UTF-8 was dropped by the directory listing, with its images.
         let bad = Array("\(root)/ca".utf8) + [0xE9, 0]
