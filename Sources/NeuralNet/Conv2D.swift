@@ -76,7 +76,9 @@ public final class Conv2D<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     func im2col(_ x: UnsafePointer<T>, _ col: UnsafeMutablePointer<T>, batch: Int) {
         var r = col
-        if C == 1 && pt == 0 && pl == 0 {
+        // Every window inside: no leading padding, and none trailing either ('same' can pad
+        // only after: 3x3 stride 2 on 28 columns reads column 28, which is not there).
+        if C == 1 && pt == 0 && pl == 0 && (OH - 1) * stride + kh <= H && (OW - 1) * stride + kw <= W {
             // One channel without padding (a first layer): every window is inside, and each
             // kernel row is kw values; unchecked index arithmetic lets the copies run tight
             // (this path was 15 % of mnist-cnn inference through the general one).

@@ -32,7 +32,10 @@ final class KernelTests: XCTestCase {
         // 8 to 16 (whole vectors and overlapping last ones) and output sizes that are not a
         // multiple of the block (clipped tiles).
         for (H, W, C, F, kh, kw, s, p) in [(8, 8, 1, 4, 3, 3, 1, Padding.valid), (9, 8, 1, 3, 3, 2, 2, .valid), (6, 7, 8, 9, 3, 3, 1, .same), (13, 13, 9, 11, 3, 3, 1, .valid),
-                                           (8, 9, 16, 8, 3, 3, 1, .valid), (7, 7, 8, 10, 3, 3, 1, .valid), (4, 6, 9, 8, 3, 3, 1, .valid), (7, 9, 3, 5, 3, 3, 2, .same), (6, 6, 2, 3, 5, 5, 1, .same), (5, 5, 4, 2, 1, 1, 1, .valid)] {
+                                           (8, 9, 16, 8, 3, 3, 1, .valid), (7, 7, 8, 10, 3, 3, 1, .valid), (4, 6, 9, 8, 3, 3, 1, .valid), (7, 9, 3, 5, 3, 3, 2, .same), (6, 6, 2, 3, 5, 5, 1, .same), (5, 5, 4, 2, 1, 1, 1, .valid),
+                                           // One channel, 'same' padding only after the last row and column (the
+                                           // one-channel copy read the next row, the next sample, then past x).
+                                           (28, 28, 1, 4, 3, 3, 2, .same), (8, 8, 1, 4, 2, 2, 1, .same), (7, 9, 1, 3, 2, 2, 2, .same)] {
             let batch = 9  // more than one Winograd chunk (7 samples of 36 tiles) for 13×13×9
             let conv = Conv2D<Float>(inputShape: [H, W, C], filters: F, kernel: (kh, kw), stride: s, padding: p)
             var params = (0..<conv.parameterCount).map { _ in Float(rng.nextGaussian()) }
