@@ -286,6 +286,18 @@ public final class Network<T: Real> {
 
 /// The loss of a batch and its gradient with respect to the network's output.
 public enum Loss {
+    /// log softmax(z)[j], given p = softmax(z)[j]: log p while p is a normal float, else from
+    /// the logits (log p was capped at log(FLT_MIN) = −87.3, so a sample far wrong counted 87).
+    @inline(__always)
+    static func logProbability<T: Real>(_ z: UnsafePointer<T>, _ j: Int, cols: Int, p: T) -> Double {
+        if p > T(1e-30) { return Double(T.log(p)) }
+        var m = z[0]
+        for i in 1..<cols where z[i] > m { m = z[i] }
+        var s: T = 0
+        for i in 0..<cols { s += T.exp(z[i] - m) }
+        return Double(z[j] - m) - Double(T.log(s))
+    }
+
     /// Mean loss over the batch; writes ∂L/∂output into `grad` and counts correct predictions.
     /// `labels` holds class indices (classification, binary as 0/1) and `targets` values
     /// (regression, `batch × outputs`); a classifier given no labels but targets reads them as
@@ -307,7 +319,7 @@ public enum Loss {
                     for j in 0..<outputs {
                         if row[j] > row[best] { best = j }
                         if tr[j] > tr[truth] { truth = j }
-                        if tr[j] != 0 { loss -= Double(tr[j]) * Double(T.log(max(row[j], T.leastNormalMagnitude))) }
+                        if tr[j] != 0 { loss -= Double(tr[j]) * logProbability(output + n * outputs, j, cols: outputs, p: row[j]) }
                     }
                     if best == truth { correct += 1 }
                     for j in 0..<outputs { row[j] = (row[j] - tr[j]) * invN }
@@ -320,7 +332,7 @@ public enum Loss {
                 var best = 0
                 for j in 1..<outputs where row[j] > row[best] { best = j }
                 if best == k { correct += 1 }
-                loss -= Double(T.log(max(row[k], T.leastNormalMagnitude)))
+                loss -= logProbability(output + n * outputs, k, cols: outputs, p: row[k])
                 row[k] -= 1
                 for j in 0..<outputs { row[j] *= invN }
             }

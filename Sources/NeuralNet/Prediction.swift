@@ -126,7 +126,7 @@ public final class Predictor {
         x.reserve(count * s)
         p.reserve(count * max(outputs, 1))
         if let bad = convertToFloat(payload.baseAddress!, dtype: dtype, count: count * s, into: x.pointer) {
-            throw ModelError(name, "field '\(model.inputField)' sample \(firstSample + bad / s) holds a NaN or infinity")
+            throw ModelError(name, "field '\(model.inputField)' sample \(firstSample + bad / s) holds \(nonFiniteValue(payload.baseAddress!, dtype: dtype, at: bad))")
         }
         if let v = net.tokenVocabulary, let bad = firstInvalidToken(x.pointer, count: count * s, vocabulary: v) {
             throw ModelError(name, "field '\(model.inputField)' sample \(firstSample + bad / s): \(elementText(payload.baseAddress!, bad, dtype: dtype)) is not a token id of the model's vocabulary of \(v)")

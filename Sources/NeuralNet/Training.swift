@@ -8,7 +8,7 @@ import TensorCore
 import TensorStream
 
 /// Converts `count` elements of `dtype` at `p` to Float; returns the index of the first
-/// non-finite value, if any.
+/// value that is not a finite Float (NaN, an infinity, or an f64 beyond f32's range), if any.
 public func convertToFloat(_ p: UnsafeRawPointer, dtype: DType, count: Int, into out: UnsafeMutablePointer<Float>) -> Int? {
     switch dtype {
     case .u8: let s = p.assumingMemoryBound(to: UInt8.self); for i in 0..<count { out[i] = Float(s[i]) }
@@ -18,12 +18,24 @@ public func convertToFloat(_ p: UnsafeRawPointer, dtype: DType, count: Int, into
         for i in 0..<count where !out[i].isFinite { return i }
     case .f64:
         for i in 0..<count {
-            let v = p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)
-            guard v.isFinite else { return i }
-            out[i] = Float(v)
+            let v = Float(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self))
+            guard v.isFinite else { return i }  // 1e300 becomes inf
+            out[i] = v
         }
     }
     return nil
+}
+
+/// Why element `i` of `dtype` at `p` was refused by `convertToFloat`, for "sample N holds …".
+public func nonFiniteValue(_ p: UnsafeRawPointer, dtype: DType, at i: Int) -> String {
+    guard dtype == .f64 else { return "a NaN or infinity" }
+    let v = p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)
+    return v.isFinite ? "\(v), beyond the range of f32 (±3.4e38)" : "a NaN or infinity"
+}
+
+func allFinite(_ p: UnsafePointer<Float>, count: Int) -> Bool {
+    for i in 0..<count where !p[i].isFinite { return false }
+    return true
 }
 
 /// Reads integer labels; returns the index and value of the first one outside 0..<classes.
@@ -188,7 +200,7 @@ public final class DatasetStream {
         d.x.append(contentsOf: repeatElement(0, count: n * xs))
         let xsrc = b.field(xi).baseAddress! + from * xf.sampleBytes
         if let bad = d.x.withUnsafeMutableBufferPointer({ convertToFloat(xsrc, dtype: xf.dtype, count: n * xs, into: $0.baseAddress! + base * xs) }) {
-            throw ModelError(name, "field '\(input)' sample \(first + bad / xs) holds a NaN or infinity")
+            throw ModelError(name, "field '\(input)' sample \(first + bad / xs) holds \(nonFiniteValue(xsrc, dtype: xf.dtype, at: bad))")
         }
         if let v = tokens, let bad = d.x.withUnsafeBufferPointer({ firstInvalidToken($0.baseAddress! + base * xs, count: n * xs, vocabulary: v) }) {
             throw ModelError(name, "field '\(input)' sample \(first + bad / xs): \(elementText(xsrc, bad, dtype: xf.dtype)) is not a token id of the model's vocabulary of \(v)")
@@ -204,7 +216,7 @@ public final class DatasetStream {
         if task == .regression || oneHot {
             d.targets.append(contentsOf: repeatElement(0, count: n * d.targetSize))
             if let bad = d.targets.withUnsafeMutableBufferPointer({ convertToFloat(ysrc, dtype: yf.dtype, count: n * d.targetSize, into: $0.baseAddress! + base * d.targetSize) }) {
-                throw ModelError(name, "field '\(target)' sample \(first + bad / d.targetSize) holds a NaN or infinity")
+                throw ModelError(name, "field '\(target)' sample \(first + bad / d.targetSize) holds \(nonFiniteValue(ysrc, dtype: yf.dtype, at: bad))")
             }
         } else {
             d.labels.append(contentsOf: repeatElement(0, count: n))
@@ -218,11 +230,12 @@ public final class DatasetStream {
     }
 }
 
-/// Loss turned NaN or infinite: training diverged.
+/// Loss, a parameter or the optimizer's state turned NaN or infinite: training diverged.
 public struct DivergedError: DiagnosticError {
     public let epoch: Int, batch: Int
+    public var what = "loss is not a number"
     public var location: String { "epoch \(epoch), batch \(batch)" }
-    public var problem: String { "loss is not a number: training diverged (lower the learning rate?); no model written" }
+    public var problem: String { "\(what): training diverged (lower the learning rate?); no model written" }
     public var kind: FailureKind { .badData }
 }
 
@@ -468,6 +481,13 @@ public final class Trainer {
             correct += used.reduce(0) { $0 + $1.correct }
             done += n
             progress(done)
+        }
+        // A finite loss does not make the weights finite: Adam's second moment overflows first
+        // (a gradient beyond 1.8e19). The model file would be refused by every reader.
+        let P = net.parameterCount
+        for (values, what) in [(net.params, "a parameter is not a number"), (opt.m, "the optimizer's state is not a number"),
+                               (opt.v, "the optimizer's state is not a number")] where !allFinite(values, count: P) {
+            throw DivergedError(epoch: epoch, batch: batchNo, what: what)
         }
         return EpochResult(loss: lossSum / Double(max(data.count, 1)),
                            accuracy: net.task == .regression ? nil : Double(correct) / Double(max(data.count, 1)), samples: data.count)

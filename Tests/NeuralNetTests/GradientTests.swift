@@ -75,6 +75,9 @@ final class GradientTests: XCTestCase {
         check(Conv2D<Double>(inputShape: [5, 6, 2], filters: 3, kernel: (3, 3), stride: 1, padding: .valid))
         check(Conv2D<Double>(inputShape: [5, 6, 2], filters: 3, kernel: (3, 3), stride: 1, padding: .same))
         check(Conv2D<Double>(inputShape: [7, 6, 1], filters: 2, kernel: (3, 2), stride: 2, padding: .same))
+        // One channel, padded after only: 'same' 3×3 stride 2 on 8×8, and 2×2 on 5×5.
+        check(Conv2D<Double>(inputShape: [8, 8, 1], filters: 2, kernel: (3, 3), stride: 2, padding: .same))
+        check(Conv2D<Double>(inputShape: [5, 5, 1], filters: 2, kernel: (2, 2), stride: 1, padding: .same))
         check(Conv2D<Double>(inputShape: [7, 7, 3], filters: 4, kernel: (1, 1), stride: 1, padding: .valid))
     }
 
@@ -137,5 +140,20 @@ final class GradientTests: XCTestCase {
         let (loss, correct) = Loss.compute(task: .classification, output: z, batch: 1, outputs: 3, labels: labels, targets: nil, grad: &g)
         XCTAssertEqual(loss, 0.4076059644443803, accuracy: 1e-12)
         XCTAssertEqual(correct, 1)
+    }
+
+    /// A sample whose true class is far below the best counts its whole loss, as PyTorch's
+    /// cross_entropy does: log p was capped at log(FLT_MIN), so every such sample counted 87.3.
+    func testCrossEntropyOfAFarWrongSampleIsNotCapped() {
+        let z: [Float] = [300, 0, -16, 1, 2, 3]  // labels 1 and 0: losses 300 and 2.41
+        var g = [Float](repeating: 0, count: 6)
+        let sparse = Loss.compute(task: .classification, output: z, batch: 2, outputs: 3, labels: [1, 0], targets: nil, grad: &g)
+        let second = 1 - 3 - Foundation.log(Foundation.exp(-2.0) + Foundation.exp(-1.0) + 1)
+        XCTAssertEqual(sparse.loss, (300 - second) / 2, accuracy: 1e-4)
+        let onehot = Loss.compute(task: .classification, output: z, batch: 2, outputs: 3, labels: nil, targets: [0, 1, 0, 1, 0, 0], grad: &g)
+        XCTAssertEqual(onehot.loss, sparse.loss, accuracy: 1e-4)
+        // The gradient is softmax − one-hot, as before.
+        XCTAssertEqual(g[0], 0.5, accuracy: 1e-6)
+        XCTAssertEqual(g[1], -0.5, accuracy: 1e-6)
     }
 }

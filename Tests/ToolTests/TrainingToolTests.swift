@@ -579,4 +579,36 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(try sh("fit --model 'dense classes' -q -o \(tmp)/m.model \(good)").status, 0)
         assertFails(try sh("predict -m \(tmp)/m.model \(nan) >/dev/null"), status: 65, prefix: "predict: \(nan): ", contains: "field 'x' sample 1")
     }
+
+    /// An f64 beyond f32's range became an infinity: predict wrote -nan with status 0, and fit
+    /// called it divergence.
+    func testAnF64BeyondF32IsNamed() throws {
+        var schema = Schema(fields: [Field(name: "x", dtype: .f64, shape: Shape([2])), Field(name: "y", dtype: .i64, shape: Shape([]))])
+        schema.setClasses(["a", "b"], of: "y")
+        func stream(_ name: String, _ xs: [Double]) throws -> String {
+            let ys: [Int64] = [0, 1, 0]
+            let b = try makeStream(schema, batches: [(3, [xs.withUnsafeBytes { Array($0) }, ys.withUnsafeBytes { Array($0) }])])
+            try Data(b).write(to: URL(fileURLWithPath: "\(tmp)/\(name)"))
+            return "\(tmp)/\(name)"
+        }
+        let good = try stream("good.tns", [1, 2, 3, 4, 5, 6]), big = try stream("big.tns", [1, 2, 3, 1e300, 5, 6])
+        XCTAssertEqual(try sh("fit --model 'dense classes' -q -o \(tmp)/m.model \(good)").status, 0)
+        assertFails(try sh("predict -m \(tmp)/m.model \(big) >/dev/null"), status: 65, prefix: "predict: \(big): ",
+                    contains: "field 'x' sample 1 holds 1e+300, beyond the range of f32")
+        assertFails(try sh("fit --model 'dense classes' -q -o \(tmp)/m2.model \(big)"), status: 65, prefix: "fit: \(big): ",
+                    contains: "field 'x' sample 1 holds 1e+300, beyond the range of f32")
+    }
+
+    /// Finite inputs of 1e30 keep the loss finite but overflow Adam's second moment: fit wrote a
+    /// model that predict then refused ("optimizer state holds a NaN or infinity").
+    func testAnOverflowedOptimizerStateIsDivergence() throws {
+        var schema = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2])), Field(name: "y", dtype: .i64, shape: Shape([]))])
+        schema.setClasses(["a", "b"], of: "y")
+        let xs: [Float] = [1e30, -1e30, -1e30, 1e30, 1e30, 1e30], ys: [Int64] = [0, 1, 1]
+        let b = try makeStream(schema, batches: [(3, [xs.withUnsafeBytes { Array($0) }, ys.withUnsafeBytes { Array($0) }])])
+        try Data(b).write(to: URL(fileURLWithPath: "\(tmp)/huge.tns"))
+        let r = try sh("fit --model 'dense classes' --epochs 2 -q -o \(tmp)/m.model \(tmp)/huge.tns")
+        assertFails(r, status: 65, prefix: "fit: epoch 1, batch 1: ", contains: "is not a number: training diverged")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m.model"))
+    }
 }
