@@ -370,7 +370,7 @@ public final class Trainer {
     /// each shard's samples, and its network's buffers for one pass. `fit` checks it against
     /// OpenBLAS.memoryForWork before the Trainer allocates any of it.
     public static func workingBytes(model: Model, batchSize: Int, threads: Int) -> Double {
-        let t = max(1, min(threads, batchSize)), per = (batchSize + t - 1) / t
+        let t = shardCount(model.network, batchSize: batchSize, threads: threads), per = (batchSize + t - 1) / t
         let net = model.network
         let samples = Double(per) * Double(net.inputSize + 2 * net.outputSize + 2) * 4
         return Double(t) * (samples + net.workingBytes(batch: Shard.passSize(net, per), training: true))
@@ -379,14 +379,22 @@ public final class Trainer {
     public init(model: Model, batchSize: Int, seed: UInt64, threads: Int = 1) {
         self.model = model
         self.batchSize = batchSize
-        let t = max(1, min(threads, batchSize))
+        let net = model.network
+        let t = Self.shardCount(net, batchSize: batchSize, threads: threads)
         self.threads = t
         let per = (batchSize + t - 1) / t
-        let net = model.network
         shards = (0..<t).map { k in Shard(net: k == 0 ? net : net.replica(), capacity: per, seed: seed &+ 0x5EED &+ UInt64(k)) }
         rng = SeededRandom(seed: seed &+ 0x5EED)
         ranges = net.trainableRanges
         if model.optimizer == nil { model.optimizer = Optimizer<Float>(config: model.optimizerConfig, count: net.parameterCount) }
+    }
+
+    /// How many replicas share a batch: one a thread, but one in all for a network with
+    /// BatchNorm, which must normalize by the statistics of the whole batch (as Keras and PyTorch
+    /// do). Normalized by shares, a share of one sample made every value 0 and the network
+    /// stopped learning, and the same command trained another model on a machine of more cores.
+    static func shardCount(_ net: Network<Float>, batchSize: Int, threads: Int) -> Int {
+        net.layers.contains { $0 is BatchNorm<Float> } ? 1 : max(1, min(threads, batchSize))
     }
 
     /// The random generators' states (shuffling, then each shard's dropout), as hex words: saved
