@@ -165,7 +165,7 @@ public final class ImageFileSource: SampleSource {
 
     public init(source: ByteSource, field: String, channels: Int?, size: ImageSize? = nil) throws {
         name = source.name
-        image = try ImageCodec.decode(try ImageCodec.readAll(source), name: name, channels: channels).resized(to: size)
+        image = try ImageCodec.decode(try ImageCodec.readAll(source), name: name, channels: channels).resized(to: size, name: name)
         fields = [Field(name: field, dtype: .u8, shape: Shape([image.height, image.width, image.channels]))]
         metadata = [("\(field).source", name)]
     }
@@ -213,7 +213,7 @@ public final class ImageFolderSource: SampleSource {
             guard files.count > before else { throw DataError(c.path, "class directory holds no .png or .jpg files") }
         }
         let first = files[0]
-        let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(first.path)), name: first.path, channels: channels).resized(to: size)
+        let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(first.path)), name: first.path, channels: channels).resized(to: size, name: first.path)
         shape = Shape([img.height, img.width, img.channels])
         fields = [Field(name: field, dtype: .u8, shape: shape),
                   Field(name: "y", dtype: classes.count <= 256 ? .u8 : .i64, shape: Shape([]))]
@@ -224,7 +224,7 @@ public final class ImageFolderSource: SampleSource {
         var n = 0
         while n < max && position < files.count {
             let (p, label) = files[position]
-            let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(p)), name: p, channels: channels).resized(to: size)
+            let img = try ImageCodec.decode(try ImageCodec.readAll(try FileSource.open(p)), name: p, channels: channels).resized(to: size, name: p)
             let s = Shape([img.height, img.width, img.channels])
             guard s == shape else {
                 let hint = s.dims[0..<2] == shape.dims[0..<2] ? "set --channels" : s.dims[2] == shape.dims[2] ? "give --resize WxH" : "give --resize WxH and --channels"

@@ -5,6 +5,8 @@
 // each pass rounded to u8 with 22-bit fixed-point weights. Channels are resampled independently
 // (Pillow premultiplies alpha for RGBA; we do not).
 
+import TensorCore
+
 /// A width and height in pixels, as `WIDTHxHEIGHT` is written (ImageMagick's geometry).
 public struct ImageSize: Equatable, Sendable {
     public let width: Int, height: Int
@@ -118,9 +120,20 @@ enum Resampler {
 }
 
 extension DecodedImage {
-    /// The image resampled to `size` (itself when it has that size already).
-    public func resized(to size: ImageSize?) -> DecodedImage {
+    /// The image resampled to `size` (itself when it has that size already). Refused (70) when
+    /// the passes need more memory than the process may use: a 1×67M-pixel PNG grown to
+    /// 16384 columns would need terabytes between the passes.
+    public func resized(to size: ImageSize?, name: String) throws -> DecodedImage {
         guard let size, size.width != width || size.height != height else { return self }
+        func taps(_ from: Int, _ to: Int) -> Double { Double(to) * (2 * (Double(from) / Double(to)).rounded(.up) + 1) * 4 }
+        let need = Double(height) * Double(size.width) * Double(channels) + Double(size.height) * Double(size.width) * Double(channels)
+            + taps(width, size.width) + taps(height, size.height)
+        if need > Double(64 << 20) {
+            let room = SystemMemory.available()
+            guard need <= room else {
+                throw DataError(name, "resizing \(width)×\(height) to \(size.width)×\(size.height) needs \(SystemMemory.describe(need)) of memory, more than the \(SystemMemory.describe(room)) this process may use", kind: .internal)
+            }
+        }
         return DecodedImage(width: size.width, height: size.height, channels: channels,
                             pixels: Resampler.resize(pixels, width: width, height: height, channels: channels, to: size))
     }

@@ -216,6 +216,24 @@ final class EdgeInputTests: XCTestCase {
         XCTAssertEqual(try sh("tensor-load big.npy.gz | tensor-show --count", cwd: tmp).stdoutText, "1\n")
     }
 
+    func testAResizeLargerThanTheMemoryLimitIsRefusedNotATrap() throws {
+        // A gray PNG one pixel wide and 100000 tall (a few hundred bytes) grown to 16384×16384:
+        // between the passes, 100000 rows of 16384 (1.6 GB). Under a 1 GB address-space limit
+        // that was an allocation trap; now one line and 70.
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        let make = """
+            python3 -c 'import struct, sys, zlib
+            def chunk(k, d): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+            raw = b"\\x00\\x80" * 100000
+            sys.stdout.buffer.write(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 100000, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))' > tall.png
+            """
+        XCTAssertEqual(try sh(make, cwd: tmp).status, 0)
+        XCTAssertEqual(try sh("tensor-load tall.png | tensor-show", cwd: tmp).stdoutText.contains("100000×1×1"), true)
+        let r = try sh("ulimit -v 1000000 && timeout 60 tensor-load --resize 16384x16384 -o big.tns tall.png", cwd: tmp)
+        assertFails(r, status: 70, prefix: "tensor-load: tall.png: resizing 1×100000 to 16384×16384 needs 1.9 GB of memory", contains: "this process may use")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/big.tns"))
+    }
+
     func testAHeaderOnlyStreamOfAHugeSampleAllocatesNothing() throws {
         // A valid stream of no samples whose sample is 46340×46340 bytes (2 GiB): augment,
         // normalize and tensor-show --csv allocated (and zero-filled) 16–34 GiB before any data

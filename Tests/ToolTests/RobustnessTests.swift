@@ -545,18 +545,22 @@ final class RobustnessTests: XCTestCase {
         }
     }
 
+    /// Runs `command` under script(1), which gives it a terminal (stdout and /dev/tty): it must
+    /// be refused with 64, its message (on the terminal) starting with `prefix`.
+    func assertRefusedOnATerminal(_ command: String, _ prefix: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try sh("script -qec '\(command)' /dev/null", cwd: tmp)
+        XCTAssertEqual(r.status, 64, "\(command): \(r.stdoutText)", file: file, line: line)
+        XCTAssertTrue(r.stdoutText.hasPrefix(prefix), r.stdoutText, file: file, line: line)
+    }
+
     func testEveryBinaryWriterRefusesATerminal() throws {
         // Case 39 (tensor-load: ToolTests): script(1) gives the tool a terminal as stdout.
         try makeModel()
         for w in writers.dropLast() {
-            let r = try sh("script -qec '\(w)' /dev/null", cwd: tmp)
-            XCTAssertEqual(r.status, 64, "\(w): \(r.stdoutText)")
-            XCTAssertTrue(r.stdoutText.contains("\(tool(w)): stdout: refusing to write a binary stream to a terminal"), r.stdoutText)
+            try assertRefusedOnATerminal(w, "\(tool(w)): stdout: refusing to write a binary stream to a terminal")
         }
         // A PNG is not a stream to pipe into tensor-show.
-        let png = try sh("script -qec 'tensor-show --png - train.tns' /dev/null", cwd: tmp)
-        XCTAssertEqual(png.status, 64, png.stdoutText)
-        XCTAssertTrue(png.stdoutText.contains("tensor-show: stdout: refusing to write a PNG image to a terminal; redirect it (> grid.png)"), png.stdoutText)
+        try assertRefusedOnATerminal("tensor-show --png - train.tns", "tensor-show: stdout: refusing to write a PNG image to a terminal; redirect it (> grid.png)")
     }
 
     /// A terminal named as the output file (-o /dev/tty) is a terminal too; it was written in
@@ -564,17 +568,11 @@ final class RobustnessTests: XCTestCase {
     func testATerminalNamedAsTheOutputIsRefused() throws {
         try makeModel()
         for w in writers {
-            let r = try sh("script -qec '\(w) -o /dev/tty' /dev/null", cwd: tmp)
-            XCTAssertEqual(r.status, 64, "\(w): \(r.stdoutText)")
-            XCTAssertTrue(r.stdoutText.hasPrefix("\(tool(w)): /dev/tty: refusing to write a binary stream to a terminal"), r.stdoutText)
+            try assertRefusedOnATerminal("\(w) -o /dev/tty", "\(tool(w)): /dev/tty: refusing to write a binary stream to a terminal")
         }
-        let npz = try sh("script -qec 'tensor-show --npz /dev/tty train.tns' /dev/null", cwd: tmp)
-        XCTAssertEqual(npz.status, 64, npz.stdoutText)
-        XCTAssertTrue(npz.stdoutText.hasPrefix("tensor-show: /dev/tty: refusing to write an .npz archive to a terminal"), npz.stdoutText)
+        try assertRefusedOnATerminal("tensor-show --npz /dev/tty train.tns", "tensor-show: /dev/tty: refusing to write an .npz archive to a terminal")
         // fit refuses before it trains, not when the model is written.
-        let fit = try sh("script -qec 'fit --model mlp --epochs 1 -q -o /dev/tty train.tns' /dev/null", cwd: tmp)
-        XCTAssertEqual(fit.status, 64, fit.stdoutText)
-        XCTAssertTrue(fit.stdoutText.hasPrefix("fit: /dev/tty: refusing to write a model to a terminal"), fit.stdoutText)
+        try assertRefusedOnATerminal("fit --model mlp --epochs 1 -q -o /dev/tty train.tns", "fit: /dev/tty: refusing to write a model to a terminal")
         // Text for people to a named terminal is still written.
         let text = try sh("script -qec 'predict -m m.model --format csv -o /dev/tty train.tns' /dev/null", cwd: tmp)
         XCTAssertEqual(text.status, 0, text.stdoutText)
