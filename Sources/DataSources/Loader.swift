@@ -196,12 +196,7 @@ public enum Loader {
         // The batch buffers are made with the first sample; beside an array read whole they can
         // pass what the process may use, and a failed allocation traps: refused first.
         let batchBytes = Double(builder.capacity) * Double(schema.fields.reduce(0) { $0 + $1.sampleBytes })
-        if batchBytes > 64 * 1024 * 1024 {
-            let room = SystemMemory.available()
-            guard batchBytes <= room else {
-                throw DataError(sources.first?.name ?? "input", "needs \(SystemMemory.describe(batchBytes)) of memory for a batch, more than the \(SystemMemory.describe(room)) this process may use (physical memory, a container's limit or ulimit -v)", kind: .internal)
-            }
-        }
+        try refuseUnlessRoom(batchBytes, name: sources.first?.name ?? "input", for: "for a batch")
         var fieldBase: [Int] = []
         var k = 0
         for s in sources { fieldBase.append(k); k += s.fields.count }

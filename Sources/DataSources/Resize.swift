@@ -5,8 +5,6 @@
 // each pass rounded to u8 with 22-bit fixed-point weights. Channels are resampled independently
 // (Pillow premultiplies alpha for RGBA; we do not).
 
-import TensorCore
-
 /// A width and height in pixels, as `WIDTHxHEIGHT` is written (ImageMagick's geometry).
 public struct ImageSize: Equatable, Sendable {
     public let width: Int, height: Int
@@ -128,12 +126,7 @@ extension DecodedImage {
         func taps(_ from: Int, _ to: Int) -> Double { Double(to) * (2 * (Double(from) / Double(to)).rounded(.up) + 1) * 4 }
         let need = Double(height) * Double(size.width) * Double(channels) + Double(size.height) * Double(size.width) * Double(channels)
             + taps(width, size.width) + taps(height, size.height)
-        if need > Double(64 << 20) {
-            let room = SystemMemory.available()
-            guard need <= room else {
-                throw DataError(name, "resizing \(width)×\(height) to \(size.width)×\(size.height) needs \(SystemMemory.describe(need)) of memory, more than the \(SystemMemory.describe(room)) this process may use", kind: .internal)
-            }
-        }
+        try refuseUnlessRoom(need, name: name, for: "to resize \(width)×\(height) to \(size.width)×\(size.height)")
         return DecodedImage(width: size.width, height: size.height, channels: channels,
                             pixels: Resampler.resize(pixels, width: width, height: height, channels: channels, to: size))
     }

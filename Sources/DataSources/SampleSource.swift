@@ -103,9 +103,16 @@ func readGrowing(_ source: ByteSource, count: Int) throws -> [UInt8] {
 /// container's limit), and doubling it on the way would need half as much again.
 func makeRoom(_ buffer: inout [UInt8], total: Int, name: String) throws {
     guard buffer.count >= 64 << 20, buffer.capacity < total else { return }
-    let room = SystemMemory.available()
-    guard Double(total) <= room else {
-        throw DataError(name, "needs \(SystemMemory.describe(Double(total))) of memory to read, more than the \(SystemMemory.describe(room)) this process may use (physical memory, a container's limit or ulimit -v)", kind: .internal)
-    }
+    try refuseUnlessRoom(Double(total), name: name, for: "to read")
     buffer.reserveCapacity(total)
+}
+
+/// Refuses (70, naming `name`) work that needs `bytes` when the process may not have them: the
+/// allocation would trap instead. Below 64 MiB it is not asked (reading the limits costs).
+func refuseUnlessRoom(_ bytes: Double, name: String, for purpose: String) throws {
+    guard bytes > Double(64 << 20) else { return }
+    let room = SystemMemory.available()
+    guard bytes <= room else {
+        throw DataError(name, "needs \(SystemMemory.describe(bytes)) of memory \(purpose), more than the \(SystemMemory.describe(room)) this process may use (physical memory, a container's limit or ulimit -v)", kind: .internal)
+    }
 }

@@ -230,7 +230,7 @@ final class EdgeInputTests: XCTestCase {
         XCTAssertEqual(try sh(make, cwd: tmp).status, 0)
         XCTAssertEqual(try sh("tensor-load tall.png | tensor-show", cwd: tmp).stdoutText.contains("100000×1×1"), true)
         let r = try sh("ulimit -v 1000000 && timeout 60 tensor-load --resize 16384x16384 -o big.tns tall.png", cwd: tmp)
-        assertFails(r, status: 70, prefix: "tensor-load: tall.png: resizing 1×100000 to 16384×16384 needs 1.9 GB of memory", contains: "this process may use")
+        assertFails(r, status: 70, prefix: "tensor-load: tall.png: needs 1.9 GB of memory to resize 1×100000 to 16384×16384", contains: "this process may use")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/big.tns"))
     }
 

@@ -149,6 +149,10 @@ final class ToolTests: XCTestCase {
             // a single CIFAR batch is read whole: --split test returned training data
             ("--split test \(testdata("cifar/data_batch_1.bin"))", "tensor-load: --split: chooses the batches of a CIFAR archive"),
             ("--text \(testdata("text/reviews.csv")) --max-len 4 --channels 3", "tensor-load: --channels: is not for text input"),
+            ("--text \(testdata("text/reviews.csv")) --max-len 4 --resize 8x8", "tensor-load: --resize: is not for text input"),
+            ("--resize 8x8 x=\(images)", "tensor-load: --resize: is for image input, and the input is idx"),
+            ("--resize 0x8 \(testdata("images/gray-4x3.png"))", "tensor-load: --resize takes WIDTHxHEIGHT, each 1 to 16384 (as 28x28), not '0x8'"),
+            ("--resize 28 \(testdata("images/gray-4x3.png"))", "tensor-load: --resize takes WIDTHxHEIGHT, each 1 to 16384 (as 28x28), not '28'"),
             // class names for a target that has no classes, or one name twice
             ("--label target --classes a,b \(testdata("csv/regression.tsv"))", "tensor-load: --classes: field 'y' is f32"),
             ("--label species --classes a,a,b \(testdata("csv/iris-small.csv"))", "tensor-load: --classes: names 'a' twice"),
