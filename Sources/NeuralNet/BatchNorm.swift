@@ -16,6 +16,12 @@ public final class BatchNorm<T: Real>: Layer<T> {
     private var batchStatistics = true
     /// Replicas in data-parallel training leave the running statistics to the primary.
     var updatesRunningStatistics = true
+    /// In data-parallel training, the sums this layer's replicas share, and this one's rank:
+    /// every replica normalizes by the statistics of the whole batch (ReplicaStatistics).
+    private var shared: ReplicaStatistics<T>?
+    private var rank = 0
+    /// The positions the last training forward's statistics were over (every replica's).
+    private var statisticRows = 0
 
     init(inputShape: [Int]) {
         C = inputShape.last!
@@ -38,6 +44,13 @@ public final class BatchNorm<T: Real>: Layer<T> {
     @_specialize(where T == Float)
     override func workingValues(batch n: Double, training: Bool) -> Double { n * Double(inputSize) }
 
+    /// Makes this layer replica `rank` of those that share `statistics`.
+    func share(_ statistics: ReplicaStatistics<T>, rank: Int) {
+        precondition(statistics.channels == C)  // trap-ok: the trainer links layers of one network
+        shared = statistics
+        self.rank = rank
+    }
+
     override func reserve(batch: Int) {
         xhat.reserve(batch * inputSize)
         invStd.reserve(C)
@@ -51,10 +64,14 @@ public final class BatchNorm<T: Real>: Layer<T> {
         if training {
             var mean = [T](repeating: 0, count: C), v = [T](repeating: 0, count: C)
             for r in 0..<rows { for c in 0..<C { mean[c] += x[r * C + c] } }
-            for c in 0..<C { mean[c] /= T(rows) }
+            var m = rows
+            if let shared { m = mean.withUnsafeMutableBufferPointer { shared.sum($0.baseAddress!, rows: rows, rank: rank, phase: .mean) } }
+            for c in 0..<C { mean[c] /= T(m) }
             for r in 0..<rows { for c in 0..<C { let d = x[r * C + c] - mean[c]; v[c] += d * d } }
+            if let shared { v.withUnsafeMutableBufferPointer { _ = shared.sum($0.baseAddress!, rows: rows, rank: rank, phase: .variance) } }
+            statisticRows = m
             for c in 0..<C {
-                v[c] /= T(rows)
+                v[c] /= T(m)
                 inv[c] = 1 / T.sqrt(v[c] + epsilon)
                 if updatesRunningStatistics {
                     rmean[c] = momentum * rmean[c] + (1 - momentum) * mean[c]
@@ -102,7 +119,13 @@ public final class BatchNorm<T: Real>: Layer<T> {
             for r in 0..<rows { for c in 0..<C { dx[r * C + c] = dy[r * C + c] * gamma[c] * inv[c] } }
             return
         }
-        let m = T(rows)
+        // dgamma and dbeta are this share's (the trainer sums the replicas' gradients); dx
+        // depends on the whole batch's sums.
+        if let shared {
+            sumDy.withUnsafeMutableBufferPointer { _ = shared.sum($0.baseAddress!, rows: rows, rank: rank, phase: .gradient) }
+            sumDyXh.withUnsafeMutableBufferPointer { _ = shared.sum($0.baseAddress!, rows: rows, rank: rank, phase: .gradientByXhat) }
+        }
+        let m = T(statisticRows)
         for r in 0..<rows {
             for c in 0..<C {
                 let k = r * C + c

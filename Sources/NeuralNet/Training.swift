@@ -351,8 +351,10 @@ final class Shard {
 public final class Trainer {
     public let model: Model
     public let batchSize: Int
-    public let threads: Int
-    private var shards: [Shard]
+    public private(set) var threads: Int
+    private var shards: [Shard] = []
+    /// Where the replicas' BatchNorm layers meet (ReplicaStatistics).
+    private let barrier = ReplicaBarrier()
     public var rng: SeededRandom
     /// The trainable ranges of the parameters, for the optimizer.
     private let ranges: [Range<Int>]
@@ -370,7 +372,7 @@ public final class Trainer {
     /// each shard's samples, and its network's buffers for one pass. `fit` checks it against
     /// OpenBLAS.memoryForWork before the Trainer allocates any of it.
     public static func workingBytes(model: Model, batchSize: Int, threads: Int) -> Double {
-        let t = shardCount(model.network, batchSize: batchSize, threads: threads), per = (batchSize + t - 1) / t
+        let t = shardCount(batchSize: batchSize, threads: threads), per = (batchSize + t - 1) / t
         let net = model.network
         let samples = Double(per) * Double(net.inputSize + 2 * net.outputSize + 2) * 4
         return Double(t) * (samples + net.workingBytes(batch: Shard.passSize(net, per), training: true))
@@ -380,21 +382,27 @@ public final class Trainer {
         self.model = model
         self.batchSize = batchSize
         let net = model.network
-        let t = Self.shardCount(net, batchSize: batchSize, threads: threads)
-        self.threads = t
-        let per = (batchSize + t - 1) / t
-        shards = (0..<t).map { k in Shard(net: k == 0 ? net : net.replica(), capacity: per, seed: seed &+ 0x5EED &+ UInt64(k)) }
+        self.threads = Self.shardCount(batchSize: batchSize, threads: threads)
         rng = SeededRandom(seed: seed &+ 0x5EED)
         ranges = net.trainableRanges
+        // Replicas that meet at a barrier (BatchNorm's) must each have a thread: should the
+        // system refuse one, fewer replicas share the batch.
+        let norms = net.layers.indices.filter { net.layers[$0] is BatchNorm<Float> }
+        if !norms.isEmpty { self.threads = min(self.threads, pool.concurrency) }
+        let t = self.threads, per = (batchSize + t - 1) / t
+        shards = (0..<t).map { k in Shard(net: k == 0 ? net : net.replica(), capacity: per, seed: seed &+ 0x5EED &+ UInt64(k)) }
+        if t > 1 {
+            for i in norms {
+                let s = ReplicaStatistics<Float>(replicas: t, channels: (net.layers[i] as! BatchNorm<Float>).C, barrier: barrier)  // trap-ok: filtered above
+                for (k, shard) in shards.enumerated() { (shard.net.layers[i] as! BatchNorm<Float>).share(s, rank: k) }  // trap-ok: replicas have the same layers
+            }
+        }
         if model.optimizer == nil { model.optimizer = Optimizer<Float>(config: model.optimizerConfig, count: net.parameterCount) }
     }
 
-    /// How many replicas share a batch: one a thread, but one in all for a network with
-    /// BatchNorm, which must normalize by the statistics of the whole batch (as Keras and PyTorch
-    /// do). Normalized by shares, a share of one sample made every value 0 and the network
-    /// stopped learning, and the same command trained another model on a machine of more cores.
-    static func shardCount(_ net: Network<Float>, batchSize: Int, threads: Int) -> Int {
-        net.layers.contains { $0 is BatchNorm<Float> } ? 1 : max(1, min(threads, batchSize))
+    /// How many replicas share a batch: one a thread, no more than the batch has samples.
+    static func shardCount(batchSize: Int, threads: Int) -> Int {
+        max(1, min(threads, batchSize))
     }
 
     /// The random generators' states (shuffling, then each shard's dropout), as hex words: saved
@@ -433,6 +441,7 @@ public final class Trainer {
         // optimizer's (itself parallel) update.
         jobData = data
         jobSamples = n
+        barrier.parties = used
         phase = .shards(train: train)
         pool.run(used)
         jobData = nil  // no second reference to the caller's arrays (a --stream batch is refilled in place)

@@ -40,6 +40,8 @@ final class WorkerPool {
     /// Workers started: parts 1…workers. Should the system refuse a thread, the calling thread
     /// runs the parts beyond.
     private var workers = 0
+    /// Parts that run at once: the calling thread's and the workers'.
+    var concurrency: Int { workers + 1 }
     /// How long a worker polls for the next job before it sleeps, in nanoseconds.
     private static let pollingTime: UInt64 = 300_000
 

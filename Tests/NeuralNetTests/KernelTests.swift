@@ -390,6 +390,45 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(finals[2], finals[3], "same seed, two threads: identical weights")
     }
 
+    /// Replicas of a network with BatchNorm share the batch's statistics, forward and backward:
+    /// training on 2, 4 or 16 threads (16 gives each replica one sample) is training on one, up
+    /// to rounding, running statistics included. Normalized by shares, one sample a replica
+    /// made every normalized value 0 and the weights went elsewhere entirely.
+    func testBatchNormReplicasNormalizeByTheWholeBatch() throws {
+        var sgd = OptimizerConfig()
+        sgd.kind = .sgd
+        sgd.learningRate = 0.1
+        var rng = SeededRandom(seed: 4)
+        var images = Dataset(inputShape: [5, 5, 2])
+        for i in 0..<48 {
+            images.labels.append(Int32(i % 3))
+            for _ in 0..<50 { images.x.append(Float(rng.nextGaussian()) + Float(i % 3)) }
+        }
+        images.count = 48
+        let cases: [(String, [Int], Dataset)] = [
+            ("dense 6; batchnorm; relu; dense 5; batchnorm; tanh; dense classes", [4], toyData(n: 48, seed: 5)),
+            ("conv 3 3x3; batchnorm; relu; flatten; dense classes", [5, 5, 2], images),
+        ]
+        for (arch, shape, data) in cases {
+            func train(threads: Int) throws -> [Float] {
+                let m = try Model(architecture: arch, inputShape: shape, inputField: "x", inputDType: .f32, targetField: "y",
+                                  classes: ["a", "b", "c"], task: .classification, optimizer: sgd)
+                m.network.initialize(seed: 7)
+                let t = Trainer(model: m, batchSize: 16, seed: 7, threads: threads)
+                XCTAssertEqual(t.threads, threads, "a replica per thread")
+                _ = try t.trainEpoch(data, epoch: 1, shuffle: false)
+                return Array(UnsafeBufferPointer(start: m.network.params, count: m.network.parameterCount))
+            }
+            let one = try train(threads: 1)
+            for threads in [2, 4, 16] {
+                let many = try train(threads: threads)
+                let worst = zip(one, many).map { abs($0 - $1) }.max()!
+                XCTAssertLessThan(worst, 1e-5, "\(arch) on \(threads) threads")
+                XCTAssertEqual(many, try train(threads: threads), "\(arch): the same seed and threads, the same weights")
+            }
+        }
+    }
+
     func testWorkerPoolRunsEveryPartOnceAndWakesSleepingWorkers() {
         // Each part exactly once per run, on whichever thread; workers that went to sleep
         // (after a few hundred µs without a job) are woken by the next run; a run of fewer
