@@ -141,10 +141,11 @@ final class TrainingToolTests: XCTestCase {
     func testResumingIsTheUninterruptedRun() throws {
         // Three epochs, or one and two more from its model or its checkpoint, are one model to
         // the byte: the shuffling and the dropout masks continue where the run stopped (a
-        // resumed epoch 2 drew epoch 1's order again, from the seed).
+        // resumed epoch 2 drew epoch 1's order again, from the seed), and BatchNorm's running
+        // statistics are the model's.
         for threads in [1, 2] {
             let common = "--batch 3 --threads \(threads) -q"
-            try assertOnePlusTwoIsThree("--model 'dense 32 relu; dropout 0.3; dense classes' --seed 7 \(common)", resume: common, "\(threads) threads: 1 + 2 epochs is 3")
+            try assertOnePlusTwoIsThree("--model 'dense 32; batchnorm; relu; dropout 0.3; dense classes' --seed 7 \(common)", resume: common, "\(threads) threads: 1 + 2 epochs is 3")
         }
         // The random state is the model's: a --seed beside --resume would be ignored.
         assertFails(try sh("fit --resume \(tmp)/one.model --seed 3 -o \(tmp)/x.model \(tmp)/train.tns"), status: 64,
