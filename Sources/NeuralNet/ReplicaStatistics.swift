@@ -49,14 +49,12 @@ final class ReplicaStatistics<T: Real> {
     /// The phases of a step, each with its own region of every replica's slot: a replica that
     /// has passed one barrier writes the next region while others still read the last.
     enum Phase: Int, CaseIterable { case mean, variance, gradient, gradientByXhat }
-    private let replicas: Int
     /// replicas × phases × channels partial sums.
     private let slots: UnsafeMutablePointer<T>
     /// Each replica's rows (the positions its statistics are over), posted with its sums.
     private let rows: UnsafeMutablePointer<Int>
 
     init(replicas: Int, channels: Int, barrier: ReplicaBarrier) {
-        self.replicas = replicas
         self.channels = channels
         self.barrier = barrier
         let n = replicas * Phase.allCases.count * channels
@@ -77,7 +75,8 @@ final class ReplicaStatistics<T: Real> {
 
     /// Posts `sums` (`channels` values over `rows` positions) as replica `rank`'s share of
     /// `phase`, waits for the batch's other replicas, and replaces `sums` by the total of every
-    /// share, added in rank order. Returns the total rows.
+    /// share, added in rank order. Returns the total rows (the counts posted with `.mean`, the
+    /// step's first phase).
     @discardableResult
     func sum(_ sums: UnsafeMutablePointer<T>, rows count: Int, rank: Int, phase: Phase) -> Int {
         let parties = barrier.parties
