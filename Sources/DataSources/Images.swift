@@ -1,4 +1,4 @@
-// PNG (libpng's simplified API) and JPEG (TurboJPEG) images as u8 H×W×C samples, C 1, 3 or 4.
+// PNG (libpng's sequential reader, CPNG) and JPEG (TurboJPEG) images as u8 H×W×C samples, C 1, 3 or 4.
 // One file is one sample; a directory with one sub-directory per class is a labelled data set,
 // classes sorted by name, files sorted within each, decoded one at a time (flat memory).
 // Gray images stay one channel and colour ones three (four with alpha), unless --channels says.
@@ -12,6 +12,35 @@ import TensorStream
 public struct DecodedImage {
     public var width: Int, height: Int, channels: Int
     public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
+        (self.width, self.height, self.channels, self.pixels) = (width, height, channels, pixels)
+    }
+
+    /// A PNG's expanded samples (`fileChannels` of gray, gray+alpha, RGB or RGBA; 16-bit ones in
+    /// native order when `wide`) as `channels` (default: the file's, gray+alpha as RGBA), chosen
+    /// as PIL's convert does: alpha dropped, colour to gray as ITU-R 601 luma.
+    init(fromPNG raw: [UInt8], width w: Int, height h: Int, fileChannels fc: Int, wide: Bool, channels: Int?) {
+        let hasColor = fc >= 3, hasAlpha = fc == 2 || fc == 4
+        let c = channels ?? (hasAlpha ? 4 : hasColor ? 3 : 1)
+        // 16 bits to 8 by rounding, v·255/65535 (Pillow takes the high byte: tensor-load(1)).
+        let samples = !wide ? raw : raw.withUnsafeBytes { b in
+            b.bindMemory(to: UInt16.self).map { UInt8((UInt32($0) * 255 + 32767) / 65535) }
+        }
+        func sample(_ i: Int) -> UInt8 { samples[i] }
+        var out = [UInt8](repeating: 0, count: w * h * c)
+        for i in 0..<w * h {
+            let gray = sample(fc * i)
+            let (red, green, blue) = hasColor ? (gray, sample(fc * i + 1), sample(fc * i + 2)) : (gray, gray, gray)
+            let alpha = hasAlpha ? sample(fc * i + fc - 1) : 255
+            switch c {
+            case 4: (out[4 * i], out[4 * i + 1], out[4 * i + 2], out[4 * i + 3]) = (red, green, blue, alpha)
+            case 3: (out[3 * i], out[3 * i + 1], out[3 * i + 2]) = (red, green, blue)
+            default: out[i] = hasColor ? ImageCodec.luma(red, green, blue) : gray  // gray stored as gray: its own value
+            }
+        }
+        self.init(width: w, height: h, channels: c, pixels: out)
+    }
 }
 
 public enum ImageCodec {
@@ -30,67 +59,33 @@ public enum ImageCodec {
     }
 
     static func decodePNG(_ data: [UInt8], name: String, channels: Int?) throws -> DecodedImage {
-        var img = png_image()
-        img.version = UInt32(PNG_IMAGE_VERSION)
-        func message() -> String {
-            withUnsafeBytes(of: img.message) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-        }
-        // Without its gAMA chunk: the simplified API would gamma-correct the values to sRGB
-        // (stored 64 and 128 under gAMA 1/2.2 stay so, under gAMA 1.0 became 136 and 186);
-        // PIL, torchvision and Keras read the values as stored.
-        let stored = withoutGamma(data)
-        let ok = stored.withUnsafeBytes { png_image_begin_read_from_memory(&img, $0.baseAddress, $0.count) }
-        guard ok != 0 else { throw DataError(name, "bad PNG: \(message())") }
-        let hasColor = img.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
-        let hasAlpha = img.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0  // an alpha channel, or tRNS
-        let c = channels ?? (hasAlpha ? 4 : hasColor ? 3 : 1)
-        // Decoded as 8-bit RGBA, the values as stored: libpng's simplified API would otherwise
-        // take 16-bit samples for linear light and gamma-encode them (50% became 186, not 128),
-        // and composite alpha onto a background when asked for fewer channels. The channels
-        // are then chosen here, as PIL's convert does: alpha dropped, gray as ITU-R 601 luma.
-        img.format = UInt32(PNG_FORMAT_FLAG_COLOR) | UInt32(PNG_FORMAT_FLAG_ALPHA)  // PNG_FORMAT_RGBA
-        img.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
-        let w = Int(img.width), h = Int(img.height)
-        guard let px = checkedProduct([w, h, 4]), w * h <= maxPixels else {
-            png_image_free(&img)
-            throw DataError(name, "PNG of \(w)×\(h) pixels is too large")
-        }
-        var rgba = [UInt8](repeating: 0, count: px)
-        let r = rgba.withUnsafeMutableBytes { o in
-            png_image_finish_read(&img, nil, o.baseAddress, Int32(w * 4), nil)
-        }
-        guard r != 0 else { throw DataError(name, "bad PNG: \(message())") }
-        if c == 4 { return DecodedImage(width: w, height: h, channels: 4, pixels: rgba) }
-        var out = [UInt8](repeating: 0, count: w * h * c)
-        for i in 0..<w * h {
-            let (red, green, blue) = (rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2])
-            if c == 3 {
-                (out[3 * i], out[3 * i + 1], out[3 * i + 2]) = (red, green, blue)
-            } else if !hasColor {
-                out[i] = red  // gray stored as gray: its own value
-            } else {
-                // PIL's L = R·299/1000 + G·587/1000 + B·114/1000, in its fixed point
-                // (Convert.c, L24), so that the values are PIL's to the last one.
-                let luma: Int = 19595 * Int(red) + 38470 * Int(green) + 7471 * Int(blue) + 0x8000
-                out[i] = UInt8(luma >> 16)
+        // libpng's sequential reader (CPNG): the values as stored, no gamma applied (PIL,
+        // torchvision and Keras read them so), palettes and tRNS expanded to colour and alpha.
+        try data.withUnsafeBufferPointer { bytes in
+            var r = cpng_reader()
+            defer { cpng_end(&r) }
+            func message() -> String {
+                withUnsafeBytes(of: r.message) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
             }
+            guard cpng_begin(&r, bytes.baseAddress, bytes.count) != 0 else { throw DataError(name, "bad PNG: \(message())") }
+            let w = Int(r.width), h = Int(r.height), fc = Int(r.channels), wide = r.depth == 16
+            guard let n = checkedProduct([w, h, fc, wide ? 2 : 1]), w * h <= maxPixels else {
+                throw DataError(name, "PNG of \(w)×\(h) pixels is too large")
+            }
+            var raw = [UInt8](repeating: 0, count: n)
+            guard raw.withUnsafeMutableBytes({ cpng_finish(&r, $0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }) != 0 else {
+                throw DataError(name, "bad PNG: \(message())")
+            }
+            return DecodedImage(fromPNG: raw, width: w, height: h, fileChannels: fc, wide: wide, channels: channels)
         }
-        return DecodedImage(width: w, height: h, channels: c, pixels: out)
     }
 
-    /// The PNG without its gAMA chunk, or as it is when it has none before the image data or
-    /// its chunks do not parse (libpng then says what is wrong).
-    static func withoutGamma(_ data: [UInt8]) -> [UInt8] {
-        var at = 8
-        while at + 12 <= data.count {
-            let length = data[at..<at + 4].reduce(0) { $0 << 8 | Int($1) }
-            let type = String(decoding: data[at + 4..<at + 8], as: UTF8.self)
-            guard length <= data.count - at - 12 else { return data }
-            if type == "IDAT" || type == "IEND" { return data }
-            if type == "gAMA" { return Array(data[..<at]) + data[(at + 12 + length)...] }
-            at += 12 + length
-        }
-        return data
+    /// PIL's L = R·299/1000 + G·587/1000 + B·114/1000, in its fixed point (Convert.c, L24), so
+    /// that the values are PIL's to the last one.
+    @inline(__always)
+    static func luma(_ red: UInt8, _ green: UInt8, _ blue: UInt8) -> UInt8 {
+        let sum: Int = 19595 * Int(red) + 38470 * Int(green) + 7471 * Int(blue)
+        return UInt8((sum + 0x8000) >> 16)
     }
 
     static func decodeJPEG(_ data: [UInt8], name: String, channels: Int?) throws -> DecodedImage {
@@ -101,16 +96,23 @@ public enum ImageCodec {
             tjDecompressHeader3(tj, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt($0.count), &w, &h, &sub, &space)
         }
         guard ok == 0 else { throw DataError(name, "bad JPEG: \(String(cString: tjGetErrorStr2(tj)))") }
-        let c = channels ?? (space == Int32(TJCS_GRAY.rawValue) ? 1 : 3)
-        let fmt: TJPF = c == 1 ? TJPF_GRAY : c == 3 ? TJPF_RGB : TJPF_RGBA
-        guard w > 0, h > 0, let px = checkedProduct([Int(w), Int(h), c]), Int(w) * Int(h) <= maxPixels else {
+        if space == Int32(TJCS_CMYK.rawValue) || space == Int32(TJCS_YCCK.rawValue) {
+            throw DataError(name, "a CMYK JPEG, which tensor-load does not read; convert it to RGB first (convert IN -colorspace sRGB OUT.png)")
+        }
+        let gray = space == Int32(TJCS_GRAY.rawValue)
+        let c = channels ?? (gray ? 1 : 3)
+        // Colour to one channel is PIL's luma of the decoded RGB, not the decoder's Y (which
+        // differs where RGB was clamped: by up to 37 on saturated images).
+        let dc = c == 1 && !gray ? 3 : c
+        let fmt: TJPF = dc == 1 ? TJPF_GRAY : dc == 3 ? TJPF_RGB : TJPF_RGBA
+        guard w > 0, h > 0, let px = checkedProduct([Int(w), Int(h), dc]), Int(w) * Int(h) <= maxPixels else {
             throw DataError(name, "JPEG of \(w)×\(h) pixels is out of range")
         }
         var out = [UInt8](repeating: 0, count: px)
         let r = data.withUnsafeBytes { d in
             out.withUnsafeMutableBytes { o in
                 tjDecompress2(tj, d.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt(d.count),
-                              o.baseAddress!.assumingMemoryBound(to: UInt8.self), w, Int32(Int(w) * c), h, fmt.rawValue,
+                              o.baseAddress!.assumingMemoryBound(to: UInt8.self), w, Int32(Int(w) * dc), h, fmt.rawValue,
                               TJFLAG_LIMITSCANS | TJFLAG_STOPONWARNING)
             }
         }
@@ -119,6 +121,9 @@ public enum ImageCodec {
         guard r == 0 else { throw DataError(name, "bad JPEG: \(String(cString: tjGetErrorStr2(tj)))") }
         if tjGetErrorCode(tj) == TJERR_WARNING.rawValue {
             throw DataError(name, "bad JPEG: \(String(cString: tjGetErrorStr2(tj)))")
+        }
+        if dc != c {
+            out = (0..<Int(w) * Int(h)).map { i in luma(out[3 * i], out[3 * i + 1], out[3 * i + 2]) }
         }
         return DecodedImage(width: Int(w), height: Int(h), channels: c, pixels: out)
     }

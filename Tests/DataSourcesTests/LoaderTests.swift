@@ -554,14 +554,40 @@ final class LoaderTests: XCTestCase {
         try Data(blue).write(to: URL(fileURLWithPath: dir + "/blue.png"))
         XCTAssertEqual(try load([dir + "/blue.png"]) { $0.channels = 1 }.2[0], [28, 18])
         // A gAMA chunk does not change the values: gAMA 1.0 turned a stored 0x8000 into 186.
-        var gray16 = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("images/gray16-3x1.png"))))
+        let gray16 = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("images/gray16-3x1.png"))))
+        try Data(withGamma(gray16)).write(to: URL(fileURLWithPath: dir + "/gamma.png"))
+        XCTAssertEqual(try load([dir + "/gamma.png"]).2[0], [128, 255, 64])
+        // Nor on an image of some size: the copy without gAMA was freed while libpng still read
+        // from it, so a 300×300 image of noise was "IDAT: unknown compression method" or a crash.
+        var rng = SeededRandom(seed: 14)
+        let noise = (0..<300 * 300 * 3).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        try Data(withGamma(try ImageCodec.encodePNG(width: 300, height: 300, channels: 3, pixels: noise)))
+            .write(to: URL(fileURLWithPath: dir + "/noise.png"))
+        XCTAssertEqual(try load([dir + "/noise.png"]).2[0], noise)
+    }
+
+    /// The PNG with a gAMA chunk of gamma 1.0 after its IHDR.
+    func withGamma(_ png: [UInt8]) -> [UInt8] {
         let gama: [UInt8] = Array("gAMA".utf8) + [0, 1, 0x86, 0xA0]  // 100000: gamma 1.0
         var crc = CRC32()
         crc.update(gama)
-        let chunk = [0, 0, 0, 4] + gama + withUnsafeBytes(of: crc.value.bigEndian) { Array($0) }
-        gray16.insert(contentsOf: chunk, at: 33)  // after the signature and IHDR
-        try Data(gray16).write(to: URL(fileURLWithPath: dir + "/gamma.png"))
-        XCTAssertEqual(try load([dir + "/gamma.png"]).2[0], [128, 255, 64])
+        var out = png
+        out.insert(contentsOf: [0, 0, 0, 4] + gama + withUnsafeBytes(of: crc.value.bigEndian) { Array($0) }, at: 33)  // after the signature and IHDR
+        return out
+    }
+
+    /// 16-bit samples become v·255/65535 rounded, interlaced or not: Debian's libpng decoded
+    /// interlaced 16-bit images through its simplified API with rows repeated and row 0 garbage.
+    func testSixteenBitPNGsInterlacedOrNot() throws {
+        let plain = try load(["testdata:images/gray16-8x8.png"]).2[0]
+        let stored = (0..<64).map { i -> Int in ((i % 8) * 4099 + (i / 8) * 7919) % 65536 }
+        XCTAssertEqual(plain, stored.map { v in UInt8((v * 255 + 32767) / 65535) })
+        XCTAssertEqual(try load(["testdata:images/gray16-interlaced-8x8.png"]).2[0], plain)
+        let rgba = try load(["testdata:images/rgba16-5x3.png"]).2[0]
+        XCTAssertEqual(Array(rgba[(1 * 5 + 2) * 4..<(1 * 5 + 3) * 4]), [102, 85, 35, 185])  // (26214, 21845, 9007, 47535)
+        XCTAssertEqual(try load(["testdata:images/rgba16-interlaced-5x3.png"]).2[0], rgba)
+        XCTAssertEqual(try load(["testdata:images/rgba16-interlaced-5x3.png"]) { $0.channels = 3 }.2[0],
+                       try load(["testdata:images/rgba16-5x3.png"]) { $0.channels = 3 }.2[0])
     }
 
     func testJPEG() throws {
@@ -573,6 +599,13 @@ final class LoaderTests: XCTestCase {
             XCTAssertLessThanOrEqual(abs(Int(d[0][3 * p + 1]) - 200), 4)
             XCTAssertLessThanOrEqual(abs(Int(d[0][3 * p + 2]) - 30), 4)
         }
+        // One channel is PIL's luma of the decoded RGB (Image.convert("L")), not the decoder's
+        // Y, which differs where saturated colours were clamped.
+        let rgb = try load(["testdata:images/saturated-16x16.jpg"]).2[0]
+        let gray = try load(["testdata:images/saturated-16x16.jpg"]) { $0.channels = 1 }.2[0]
+        XCTAssertEqual(gray, (0..<256).map { i in ImageCodec.luma(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]) })
+        // CMYK is refused by name, not with libjpeg's "Unsupported color conversion request".
+        assertRefused(["testdata:images/cmyk-8x8.jpg"], "cmyk-8x8.jpg", "a CMYK JPEG, which tensor-load does not read")
     }
 
     /// --resize gives what Pillow's Image.resize(size, BILINEAR) gives, to the byte: shrinking
