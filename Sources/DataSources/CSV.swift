@@ -90,7 +90,7 @@ public final class CSVSource: SampleSource {
                     continue
                 }
                 guard let v = CSVSource.decimal(text) else { throw DataError(name, "'\(shown(cell))' is not a number", at: place()) }
-                guard v.isFinite else { throw DataError(name, "'\(shown(cell))' is not a finite number", at: place()) }
+                guard v.isFinite else { throw DataError(name, "'\(shown(cell))' \(CSVSource.notFinite(text))", at: place()) }
                 row.withUnsafeMutableBytes { $0.storeBytes(of: v, toByteOffset: 4 * x, as: Float.self) }
                 x += 1
             }
@@ -113,7 +113,7 @@ public final class CSVSource: SampleSource {
             } else if labels.firstText == nil {
                 // Numbers all, one of them nan or out of f32's range: not text classes.
                 if let (line, text) = labels.firstNonFinite {
-                    throw DataError(name, "label '\(shown(text))' is not a finite number", at: place(line))
+                    throw DataError(name, "label '\(shown(text))' \(CSVSource.notFinite(text))", at: place(line))
                 }
                 fs.append(Field(name: "y", dtype: .f32, shape: Shape([])))
                 labelOutput = .float
@@ -173,6 +173,13 @@ public final class CSVSource: SampleSource {
     /// A number as people write one in a table: Swift's parser also reads hexadecimal
     /// (`0x10` is 16), which no spreadsheet or numpy means by that cell.
     /// A NUL ends the parse early ("1\0junk" was 1): refused too.
+    /// Why a number that parsed is not a finite f32: written as NaN or infinity, or too large
+    /// (3.5e38 and 1e400 are numbers, and were called "not finite").
+    static func notFinite(_ s: String) -> String {
+        let t = s.lowercased()
+        return t.contains("nan") || t.contains("inf") ? "is not a finite number" : "is beyond the range of f32 (±3.4e38)"
+    }
+
     static func decimal(_ s: String) -> Float? {
         s.utf8.contains(where: { $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") || $0 == 0 }) ? nil : Float(s)
     }

@@ -210,6 +210,9 @@ final class LoaderTests: XCTestCase {
         assertRefused([try csv("a,b\n1\u{0}junk,2\n")], "line 2", "column 1", "is not a number")
         assertRefused([try csv("a,label\n1,0\n2,\n3,10\n")], "line 3, column 2 (label): empty label") { $0.label = "label" }
         assertRefused([try csv("a,label\n1,1.5\n2,nan\n")], "line 3, column 2 (label): label 'nan' is not a finite number") { $0.label = "label" }
+        // A number too large for f32 is named as such, not as "not a finite number".
+        assertRefused([try csv("a,b\n1,3.5e38\n")], "line 2, column 2 (b): '3.5e38' is beyond the range of f32 (±3.4e38)")
+        assertRefused([try csv("a,b\n1,-inf\n")], "line 2, column 2 (b): '-inf' is not a finite number")
         assertRefused([try csv("v,label\n1,\"a\r\"\n0,b\n")], "line 2, column 2 (label): label with a control character") { $0.label = "label" }
         XCTAssertThrowsError(try load([try csv("a,a,b\n1,2,3\n")]) { $0.label = "a" }) { e in
             XCTAssertEqual((e as? DiagnosticError)?.kind, .usage)
@@ -235,7 +238,7 @@ final class LoaderTests: XCTestCase {
         let long = String(repeating: "9", count: 100_000) + "e99"
         XCTAssertThrowsError(try load([try csv("a,b\n1,\(long)\n")])) { e in
             let d = e as? DiagnosticError
-            XCTAssertTrue(d?.problem.hasSuffix("…' is not a finite number") == true, "\(e)")
+            XCTAssertTrue(d?.problem.hasSuffix("…' is beyond the range of f32 (±3.4e38)") == true, "\(e)")
             XCTAssertLessThan(d?.problem.count ?? .max, 100)
         }
     }
