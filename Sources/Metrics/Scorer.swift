@@ -121,9 +121,18 @@ public final class Scorer {
                     throw ScoreError(input, "probability field '\(pf.name)' is \(pf.dtype); expected f32 or f64")
                 }
                 let width = pf.shape.count
-                if k == 0 { k = width == 1 ? 2 : width }
-                if width != k && !(width == 1 && k == 2) {
-                    throw ScoreError(input, "probability field '\(pf.name)' has \(width) columns but there are \(k) classes")
+                if width == 1 {
+                    // P(class 1): two classes, even when the targets hold one (k 1 let a
+                    // prediction of class 1 index past the confusion matrix)
+                    if !classesFixed { k = max(k, 2) }
+                    guard k == 2 else {
+                        throw ScoreError(input, "probability field '\(pf.name)' has one column, the probability of class 1, but there \(k == 1 ? "is 1 class" : "are \(k) classes")")
+                    }
+                } else {
+                    if !classesFixed { k = max(k, width) }
+                    guard width == k else {
+                        throw ScoreError(input, "probability field '\(pf.name)' has \(width) columns but there are \(k) classes")
+                    }
                 }
             }
             if let f = predField, f.shape.count != 1 {

@@ -302,3 +302,20 @@ extension ScorerTests {
         XCTAssertTrue(bin.contains("\nprecision (class b\\tad)  1.0000\n"), bin)
     }
 }
+
+/// Defects a differential review against scikit-learn found; each test failed before its fix.
+extension ScorerTests {
+    func testAOneColumnProbabilityIsABinaryTask() throws {
+        // P(class 1) in one column is a binary task, even when the targets hold one class.
+        let y0: [Int64] = [0, 0, 0]
+        let p1: [Float] = [0.9, 0.2, 0.4]
+        let r = try score([("y", .i64, [], bytes(y0)), ("p", .f32, [1], bytes(p1))], count: 3)
+        XCTAssertEqual(r.task, .binary)
+        XCTAssertEqual(r.confusion, [[2, 1], [0, 0]])
+        // A class list of one name let k be 1, and a prediction of class 1 index past the
+        // confusion matrix (a trap, SIGILL): it cannot go with one column.
+        XCTAssertThrowsError(try score([("y", .i64, [], bytes(y0)), ("p", .f32, [1], bytes(p1))], classes: ["c0"], count: 3)) { e in
+            XCTAssertEqual((e as? ScoreError)?.problem, "probability field 'p' has one column, the probability of class 1, but there is 1 class")
+        }
+    }
+}
