@@ -48,7 +48,8 @@ public struct ScoreOptions {
 /// Accumulates one stream's metrics. Memory is constant except for the binary curve metrics,
 /// which keep 8 bytes per sample.
 public final class Scorer {
-    public let task: Task
+    /// Decided by finish() when the classes are counted from the labels.
+    public private(set) var task: Task
     public let input: String
     public private(set) var classNames: [String]
     public private(set) var samples = 0
@@ -148,7 +149,8 @@ public final class Scorer {
                     throw ScoreError(input, "target field '\(targetField.name)' has \(targetField.shape.count) values per sample but there are \(k) classes")
                 }
             }
-            if options.task == nil && k == 2 { task = .binary }
+            // a class set that grows with the labels is decided in finish()
+            if options.task == nil && k == 2 && !growable { task = .binary }
             if task == .binary {
                 if k == 0 { k = 2 }
                 guard k == 2 else { throw ScoreError(input, "a binary task needs 2 classes; there are \(k)") }
@@ -327,6 +329,7 @@ public final class Scorer {
 
     /// The metrics of everything added so far.
     public func finish() -> ScoreReport {
+        if options.task == nil && growable && k == 2 { task = .binary }
         var r = ScoreReport(task: task, samples: samples)
         if samples == 0 {
             r.warnings.append("the stream has no samples; nothing to score")

@@ -318,4 +318,19 @@ extension ScorerTests {
             XCTAssertEqual((e as? ScoreError)?.problem, "probability field 'p' has one column, the probability of class 1, but there is 1 class")
         }
     }
+
+    func testTwoClassesGrownFromTheLabelsAreABinaryTask() throws {
+        let y4: [Int64] = [0, 1, 1, 0, 1], yh4: [Int64] = [0, 1, 0, 0, 1]
+        let r = try score([("y", .i64, [], bytes(y4)), ("yhat", .i64, [], bytes(yh4))], count: 5)
+        XCTAssertEqual(r.task, .binary)
+        XCTAssertEqual(value(r, "precision"), 1)                          // precision_score(y4, yh4)
+        XCTAssertEqual(value(r, "recall") ?? 0, 0.6666666666666666, accuracy: 1e-12)
+        XCTAssertNil(Gate("recall>=0.6")!.failure(in: r))
+        // --task classification keeps it one, and three classes are not binary.
+        var o = ScoreOptions()
+        o.task = .classification
+        XCTAssertNil(try score([("y", .i64, [], bytes(y4)), ("yhat", .i64, [], bytes(yh4))], count: 5, options: o).value(of: "precision"))
+        let y3: [Int64] = [0, 1, 2, 0, 1]
+        XCTAssertEqual(try score([("y", .i64, [], bytes(y3)), ("yhat", .i64, [], bytes(yh4))], count: 5).task, .classification)
+    }
 }
