@@ -58,6 +58,7 @@ public final class Scorer {
     private let targetIndex: Int, targetField: Field
     private let predIndex: Int?, predField: Field?
     private let probIndex: Int?, probField: Field?
+    /// A class list other than index names fixes the class count.
     private let classesFixed: Bool
     /// Whether a label beyond the classes seen so far grows the class set (no class list, no
     /// probability columns, no one-hot target to fix it).
@@ -103,13 +104,17 @@ public final class Scorer {
         }
 
         // Class names: the target's, else the prediction's; if both are given they must agree.
+        // tensor-load names unnamed integer labels "0" … up to the largest label in its input,
+        // which need not be the largest class: the predictions may never reach it, p may have
+        // more columns. Such index names fix no class count: two lists of them agree (the
+        // longer is taken), and p or larger labels may add classes.
         let tc = schema.classes(of: options.target)
         let pc = schema.classes(of: options.pred)
-        if let tc, let pc, tc != pc {
+        if let tc, let pc, tc != pc, !(Scorer.indexNames(tc) && Scorer.indexNames(pc)) {
             throw ScoreError(input, "the class names of '\(options.target)' (\(Scorer.preview(tc))) and '\(options.pred)' (\(Scorer.preview(pc))) differ")
         }
-        classNames = tc ?? pc ?? []
-        classesFixed = !classNames.isEmpty
+        classNames = [tc, pc].compactMap { $0 }.max { $0.count < $1.count } ?? []
+        classesFixed = !Scorer.indexNames(classNames)
         growable = !classesFixed && probField == nil && targetField.shape.count == 1
 
         let regressionLike = (predField?.dtype.isFloatingPoint ?? false)
@@ -144,7 +149,7 @@ public final class Scorer {
             }
             if targetField.shape.count != 1 {
                 // one-hot or soft targets: the class is the row's largest entry
-                if k == 0 { k = targetField.shape.count }
+                if !classesFixed { k = max(k, targetField.shape.count) }
                 guard targetField.shape.count == k else {
                     throw ScoreError(input, "target field '\(targetField.name)' has \(targetField.shape.count) values per sample but there are \(k) classes")
                 }
@@ -152,7 +157,7 @@ public final class Scorer {
             // a class set that grows with the labels is decided in finish()
             if options.task == nil && k == 2 && !growable { task = .binary }
             if task == .binary {
-                if k == 0 { k = 2 }
+                if !classesFixed { k = max(k, 2) }
                 guard k == 2 else { throw ScoreError(input, "a binary task needs 2 classes; there are \(k)") }
                 growable = false
             }
@@ -188,6 +193,11 @@ public final class Scorer {
             sumAbs = sumSq; yMean = sumSq; yM2 = sumSq
         }
         self.task = task
+    }
+
+    /// Whether `names` are "0", "1", … in order, as tensor-load writes for unnamed labels.
+    static func indexNames(_ names: [String]) -> Bool {
+        names.indices.allSatisfy { names[$0] == String($0) }
     }
 
     static func classList(_ names: [String]) -> String {

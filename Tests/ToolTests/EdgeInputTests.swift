@@ -202,11 +202,7 @@ final class EdgeInputTests: XCTestCase {
         // made): one line, status 70, no output.
         // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
         let n = 300 << 20
-        var dict = "{'descr': '|u1', 'fortran_order': False, 'shape': (1, \(n)), }"
-        while (10 + dict.utf8.count + 1) % 64 != 0 { dict += " " }
-        dict += "\n"
-        let header = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(dict.utf8.count & 0xFF), UInt8(dict.utf8.count >> 8)] + Array(dict.utf8)
-        try Data(header).write(to: URL(fileURLWithPath: "\(tmp)/h.npy"))
+        try Data(npyHeader(descr: "|u1", shape: [1, n])).write(to: URL(fileURLWithPath: "\(tmp)/h.npy"))
         XCTAssertEqual(try sh("(cat h.npy; head -c \(n) /dev/zero) | gzip -1 > big.npy.gz", cwd: tmp).status, 0)
         let r = try sh("ulimit -v 400000 && timeout 60 tensor-load -o big.tns big.npy.gz", cwd: tmp)
         // The array fits; the batch to write it through, beside it, does not.

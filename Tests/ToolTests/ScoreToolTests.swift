@@ -131,6 +131,49 @@ final class ScoreToolTests: XCTestCase {
         try Data(bytes).write(to: URL(fileURLWithPath: "\(tmp)/\(name)"))
     }
 
+    /// Writes `values` as an .npy array of `shape` (the sample axis first).
+    func writeNPY<T>(_ name: String, _ values: [T], descr: String, shape: [Int]) throws {
+        try Data(npyHeader(descr: descr, shape: shape) + values.withUnsafeBytes { Array($0) }).write(to: URL(fileURLWithPath: "\(tmp)/\(name)"))
+    }
+
+    /// tensor-load names the classes of unnamed integer labels "0" … the largest label it
+    /// saw: such lists leave the class count open, so predictions that never reach the top
+    /// class, or a p wider than the labels reach, are scored; real names must still agree.
+    func testIndexClassNamesFromTensorLoadDoNotFixTheClassCount() throws {
+        try writeNPY("y.npy", [Int64]([0, 1, 2, 2, 1, 0]), descr: "<i8", shape: [6])
+        try writeNPY("yhat.npy", [Int64]([0, 1, 1, 1, 0, 0]), descr: "<i8", shape: [6])
+        let short = try sh("tensor-load y=y.npy yhat=yhat.npy | score --json", cwd: tmp)
+        XCTAssertEqual(short.status, 0, short.stderr)
+        XCTAssertEqual(try json(short)["confusion_matrix"] as? [[Int]], [[2, 0, 0], [1, 1, 0], [0, 2, 0]])
+        XCTAssertEqual(try json(short)["classes"] as? [String], ["0", "1", "2"])
+
+        // p has a column for class 3, which no target reaches.
+        try writeNPY("p.npy", [Float]([0.7, 0.1, 0.1, 0.1, 0.1, 0.7, 0.1, 0.1, 0.1, 0.1, 0.1, 0.7,
+                                       0.1, 0.1, 0.7, 0.1, 0.1, 0.7, 0.1, 0.1, 0.7, 0.1, 0.1, 0.1]), descr: "<f4", shape: [6, 4])
+        let wide = try sh("tensor-load y=y.npy p=p.npy | score --json", cwd: tmp)
+        XCTAssertEqual(wide.status, 0, wide.stderr)
+        XCTAssertEqual(try json(wide)["confusion_matrix"] as? [[Int]], [[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 1, 1], [0, 0, 0, 0]])
+
+        // One class in the targets and P(class 1): two classes (this trapped, status 132).
+        try writeNPY("y0.npy", [Int64]([0, 0, 0]), descr: "<i8", shape: [3])
+        try writeNPY("p1.npy", [Float]([0.9, 0.2, 0.4]), descr: "<f4", shape: [3, 1])
+        let one = try sh("tensor-load y=y0.npy p=p1.npy | score --json", cwd: tmp)
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertEqual(try json(one)["task"] as? String, "binary")
+        XCTAssertEqual(try json(one)["confusion_matrix"] as? [[Int]], [[2, 1], [0, 0]])
+
+        // Two classes grown from the labels are a binary task: precision of class 1.
+        try writeNPY("y01.npy", [Int64]([0, 1, 1, 0]), descr: "<i8", shape: [4])
+        try writeNPY("yhat0.npy", [Int64]([0, 1, 0, 0]), descr: "<i8", shape: [4])
+        let binary = try sh("tensor-load y=y01.npy yhat=yhat0.npy | score --value recall --require 'precision>=1'", cwd: tmp)
+        XCTAssertEqual(binary.status, 0, binary.stderr)
+        XCTAssertEqual(binary.stdoutText, "0.5\n")
+
+        // Names other than the indices must agree exactly.
+        assertFails(try sh("tensor-load --classes cat,dog,bird y=y.npy yhat=yhat.npy | score", cwd: tmp), status: 65,
+                    prefix: "score: stdin: the class names of 'y' (cat, dog, bird) and 'yhat' (0, 1) differ")
+    }
+
     func testBadInputIsOneLineAndItsStatus() throws {
         try writeStream("nan.tns", classes: ["a", "b", "c"], y: [0, 1, 2], p: [1, 0, 0, 0, .nan, 1, 0, 0, 1])
         let nan = try sh("score --report r.html nan.tns", cwd: tmp)

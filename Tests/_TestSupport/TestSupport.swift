@@ -30,6 +30,16 @@ func withRawPointers<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) 
     return try body(ptrs)
 }
 
+/// The header of a version 1 .npy file holding a C-order array of `shape`, `descr` such as
+/// "<i8", "<f4" or "|u1"; the little-endian elements follow it.
+public func npyHeader(descr: String, shape: [Int]) -> [UInt8] {
+    let dims = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+    var dict = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(dims), }"
+    while (10 + dict.utf8.count + 1) % 64 != 0 { dict += " " }
+    dict += "\n"
+    return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(dict.utf8.count & 0xFF), UInt8(dict.utf8.count >> 8)] + Array(dict.utf8)
+}
+
 /// A small three-batch stream: x f32 2×3, y i64 scalar with 3 classes; 7 samples.
 public func smallStream() throws -> (Schema, [UInt8]) {
     var s = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2, 3])),
