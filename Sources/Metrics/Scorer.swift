@@ -108,8 +108,18 @@ public final class Scorer {
         // which need not be the largest class: the predictions may never reach it, p may have
         // more columns. Such index names fix no class count: two lists of them agree (the
         // longer is taken), and p or larger labels may add classes.
-        let tc = schema.classes(of: options.target)
-        let pc = schema.classes(of: options.pred)
+        func classes(of field: String) throws -> [String]? {
+            guard let names = schema.classes(of: field) else { return nil }
+            // a name given twice would be two keys of one name in per_class, and recall[name]
+            // could reach only the first
+            var seen = Set<String>()
+            for n in names where !seen.insert(n).inserted {
+                throw ScoreError(input, "\(field).classes names '\(n)' twice")
+            }
+            return names
+        }
+        let tc = try classes(of: options.target)
+        let pc = try classes(of: options.pred)
         if let tc, let pc, tc != pc, !(Scorer.indexNames(tc) && Scorer.indexNames(pc)) {
             throw ScoreError(input, "the class names of '\(options.target)' (\(Scorer.preview(tc))) and '\(options.pred)' (\(Scorer.preview(pc))) differ")
         }

@@ -333,4 +333,10 @@ extension ScorerTests {
         let y3: [Int64] = [0, 1, 2, 0, 1]
         XCTAssertEqual(try score([("y", .i64, [], bytes(y3)), ("yhat", .i64, [], bytes(yh4))], count: 5).task, .classification)
     }
+
+    func testDuplicateClassNamesAreRefused() throws {
+        XCTAssertThrowsError(try score([("y", .i64, [], bytes(y)), ("yhat", .i64, [], bytes(yhat))], classes: ["a", "b", "a"], count: 12)) { e in
+            XCTAssertEqual((e as? ScoreError)?.problem, "y.classes names 'a' twice")
+        }
+    }
 }
