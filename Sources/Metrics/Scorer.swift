@@ -69,8 +69,9 @@ public final class Scorer {
     private var confusion: [Int] = []
     private var logLoss = 0.0
     private var topKHits = 0
-    /// Binary: (sortable score bits << 1 | label), for ROC and PR curves.
-    private var curve: [UInt64] = []
+    /// Binary: the scores of the positive and of the negative samples, for ROC and PR curves.
+    /// As doubles, so that f64 scores that differ stay apart (f32 keys tied them).
+    private var positiveScores: [Double] = [], negativeScores: [Double] = []
 
     // regression
     private var outputs = 0
@@ -310,21 +311,10 @@ public final class Scorer {
                     if above < options.topK { topKHits += 1 }
                 }
                 if task == .binary {
-                    let s = Float(row[width - 1])
-                    curve.append(UInt64(Scorer.sortable(s)) << 1 | UInt64(y))
+                    if y == 1 { positiveScores.append(row[width - 1]) } else { negativeScores.append(row[width - 1]) }
                 }
             }
         }
-    }
-
-    /// Maps a float's bits to an unsigned integer that sorts in the same order.
-    static func sortable(_ s: Float) -> UInt32 {
-        let b = (s == 0 ? Float(0) : s).bitPattern
-        return b & 0x8000_0000 != 0 ? ~b : b | 0x8000_0000
-    }
-
-    static func unsortable(_ u: UInt32) -> Float {
-        Float(bitPattern: u & 0x8000_0000 != 0 ? u & 0x7FFF_FFFF : ~u)
     }
 
     private func addRegression(_ b: Batch) throws {
@@ -437,21 +427,19 @@ public final class Scorer {
 
     /// ROC AUC and average precision over every distinct score, ties counted as one threshold.
     private func finishCurves(_ r: inout ScoreReport) {
-        curve.sort(by: >)
-        var positives = 0
-        for v in curve where v & 1 == 1 { positives += 1 }
-        let negatives = curve.count - positives
+        positiveScores.sort(by: >)
+        negativeScores.sort(by: >)
+        let positives = positiveScores.count, negatives = negativeScores.count
+        // tp and fp count the samples scored at or above each threshold, highest first
         var tp = 0, fp = 0, auc = 0.0, ap = 0.0
         var roc: [CurvePoint] = [CurvePoint(x: 0, y: 0)]
         var pr: [CurvePoint] = []
-        var i = 0
-        while i < curve.count {
-            let key = curve[i] >> 1
+        while tp < positives || fp < negatives {
+            // scores are probabilities, so -1 is below all of them
+            let threshold = max(tp < positives ? positiveScores[tp] : -1, fp < negatives ? negativeScores[fp] : -1)
             let (tp0, fp0) = (tp, fp)
-            while i < curve.count && curve[i] >> 1 == key {
-                if curve[i] & 1 == 1 { tp += 1 } else { fp += 1 }
-                i += 1
-            }
+            while tp < positives && positiveScores[tp] == threshold { tp += 1 }
+            while fp < negatives && negativeScores[fp] == threshold { fp += 1 }
             auc += Double(fp - fp0) * Double(tp + tp0) / 2
             if positives > 0 {
                 let precision = Double(tp) / Double(tp + fp)
@@ -476,7 +464,8 @@ public final class Scorer {
             r.set("average_precision", ap)
             r.pr = [CurvePoint(x: 0, y: 1)] + pr
         }
-        curve = []
+        positiveScores = []
+        negativeScores = []
     }
 }
 

@@ -319,6 +319,17 @@ extension ScorerTests {
         }
     }
 
+    func testCurvesKeepDoubleScoresApart() throws {
+        // roc_auc_score / average_precision_score([0, 1, 1, 0], [.5, .50000001, .5, .3]):
+        // rounded to f32, .50000001 tied with .5 (0.75 and 0.6667).
+        let y4: [Int64] = [0, 1, 1, 0]
+        let s4: [Double] = [0.5, 0.50000001, 0.5, 0.3]
+        let r = try score([("y", .i64, [], bytes(y4)), ("p", .f64, [1], bytes(s4))], count: 4)
+        XCTAssertEqual(value(r, "roc_auc")!, 0.875, accuracy: 1e-12)
+        XCTAssertEqual(value(r, "average_precision")!, 0.8333333333333333, accuracy: 1e-12)
+        XCTAssertEqual(r.roc.count, 4, "(0,0) and three distinct scores")
+    }
+
     func testTwoClassesGrownFromTheLabelsAreABinaryTask() throws {
         let y4: [Int64] = [0, 1, 1, 0, 1], yh4: [Int64] = [0, 1, 0, 0, 1]
         let r = try score([("y", .i64, [], bytes(y4)), ("yhat", .i64, [], bytes(yh4))], count: 5)
