@@ -67,6 +67,15 @@ extension ScoreReport {
     private func number(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "undefined" }
     private func cells(_ vs: [Double?]) -> String { vs.map { lpad(number($0), 9) + "  " }.joined() }
 
+    /// How --value prints a metric and a failed gate quotes it: a count (samples, support[C])
+    /// as an integer, as JSON has it; anything else with every digit that tells it from the
+    /// neighbouring doubles, since a gate compares the double itself (six digits printed
+    /// 0.39999999999999997 as 0.4, the very bound it fell short of).
+    public static func text(of value: Double, key: String) -> String {
+        if key == "samples" || key.hasPrefix("support["), let n = Int(exactly: value) { return String(n) }
+        return "\(value)"
+    }
+
     /// JSON with scikit-learn's names; per-class entries as classification_report(output_dict=True)
     /// spells them.
     public func json() -> String {
@@ -155,6 +164,6 @@ public struct Gate: Equatable {
     public func failure(in report: ScoreReport) -> String? {
         guard let v = report.value(of: key) else { return "\(key) is not a metric of this \(report.task.rawValue) task" }
         guard let value = v else { return "gate \(text) not met: \(key) is not defined" }
-        return holds(for: value) ? nil : "gate \(text) not met: \(key) = " + String(format: "%.6g", value)
+        return holds(for: value) ? nil : "gate \(text) not met: \(key) = " + ScoreReport.text(of: value, key: key)
     }
 }

@@ -139,9 +139,8 @@ struct Score: ParsableCommand {
                 if !quiet {
                     let out = try Output.open(output, binary: false)
                     do {
-                        // --value: the figure as a double prints it, every digit that tells it
-                        // apart ("nan" when it is not defined, as ROC AUC with one class).
-                        let text = value.map { key in ((r.value(of: key) ?? nil).map { "\($0)" } ?? "nan") + "\n" } ?? (json ? r.json() : r.table())
+                        // --value: "nan" when the metric is not defined, as ROC AUC with one class
+                        let text = value.map { key in ((r.value(of: key) ?? nil).map { ScoreReport.text(of: $0, key: key) } ?? "nan") + "\n" } ?? (json ? r.json() : r.table())
                         try out.sink.write(string: text)
                         tableOut = out
                     } catch {

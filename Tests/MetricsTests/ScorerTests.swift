@@ -350,4 +350,12 @@ extension ScorerTests {
             XCTAssertEqual((e as? ScoreError)?.problem, "y.classes names 'a' twice")
         }
     }
+
+    func testAFailedGateQuotesTheValueItCompared() throws {
+        // 0.39999999999999997 printed as 0.4 made "recall_macro>=0.4 not met: … = 0.4" read as a bug.
+        var r = ScoreReport(task: .classification, samples: 10)
+        r.set("recall_macro", 0.39999999999999997)
+        XCTAssertEqual(Gate("recall_macro>=0.4")!.failure(in: r), "gate recall_macro>=0.4 not met: recall_macro = 0.39999999999999997")
+        XCTAssertEqual(Gate("samples>10")!.failure(in: r), "gate samples>10 not met: samples = 10")
+    }
 }

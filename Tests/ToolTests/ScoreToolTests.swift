@@ -45,7 +45,10 @@ final class ScoreToolTests: XCTestCase {
 
         let fail = try sh("predict -m iris.model iris.tns | score -q --require 'accuracy>=\(expected + 0.001)' --require 'f1_macro>0'", cwd: tmp)
         XCTAssertEqual(fail.status, 1, "a gate not met exits 1: \(fail.stderr)")
-        XCTAssertEqual(fail.stderrLines, ["score: gate accuracy>=\(expected + 0.001) not met: accuracy = " + String(format: "%.6g", expected)])
+        // The value the gate compared, every digit of it: 6 significant digits printed
+        // 0.39999999999999997 as 0.4, the bound it fell short of.
+        let exact = try sh("score --value accuracy pred.tns", cwd: tmp).stdoutText.trimmingCharacters(in: .newlines)
+        XCTAssertEqual(fail.stderrLines, ["score: gate accuracy>=\(expected + 0.001) not met: accuracy = \(exact)"])
         XCTAssertTrue(fail.stdout.isEmpty, "-q prints no table")
     }
 
@@ -63,6 +66,10 @@ final class ScoreToolTests: XCTestCase {
         let perClass = (obj["per_class"] as! [String: [String: Any]])["setosa"]!["recall"] as! Double
         XCTAssertEqual(try sh("score --value 'recall[setosa]' pred.tns", cwd: tmp).stdoutText, "\(perClass)\n")
         XCTAssertEqual(try sh("score --value 'recall[0]' pred.tns", cwd: tmp).stdoutText, "\(perClass)\n")
+        // Counts are integers, as in the JSON (samples printed 200.0).
+        XCTAssertEqual(try sh("score --value samples pred.tns", cwd: tmp).stdoutText, "\(obj["samples"] as! Int)\n")
+        let support = (obj["per_class"] as! [String: [String: Any]])["setosa"]!["support"] as! Int
+        XCTAssertEqual(try sh("score --value 'support[setosa]' pred.tns", cwd: tmp).stdoutText, "\(support)\n")
         assertFails(try sh("score --value roc_auc pred.tns", cwd: tmp), status: 64, prefix: "score: --value: 'roc_auc' is not a metric of this classification task")
         assertFails(try sh("score --value accuracy --json pred.tns", cwd: tmp), status: 64, prefix: "score: --value prints one figure")
         // A metric that is not defined prints nan (R² of one sample), with the warning.
