@@ -358,4 +358,17 @@ extension ScorerTests {
         XCTAssertEqual(Gate("recall_macro>=0.4")!.failure(in: r), "gate recall_macro>=0.4 not met: recall_macro = 0.39999999999999997")
         XCTAssertEqual(Gate("samples>10")!.failure(in: r), "gate samples>10 not met: samples = 10")
     }
+
+    func testRSquaredOfTargetsFarFromZero() throws {
+        // y = 1e12 + i mod 10, yhat = y + a residual of period 10: R² is 1 − 600/8250 = 51/55
+        // exactly (r2_score gives 0.9272727272727272); Welford from zero gave 0.9272726944. At
+        // 1e14 r2_score itself drifts (0.9272748794), so the exact value is the reference.
+        let residual: [Double] = [1, -1, 0, 1, 0, -1, 1, 0, 0, 1]
+        for offset in [1e12, 1e14] {
+            let yr = (0..<1000).map { offset + Double($0 % 10) }
+            let pr = (0..<1000).map { yr[$0] + residual[$0 % 10] }
+            let r = try score([("y", .f64, [], bytes(yr)), ("yhat", .f64, [], bytes(pr))], count: 1000)
+            XCTAssertEqual(value(r, "r2")!, 51.0 / 55.0, accuracy: 1e-15, "offset \(offset)")
+        }
+    }
 }
