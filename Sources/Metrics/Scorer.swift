@@ -66,7 +66,11 @@ public final class Scorer {
 
     // classification
     private var k: Int
+    /// Counts of (target, prediction), in rows of `capacity` columns. A class set grown from
+    /// the labels doubles the capacity when outgrown, so labels in increasing order copy the
+    /// matrix a few times, not once a class (0…1999 in order took 12.8 s).
     private var confusion: [Int] = []
+    private var capacity = 0
     private var logLoss = 0.0
     private var topKHits = 0
     /// Binary: the scores of the positive and of the negative samples, for ROC and PR curves.
@@ -194,6 +198,7 @@ public final class Scorer {
                 throw ScoreError(input, "\(k) classes is more than the \(options.maxClasses) score handles (its confusion matrix takes k² counts)")
             }
             confusion = [Int](repeating: 0, count: k * k)
+            capacity = k
         } else {
             if options.topKGiven { throw ScoreError(input, "--top-k applies to classification; this is a regression") }
             guard let pf = predField else {
@@ -268,11 +273,18 @@ public final class Scorer {
     }
 
     private func grow(to newK: Int) {
-        var c = [Int](repeating: 0, count: newK * newK)
-        for i in 0..<k { for j in 0..<k { c[i * newK + j] = confusion[i * k + j] } }
-        confusion = c
+        if newK > capacity {
+            // no more than maxClasses, whose k² counts are the most score(1) promises to take
+            let c = min(max(newK, 2 * capacity), options.maxClasses)
+            var m = [Int](repeating: 0, count: c * c)
+            for i in 0..<k { for j in 0..<k { m[i * c + j] = confusion[i * capacity + j] } }
+            confusion = m
+            capacity = c
+        }
         k = newK
     }
+
+    private func count(_ target: Int, _ prediction: Int) -> Int { confusion[target * capacity + prediction] }
 
     private func addClassification(_ b: Batch) throws {
         let t = b.field(targetIndex).baseAddress!
@@ -304,7 +316,7 @@ public final class Scorer {
             } else {
                 yhat = width == 1 ? (row[0] >= 0.5 ? 1 : 0) : row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }!
             }
-            confusion[y * k + yhat] += 1
+            confusion[y * capacity + yhat] += 1
             if pb != nil {
                 let py = width == 1 ? (y == 1 ? row[0] : 1 - row[0]) : row[y]
                 logLoss -= log(min(max(py, eps), 1 - eps))
@@ -380,9 +392,9 @@ public final class Scorer {
         let n = Double(samples)
         if classNames.count < k { classNames += (classNames.count..<k).map(String.init) }
         r.classNames = classNames
-        r.confusion = (0..<k).map { Array(confusion[$0 * k ..< ($0 + 1) * k]) }
+        r.confusion = (0..<k).map { Array(confusion[$0 * capacity ..< $0 * capacity + k]) }
         var trace = 0
-        for c in 0..<k { trace += confusion[c * k + c] }
+        for c in 0..<k { trace += count(c, c) }
         r.set("accuracy", Double(trace) / n)
         let width = probField?.shape.count ?? 0
         if width > 1 && k > options.topK {
@@ -393,8 +405,8 @@ public final class Scorer {
         var present: [Int] = [], neverPredicted: [String] = [], neverTrue: [String] = []
         for c in 0..<k {
             var tp = 0, support = 0, predicted = 0
-            for j in 0..<k { support += confusion[c * k + j]; predicted += confusion[j * k + c] }
-            tp = confusion[c * k + c]
+            for j in 0..<k { support += count(c, j); predicted += count(j, c) }
+            tp = count(c, c)
             let fp = predicted - tp, fn = support - tp
             var m = ClassMetrics(name: classNames[c], precision: 0, recall: 0, f1: 0, support: support)
             if predicted > 0 { m.precision = Double(tp) / Double(predicted) }

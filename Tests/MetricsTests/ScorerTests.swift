@@ -371,4 +371,21 @@ extension ScorerTests {
             XCTAssertEqual(value(r, "r2")!, 51.0 / 55.0, accuracy: 1e-15, "offset \(offset)")
         }
     }
+
+    func testClassesGrownOneByOneKeepTheirCounts() throws {
+        // Labels in increasing order grow the matrix one class at a time, a prediction ahead of
+        // its target grows it too; every count must land in its cell.
+        let n = 300
+        let up = (0..<n).map { Int64($0) }
+        let pred = up.map { ($0 * 7) % Int64(n) }
+        let r = try score([("y", .i64, [], bytes(up)), ("yhat", .i64, [], bytes(pred))], count: n)
+        XCTAssertEqual(r.confusion.count, n)
+        for i in 0..<n {
+            XCTAssertEqual(r.confusion[i], (0..<n).map { $0 == (i * 7) % n ? 1 : 0 }, "row \(i)")
+        }
+        // The same samples in reverse order grow it to 300 classes at once: the same report.
+        let down = try score([("y", .i64, [], bytes(Array(up.reversed()))), ("yhat", .i64, [], bytes(Array(pred.reversed())))], count: n)
+        XCTAssertEqual(down.confusion, r.confusion)
+        XCTAssertEqual(down.json(), r.json())
+    }
 }
