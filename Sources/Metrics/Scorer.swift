@@ -252,24 +252,26 @@ public final class Scorer {
             }
             return try checked(Int(v), f, n)
         }
-        // one-hot row: the largest entry
+        // one-hot or soft row: the largest entry, which must be positive (a row of zeros was
+        // class 0, and inf a class, without a word)
         var best = 0, bestValue = -Double.infinity
         for j in 0..<width {
             let x = base.element(n * width + j, f.dtype)
-            guard !x.isNaN else { throw ScoreError(place(n), "\(f.name) has NaN in column \(j)") }
+            guard x.isFinite else { throw ScoreError(place(n), "\(f.name) = \(x) in column \(j) is not finite") }
             if x > bestValue { best = j; bestValue = x }
         }
+        guard bestValue > 0 else { throw ScoreError(place(n), "\(f.name) has no positive entry, so no class") }
         return best
     }
 
     private func checked(_ v: Int, _ f: Field, _ n: Int) throws -> Int {
         if v >= 0 && v < k { return v }
-        if v >= 0 && growable && v < options.maxClasses {
+        guard v >= 0 else { throw ScoreError(place(n), "\(f.name) = \(v) is not a class index (negative)") }
+        if growable && v < options.maxClasses {
             grow(to: v + 1)
             return v
         }
-        let list = !growable ? "the \(k) classes" : (v < 0 ? "a class index" : "the \(options.maxClasses) classes score handles")
-        throw ScoreError(place(n), "\(f.name) = \(v) is outside \(list)")
+        throw ScoreError(place(n), "\(f.name) = \(v) is outside " + (growable ? "the \(options.maxClasses) classes score handles" : "the \(k) classes"))
     }
 
     private func grow(to newK: Int) {

@@ -190,6 +190,7 @@ final class ScorerTests: XCTestCase {
         bad[9] = -1
         XCTAssertThrowsError(try score([("y", .i64, [], bytes(bad)), ("yhat", .i64, [], bytes(yhat))], count: 12)) { e in
             XCTAssertEqual((e as! ScoreError).location, "test.tns: sample 9")
+            XCTAssertEqual((e as! ScoreError).problem, "y = -1 is not a class index (negative)")
         }
     }
 
@@ -387,5 +388,20 @@ extension ScorerTests {
         let down = try score([("y", .i64, [], bytes(Array(up.reversed()))), ("yhat", .i64, [], bytes(Array(pred.reversed())))], count: n)
         XCTAssertEqual(down.confusion, r.confusion)
         XCTAssertEqual(down.json(), r.json())
+    }
+
+    func testOneHotTargetRowsMustHaveAClass() throws {
+        // An all-zero row was silently class 0; inf was taken as the largest entry.
+        let yh: [Int64] = [0, 1, 1]
+        for (row, problem) in [([Float](repeating: 0, count: 2), "y has no positive entry, so no class"),
+                               ([Float.infinity, 0], "y = inf in column 0 is not finite")] {
+            let t: [Float] = [1, 0, 0, 1] + row
+            XCTAssertThrowsError(try score([("y", .f32, [2], bytes(t)), ("yhat", .i64, [], bytes(yh))], count: 3)) { e in
+                XCTAssertEqual((e as? ScoreError)?.location, "test.tns: sample 2")
+                XCTAssertEqual((e as? ScoreError)?.problem, problem)
+            }
+        }
+        let soft: [Float] = [0.7, 0.3, 0.2, 0.8, 0.4, 0.6]
+        XCTAssertEqual(try score([("y", .f32, [2], bytes(soft)), ("yhat", .i64, [], bytes(yh))], count: 3).confusion, [[1, 0], [0, 2]])
     }
 }
