@@ -204,8 +204,11 @@ public final class Scorer {
             guard let pf = predField else {
                 throw ScoreError(input, "regression needs a prediction field ('\(options.pred)' is missing)")
             }
-            guard pf.shape.count == targetField.shape.count else {
-                throw ScoreError(input, "prediction field '\(pf.name)' has \(pf.shape.count) values per sample but target '\(targetField.name)' has \(targetField.shape.count)")
+            // One shape, a scalar being one value: 2×2 targets against 4 predictions were
+            // paired by position alone.
+            func shape(_ f: Field) -> Shape { f.shape.dims.isEmpty ? Shape([1]) : f.shape }
+            guard shape(pf) == shape(targetField) else {
+                throw ScoreError(input, "prediction field '\(pf.name)' has shape \(shape(pf)) but target '\(targetField.name)' has shape \(shape(targetField))")
             }
             outputs = pf.shape.count
             sumSq = [Double](repeating: 0, count: outputs)

@@ -404,4 +404,13 @@ extension ScorerTests {
         let soft: [Float] = [0.7, 0.3, 0.2, 0.8, 0.4, 0.6]
         XCTAssertEqual(try score([("y", .f32, [2], bytes(soft)), ("yhat", .i64, [], bytes(yh))], count: 3).confusion, [[1, 0], [0, 2]])
     }
+
+    func testRegressionFieldsMustHaveOneShape() throws {
+        let four: [Float] = [1, 2, 3, 4]
+        XCTAssertThrowsError(try score([("y", .f32, [2, 2], bytes(four)), ("yhat", .f32, [4], bytes(four))], count: 1)) { e in
+            XCTAssertEqual((e as? ScoreError)?.problem, "prediction field 'yhat' has shape 4 but target 'y' has shape 2×2")
+        }
+        // a scalar and one value per sample are the same thing
+        XCTAssertEqual(value(try score([("y", .f32, [], bytes(four)), ("yhat", .f32, [1], bytes(four))], count: 4), "r2"), 1)
+    }
 }
