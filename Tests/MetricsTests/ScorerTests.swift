@@ -413,4 +413,12 @@ extension ScorerTests {
         // a scalar and one value per sample are the same thing
         XCTAssertEqual(value(try score([("y", .f32, [], bytes(four)), ("yhat", .f32, [1], bytes(four))], count: 4), "r2"), 1)
     }
+
+    func testAClassNameIsLookedUpBeforeAnIndex() throws {
+        // as score(1) documents: recall[1] is the class named "1" (index 2) when there is one
+        let r = try score([("y", .i64, [], bytes(y)), ("yhat", .i64, [], bytes(yhat))], classes: ["x", "0", "1"], count: 12)
+        XCTAssertEqual(r.value(of: "recall[1]"), .some(r.perClass[2].recall))
+        XCTAssertEqual(r.value(of: "recall[x]"), .some(r.perClass[0].recall))
+        XCTAssertNotEqual(r.perClass[2].recall, r.perClass[1].recall)
+    }
 }
