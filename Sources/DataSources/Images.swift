@@ -25,7 +25,7 @@ public struct DecodedImage {
         let c = channels ?? (hasAlpha ? 4 : hasColor ? 3 : 1)
         // 16 bits to 8 by rounding, v·255/65535 (Pillow takes the high byte: tensor-load(1)).
         let samples = !wide ? raw : raw.withUnsafeBytes { b in
-            b.bindMemory(to: UInt16.self).map { UInt8((UInt32($0) * 255 + 32767) / 65535) }
+            (0..<b.count / 2).map { i in UInt8((UInt32(b.load(fromByteOffset: 2 * i, as: UInt16.self)) * 255 + 32767) / 65535) }
         }
         func sample(_ i: Int) -> UInt8 { samples[i] }
         var out = [UInt8](repeating: 0, count: w * h * c)
