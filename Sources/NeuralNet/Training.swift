@@ -341,7 +341,9 @@ final class Shard {
     /// mnist-cnn: 8 and 16 take 15% less CPU than whole shards at batch 128).
     static let microBatch = 8
     /// BatchNorm normalizes over what one pass sees, and recurrent layers run one thin GEMM per
-    /// step: networks with either run whole shards (`passSize`).
+    /// step: networks with either run whole shards (`passSize`). For BatchNorm this is also what
+    /// keeps its replicas in step: each makes exactly one pass a batch, so each reaches every
+    /// barrier of ReplicaStatistics once; two passes in one replica would meet the others' one.
 }
 
 /// Runs mini-batch training of a model on a dataset. With `threads` > 1 every batch is split

@@ -213,6 +213,7 @@ final class LoaderTests: XCTestCase {
         // A number too large for f32 is named as such, not as "not a finite number".
         assertRefused([try csv("a,b\n1,3.5e38\n")], "line 2, column 2 (b): '3.5e38' is beyond the range of f32 (±3.4e38)")
         assertRefused([try csv("a,b\n1,-inf\n")], "line 2, column 2 (b): '-inf' is not a finite number")
+        assertRefused([try csv("a,label\n1,1.5\n2,1e39\n")], "line 3, column 2 (label): label '1e39' is beyond the range of f32") { $0.label = "label" }
         assertRefused([try csv("v,label\n1,\"a\r\"\n0,b\n")], "line 2, column 2 (label): label with a control character") { $0.label = "label" }
         XCTAssertThrowsError(try load([try csv("a,a,b\n1,2,3\n")]) { $0.label = "a" }) { e in
             XCTAssertEqual((e as? DiagnosticError)?.kind, .usage)
