@@ -88,6 +88,29 @@ public enum ImageCodec {
         return UInt8((sum + 0x8000) >> 16)
     }
 
+    /// A CMYK JPEG's samples as Pillow reads them: stored inverted (Adobe's convention, which
+    /// Pillow assumes for every CMYK JPEG), then R = (255 − K′) − C′·(255 − K′)/255 with the
+    /// inverted C′ and K′, in its MULDIV255 rounding (Convert.c, cmyk2rgb); one channel is the
+    /// luma of that, four adds an opaque alpha.
+    static func rgb(fromCMYK cmyk: [UInt8], channels c: Int) -> [UInt8] {
+        let n = cmyk.count / 4
+        var out = [UInt8](repeating: 255, count: n * c)
+        for i in 0..<n {
+            let k = Int(cmyk[4 * i + 3])  // 255 − K′
+            func channel(_ stored: UInt8) -> UInt8 {
+                let t = (255 - Int(stored)) * k + 128
+                return UInt8(k - (((t >> 8) + t) >> 8))
+            }
+            let (red, green, blue) = (channel(cmyk[4 * i]), channel(cmyk[4 * i + 1]), channel(cmyk[4 * i + 2]))
+            if c == 1 {
+                out[i] = luma(red, green, blue)
+            } else {
+                (out[c * i], out[c * i + 1], out[c * i + 2]) = (red, green, blue)
+            }
+        }
+        return out
+    }
+
     static func decodeJPEG(_ data: [UInt8], name: String, channels: Int?) throws -> DecodedImage {
         guard let tj = tjInitDecompress() else { throw DataError(name, "cannot start the JPEG decoder", kind: .internal) }
         defer { tjDestroy(tj) }
@@ -96,15 +119,14 @@ public enum ImageCodec {
             tjDecompressHeader3(tj, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt($0.count), &w, &h, &sub, &space)
         }
         guard ok == 0 else { throw DataError(name, "bad JPEG: \(String(cString: tjGetErrorStr2(tj)))") }
-        if space == Int32(TJCS_CMYK.rawValue) || space == Int32(TJCS_YCCK.rawValue) {
-            throw DataError(name, "a CMYK JPEG, which tensor-load does not read; convert it to RGB first (convert IN -colorspace sRGB OUT.png)")
-        }
+        let cmyk = space == Int32(TJCS_CMYK.rawValue) || space == Int32(TJCS_YCCK.rawValue)
         let gray = space == Int32(TJCS_GRAY.rawValue)
         let c = channels ?? (gray ? 1 : 3)
         // Colour to one channel is PIL's luma of the decoded RGB, not the decoder's Y (which
-        // differs where RGB was clamped: by up to 37 on saturated images).
-        let dc = c == 1 && !gray ? 3 : c
-        let fmt: TJPF = dc == 1 ? TJPF_GRAY : dc == 3 ? TJPF_RGB : TJPF_RGBA
+        // differs where RGB was clamped: by up to 37 on saturated images). CMYK is decoded as
+        // stored and converted below.
+        let dc = cmyk ? 4 : c == 1 && !gray ? 3 : c
+        let fmt: TJPF = cmyk ? TJPF_CMYK : dc == 1 ? TJPF_GRAY : dc == 3 ? TJPF_RGB : TJPF_RGBA
         guard w > 0, h > 0, let px = checkedProduct([Int(w), Int(h), dc]), Int(w) * Int(h) <= maxPixels else {
             throw DataError(name, "JPEG of \(w)×\(h) pixels is out of range")
         }
@@ -122,7 +144,9 @@ public enum ImageCodec {
         if tjGetErrorCode(tj) == TJERR_WARNING.rawValue {
             throw DataError(name, "bad JPEG: \(String(cString: tjGetErrorStr2(tj)))")
         }
-        if dc != c {
+        if cmyk {
+            out = rgb(fromCMYK: out, channels: c)
+        } else if dc != c {
             out = (0..<Int(w) * Int(h)).map { i in luma(out[3 * i], out[3 * i + 1], out[3 * i + 2]) }
         }
         return DecodedImage(width: Int(w), height: Int(h), channels: c, pixels: out)

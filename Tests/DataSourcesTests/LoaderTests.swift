@@ -608,8 +608,19 @@ final class LoaderTests: XCTestCase {
         let rgb = try load(["testdata:images/saturated-16x16.jpg"]).2[0]
         let gray = try load(["testdata:images/saturated-16x16.jpg"]) { $0.channels = 1 }.2[0]
         XCTAssertEqual(gray, (0..<256).map { i in ImageCodec.luma(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]) })
-        // CMYK is refused by name, not with libjpeg's "Unsupported color conversion request".
-        assertRefused(["testdata:images/cmyk-8x8.jpg"], "cmyk-8x8.jpg", "a CMYK JPEG, which tensor-load does not read")
+        // CMYK (Pillow's, Adobe-inverted) and YCCK (TurboJPEG's) JPEGs give Pillow's
+        // convert("RGB") to the byte, its luma at one channel, and an opaque alpha at four.
+        for stem in ["cmyk-16x16", "ycck-16x16"] {
+            let pillow = try load(["testdata:images/\(stem).pillow.png"]).2[0]
+            var luma: [UInt8] = [], rgba: [UInt8] = []
+            for i in stride(from: 0, to: pillow.count, by: 3) {
+                luma.append(ImageCodec.luma(pillow[i], pillow[i + 1], pillow[i + 2]))
+                rgba += pillow[i..<i + 3] + [255]
+            }
+            XCTAssertEqual(try load(["testdata:images/\(stem).jpg"]).2[0], pillow, stem)
+            XCTAssertEqual(try load(["testdata:images/\(stem).jpg"]) { $0.channels = 1 }.2[0], luma, stem)
+            XCTAssertEqual(try load(["testdata:images/\(stem).jpg"]) { $0.channels = 4 }.2[0], rgba, stem)
+        }
     }
 
     /// --resize gives what Pillow's Image.resize(size, BILINEAR) gives, to the byte: shrinking
