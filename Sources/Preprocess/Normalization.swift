@@ -27,13 +27,17 @@ public enum NormalizeMethod: Equatable {
 /// Samples are taken a chunk at a time: the chunk's sums and squared deviations from its own
 /// mean (two passes over a few hundred samples in cache), merged into the running moments with
 /// Chan's formula, so that the loops vectorize and the result stays accurate over billions of
-/// values.
+/// values. The moments are of each value less the slot's first value, so that data far from
+/// zero (timestamps, 1e12 + noise) keeps its spread: summed raw, a chunk's mean would carry
+/// the rounding of sums of 1e14.
 public final class FieldStatistics {
     public let shape: Shape
     public let perChannel: Bool
     public let slots: Int
     public private(set) var counts: [Int]
-    public private(set) var mean: [Double]
+    /// The first value of each slot, from which the moments are taken.
+    private var origin: [Double]
+    private var shiftedMean: [Double]
     private var m2: [Double]
     public private(set) var minimum: [Double]
     public private(set) var maximum: [Double]
@@ -48,8 +52,9 @@ public final class FieldStatistics {
         self.perChannel = perChannel
         slots = perChannel ? (shape.dims.last ?? 1) : shape.count
         counts = Array(repeating: 0, count: slots)
-        mean = Array(repeating: 0, count: slots)
-        m2 = mean
+        origin = Array(repeating: 0, count: slots)
+        shiftedMean = origin
+        m2 = origin
         minimum = Array(repeating: .infinity, count: slots)
         maximum = Array(repeating: -.infinity, count: slots)
         chunk = max(1, min(256, (1 << 18) / max(1, shape.count)))
@@ -98,9 +103,18 @@ public final class FieldStatistics {
         return nil
     }
 
+    /// The most features per-feature statistics can have: the record that carries them
+    /// (`FIELD.normalize`) is one metadata value holding two numbers a feature, each up to 24
+    /// characters and a comma.
+    public static var maxFeatures: Int { Limits().maxValueBytes / 50 }
+
+    /// Means.
+    public var mean: [Double] { (0..<slots).map { origin[$0] + shiftedMean[$0] } }
+
     /// Merges the chunk in `rows` into the running moments.
     private func merge(samples n: Int, per: Int) {
         let s = slots
+        if counts.first == 0 { origin = Array(UnsafeBufferPointer(start: rows, count: s)) }
         sum.update(repeating: 0, count: s)
         dev.update(repeating: 0, count: s)
         lo.update(repeating: .infinity, count: s)
@@ -112,24 +126,24 @@ public final class FieldStatistics {
             let row = rows + l * s
             for e in 0..<s {
                 let v = row[e]
-                sum[e] += v
+                sum[e] += v - origin[e]
                 lo[e] = Swift.min(lo[e], v)
                 hi[e] = Swift.max(hi[e], v)
             }
         }
         let nb = Double(lines)
-        for e in 0..<s { sum[e] /= nb }  // now the chunk's mean
+        for e in 0..<s { sum[e] /= nb }  // now the chunk's mean, less the origin
         for l in 0..<lines {
             let row = rows + l * s
             for e in 0..<s {
-                let d = row[e] - sum[e]
+                let d = (row[e] - origin[e]) - sum[e]
                 dev[e] += d * d
             }
         }
         for e in 0..<s {
             let na = Double(counts[e]), total = na + nb
-            let delta = sum[e] - mean[e]
-            mean[e] += delta * nb / total
+            let delta = sum[e] - shiftedMean[e]
+            shiftedMean[e] += delta * nb / total
             m2[e] += dev[e] + delta * delta * na * nb / total
             counts[e] += lines
             minimum[e] = Swift.min(minimum[e], lo[e])
@@ -151,6 +165,7 @@ public final class FieldStatistics {
             // in double precision leaves of a constant (scikit-learn's _is_constant_feature
             // bound): 0.1 a thousand times has a variance of 1e-33, not 0. A variance that
             // overflows gives a mul of NaN, which the transform refuses.
+            let mean = self.mean
             let mul = (0..<slots).map { j -> Double in
                 let n = Double(counts[j])
                 guard n > 0 else { return 1 }

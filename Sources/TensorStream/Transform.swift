@@ -99,11 +99,10 @@ public final class FieldTransform {
     public let input: Schema
     public let output: Schema
     public let indices: [Int]
-    /// Per field: the spec as given, and its shift and mul, one per element of a sample, in
-    /// f32 and in f64, expanded when the first batch comes (a stream of no samples whose
-    /// sample is a few GiB allocates nothing).
+    /// Per field: the spec as given, and its shift and mul, one per element of a sample,
+    /// expanded when the first batch comes (a stream of no samples whose sample is a few GiB
+    /// allocates nothing).
     private let specs: [(spec: NormalizeSpec, shape: Shape)]
-    private var shift32: [[Float]] = [], mul32: [[Float]] = []
     private var shift64: [[Double]] = [], mul64: [[Double]] = []
     private var buffers: [Int: AlignedBuffer] = [:]
 
@@ -132,7 +131,14 @@ public final class FieldTransform {
                 }
                 record = spec.after(p, shape: field.shape)
             }
-            out.setMetadata("\(f).normalize", record.encoded)
+            if dtype == .f32, let tiny = spec.mul.first(where: { Float($0) == 0 }) {
+                throw StreamError(input: "--field", place: "", .malformed("field '\(f)': its multiplier \(tiny) underflows f32, which would make every value 0; use --dtype f64"))
+            }
+            let text = record.encoded
+            guard text.utf8.count <= Limits().maxValueBytes else {
+                throw StreamError(input: "--field", place: "", .malformed("field '\(f)': its normalization record of \(record.shift.count) features would take \(text.utf8.count) bytes, more than the \(Limits().maxValueBytes) a stream's metadata value holds; normalize it per channel"))
+            }
+            out.setMetadata("\(f).normalize", text)
         }
         indices = idx
         self.specs = specs
@@ -143,8 +149,6 @@ public final class FieldTransform {
         let full = specs.map { $0.spec.expanded(to: $0.shape) }
         shift64 = full.map(\.shift)
         mul64 = full.map(\.mul)
-        shift32 = shift64.map { $0.map { Float($0) } }
-        mul32 = mul64.map { $0.map { Float($0) } }
     }
 
     /// The payloads of `batch` after the transform; returns the index of a field and sample
@@ -164,27 +168,24 @@ public final class FieldTransform {
             buf.reserve(n * size)
             buf.count = n * size
             let src = batch.field(i).baseAddress!
-            let bad: (Int, Bool)?
-            if size == 4 {
-                bad = shift32[j].withUnsafeBufferPointer { s in mul32[j].withUnsafeBufferPointer { m in
-                    FieldTransform.run(src, f.dtype, batch.count, per, s.baseAddress!, m.baseAddress!, buf.base.assumingMemoryBound(to: Float.self))
-                } }
-            } else {
-                bad = shift64[j].withUnsafeBufferPointer { s in mul64[j].withUnsafeBufferPointer { m in
-                    FieldTransform.run(src, f.dtype, batch.count, per, s.baseAddress!, m.baseAddress!, buf.base.assumingMemoryBound(to: Double.self))
-                } }
-            }
+            let bad = shift64[j].withUnsafeBufferPointer { s in mul64[j].withUnsafeBufferPointer { m in
+                size == 4
+                    ? FieldTransform.run(src, f.dtype, batch.count, per, s.baseAddress!, m.baseAddress!, buf.base.assumingMemoryBound(to: Float.self))
+                    : FieldTransform.run(src, f.dtype, batch.count, per, s.baseAddress!, m.baseAddress!, buf.base.assumingMemoryBound(to: Double.self))
+            } }
             if let bad { return (views, (i, bad.0, bad.1)) }
             views[i] = UnsafeRawBufferPointer(start: buf.base, count: n * size)
         }
         return (views, nil)
     }
 
-    /// out = (x − shift) · mul element by element, sample by sample, in T's precision; returns
-    /// the first sample holding a non-finite value, or (true) whose output is not finite.
+    /// out = (x − shift) · mul element by element, sample by sample, computed in f64 and
+    /// rounded once to T: an f32 output of i64 timestamps or of f64 values far from zero keeps
+    /// their spread (x, shift and mul each rounded to f32 first would cancel to 0). Returns the
+    /// first sample holding a non-finite value, or (true) whose output is not finite in T.
     @inline(__always)
     static func run<T: BinaryFloatingPoint>(_ src: UnsafeRawPointer, _ dtype: DType, _ samples: Int, _ per: Int,
-                                            _ s: UnsafePointer<T>, _ m: UnsafePointer<T>, _ out: UnsafeMutablePointer<T>) -> (Int, Bool)? {
+                                            _ s: UnsafePointer<Double>, _ m: UnsafePointer<Double>, _ out: UnsafeMutablePointer<T>) -> (Int, Bool)? {
         // x · 0 is 0 for finite x and NaN otherwise: one test per sample, not per element.
         for k in 0..<samples {
             let o = out + k * per
@@ -192,19 +193,19 @@ public final class FieldTransform {
             switch dtype {
             case .u8:
                 let xs = src.assumingMemoryBound(to: UInt8.self) + k * per
-                for e in 0..<per { o[e] = (T(xs[e]) - s[e]) * m[e] }
+                for e in 0..<per { o[e] = T((Double(xs[e]) - s[e]) * m[e]) }
             case .f32:
                 let xs = src.assumingMemoryBound(to: Float.self) + k * per
                 for e in 0..<per {
                     let v = xs[e]
                     probe += v * 0
-                    o[e] = (T(v) - s[e]) * m[e]
+                    o[e] = T((Double(v) - s[e]) * m[e])
                 }
             default:
                 for e in 0..<per {
                     let v = src.element(k * per + e, dtype)
                     guard v.isFinite else { return (k, false) }
-                    o[e] = (T(v) - s[e]) * m[e]
+                    o[e] = T((v - s[e]) * m[e])
                 }
             }
             if !probe.isFinite { return (k, false) }

@@ -131,6 +131,10 @@ struct Normalize: ParsableCommand {
                 }
                 let fs = names.map { reader.schema.field($0)! }
                 if method.needsStatistics {
+                    if !perChannel, let big = fs.first(where: { $0.shape.count > FieldStatistics.maxFeatures }) {
+                        throw UsageError("field '\(big.name)' has \(big.shape.count) values a sample, and per-feature statistics of more than \(FieldStatistics.maxFeatures) do not fit a normalization record; use --per-channel",
+                                         location: standardize ? "--standardize" : "--minmax")
+                    }
                     // Made with the first batch: a stream of no samples allocates nothing.
                     var stats: [FieldStatistics] = []
                     // Pass 1: statistics, with the stream copied to a spill file for pass 2.
@@ -152,6 +156,11 @@ struct Normalize: ParsableCommand {
                     reader = try StreamReader(source: try s.rewound())
                     spill = s
                     steps = names.enumerated().map { ($0.element, stats[$0.offset].spec(method, samples: samples)) }
+                    // A variance or range beyond f64 gives a multiplier of NaN or 0.
+                    if let (name, _) = steps.first(where: { !$0.spec.mul.allSatisfy { $0.isFinite && $0 != 0 } || !$0.spec.shift.allSatisfy(\.isFinite) }) {
+                        let what = standardize ? "variance" : "range"
+                        throw ToolFailure(file ?? "stdin", "field '\(name)': its \(what) overflows f64 (values beyond about ±\(standardize ? "1.3e154" : "9e307"))")
+                    }
                 } else {
                     steps = names.map { ($0, method.spec) }
                 }

@@ -125,6 +125,43 @@ final class NormalizationTests: XCTestCase {
         XCTAssertEqual(mm.mul[1], 1)
     }
 
+    /// Data far from zero keeps its spread: the statistics are taken from the first value, and
+    /// the transform is computed in f64 and rounded once to the f32 output.
+    func testValuesFarFromZeroKeepTheirSpread() throws {
+        // Unix timestamps as i64: rounded to f32 before subtracting, all four were 0.
+        let schema = Schema(fields: [Field(name: "x", dtype: .i64, shape: Shape([]))])
+        let stamps: [Int64] = [1_700_000_000, 1_700_000_010, 1_700_000_020, 1_700_000_030]
+        let bytes = try makeStream(schema, batches: [(4, [stamps.withUnsafeBytes { Array($0) }])])
+        let (_, std) = try normalized(bytes, .standardize, perChannel: false)
+        XCTAssertEqual(std.map { $0[0] }, [-1.3416408, -0.4472136, 0.4472136, 1.3416408].map { Double(Float($0)) })
+        let (_, mm) = try normalized(bytes, .minmax(lo: 0, hi: 1), perChannel: false)
+        XCTAssertEqual(mm.map { $0[0] }, [0.0, 1.0 / 3, 2.0 / 3, 1].map { Double(Float($0)) })
+
+        // f64 values of 1e39 standardize to f32 (they were refused as out of f32's range).
+        let huge = Schema(fields: [Field(name: "x", dtype: .f64, shape: Shape([]))])
+        let big = try makeStream(huge, batches: [(3, [[1e39, 2e39, 3e39].withUnsafeBytes { Array($0) }])])
+        XCTAssertEqual(try normalized(big, .standardize, perChannel: false).1.map { $0[0] },
+                       [-1.5.squareRoot(), 0, 1.5.squareRoot()].map { Double(Float($0)) })
+
+        // 1e12 + noise in chunks: the learned deviation is the textbook one to 1e-12 (summed
+        // raw, a chunk's mean carried the rounding of sums near 1e14: an error of 1.6e-5).
+        var rng = SplitMix(seed: 3)
+        let noise = (0..<1000).map { _ in rng.uniform() + rng.uniform() + rng.uniform() - 1.5 }
+        let offset = Schema(fields: [Field(name: "x", dtype: .f64, shape: Shape([]))])
+        let values = noise.map { 1e12 + $0 }
+        let data = try makeStream(offset, batches: stride(from: 0, to: 1000, by: 37).map { k in
+            let part = Array(values[k..<min(k + 37, 1000)])
+            return (part.count, [part.withUnsafeBytes { Array($0) }])
+        })
+        // The differences from 1e12 are exact (Sterbenz), so the reference needs no care.
+        let d = values.map { $0 - 1e12 }
+        let m = d.reduce(0, +) / 1000
+        let sd = (d.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 1000).squareRoot()
+        let spec = try normalized(data, .standardize, perChannel: false).0
+        XCTAssertEqual(spec.shift[0], 1e12 + m, accuracy: 1e-3)
+        XCTAssertEqual(1 / spec.mul[0], sd, accuracy: 1e-12 * sd)
+    }
+
     func testNaNIsReportedWithItsSample() throws {
         let stats = FieldStatistics(shape: Shape([2]), perChannel: false)
         let xs: [Float] = [1, 2, 3, .nan, 5, 6]

@@ -240,7 +240,10 @@ final class EdgeInputTests: XCTestCase {
         let a = try limited("augment --hflip 1 huge.tns -o out.tns")
         XCTAssertEqual(a.status, 0, a.stderr)
         XCTAssertEqual(try sh("tensor-show --count out.tns", cwd: tmp).stdoutText, "0\n")
-        assertFails(try limited("normalize --standardize huge.tns -o n.tns"), status: 65, prefix: "normalize: huge.tns: no samples to learn statistics from")
+        assertFails(try limited("normalize --standardize --per-channel huge.tns -o n.tns"), status: 65,
+                    prefix: "normalize: huge.tns: no samples to learn statistics from")
+        // Per feature, such a sample is refused before anything is read (NormalizeToolTests).
+        assertFails(try limited("normalize --standardize huge.tns -o n.tns"), status: 64, prefix: "normalize: --standardize: field 'x' has 2147395600 values")
         assertFails(try limited("tensor-show --csv huge.tns"), status: 65,
                     prefix: "tensor-show: huge.tns: a sample has 2147395600 values: more than the 16777216 columns --csv writes")
         // A 256 MiB sample whose f32 output fits the format: --scale's per-element shift and
@@ -284,8 +287,11 @@ final class EdgeInputTests: XCTestCase {
         }
         // A variance that overflows (±1e308) was taken for a constant feature, with status 0.
         try stream("huge.tns", .f64, [1], [1e308, -1e308, 1e308], count: 3)
+        // It is named as the variance (or the range) that overflows, not as a sample.
         assertFails(try sh("normalize --standardize --dtype f64 huge.tns -o out.tns", cwd: tmp), status: 65,
-                    prefix: "normalize: huge.tns: field 'x' sample 0 becomes a NaN or infinity under the transform")
+                    prefix: "normalize: huge.tns: field 'x': its variance overflows f64 (values beyond about ±1.3e154)")
+        assertFails(try sh("normalize --minmax --dtype f64 huge.tns -o out.tns", cwd: tmp), status: 65,
+                    prefix: "normalize: huge.tns: field 'x': its range overflows f64 (values beyond about ±9e307)")
         // --scale whose reciprocal is 0 in f32 made every value 0, with status 0.
         try stream("small.tns", .f32, [1], [Float(1), 2], count: 2)
         assertFails(try sh("normalize --scale 1e300 small.tns -o out.tns", cwd: tmp), status: 64,

@@ -153,6 +153,23 @@ final class NormalizeToolTests: XCTestCase {
         assertFails(try sh("normalize --scale 1e-320 -o \(tmp)/o.tns \(tmp)/data.tns"), status: 65, prefix: "normalize: \(tmp)/data.tns: ",
                     contains: "becomes a NaN or infinity under the transform, out of f32's range")
         XCTAssertFalse(exists("\(tmp)/o.tns"))
+        // Statistics whose multiplier underflows f32 (learned with --dtype f64) would make every
+        // value 0: refused, as --scale 1e300 is.
+        XCTAssertEqual(try sh("normalize --scale 1e300 --dtype f64 --save \(tmp)/tiny.stats \(tmp)/data.tns >/dev/null").status, 0)
+        assertFails(try sh("normalize --load \(tmp)/tiny.stats -o \(tmp)/o.tns \(tmp)/data.tns"), status: 65,
+                    prefix: "normalize: \(tmp)/data.tns: ", contains: "its multiplier 1e-300 underflows f32")
+        XCTAssertFalse(exists("\(tmp)/o.tns"))
+        // Per-feature statistics of more features than a normalization record holds are refused
+        // before the stream is read, pointing at --per-channel (they failed after the whole pass,
+        // "cannot write schema").
+        let shape = Shape([96, 96, 3])
+        let wide = try makeStream(Schema(fields: [Field(name: "x", dtype: .u8, shape: shape)]),
+                                  batches: [(2, [(0..<2 * shape.count).map { UInt8($0 % 251) }])])
+        for method in ["--standardize", "--minmax"] {
+            assertFails(try sh("normalize \(method) -o \(tmp)/o.tns", stdin: wide), status: 64, prefix: "normalize: \(method): ",
+                        contains: "field 'x' has 27648 values a sample, and per-feature statistics of more than 20971 do not fit a normalization record; use --per-channel")
+            XCTAssertEqual(try sh("normalize \(method) --per-channel -o \(tmp)/o.tns", stdin: wide).status, 0)
+        }
     }
 
     func testDevicesAreWrittenInPlace() throws {
