@@ -116,12 +116,18 @@ public final class Augmenter {
     }
 
     /// Augments the sample at `src` into `dst` (both `image.count` elements of `dtype`); false
-    /// when a value came out NaN or infinite (huge --brightness, --contrast or --noise on
-    /// floats), for the caller to refuse.
+    /// when the input holds a NaN or infinity (refused whether or not a shift or a cutout would
+    /// have hidden it), or a value came out NaN or infinite (huge --brightness, --contrast or
+    /// --noise on floats), for the caller to refuse.
     @discardableResult
     public func apply(_ src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer, rng: inout SeededRandom) -> Bool {
         let n = image.count
         load(src)
+        if dtype == .f32 || dtype == .f64 {
+            var probe = 0.0
+            for i in 0..<n { probe += a[i] * 0 }
+            if !probe.isFinite { return false }
+        }
         let c = config
         if c.hflip > 0, rng.nextUnitDouble() < c.hflip { flip(horizontal: true) }
         if c.vflip > 0, rng.nextUnitDouble() < c.vflip { flip(horizontal: false) }

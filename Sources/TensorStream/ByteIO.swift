@@ -115,6 +115,20 @@ public final class FileSource: ByteSource {
         }
     }
 
+    /// A source reading the same open file from its start (a file renamed over the path
+    /// since is not read).
+    public func rewound() throws -> FileSource {
+        guard lseek(fd, 0, SEEK_SET) == 0 else { throw IOError(name: name, operation: "seek", code: errno) }
+        return FileSource(fd: fd, name: name, owns: false)
+    }
+
+    /// The file's size and modification time, to tell whether it was written to since.
+    public var version: (size: Int, seconds: Int, nanoseconds: Int)? {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        return (Int(st.st_size), Int(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec))
+    }
+
     /// The file's size when it is a regular file.
     public var regularFileSize: Int? {
         var st = stat()

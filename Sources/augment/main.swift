@@ -84,6 +84,10 @@ struct Augment: ParsableCommand {
     static func range(_ text: String, around center: Double?, name: String) throws -> ClosedRange<Double> {
         let p = text.split(separator: ",", omittingEmptySubsequences: false).map { Double($0.trimmingCharacters(in: .whitespaces)) }
         guard p.allSatisfy({ $0 != nil && $0!.isFinite }) else { throw ValidationError("\(name) takes a number or LO,HI") }
+        // A range wider than a double holds (−1e308…1e308) would draw infinite angles.
+        if (p.count == 2 && !(p[1]! - p[0]!).isFinite) || (p.count == 1 && !(2 * p[0]!).isFinite) {
+            throw ValidationError("\(name) \(text): the range is wider than a double holds")
+        }
         if p.count == 2, p[0]! <= p[1]! { return p[0]!...p[1]! }
         if p.count == 1, let c = center, p[0]! >= 0 { return (c - p[0]!)...(c + p[0]!) }
         if p.count == 1, center == nil, p[0]! >= 0 { return -p[0]!...p[0]! }
@@ -143,7 +147,8 @@ struct Augment: ParsableCommand {
         Tool.run("augment") {
             let cfg = try config()
             let path = file ?? "-"
-            var reader = try StreamReader(source: try FileSource.open(path))
+            let input = try FileSource.open(path)
+            var reader = try StreamReader(source: input)
             let schema = reader.schema
             let names = fields.isEmpty ? ["x"] : fields
             // Made with the first batch: a stream of no samples allocates nothing.
@@ -172,9 +177,10 @@ struct Augment: ParsableCommand {
             if bufferSize > 0 { record += "; shuffle \(bufferSize)" }
             out.setMetadata("augment", schema.metadata("augment").map { $0 + ", then " + record } ?? record)
 
-            // A stream that cannot be opened again is copied for the later passes.
-            var regular = stat()
-            let reopen = path != "-" && stat(path, &regular) == 0 && regular.st_mode & S_IFMT == S_IFREG
+            // A regular file is read again from its start, through the descriptor opened first;
+            // a stream that cannot be read again is copied for the later passes.
+            let reopen = path != "-" && input.regularFileSize != nil
+            let version = input.version
             let spill = `repeat` > 1 && !reopen ? try SpillFile() : nil
             let output = try Output.open(self.output)
             do {
@@ -187,9 +193,15 @@ struct Augment: ParsableCommand {
                     try builder.commit()
                 }
                 var overflowed: (field: Int, sample: Int)? = nil
+                var samples = 0
                 for pass in 0..<`repeat` {
                     if pass > 0 {
-                        reader = try StreamReader(source: spill != nil ? try spill!.rewound() : try FileSource.open(path))
+                        // Written to in place, the file would give other samples (renamed
+                        // over, it is not read: the descriptor holds the first one).
+                        guard spill != nil || input.version.map({ $0 == version! }) == true else {
+                            throw ToolFailure(path, "changed between passes (written to while augment read it)")
+                        }
+                        reader = try StreamReader(source: try spill?.rewound() ?? input.rewound())
                         guard reader.schema.fields == schema.fields else {
                             throw ToolFailure(path, "changed between passes")
                         }
@@ -246,6 +258,10 @@ struct Augment: ParsableCommand {
                         }
                     }
                     try copy?.finish()
+                    if pass == 0 { samples = index }
+                    guard index == samples else {
+                        throw ToolFailure(path, "changed between passes: \(index) samples, where the first pass read \(samples)")
+                    }
                 }
                 try buffer?.drain(emit)
                 try builder.finish()

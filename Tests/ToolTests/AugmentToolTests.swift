@@ -81,7 +81,7 @@ final class AugmentToolTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"), "no partial output")
         // Extreme but finite angles and zooms are images, not a trap converting to Int: a
         // vanishing zoom samples far off the image, which is the fill.
-        for extreme in ["--rotate 1e308", "--zoom 1e300,1e300", "--zoom 1e-18,1e-18"] {
+        for extreme in ["--rotate 1e307", "--zoom 1e300,1e300", "--zoom 1e-18,1e-18"] {
             let r = try sh("augment \(extreme) --fill 7 --seed 1 -o \(tmp)/x.tns \(tmp)/data.tns")
             XCTAssertEqual(r.status, 0, "\(extreme): \(r.stderr)")
         }
@@ -93,6 +93,37 @@ final class AugmentToolTests: XCTestCase {
                         contains: "field 'x' sample 0: the augmentation makes a NaN or infinity")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/h.tns"))
+        // A range wider than a double holds drew infinite angles: every image was the fill,
+        // with status 0.
+        for wide in ["--rotate 1e308", "--rotate=-1e308,1e308", "--zoom 1e308"] {
+            assertFails(try sh("augment \(wide) \(tmp)/data.tns"), status: 64, prefix: "augment: ", contains: "the range is wider than a double holds")
+        }
+        // A NaN is refused wherever it is: a cutout that covered it, or a shift that moved it
+        // off the image, let it through with status 0.
+        let nan = try makeStream(Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2, 2]))]),
+                                 batches: [(1, [[Float.nan, 1, 2, 3].withUnsafeBytes { Array($0) }])])
+        for op in ["--cutout 4096", "--shift 1 --seed 2", "--hflip 1"] {
+            assertFails(try sh("augment \(op)", stdin: nan), status: 65, prefix: "augment: stdin: ",
+                        contains: "field 'x' sample 0: holds a NaN or infinity, which augment does not take")
+        }
+    }
+
+    /// --repeat reads a file again through the descriptor it opened: a file renamed over the
+    /// path between passes (a Makefile rebuilding it) is not read. It was: the second pass
+    /// gave the new file's samples, with status 0.
+    func testRepeatReadsTheFileItOpened() throws {
+        // 16 MiB of samples: the first pass cannot finish into a pipe nobody reads.
+        let schema = Schema(fields: [Field(name: "x", dtype: .u8, shape: Shape([64, 64])), Field(name: "y", dtype: .u8, shape: Shape([]))])
+        let n = 4096
+        try Data(try makeStream(schema, batches: [(n, [[UInt8](repeating: 9, count: n * 4096), [UInt8](repeating: 1, count: n)])]))
+            .write(to: URL(fileURLWithPath: "\(tmp)/big.tns"))
+        try Data(try makeStream(schema, batches: [(10, [[UInt8](repeating: 3, count: 10 * 4096), [UInt8](repeating: 2, count: 10)])]))
+            .write(to: URL(fileURLWithPath: "\(tmp)/small.tns"))
+        let r = try sh("""
+            { augment --repeat 2 --shuffle 0 big.tns; echo $? >status; } | { head -c 65536 >part1; mv small.tns big.tns; cat >part2; }
+            cat status; cat part1 part2 | tensor-show --count
+            """, cwd: tmp)
+        XCTAssertEqual(r.stdoutText, "0\n\(2 * n)\n", r.stderr)
     }
 
     func testAugmentRepeatIntoFitStream() throws {
