@@ -10,12 +10,12 @@ import TensorStream
 @inline(__always)
 func element(_ p: UnsafeRawPointer, _ i: Int, _ t: DType) -> Double { p.element(i, t) }
 
-/// Element text: integers exactly, floats in the shortest form that round-trips.
+/// Element text: integers exactly, floats in the shortest form that round-trips, NaNs as `nan`.
 func elementText(_ p: UnsafeRawPointer, _ i: Int, _ t: DType) -> String {
     switch t {
     case .i64: return String(p.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
-    case .f32: return "\(p.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))"
-    case .f64: return "\(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self))"
+    case .f32: return decimalText(p.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
+    case .f64: return decimalText(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self))
     default: return String(Int(element(p, i, t)))
     }
 }

@@ -381,7 +381,7 @@ public func firstInvalidToken(_ x: UnsafePointer<Float>, count: Int, vocabulary 
 /// (its f32 copy printed 28 as 28.0, and 2147483647 as 2.1474836e+09).
 public func elementText(_ p: UnsafeRawPointer, _ i: Int, dtype: DType) -> String {
     if let v = p.integerElement(i, dtype) { return String(v) }
-    return dtype == .f64 ? String(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) : String(p.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
+    return dtype == .f64 ? decimalText(p.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) : decimalText(p.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
 }
 
 /// The weights of a model file do not fit its architecture, which has this many parameters.

@@ -37,6 +37,13 @@ public enum DType: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     }
 }
 
+/// A floating point value as text that Python's `float()` and `numpy.loadtxt` read back: the
+/// shortest digits that round-trip, `inf` and `-inf`, and every NaN as `nan` (Swift's own
+/// description writes a NaN's sign and payload: `-nan`, `snan`, `nan(0x1)`).
+public func decimalText<F: BinaryFloatingPoint & LosslessStringConvertible>(_ v: F) -> String {
+    v.isNaN ? "nan" : v.description
+}
+
 extension UnsafeRawPointer {
     /// Element `i` of an array of `dtype` starting here, as Double (little-endian, unaligned).
     @inline(__always)

@@ -134,17 +134,17 @@ struct Predict: ParsableCommand {
         var s = ""
         for n in 0..<count {
             if m.task == .regression {
-                let v = (0..<k).map { "\(yhat.load(fromByteOffset: 4 * (n * k + $0), as: Float.self))" }
+                let v = (0..<k).map { decimalText(yhat.load(fromByteOffset: 4 * (n * k + $0), as: Float.self)) }
                 s += format == "csv" ? v.joined(separator: ",") + "\n" : "\(first + n)\t" + v.joined(separator: " ") + "\n"
                 continue
             }
             let c = Int(yhat.load(fromByteOffset: 8 * n, as: Int64.self))
             if format == "csv" {
-                s += (0..<k).map { "\(p[n * k + $0])" }.joined(separator: ",") + ",\(c)\n"
+                s += (0..<k).map { decimalText(p[n * k + $0]) }.joined(separator: ",") + ",\(c)\n"
             } else {
                 let pc = m.task == .binary ? (c == 1 ? p[n] : 1 - p[n]) : p[n * k + c]
                 let label = c < m.classes.count ? escapedForDisplay(m.classes[c]) : String(c)
-                s += "\(first + n)\t\(label)\t" + String(format: "%.4f", pc) + "\n"
+                s += "\(first + n)\t\(label)\t" + (pc.isNaN ? "nan" : String(format: "%.4f", pc)) + "\n"
             }
         }
         try write(s, to: sink)

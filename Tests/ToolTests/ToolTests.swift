@@ -2,6 +2,7 @@
 // statuses checked separately.
 
 import Foundation
+import TensorCore
 import TensorStream
 import XCTest
 import _TestSupport
@@ -112,6 +113,21 @@ final class ToolTests: XCTestCase {
         XCTAssertEqual(lines.count, 5)
         XCTAssertEqual(lines[1], "0.0,0.5,1.0,1.5,2.0,2.5")
         XCTAssertEqual(lines[4], "9.0,9.5,10.0,10.5,11.0,11.5")
+    }
+
+    func testEveryNaNIsWrittenNanWhateverItsSignOrPayload() throws {
+        // Quiet, negative, signalling and payload-carrying NaNs: Swift's own description wrote
+        // "-nan", "snan", "nan(0x1)", which Python's float() and numpy.loadtxt refuse.
+        let a: [UInt32] = [0x7FC0_0000, 0xFFC0_0000, 0x7F80_0001, 0x7FA0_0000, 0x7FC0_0001]
+        let b: [UInt64] = [0x7FF8_0000_0000_0000, 0xFFF8_0000_0000_0000, 0x7FF0_0000_0000_07A2, 0xFFF0_0000_0000_07A2]
+        let schema = Schema(fields: [Field(name: "a", dtype: .f32, shape: Shape([5])), Field(name: "b", dtype: .f64, shape: Shape([4]))])
+        let bytes = try makeStream(schema, batches: [(1, [a.withUnsafeBytes { Array($0) }, b.withUnsafeBytes { Array($0) }])])
+        let csv = try sh("tensor-show --csv", stdin: bytes)
+        XCTAssertEqual(csv.status, 0, csv.stderr)
+        XCTAssertEqual(csv.stdoutText, "a_0,a_1,a_2,a_3,a_4,b_0,b_1,b_2,b_3\n" + Array(repeating: "nan", count: 9).joined(separator: ",") + "\n")
+        let text = try sh("tensor-show", stdin: bytes)
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertTrue(text.stdoutText.contains("[0] a=[nan nan nan nan nan]  b=[nan nan nan nan]"), text.stdoutText)
     }
 
     func testNPZExportLoadsInNumPyAndRoundTrips() throws {
