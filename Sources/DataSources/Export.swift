@@ -70,9 +70,20 @@ public enum Inspect {
         return "[" + shown.joined(separator: " ") + (n > limit ? " … (\(n) values)]" : "]")
     }
 
-    /// CSV header columns: `f` for a scalar field, `f_0`, `f_1`, … otherwise.
-    public static func csvHeader(_ schema: Schema) -> String {
-        schema.fields.flatMap { f in
+    /// CSV header columns: `f` for a scalar field, `f_0`, `f_1`, … otherwise. Throws when a
+    /// scalar field's name is also a column of another field (`x_0` beside an `x` of 2 values):
+    /// a header with a name twice would be read back as one column. Only that can clash, since
+    /// a name ends in one `_i` at most once: `f_i` and `g_j` are one name only when f is g.
+    public static func csvHeader(_ schema: Schema, input: String) throws -> String {
+        let split = Dictionary(uniqueKeysWithValues: schema.fields.filter { $0.shape.rank > 0 }.map { ($0.name, $0.shape.count) })
+        for f in schema.fields where f.shape.rank == 0 {
+            guard let u = f.name.lastIndex(of: "_") else { continue }
+            let owner = String(f.name[..<u]), index = f.name[f.name.index(after: u)...]
+            if let n = split[owner], let i = Int(index), String(i) == index, i < n {
+                throw DataError(input, "column \(f.name) of field \(owner) is also the name of field \(f.name): --csv would write it twice")
+            }
+        }
+        return schema.fields.flatMap { f in
             f.shape.rank == 0 ? [f.name] : (0..<f.shape.count).map { "\(f.name)_\($0)" }
         }.joined(separator: ",")
     }

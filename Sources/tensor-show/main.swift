@@ -72,8 +72,9 @@ struct TensorShow: ParsableCommand {
                 guard columns <= 1 << 24 else {
                     throw ToolFailure(reader.source.name, "a sample has \(columns) values: more than the \(1 << 24) columns --csv writes")
                 }
+                let header = try Inspect.csvHeader(reader.schema, input: reader.source.name)
                 let out = try Output.open(nil, binary: false)
-                try writeLine(Inspect.csvHeader(reader.schema), to: out.sink)
+                try writeLine(header, to: out.sink)
                 while let b = try reader.next() { try Inspect.writeCSVRows(b, schema: reader.schema, to: out.sink) }
                 try out.commit()
             } else if let npz {

@@ -130,6 +130,23 @@ final class ToolTests: XCTestCase {
         XCTAssertTrue(text.stdoutText.contains("[0] a=[nan nan nan nan nan]  b=[nan nan nan nan]"), text.stdoutText)
     }
 
+    func testCSVRefusesAColumnNameTwice() throws {
+        // x of 2 values writes x_0,x_1; a scalar field x_0 beside it made the header x_0,x_1,x_0.
+        func stream(_ scalar: String) throws -> [UInt8] {
+            let schema = Schema(fields: [Field(name: "x", dtype: .i32, shape: Shape([2])), Field(name: scalar, dtype: .i32, shape: Shape([]))])
+            return try makeStream(schema, batches: [(1, [[1, 0, 0, 0, 2, 0, 0, 0], [9, 0, 0, 0]])])
+        }
+        let r = try sh("tensor-show --csv", stdin: try stream("x_0"))
+        assertFails(r, status: 65, prefix: "tensor-show: stdin: column x_0 of field x is also the name of field x_0")
+        XCTAssertEqual(r.stdout, [], "no header written")
+        // Names that only look alike are columns of their own.
+        for name in ["x_2", "x_01", "x_", "x0"] {
+            let ok = try sh("tensor-show --csv", stdin: try stream(name))
+            XCTAssertEqual(ok.status, 0, ok.stderr)
+            XCTAssertEqual(ok.stdoutText, "x_0,x_1,\(name)\n1,2,9\n")
+        }
+    }
+
     func testNPZExportLoadsInNumPyAndRoundTrips() throws {
         try sh("tensor-load x=\(images) y=\(labels) -o \(tmp)/a.tns")
         let r = try sh("tensor-show --npz \(tmp)/a.npz \(tmp)/a.tns")
