@@ -20,11 +20,15 @@ func elementText(_ p: UnsafeRawPointer, _ i: Int, _ t: DType) -> String {
     }
 }
 
-/// Min, max, mean and NaN count of one field, accumulated batch by batch.
+/// Min, max, mean and NaN count of one field, accumulated batch by batch. Integer fields keep
+/// their min and max as Int64, exact where a Double loses digits past 2^53.
 public struct FieldStats {
     public private(set) var min = Double.infinity
     public private(set) var max = -Double.infinity
+    public private(set) var integerMin = Int64.max
+    public private(set) var integerMax = Int64.min
     public private(set) var sum = 0.0
+    /// Finite values, which the mean is over.
     public private(set) var count = 0
     public private(set) var nanCount = 0
     public private(set) var infCount = 0
@@ -35,13 +39,24 @@ public struct FieldStats {
 
     public mutating func add(_ payload: UnsafeRawBufferPointer, dtype: DType) {
         let n = payload.count / dtype.size
-        guard let p = payload.baseAddress else { return }
+        guard let p = payload.baseAddress, n > 0 else { return }
         if dtype == .u8 {
             var lo: UInt8 = 255, hi: UInt8 = 0, s = 0
             let b = p.assumingMemoryBound(to: UInt8.self)
             for i in 0..<n { let v = b[i]; lo = Swift.min(lo, v); hi = Swift.max(hi, v); s += Int(v) }
-            if n > 0 { min = Swift.min(min, Double(lo)); max = Swift.max(max, Double(hi)) }
+            integerMin = Swift.min(integerMin, Int64(lo))
+            integerMax = Swift.max(integerMax, Int64(hi))
             sum += Double(s)
+            count += n
+            return
+        }
+        if dtype.isInteger {
+            for i in 0..<n {
+                let v = p.integerElement(i, dtype)!
+                integerMin = Swift.min(integerMin, v)
+                integerMax = Swift.max(integerMax, v)
+                sum += Double(v)
+            }
             count += n
             return
         }
@@ -53,6 +68,22 @@ public struct FieldStats {
             max = Swift.max(max, v)
             if v.isFinite { sum += v; count += 1 }
         }
+    }
+
+    /// "  min A  max B  mean C" for the text view: an integer field's min and max exactly, the
+    /// rest to 6 significant digits; without min and max when every value is a NaN (or there
+    /// is none), without the mean when no value is finite.
+    public func text(dtype: DType) -> String {
+        var s = ""
+        if dtype.isInteger {
+            guard count > 0 else { return "" }
+            s = "  min \(integerMin)  max \(integerMax)"
+        } else {
+            guard count + infCount > 0 else { return "" }
+            s = String(format: "  min %g  max %g", min, max)
+        }
+        if count > 0 { s += String(format: "  mean %.6g", mean) }
+        return s
     }
 }
 

@@ -149,9 +149,7 @@ struct TensorShow: ParsableCommand {
             let st = stats[i]
             var line = "  " + f.name.padding(toLength: width, withPad: " ", startingAt: 0)
             line += "  \(f.dtype)  \(f.shape)"
-            if st.count > 0 || st.nanCount > 0 {
-                line += String(format: "  min %g  max %g  mean %.6g", st.min, st.max, st.mean)
-            }
+            line += st.text(dtype: f.dtype)
             if f.dtype.isFloatingPoint { line += "  nan \(st.nanCount)" + (st.infCount > 0 ? "  inf \(st.infCount)" : "") }
             if let c = schema.classes(of: f.name) { line += "  \(c.count) classes" }
             text += line + "\n"

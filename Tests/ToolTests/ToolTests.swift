@@ -130,6 +130,23 @@ final class ToolTests: XCTestCase {
         XCTAssertTrue(text.stdoutText.contains("[0] a=[nan nan nan nan nan]  b=[nan nan nan nan]"), text.stdoutText)
     }
 
+    func testStatisticsGiveIntegersExactlyAndNoRangeWithoutAValue() throws {
+        // %g printed 123456789 as 1.23457e+08, and an all-NaN field as "min inf  max -inf".
+        let a: [Int32] = [0, 16_777_217, 123_456_789]
+        let c: [Int64] = [Int64.min, 9_007_199_254_740_993, 0]
+        let b = [Float](repeating: .nan, count: 3), d = [Float](repeating: .infinity, count: 3)
+        let schema = Schema(fields: ["a": DType.i32, "b": .f32, "c": .i64, "d": .f32].sorted { $0.key < $1.key }.map { Field(name: $0.key, dtype: $0.value, shape: Shape([])) })
+        let bytes = try makeStream(schema, batches: [(3, [a.withUnsafeBytes { Array($0) }, b.withUnsafeBytes { Array($0) },
+                                                          c.withUnsafeBytes { Array($0) }, d.withUnsafeBytes { Array($0) }])])
+        let r = try sh("tensor-show -n 0", stdin: bytes)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdoutText.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains("  a  i32  scalar  min 0  max 123456789  mean 4.67447e+07"), r.stdoutText)
+        XCTAssertTrue(lines.contains("  b  f32  scalar  nan 3"), r.stdoutText)
+        XCTAssertTrue(lines.contains("  c  i64  scalar  min -9223372036854775808  max 9007199254740993  mean -3.07145e+18"), r.stdoutText)
+        XCTAssertTrue(lines.contains("  d  f32  scalar  min inf  max inf  nan 0  inf 3"), r.stdoutText)
+    }
+
     func testCSVRefusesAColumnNameTwice() throws {
         // x of 2 values writes x_0,x_1; a scalar field x_0 beside it made the header x_0,x_1,x_0.
         func stream(_ scalar: String) throws -> [UInt8] {
