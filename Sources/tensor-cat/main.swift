@@ -18,7 +18,7 @@ struct TensorCat: ParsableCommand {
           tensor-cat part1.tns part2.tns -o all.tns
           tensor-cat --fields x < train.tns | tensor-show
           tensor-load x=images.gz y=labels.gz | tensor-cat --head 100 \\
-            | tensor-show --png first.png
+            | tensor-show --png first.png -n 100
         """,
         version: toolVersion)
 

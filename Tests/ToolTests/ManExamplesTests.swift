@@ -95,6 +95,32 @@ final class ManExamplesTests: XCTestCase {
         XCTAssertGreaterThan(ran, 20, "examples found in the man pages")
     }
 
+    /// The fixtures hold 10 samples, too few to see what "look at the first 100 samples" draws:
+    /// it drew 64 (--png's default), in tensor-cat(1) and in tensor-cat --help. Here both run on
+    /// 110 images and must draw 10×10 tiles of 28 pixels with 1-pixel gaps: 10·29+1 = 291.
+    func testLookingAtTheFirst100SamplesDraws100() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let setup = """
+            set -e
+            python3 -c "import struct, gzip; gzip.open('images.gz', 'wb').write(bytes([0, 0, 8, 3]) + struct.pack('>3i', 110, 28, 28) + bytes(i % 251 for i in range(110 * 784))); open('labels', 'wb').write(bytes([0, 0, 8, 1]) + struct.pack('>i', 110) + bytes(110 * [1]))"
+            gzip -c labels > labels.gz
+            tensor-load x=images.gz y=labels.gz -o train.tns
+            """
+        let s = try sh(setup, cwd: dir)
+        XCTAssertEqual(s.status, 0, s.stderr)
+        let page = try String(contentsOfFile: packageRoot().path + "/man/tensor-cat.1", encoding: .utf8)
+        let help = try sh("tensor-cat --help").stdoutText
+        let examples = Self.commands(inPage: page).flatMap { $0 }.filter { $0.contains("--head 100") }
+            + Self.commands(inHelp: help).filter { $0.contains("--head 100") }
+        XCTAssertEqual(examples.count, 2, "the page's and --help's example")
+        for c in examples {
+            let r = try sh("rm -f first.png && \(c) && tensor-load first.png | tensor-show -n 0", cwd: dir)
+            XCTAssertEqual(r.status, 0, "\(c): \(r.stderr)")
+            XCTAssertTrue(r.stdoutText.contains("x  u8  291×291×1"), "\(c): \(r.stdoutText)")
+        }
+    }
+
     /// The commands of a `--help` text's Examples section: two-space indented lines, a line
     /// ending in `\\` or followed by a deeper-indented one continuing it.
     static func commands(inHelp text: String) -> [String] {
