@@ -14,7 +14,8 @@ struct Predict: ParsableCommand {
         abstract: "Apply a model to a tensor stream: add class probabilities p and predictions yhat.",
         discussion: """
         Streams in constant memory. Every input field is passed through; p (f32, one per class) \
-        and yhat (the predicted class, i64; for regression the predicted value, f32) are added, \
+        and yhat (the predicted class, i64: the most probable, the lowest-numbered on a tie, or \
+        for a binary model 1 when p ≥ 0.5; for regression the predicted value, f32) are added, \
         the names score reads by default. Raw input gets the model's own normalization (the \
         transform its training data had); an input that does not match what the model was \
         trained on (field, dtype, shape, normalization, class names) is refused, naming both.

@@ -90,6 +90,23 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(csv.stdoutText.split(separator: "\n").count, 13)
     }
 
+    func testTiesGoToTheLowestClassAndHalfToClassOne() throws {
+        // Untrained networks (zero biases) on zero input: three equal probabilities, and a
+        // sigmoid of exactly 0.5. predict(1) says yhat is then 0 (numpy.argmax's choice) and 1.
+        let x = [Float](repeating: 0, count: 12).withUnsafeBytes { Array($0) }
+        for (name, labels, model) in [("c", [0, 1, 2], "--model 'dense 8 relu; dense classes'"), ("b", [0, 1, 1], "--loss bce --model 'dense 8 relu; dense 1 sigmoid'")] {
+            let y = labels.map(Int64.init).withUnsafeBytes { Array($0) }
+            var s = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([4])), Field(name: "y", dtype: .i64, shape: Shape([]))])
+            s.setClasses(name == "c" ? ["0", "1", "2"] : ["0", "1"], of: "y")
+            try Data(try makeStream(s, batches: [(3, [x, y])])).write(to: URL(fileURLWithPath: "\(tmp)/\(name).tns"))
+            let fit = try sh("fit \(model) --epochs 0 --seed 1 -q -o \(name).model \(name).tns", cwd: tmp)
+            XCTAssertEqual(fit.status, 0, fit.stderr)
+        }
+        XCTAssertEqual(try sh("predict -m c.model --format csv c.tns", cwd: tmp).stdoutText,
+                       "p_0,p_1,p_2,yhat\n" + String(repeating: "0.33333334,0.33333334,0.33333334,0\n", count: 3))
+        XCTAssertEqual(try sh("predict -m b.model --format text b.tns", cwd: tmp).stdoutText, "0\t1\t0.5000\n1\t1\t0.5000\n2\t1\t0.5000\n")
+    }
+
     func testSameSeedGivesAByteIdenticalModel() throws {
         for name in ["a", "b"] {
             let r = try sh("fit --model 'conv 4 3x3 relu; maxpool 2; dropout 0.2; dense classes' --epochs 2 --batch 4 --seed 9 --threads 1 -q -o \(tmp)/\(name).model \(tmp)/train.tns")
