@@ -107,6 +107,28 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(try sh("predict -m b.model --format text b.tns", cwd: tmp).stdoutText, "0\t1\t0.5000\n1\t1\t0.5000\n2\t1\t0.5000\n")
     }
 
+    func testACutStreamHasHadTheRowsBeforeTheCutWritten() throws {
+        // predict(1): --format csv|text to stdout writes as the input is read, so a stream cut
+        // short exits 65 after whole rows of the batches before the cut have gone out.
+        let n = 120_000, per = 1000
+        var s = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([4])), Field(name: "y", dtype: .i64, shape: Shape([]))])
+        s.setClasses(["0", "1", "2"], of: "y")
+        let x = [Float](repeating: 0, count: 4 * per).withUnsafeBytes { Array($0) }
+        let y = (0..<per).map { Int64($0 % 3) }.withUnsafeBytes { Array($0) }
+        let bytes = try makeStream(s, batches: Array(repeating: (per, [x, y]), count: n / per))
+        try Data(bytes.prefix(bytes.count - 100)).write(to: URL(fileURLWithPath: "\(tmp)/cut.tns"))
+        try Data(bytes).write(to: URL(fileURLWithPath: "\(tmp)/whole.tns"))
+        XCTAssertEqual(try sh("fit --model 'dense classes' --epochs 0 -q -o m.model whole.tns", cwd: tmp).status, 0)
+        for format in ["csv", "text"] {
+            let r = try sh("predict -m m.model --format \(format) cut.tns", cwd: tmp)
+            assertFails(r, status: 65, prefix: "predict: cut.tns: ", contains: "no end record")
+            let rows = r.stdoutText.split(separator: "\n", omittingEmptySubsequences: false)
+            XCTAssertEqual(rows.last, "", "\(format): whole rows")
+            XCTAssertTrue(rows.count > 1000 && rows.count < n, "\(format): \(rows.count - 1) rows of \(n) written before the cut was found")
+            XCTAssertTrue(rows.dropLast().allSatisfy { $0.split(separator: format == "csv" ? "," : "\t").count == (format == "csv" ? 4 : 3) }, format)
+        }
+    }
+
     func testSameSeedGivesAByteIdenticalModel() throws {
         for name in ["a", "b"] {
             let r = try sh("fit --model 'conv 4 3x3 relu; maxpool 2; dropout 0.2; dense classes' --epochs 2 --batch 4 --seed 9 --threads 1 -q -o \(tmp)/\(name).model \(tmp)/train.tns")
