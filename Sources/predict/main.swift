@@ -75,13 +75,13 @@ struct Predict: ParsableCommand {
             do {
                 let writer = format == "stream" ? try StreamWriter(sink: out.sink, schema: schema) : nil
                 if format == "csv" {
-                    // One column per value written: p_0… (a class's probability) or p (binary:
-                    // class 1's), then yhat, or yhat_0… for a regression with several outputs.
+                    // The columns tensor-show --csv names the stream's p and yhat: p_0… (a
+                    // class's probability; binary: p_0, class 1's, p being of shape 1), then
+                    // yhat, or yhat_0… for a regression with several outputs.
                     let k = predictor.outputs
                     let cols: [String]
                     switch m.task {
-                    case .classification: cols = (0..<k).map { "p_\($0)" } + ["yhat"]
-                    case .binary: cols = ["p", "yhat"]
+                    case .classification, .binary: cols = (0..<k).map { "p_\($0)" } + ["yhat"]
                     case .regression: cols = k == 1 ? ["yhat"] : (0..<k).map { "yhat_\($0)" }
                     }
                     try write(cols.joined(separator: ",") + "\n", to: out.sink)

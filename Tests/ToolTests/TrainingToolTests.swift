@@ -107,6 +107,28 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(try sh("predict -m b.model --format text b.tns", cwd: tmp).stdoutText, "0\t1\t0.5000\n1\t1\t0.5000\n2\t1\t0.5000\n")
     }
 
+    func testPredictsCSVNamesColumnsAsTensorShowDoes() throws {
+        // A binary model's p has shape 1: tensor-show --csv names its column p_0 (a scalar only
+        // is named plainly); predict --format csv called it p.
+        var s = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([4])), Field(name: "y", dtype: .i64, shape: Shape([]))])
+        s.setClasses(["0", "1"], of: "y")
+        let x = (0..<16).map { Float($0 % 5) }.withUnsafeBytes { Array($0) }
+        let y = [Int64]([0, 1, 1, 0]).withUnsafeBytes { Array($0) }
+        try Data(try makeStream(s, batches: [(4, [x, y])])).write(to: URL(fileURLWithPath: "\(tmp)/b.tns"))
+        let r = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([4])), Field(name: "y", dtype: .f32, shape: Shape([2]))])
+        try Data(try makeStream(r, batches: [(2, [Array(x.prefix(32)), Array(x.prefix(16))])])).write(to: URL(fileURLWithPath: "\(tmp)/r.tns"))
+        for (data, model) in [("b.tns", "--loss bce --model 'dense 1 sigmoid'"), ("train.tns", "--model 'dense classes'"), ("r.tns", "--loss mse --model 'dense 2'")] {
+            let fit = try sh("fit \(model) --epochs 1 --seed 1 -q -o m.model \(data)", cwd: tmp)
+            XCTAssertEqual(fit.status, 0, fit.stderr)
+            let csv = try sh("predict -m m.model --format csv \(data)", cwd: tmp)
+            let shown = try sh("predict -m m.model \(data) | tensor-cat --fields \(data == "r.tns" ? "yhat" : "p,yhat") | tensor-show --csv", cwd: tmp)
+            XCTAssertEqual(csv.status, 0, csv.stderr)
+            XCTAssertEqual(shown.status, 0, shown.stderr)
+            XCTAssertEqual(csv.stdoutText.split(separator: "\n").first, shown.stdoutText.split(separator: "\n").first, data)
+            XCTAssertEqual(csv.stdoutText, shown.stdoutText, "\(data): the same values too")
+        }
+    }
+
     func testACutStreamHasHadTheRowsBeforeTheCutWritten() throws {
         // predict(1): --format csv|text to stdout writes as the input is read, so a stream cut
         // short exits 65 after whole rows of the batches before the cut have gone out.
