@@ -163,26 +163,34 @@ public enum Inspect {
 }
 
 /// Writes an .npz (a stored zip of one .npy per field) from batches, with constant memory: each
-/// field's payload is spilled to a temporary file beside the target, then copied into the zip.
+/// field's payload is spilled to a temporary file beside the target (for stdout or a device, in
+/// $TMPDIR or /tmp), then copied into the zip.
 public final class NPZWriter {
     let schema: Schema
     let target: ByteSink
     let atomic: AtomicFile?
-    let outputName: String
+    /// Where the spill files are, for errors: the output file, `TMPDIR=dir` or `/tmp`.
+    let spillName: String
     var spills: [(fd: Int32, path: String, crc: CRC32, bytes: Int)] = []
     var count = 0
 
     public init(path: String, schema: Schema) throws {
         self.schema = schema
-        outputName = path
         (target, atomic) = try openOutputFile(path)
         // Spill beside the file it becomes; for stdout or a device, in the temporary directory.
-        let dir = atomic.map { URL(fileURLWithPath: $0.path).deletingLastPathComponent().path }
-            ?? (ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp")
+        let dir: String
+        if let atomic {
+            dir = URL(fileURLWithPath: atomic.path).deletingLastPathComponent().path
+            spillName = path
+        } else if let t = ProcessInfo.processInfo.environment["TMPDIR"], !t.isEmpty {
+            (dir, spillName) = (t, "TMPDIR=\(t)")
+        } else {
+            (dir, spillName) = ("/tmp", "/tmp")
+        }
         for _ in schema.fields {
             var t = Array("\(dir)/.npz-spill.XXXXXX".utf8CString)
             let fd = t.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-            guard fd >= 0 else { throw IOError(name: path, operation: "cannot create a temporary file", code: errno) }
+            guard fd >= 0 else { throw IOError(name: spillName, operation: "cannot create a temporary file", code: errno) }
             let p = t.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             unlink(p)  // anonymous: vanishes with the process, whatever happens
             spills.append((fd, p, CRC32(), 0))
@@ -199,7 +207,7 @@ public final class NPZWriter {
             var done = 0
             while done < b.count {
                 let n = write(spills[i].fd, b.baseAddress! + done, b.count - done)
-                if n < 0 { if errno == EINTR { continue }; throw IOError(name: outputName, operation: "write temporary", code: errno) }
+                if n < 0 { if errno == EINTR { continue }; throw IOError(name: spillName, operation: "write temporary", code: errno) }
                 done += n
             }
         }
@@ -242,12 +250,12 @@ public final class NPZWriter {
                 cent += le16(0) + le16(0) + le32(0) + le32(offset32) + name + centralExtra
                 central += cent
                 try (local + header).withUnsafeBytes { try target.write($0) }
-                guard lseek(spills[i].fd, 0, SEEK_SET) == 0 else { throw IOError(name: outputName, operation: "seek", code: errno) }
+                guard lseek(spills[i].fd, 0, SEEK_SET) == 0 else { throw IOError(name: spillName, operation: "seek", code: errno) }
                 var left = spills[i].bytes
                 while left > 0 {
                     let n = read(spills[i].fd, buf, min(left, 1 << 20))
-                    if n < 0 { if errno == EINTR { continue }; throw IOError(name: outputName, operation: "read temporary", code: errno) }
-                    if n == 0 { throw IOError(name: outputName, operation: "temporary file shrank", code: EIO) }
+                    if n < 0 { if errno == EINTR { continue }; throw IOError(name: spillName, operation: "read temporary", code: errno) }
+                    if n == 0 { throw IOError(name: spillName, operation: "temporary file shrank", code: EIO) }
                     try target.write(UnsafeRawBufferPointer(start: buf, count: n))
                     left -= n
                 }

@@ -187,6 +187,16 @@ final class ToolTests: XCTestCase {
         assertFails(endless, status: 65, prefix: "tensor-load: stdin: ", contains: "more than 16 MiB after its last member")
     }
 
+    func testNPZSpillErrorsNameTheTemporaryDirectory() throws {
+        // To stdout the spill files go to $TMPDIR; its failure was reported as "-: cannot create
+        // a temporary file", naming the output.
+        try sh("tensor-load x=\(images) y=\(labels) -o \(tmp)/a.tns")
+        let r = try sh("TMPDIR=\(tmp)/nonexistent tensor-show --npz - \(tmp)/a.tns > /dev/null")
+        assertFails(r, status: 74, prefix: "tensor-show: TMPDIR=\(tmp)/nonexistent: cannot create a temporary file: No such file or directory")
+        let ok = try sh("TMPDIR=\(tmp) tensor-show --npz - \(tmp)/a.tns | tensor-load --format npz - | tensor-show --count")
+        XCTAssertEqual(ok.stdoutText, "10\n", ok.stderr)
+    }
+
     func testReaderOptionsForAFormatNotReadAreRefused() throws {
         // Each did nothing, silently, on input of another format.
         let cases: [(String, String)] = [
