@@ -42,8 +42,24 @@ public func describeMagic(_ b: [UInt8]) -> String {
         return "an IDX file"
     }
     if b.count >= 262, Array(b[257..<262]) == Array("ustar".utf8) { return "a tar archive" }
-    if !b.isEmpty, b.allSatisfy({ $0 == 9 || $0 == 10 || $0 == 13 || (32...126).contains($0) || $0 >= 0xC2 }) {
-        return "text"
-    }
+    if isText(b) { return "text" }
     return "unknown data"
+}
+
+/// Printable ASCII, tab, line ends and valid UTF-8 (a sequence cut by the end of `b` allowed):
+/// the first bytes of a text file.
+func isText(_ b: [UInt8]) -> Bool {
+    guard !b.isEmpty, b.allSatisfy({ $0 == 9 || $0 == 10 || $0 == 13 || (32...126).contains($0) || $0 >= 0x80 }) else { return false }
+    // Drop a multi-byte sequence the sniff cut short: up to 3 continuation bytes and their lead.
+    var end = b.count
+    var k = 0
+    while k < 3, end > 0, b[end - 1] & 0xC0 == 0x80 { end -= 1; k += 1 }
+    if end > 0, b[end - 1] >= 0xC0 {
+        let need = b[end - 1] >= 0xF0 ? 3 : b[end - 1] >= 0xE0 ? 2 : 1
+        if k < need { end -= 1 } else { end += k }
+    } else {
+        end += k
+    }
+    let body = Array(b[0..<end])
+    return !body.isEmpty && Array(String(decoding: body, as: UTF8.self).utf8) == body
 }

@@ -149,7 +149,8 @@ public final class StreamReader {
         streamIndex += 1
         if Array(prefix[0..<min(got, 4)]) != Array(StreamFormat.headerTag[0..<min(got, 4)]) || (got < 4 && !first) {
             if first {
-                var sniff = prefix
+                // Only the bytes read: the prefix's unread rest is zeros, which no text holds.
+                var sniff = Array(prefix[0..<got])
                 var more = [UInt8](repeating: 0, count: 300)
                 let n = try more.withUnsafeMutableBytes { try readFully($0.baseAddress!, 300) }
                 sniff += more.prefix(n)

@@ -66,6 +66,21 @@ final class ToolTests: XCTestCase {
         assertFails(try sh("tensor-show \(labels)"), status: 65, prefix: "tensor-show: ", contains: "IDX")
     }
 
+    func testTextIsCalledTextShortOrNotASCII() throws {
+        // Under 16 bytes, the sniffed header's unread zeros made "hello world" unknown data; a
+        // UTF-8 continuation byte (0x80–0xBF) did the same to any text beyond ASCII.
+        let e = "\u{E9}"
+        for text in ["hello world\n", "h\(e)llo\n", "a" + String(repeating: e, count: 200), String(repeating: "caf\(e) ", count: 100)] {
+            assertFails(try sh("tensor-show", stdin: Array(text.utf8)), status: 65, prefix: "tensor-show: stdin: not a tensor stream (looks like text)")
+        }
+        try Data("hello world\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/t.dat"))
+        assertFails(try sh("tensor-load t.dat", cwd: tmp), status: 65, prefix: "tensor-load: t.dat: cannot tell the format (looks like text)")
+        // Not text: a NUL, a lone continuation byte, an overlong encoding.
+        for bytes: [UInt8] in [[0x68, 0x69, 0x00, 0x0A], [0x68, 0x80, 0x69], [0x68, 0xC0, 0xA0, 0x69]] {
+            assertFails(try sh("tensor-show", stdin: bytes), status: 65, prefix: "tensor-show: stdin: not a tensor stream (looks like unknown data)")
+        }
+    }
+
     func testConcatenatedStreamsAndMismatch() throws {
         try sh("tensor-load x=\(images) y=\(labels) -o \(tmp)/a.tns")
         try sh("tensor-load x=\(images) -o \(tmp)/b.tns")
