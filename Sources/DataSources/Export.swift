@@ -291,10 +291,14 @@ func crc32Combine(_ a: UInt32, _ b: UInt32, _ lenB: Int) -> UInt32 {
 }
 
 /// Collects the first samples of an image field and lays them out as a grid.
+/// Memory: each sample kept as its own bytes (one byte per byte drawn; a Double per element
+/// took 8 per u8 byte, and the min/max scan copied them all again), then the grid's pixels
+/// and the PNG.
 public final class ImageGrid {
     public let field: Field
     public let limit: Int
-    public private(set) var samples: [[Double]] = []
+    /// The samples drawn, as the stream holds them (h·w·c elements of `field.dtype` each).
+    private var samples: [[UInt8]] = []
     let h: Int, w: Int, c: Int
 
     /// Throws when `field` is not H×W or H×W×C with C 1, 3 or 4.
@@ -308,16 +312,18 @@ public final class ImageGrid {
         guard h * w <= 1 << 22 else { throw DataError(field.name, "images of \(h)×\(w) too large for a grid", kind: .usage) }
     }
 
+    public var count: Int { samples.count }
     public var isFull: Bool { samples.count >= limit }
 
     public func add(_ payload: UnsafeRawBufferPointer, count: Int) {
-        let n = h * w * c
+        let bytes = h * w * c * field.dtype.size
         for s in 0..<count where samples.count < limit {
-            samples.append((0..<n).map { element(payload.baseAddress!, s * n + $0, field.dtype) })
+            samples.append(Array(UnsafeRawBufferPointer(rebasing: payload[s * bytes..<(s + 1) * bytes])))
         }
     }
 
     /// The grid as PNG bytes: tiles with a 1-pixel gap, floats scaled from their min…max.
+    /// Draws once: the samples are let go as their pixels are laid out.
     public func png() throws -> [UInt8] {
         guard !samples.isEmpty else { throw DataError(field.name, "no samples to draw") }
         let cols = Int(Double(samples.count).squareRoot().rounded(.up))
@@ -325,23 +331,37 @@ public final class ImageGrid {
         // One sample is written as itself, so it can be read back as an input image.
         let gap = samples.count == 1 ? 0 : 1
         let W = cols * (w + gap) + gap, H = rows * (h + gap) + gap
-        var out = [UInt8](repeating: 64, count: W * H * c)
-        let flat = samples.joined().filter { $0.isFinite }
-        var lo = flat.min() ?? 0, hi = flat.max() ?? 1
-        if field.dtype == .u8 { lo = 0; hi = 255 }
-        let scale = hi > lo ? 255 / (hi - lo) : 0
-        for (k, s) in samples.enumerated() {
-            let oy = (k / cols) * (h + gap) + gap, ox = (k % cols) * (w + gap) + gap
-            for y in 0..<h {
-                for x in 0..<w {
-                    for ch in 0..<c {
-                        let v = s[(y * w + x) * c + ch]
-                        let b = v.isFinite ? UInt8(Swift.max(0, Swift.min(255, ((v - lo) * scale).rounded()))) : 255
-                        out[((oy + y) * W + ox + x) * c + ch] = b
-                    }
+        let n = h * w * c, t = field.dtype
+        var lo = 0.0, hi = 255.0
+        if t != .u8 {
+            var l = Double.infinity, u = -Double.infinity
+            for s in samples {
+                s.withUnsafeBytes { b in
+                    for i in 0..<n { let v = element(b.baseAddress!, i, t); if v.isFinite { l = Swift.min(l, v); u = Swift.max(u, v) } }
                 }
             }
+            (lo, hi) = l <= u ? (l, u) : (0, 1)
         }
+        let scale = hi > lo ? 255 / (hi - lo) : 0
+        var out = [UInt8](repeating: 64, count: W * H * c)
+        out.withUnsafeMutableBufferPointer { o in
+            for k in samples.indices {
+                let oy = (k / cols) * (h + gap) + gap, ox = (k % cols) * (w + gap) + gap
+                samples[k].withUnsafeBytes { b in
+                    let p = b.baseAddress!
+                    for y in 0..<h {
+                        let row = o.baseAddress! + ((oy + y) * W + ox) * c
+                        if t == .u8 { row.update(from: p.assumingMemoryBound(to: UInt8.self) + y * w * c, count: w * c); continue }
+                        for i in 0..<w * c {
+                            let v = element(p, y * w * c + i, t)
+                            row[i] = v.isFinite ? UInt8(Swift.max(0, Swift.min(255, ((v - lo) * scale).rounded()))) : 255
+                        }
+                    }
+                }
+                samples[k] = []
+            }
+        }
+        samples = []
         return try ImageCodec.encodePNG(width: W, height: H, channels: c, pixels: out)
     }
 }

@@ -179,7 +179,8 @@ public enum ImageCodec {
         ok = pixels.withUnsafeBytes { p in out.withUnsafeMutableBytes { o in
             png_image_write_to_memory(&img, o.baseAddress, &size, 0, p.baseAddress, Int32(width * channels), nil) } }
         guard ok != 0 else { throw DataError("png", "cannot encode PNG", kind: .internal) }
-        return Array(out.prefix(size))
+        out.removeLast(out.count - size)  // in place: a copy would hold the image twice
+        return out
     }
 }
 

@@ -230,6 +230,20 @@ final class EdgeInputTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/big.tns"))
     }
 
+    func testAPNGGridTakesAboutTwiceTheBytesItDraws() throws {
+        // 64 tiles of 512×512×4 u8 (64 MiB, random so the PNG does not shrink): each sample was
+        // kept as Doubles and copied again for the min/max, 1.15 GB at the peak, an allocation
+        // trap (134) under a 500 MB address-space limit. Now each sample is kept as its bytes,
+        // let go as its pixels are laid out, and the PNG is not copied: about 160 MB.
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        let make = "python3 -c \"import numpy as np; np.save('t.npy', np.random.default_rng(0).integers(0, 256, (64, 512, 512, 4), dtype=np.uint8))\" && tensor-load t.npy -o t.tns"
+        XCTAssertEqual(try sh(make, cwd: tmp).status, 0)
+        let r = try sh("ulimit -v 500000 && timeout 120 tensor-show --png g.png t.tns", cwd: tmp)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        // 8×8 tiles of 512 with 1-pixel gaps: 8·513+1 = 4105.
+        XCTAssertTrue(try sh("tensor-load g.png | tensor-show -n 0", cwd: tmp).stdoutText.contains("x  u8  4105×4105×4"))
+    }
+
     func testAHeaderOnlyStreamOfAHugeSampleAllocatesNothing() throws {
         // A valid stream of no samples whose sample is 46340×46340 bytes (2 GiB): augment,
         // normalize and tensor-show --csv allocated (and zero-filled) 16–34 GiB before any data
