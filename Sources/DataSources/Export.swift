@@ -301,15 +301,15 @@ public final class ImageGrid {
     private var samples: [[UInt8]] = []
     let h: Int, w: Int, c: Int
 
-    /// Throws when `field` is not H×W or H×W×C with C 1, 3 or 4.
-    public init(field: Field, limit: Int) throws {
+    /// Throws when `field` is not H×W or H×W×C with C 1, 3 or 4; `input` names the stream.
+    public init(field: Field, limit: Int, input: String) throws {
         self.field = field
         self.limit = limit
         let d = field.shape.dims
         if d.count == 2 { (h, w, c) = (d[0], d[1], 1) } else if d.count == 3, [1, 3, 4].contains(d[2]) { (h, w, c) = (d[0], d[1], d[2]) } else {
-            throw DataError(field.name, "shape \(field.shape) is not an image (H×W or H×W×C with C 1, 3 or 4)", kind: .usage)
+            throw DataError(input, "field \(field.name) of shape \(field.shape) is not an image (H×W or H×W×C with C 1, 3 or 4)", kind: .usage)
         }
-        guard h * w <= 1 << 22 else { throw DataError(field.name, "images of \(h)×\(w) too large for a grid", kind: .usage) }
+        guard h * w <= 1 << 22 else { throw DataError(input, "field \(field.name): images of \(h)×\(w) too large for a grid", kind: .usage) }
     }
 
     public var count: Int { samples.count }

@@ -310,7 +310,10 @@ final class ToolTests: XCTestCase {
         XCTAssertEqual(back.status, 0, back.stderr)
         // 3×3 tiles of 28 pixels with 1-pixel gaps: 3·29+1 = 88.
         XCTAssertTrue(back.stdoutText.contains("x  u8  88×88×1"), back.stdoutText)
-        assertFails(try sh("tensor-load x=\(labels) | tensor-show --png \(tmp)/h.png --field x"), status: 64, prefix: "tensor-show: x: ", contains: "not an image")
+        assertFails(try sh("tensor-load x=\(labels) | tensor-show --png \(tmp)/h.png --field x"), status: 64,
+                    prefix: "tensor-show: stdin: field x of shape scalar is not an image (H×W or H×W×C with C 1, 3 or 4)")
+        try sh("tensor-load x=\(labels) -o \(tmp)/labels.tns")
+        assertFails(try sh("tensor-show --png h.png labels.tns", cwd: tmp), status: 64, prefix: "tensor-show: labels.tns: field x of shape scalar is not an image")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/h.png"))
         // To stdout with "-", and into a FIFO in place (renaming over it replaced it).
         let piped = try sh("tensor-load x=\(images) | tensor-show --png - -n 9 | head -c 8 | od -An -tx1")
