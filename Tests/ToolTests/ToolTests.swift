@@ -350,6 +350,22 @@ final class ToolTests: XCTestCase {
         }
     }
 
+    func testTensorCatLetsOnlyProvenanceDiffer() throws {
+        // tensor-cat(1) and tensor-stream(5): the key `source` and keys ending in `.source` may
+        // differ between inputs (the first input's are kept); any other key may not.
+        let fields = [Field(name: "y", dtype: .u8, shape: Shape([]))]
+        func write(_ name: String, _ metadata: [(key: String, value: String)]) throws {
+            try Data(try makeStream(Schema(fields: fields, metadata: metadata), batches: [(1, [[7]])])).write(to: URL(fileURLWithPath: "\(tmp)/\(name)"))
+        }
+        try write("a.tns", [("source", "A"), ("y.source", "a.idx"), ("k", "v")])
+        try write("b.tns", [("k", "v"), ("y.source", "b.idx"), ("source", "B")])
+        try write("c.tns", [("source", "A"), ("y.source", "a.idx"), ("k", "w")])
+        let r = try sh("tensor-cat a.tns b.tns | tensor-show", cwd: tmp)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdoutText.contains("samples: 2\n") && r.stdoutText.contains("  source: A\n") && r.stdoutText.contains("  y.source: a.idx\n"), r.stdoutText)
+        assertFails(try sh("tensor-cat a.tns c.tns", cwd: tmp), status: 65, prefix: "tensor-cat: ", contains: "metadata 'k'")
+    }
+
     func testTensorCatMergesSelectsAndCuts() throws {
         try sh("tensor-load x=\(images) y=\(labels) -o \(tmp)/a.tns")
         let a = Array(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/a.tns")))
