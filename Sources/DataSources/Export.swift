@@ -300,24 +300,39 @@ public final class ImageGrid {
     /// The samples drawn, as the stream holds them (h·w·c elements of `field.dtype` each).
     private var samples: [[UInt8]] = []
     let h: Int, w: Int, c: Int
+    let input: String
+    /// The most bytes of tiles a grid holds (64 of the largest tile, 2048×2048×4).
+    public static let maxGridBytes = 1 << 30
+    private var roomChecked = false
 
     /// Throws when `field` is not H×W or H×W×C with C 1, 3 or 4; `input` names the stream.
     public init(field: Field, limit: Int, input: String) throws {
         self.field = field
         self.limit = limit
+        self.input = input
         let d = field.shape.dims
         if d.count == 2 { (h, w, c) = (d[0], d[1], 1) } else if d.count == 3, [1, 3, 4].contains(d[2]) { (h, w, c) = (d[0], d[1], d[2]) } else {
             throw DataError(input, "field \(field.name) of shape \(field.shape) is not an image (H×W or H×W×C with C 1, 3 or 4)", kind: .usage)
         }
         guard h * w <= 1 << 22 else { throw DataError(input, "field \(field.name): images of \(h)×\(w) too large for a grid", kind: .usage) }
+        guard Double(limit) * Double(h * w * c) <= Double(ImageGrid.maxGridBytes) else {
+            throw DataError("-n", "\(limit) tiles of \(h)×\(w)×\(c) are more than a grid holds (1 GiB of pixels); draw fewer", kind: .usage)
+        }
     }
 
     public var count: Int { samples.count }
     public var isFull: Bool { samples.count >= limit }
 
-    public func add(_ payload: UnsafeRawBufferPointer, count: Int) {
+    /// Keeps the first samples of a batch, up to the limit. Refuses (70), once the samples
+    /// kept pass 16 MiB, if the process may not have room for the rest of them: an allocation
+    /// that fails traps.
+    public func add(_ payload: UnsafeRawBufferPointer, count: Int) throws {
         let bytes = h * w * c * field.dtype.size
         for s in 0..<count where samples.count < limit {
+            if !roomChecked, (samples.count + 1) * bytes > 16 << 20 {
+                roomChecked = true
+                try refuseUnlessRoom(Double(limit - samples.count) * Double(bytes), name: input, for: "to draw \(limit) samples of \(h)×\(w)×\(c)")
+            }
             samples.append(Array(UnsafeRawBufferPointer(rebasing: payload[s * bytes..<(s + 1) * bytes])))
         }
     }
@@ -343,6 +358,10 @@ public final class ImageGrid {
             (lo, hi) = l <= u ? (l, u) : (0, 1)
         }
         let scale = hi > lo ? 255 / (hi - lo) : 0
+        // The pixels beside the samples, then the PNG of about as many bytes, for which the
+        // samples let go as their pixels are laid out make room.
+        let kept = Double(samples.count * h * w * c * field.dtype.size), grid = Double(W * H * c)
+        try refuseUnlessRoom(grid + max(0, grid - kept), name: input, for: "to draw a grid of \(W)×\(H)×\(c)")
         var out = [UInt8](repeating: 64, count: W * H * c)
         out.withUnsafeMutableBufferPointer { o in
             for k in samples.indices {

@@ -18,11 +18,18 @@ public final class AlignedBuffer {
 
     deinit { base.deallocate() }
 
-    /// Makes room for at least `n` bytes, keeping the first `count` bytes.
-    public func reserve(_ n: Int) {
-        guard n > capacity else { return }
+    /// The capacity `reserve(n)` would allocate, or 0 when it would not allocate.
+    public func growth(for n: Int) -> Int {
+        guard n > capacity else { return 0 }
         var c = capacity
         while c < n { c = c > Int.max / 2 ? n : max(c * 2, n) }
+        return c
+    }
+
+    /// Makes room for at least `n` bytes, keeping the first `count` bytes.
+    public func reserve(_ n: Int) {
+        let c = growth(for: n)
+        guard c > 0 else { return }
         let p = UnsafeMutableRawPointer.allocate(byteCount: c, alignment: AlignedBuffer.alignment)
         if count > 0 { p.copyMemory(from: base, byteCount: count) }
         base.deallocate()

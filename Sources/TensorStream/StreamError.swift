@@ -20,6 +20,8 @@ public struct StreamError: DiagnosticError, CustomStringConvertible {
         case schemaMismatch(reference: String, detail: String)
         case countMismatch(String)
         case trailingGarbage
+        /// A record larger than the memory the process may still fill (bytes).
+        case outOfMemory(need: Double, room: Double)
     }
 
     public let input: String
@@ -33,7 +35,10 @@ public struct StreamError: DiagnosticError, CustomStringConvertible {
         self.what = what
     }
 
-    public var kind: FailureKind { .badData }
+    public var kind: FailureKind {
+        if case .outOfMemory = what { return .internal }
+        return .badData
+    }
     public var location: String { place.isEmpty ? input : "\(input): \(place)" }
 
     public var problem: String {
@@ -51,6 +56,8 @@ public struct StreamError: DiagnosticError, CustomStringConvertible {
         case .schemaMismatch(let r, let d): return "does not match \(r): \(d)"  // the place names the stream
         case .countMismatch(let s): return s
         case .trailingGarbage: return "garbage after end record"
+        case .outOfMemory(let need, let room):
+            return "needs \(SystemMemory.describe(need)) of memory to read a record, more than the \(SystemMemory.describe(room)) this process may use (physical memory, a container's limit or ulimit -v)"
         }
     }
 

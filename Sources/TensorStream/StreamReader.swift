@@ -114,6 +114,12 @@ public final class StreamReader {
         var left = n
         while left > 0 {
             let chunk = min(left, 16 << 20)
+            // A failed allocation traps: past 64 MiB, a buffer that cannot grow is refused (70).
+            let grown = buf.growth(for: buf.count + chunk)
+            if grown > 64 << 20 {
+                let room = SystemMemory.available()
+                if Double(grown) > room { throw fail(.outOfMemory(need: Double(grown), room: room), at: recordStart, record: record) }
+            }
             buf.reserve(buf.count + chunk)
             let got = try readFully(buf.base + buf.count, chunk)
             buf.count += got

@@ -95,7 +95,7 @@ struct TensorShow: ParsableCommand {
                     throw UsageError("the stream has no field '\(field)' (fields: \(reader.schema.fields.map(\.name).joined(separator: ", ")))", location: "--field")
                 }
                 let grid = try ImageGrid(field: reader.schema.fields[fi], limit: n ?? 64, input: reader.source.name)
-                while let b = try reader.next() { if !grid.isFull { grid.add(b.field(fi), count: b.count) } }
+                while let b = try reader.next() { if !grid.isFull { try grid.add(b.field(fi), count: b.count) } }
                 guard reader.samplesRead > 0 else { throw ToolFailure(reader.source.name, "the stream has no samples to draw") }
                 let bytes = try grid.png()
                 let out = try Output.open(png, what: "a PNG image", hint: "redirect it (> grid.png) or name a file with --png FILE")

@@ -242,6 +242,25 @@ final class EdgeInputTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         // 8×8 tiles of 512 with 1-pixel gaps: 8·513+1 = 4105.
         XCTAssertTrue(try sh("tensor-load g.png | tensor-show -n 0", cwd: tmp).stdoutText.contains("x  u8  4105×4105×4"))
+        // With too little memory for the grid, a refusal naming the need (it trapped, 134), and
+        // no file; more tiles than a grid holds (1 GiB of pixels) are a usage error.
+        let low = try sh("ulimit -v 200000 && timeout 120 tensor-show --png low.png t.tns", cwd: tmp)
+        assertFails(low, status: 70, prefix: "tensor-show: t.tns: needs ", contains: "this process may use")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/low.png"))
+        assertFails(try sh("tensor-show --png many.png -n 2000 t.tns", cwd: tmp), status: 64,
+                    prefix: "tensor-show: -n: 2000 tiles of 512×512×4 are more than a grid holds (1 GiB of pixels)")
+    }
+
+    func testARecordLargerThanTheMemoryLeftIsRefusedNotATrap() throws {
+        // One batch of 160 MiB under a 200 MB address-space limit: the reader's buffer could
+        // not grow, and the allocation trapped (134).
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        let schema = Schema(fields: [Field(name: "x", dtype: .u8, shape: Shape([1024, 1024]))])
+        try Data(try makeStream(schema, batches: [(160, [[UInt8](repeating: 7, count: 160 << 20)])]))
+            .write(to: URL(fileURLWithPath: "\(tmp)/one.tns"))
+        let r = try sh("ulimit -v 200000 && tensor-show --count one.tns", cwd: tmp)
+        assertFails(r, status: 70, prefix: "tensor-show: one.tns: ", contains: "of memory to read a record, more than the")
+        XCTAssertEqual(try sh("tensor-show --count one.tns", cwd: tmp).stdoutText, "160\n")
     }
 
     func testAHeaderOnlyStreamOfAHugeSampleAllocatesNothing() throws {
