@@ -150,6 +150,10 @@ public final class TextCorpus {
             let start = pos
             pos = nl + 1
             if bytes[start..<end].allSatisfy({ $0 == 32 }) { continue }
+            // A CR inside a line: lines ended by CR alone in an LF file would merge documents.
+            if let cr = bytes[start..<end].firstIndex(of: 13) {
+                throw DataError("\(name):\(line)", "a carriage return inside the line (byte \(cr - start + 1)): lines ended by CR alone? LABEL<TAB>TEXT lines end in LF (or CRLF)")
+            }
             if let bad = firstInvalidUTF8(bytes[start..<end]) {
                 throw DataError("\(name):\(line)", "not valid UTF-8 (byte \(bad - start + 1) of the line)")
             }

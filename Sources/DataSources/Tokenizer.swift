@@ -83,6 +83,28 @@ public enum WordSplitter {
         }
     }
 
+    /// A word lower-cased as Unicode's default case mapping does (Python's str.lower, ICU):
+    /// each scalar's lower case, and a capital sigma that ends a word after a cased letter
+    /// (Final_Sigma) becomes ς, so that ΟΔΟΣ and οδος are one word.
+    static func lowercased(_ word: String) -> String {
+        let lower = word.lowercased()
+        guard word.unicodeScalars.contains("\u{03A3}") else { return lower }
+        let u = Array(word.unicodeScalars)
+        var out = String.UnicodeScalarView()
+        for (i, c) in u.enumerated() {
+            if c == "\u{03A3}" {
+                let before = u[..<i].last { !$0.properties.isCaseIgnorable }
+                let after = u[(i + 1)...].first { !$0.properties.isCaseIgnorable }
+                if before?.properties.isCased == true && after?.properties.isCased != true {
+                    out.append("\u{03C2}")
+                    continue
+                }
+            }
+            out.append(contentsOf: String(c).lowercased().unicodeScalars)
+        }
+        return String(out)
+    }
+
     /// Calls `body` with every token of `text` in order until it returns false.
     public static func forEach(_ text: String, _ body: (String) -> Bool) {
         var word: [UInt8] = []
@@ -93,7 +115,7 @@ public enum WordSplitter {
             let s = String(decoding: word, as: UTF8.self)
             word.removeAll(keepingCapacity: true)
             defer { ascii = true }
-            return body(ascii ? s : s.lowercased())
+            return body(ascii ? s : lowercased(s))
         }
         for u in text.unicodeScalars {
             let v = u.value

@@ -409,7 +409,9 @@ public final class Vocabulary {
             case "n": out.append("\n")
             case "r": out.append("\r")
             case "x":
-                guard let h = it.next(), let l = it.next(), let v = UInt8(String(h) + String(l), radix: 16),
+                // Two hex digits exactly: UInt8(_:radix:) would also take a sign ("\x+f").
+                guard let h = it.next(), let l = it.next(), h.properties.isASCIIHexDigit, l.properties.isASCIIHexDigit,
+                      let v = UInt8(String(h) + String(l), radix: 16),
                       v < 0x20 || v == 0x7F else { return nil }
                 out.append(Unicode.Scalar(v))
             default: return nil

@@ -10,6 +10,15 @@ extension ParsableCommand {
     public static func mainAsTool(_ given: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
         Tool.holdClosedStandardDescriptors()
         let name = configuration.commandName ?? "\(Self.self)".lowercased()
+        // CommandLine.arguments decodes with U+FFFD for bytes that are not UTF-8, so a file
+        // name of such bytes named another file: refused, for it cannot be named faithfully.
+        for i in 1..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[i], String(validatingCString: raw) == nil else { continue }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw))
+            let shown = bytes.map { $0 < 0x80 && $0 >= 0x20 ? String(UnicodeScalar($0)) : "\\x" + String($0, radix: 16) }.joined()
+            writeStandardError("\(name): argument \(i) '\(shown)' is not valid UTF-8; the tools take UTF-8 names (see \(name) --help)\n")
+            Glibc.exit(ExitStatus.usage)
+        }
         let arguments = getoptArguments(given, help: helpMessage())
         func fail(_ error: Error) -> Never {
             guard exitCode(for: error) != .success else {

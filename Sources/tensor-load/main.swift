@@ -200,7 +200,7 @@ struct TensorLoad: ParsableCommand {
             vocabulary = Vocabulary.learn(k, texts: corpus.texts, classes: names,
                                           maxSize: vocabSize ?? k.defaultVocabSize, minCount: least)
             if vocabulary.size <= 2 {
-                throw ToolFailure(corpus.name, "learned no tokens: no \(k == .bpe ? "symbol" : k == .char ? "character" : "word") occurs \(least) times (--min-count)")
+                throw ToolFailure(corpus.name, "learned no tokens: no \(k == .bpe ? "symbol" : k == .char ? "character" : "word") occurs \(least == 1 ? "once" : "\(least) times") (--min-count)")
             }
         }
         let source = try TextSource(corpus: corpus, vocabulary: vocabulary, maxLength: maxLen, classesFrom: classesFrom)
@@ -266,8 +266,9 @@ struct TensorLoad: ParsableCommand {
     func classList(_ s: String) throws -> [String] {
         let names = try parseClasses(s)
         guard !names.isEmpty else { throw UsageError("names no class", location: "--classes") }
-        var seen = Set<String>()
-        for n in names where !seen.insert(n).inserted { throw UsageError("names '\(n)' twice", location: "--classes") }
+        // By bytes, as labels are matched: é (NFC) and e + ◌́ (NFD) are two labels.
+        var seen = Set<ExactString>()
+        for n in names where !seen.insert(ExactString(n)).inserted { throw UsageError("names '\(n)' twice", location: "--classes") }
         return names
     }
 }

@@ -46,6 +46,11 @@ final class TextTests: XCTestCase {
         // A combining accent stays in its word; control and format characters only separate.
         XCTAssertEqual(WordSplitter.tokens("Cafe\u{301} a\u{200B}b\u{7}c"), ["cafe\u{301}", "a", "b", "c"])
         XCTAssertEqual(WordSplitter.tokens(" \r\n "), [])
+        // A capital sigma ending a word lower-cases to ς (Unicode's Final_Sigma, as Python's
+        // str.lower gives): ΟΔΟΣ and οδος were two words, "οδοσ" and "οδος". Inside a word, or
+        // alone, it is σ; a written σ stays.
+        XCTAssertEqual(WordSplitter.tokens("ΟΔΟΣ οδος ΣΟΦΙΑ Σ ΟΔΟΣ1 ΟΔΟΣ\u{301} οδοσ"),
+                       ["οδος", "οδος", "σοφια", "σ", "οδος1", "οδος\u{301}", "οδοσ"])
     }
 
     func testCharRoundTripIsExact() {
@@ -261,6 +266,9 @@ final class TextTests: XCTestCase {
         assertBadVocab("tensor-vocab 1 word\nclasses 0\ntokens 2\na\na\n", line: 5, "twice")
         assertBadVocab("tensor-vocab 1 word\nclasses 0\ntokens 1\na\\q\n", line: 4, "escape")
         assertBadVocab("tensor-vocab 1 word\nclasses 0\ntokens 1\na\\x4\n", line: 4, "escape")
+        // Two hex digits exactly: "\x+f" and "\x-0" read as U+000F and NUL.
+        assertBadVocab("tensor-vocab 1 char\nclasses 0\ntokens 1\n\\x+f\n", line: 4, "escape")
+        assertBadVocab("tensor-vocab 1 char\nclasses 0\ntokens 1\n\\x-0\n", line: 4, "escape")
         assertBadVocab("tensor-vocab 1 word\nclasses 0\ntokens 1\n\n", line: 4, "empty token")
         assertBadVocab("tensor-vocab 1 word\nclasses 0\ntokens 1\na\nextra\n", line: 5, "after the last section")
         assertBadVocab(Array("tensor-vocab 1 word\nclasses 0\ntokens 1\n".utf8) + [0xC3, 0x28, 10], line: 4, "UTF-8")
@@ -395,6 +403,12 @@ final class TextTests: XCTestCase {
         // CR alone read as one document; a CRLF vocabulary said "unknown tokenizer 'word\r'".
         XCTAssertThrowsError(try TextCorpus.parseLines(Array("pos\thello\rneg\tbye\r".utf8), name: "t")) { e in
             XCTAssertEqual((e as? DiagnosticError)?.problem, "lines end in CR alone; LABEL<TAB>TEXT lines end in LF (or CRLF)")
+        }
+        // So did CRs alone among LFs: four documents read as two, with status 0.
+        XCTAssertThrowsError(try TextCorpus.parseLines(Array("pos\tgood\nneg\tbad\rpos\tgreat\rneg\tawful\n".utf8), name: "t")) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.location, "t:2")
+            XCTAssertEqual((e as? DiagnosticError)?.problem,
+                           "a carriage return inside the line (byte 8): lines ended by CR alone? LABEL<TAB>TEXT lines end in LF (or CRLF)")
         }
         let v = learn(.word, ["a b a b"], classes: ["x"])
         let crlf = String(decoding: v.serialized(), as: UTF8.self).replacingOccurrences(of: "\n", with: "\r\n")

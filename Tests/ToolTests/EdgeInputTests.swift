@@ -251,6 +251,19 @@ final class EdgeInputTests: XCTestCase {
                     prefix: "tensor-show: -n: 2000 tiles of 512×512×4 are more than a grid holds (1 GiB of pixels)")
     }
 
+    func testAnArgumentThatIsNotUTF8IsRefused() throws {
+        // Arguments were decoded with U+FFFD: an input of such a name was "No such file" (66),
+        // and -o o\xff.tns wrote o\u{FFFD}.tns, another file, with status 0.
+        try write(try makeStream(Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([1]))]), batches: [(1, [[UInt8](repeating: 0, count: 4)])]), "in.tns")
+        assertFails(try sh("tensor-load --text \"$(printf 'n\\377.tsv')\"", cwd: tmp), status: 64,
+                    prefix: "tensor-load: argument 2 'n\\xff.tsv' is not valid UTF-8; the tools take UTF-8 names")
+        assertFails(try sh("normalize --scale 2 -o \"$(printf 'o\\377.tns')\" in.tns", cwd: tmp), status: 64,
+                    prefix: "normalize: argument 4 'o\\xff.tns' is not valid UTF-8")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp), ["in.tns"], "no file written")
+        // Valid UTF-8 beyond ASCII is a name like any other.
+        XCTAssertEqual(try sh("normalize --scale 2 -o 'é.tns' in.tns && tensor-show --count 'é.tns'", cwd: tmp).stdoutText, "1\n")
+    }
+
     func testARecordLargerThanTheMemoryLeftIsRefusedNotATrap() throws {
         // One batch of 160 MiB under a 200 MB address-space limit: the reader's buffer could
         // not grow, and the allocation trapped (134).
