@@ -241,6 +241,11 @@ final class ToolTests: XCTestCase {
             assertFails(try sh("tensor-load \(args) -o \(tmp)/o.tns"), status: 64, prefix: message)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/o.tns"))
+        // Names are told apart by bytes, as labels are: é (NFC) and e + ◌́ (NFD) are two
+        // classes (they were "named twice").
+        try Data("\u{E9}\tone\ne\u{301}\ttwo\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/accents.tsv"))
+        let accents = try sh("tensor-load --text \(tmp)/accents.tsv --max-len 2 --min-count 1 --classes '\u{E9},e\u{301}' | tensor-show --count")
+        XCTAssertEqual(accents.stdoutText, "2\n", accents.stderr)
         // A class list file may begin with a byte-order mark (it stayed in the first name).
         try Data([0xEF, 0xBB, 0xBF] + Array("a\nb\nc\n".utf8)).write(to: URL(fileURLWithPath: "\(tmp)/names.txt"))
         let named = try sh("tensor-load --label species --classes @\(tmp)/names.txt \(testdata("csv/iris-small.csv")) | tensor-show")
