@@ -198,7 +198,8 @@ struct Augment: ParsableCommand {
                     if pass > 0 {
                         // Written to in place, the file would give other samples (renamed
                         // over, it is not read: the descriptor holds the first one).
-                        guard spill != nil || input.version.map({ $0 == version! }) == true else {
+                        let unchanged = version.flatMap { a in input.version.map { $0 == a } } ?? false
+                        guard spill != nil || unchanged else {
                             throw ToolFailure(path, "changed between passes (written to while augment read it)")
                         }
                         reader = try StreamReader(source: try spill?.rewound() ?? input.rewound())
