@@ -184,15 +184,25 @@ public enum BPE {
         // Words in byte order, so symbol numbering (and everything after) is deterministic.
         let sorted = words.filter { $0.count > 0 && !$0.word.isEmpty }
             .sorted { $0.word.utf8.lexicographicallyPrecedes($1.word.utf8) }
-        var seqs: [[Int32]] = []
+        // Every word's symbols as a doubly linked list in one arena: a position keeps its place
+        // (a merge keeps the left one and unlinks the right), so positions of one word stay in
+        // left-to-right order and a merge costs the occurrences it changes, not the word's length.
+        var sym: [Int32] = [], next: [Int32] = [], prev: [Int32] = [], owner: [Int32] = []
         var freqs: [Int] = []
-        seqs.reserveCapacity(sorted.count)
+        freqs.reserveCapacity(sorted.count)
         for (w, c) in sorted {
-            seqs.append(symbols(w).map(intern))
+            let s = symbols(w).map(intern)
+            let start = Int32(sym.count)
+            for (j, x) in s.enumerated() {
+                sym.append(x)
+                prev.append(j == 0 ? -1 : start + Int32(j) - 1)
+                next.append(j == s.count - 1 ? -1 : start + Int32(j) + 1)
+                owner.append(Int32(freqs.count))
+            }
             freqs.append(c)
         }
         var baseCount = [Int](repeating: 0, count: names.count)
-        for (s, f) in zip(seqs, freqs) { for x in s { baseCount[Int(x)] += f } }
+        for (x, w) in zip(sym, owner) { baseCount[Int(x)] += freqs[Int(w)] }
         func byBytes(_ a: Int32, _ b: Int32) -> Bool { bytes[Int(a)].lexicographicallyPrecedes(bytes[Int(b)]) }
         /// More frequent first, then by bytes.
         func ranked(_ symbols: [Int32], _ count: [Int]) -> [Int32] {
@@ -210,14 +220,16 @@ public enum BPE {
         var merges: [(Int32, Int32)] = []
 
         @inline(__always) func key(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b)) }
+        // Pair counts over alive symbols, and where each pair was made (its left position; an
+        // entry goes stale when the pair there changes, and is checked before use).
         var counts: [UInt64: Int] = [:]
-        var holders: [UInt64: [Int32]] = [:]
-        for (w, s) in seqs.enumerated() where s.count > 1 {
-            for i in 0..<(s.count - 1) where alive[Int(s[i])] && alive[Int(s[i + 1])] {
-                let k = key(s[i], s[i + 1])
-                counts[k, default: 0] += freqs[w]
-                holders[k, default: []].append(Int32(w))
-            }
+        var places: [UInt64: [Int32]] = [:]
+        for i in 0..<Int32(sym.count) {
+            let j = next[Int(i)]
+            guard j >= 0, alive[Int(sym[Int(i)])], alive[Int(sym[Int(j)])] else { continue }
+            let k = key(sym[Int(i)], sym[Int(j)])
+            counts[k, default: 0] += freqs[Int(owner[Int(i)])]
+            places[k, default: []].append(i)
         }
         // Max-heap on (count, then the smaller left bytes, then the smaller right bytes).
         var heap = PairHeap { x, y in
@@ -227,58 +239,52 @@ public enum BPE {
         }
         for (k, c) in counts { heap.push(.init(count: c, a: Int32(truncatingIfNeeded: k >> 32), b: Int32(truncatingIfNeeded: k))) }
 
-        var stamp = [Int32](repeating: -1, count: seqs.count)
         let floor = max(1, minCount)
         while tokenCount < maxTokens, let top = heap.pop() {
-            let k = key(top.a, top.b)
+            let (a, b) = (top.a, top.b)
+            let k = key(a, b)
             guard let current = counts[k], current == top.count else { continue }  // stale entry
             if current < floor { break }
             // The merged symbol is usually new; it can equal an earlier merge's ("a"+"bc" and
             // "ab"+"c"), never an initial symbol (one scalar), so it is alive from its birth.
-            let c = intern(names[Int(top.a)] + names[Int(top.b)])
+            let c = intern(names[Int(a)] + names[Int(b)])
             if Int(c) == alive.count { alive.append(false) }
             if !alive[Int(c)] {
                 alive[Int(c)] = true
                 tokenCount += 1
                 merged.append(c)
             }
-            let rank = Int32(merges.count)
-            merges.append((top.a, top.b))
+            merges.append((a, b))
+            // Occurrences left to right within each word, so "aaa" becomes "aa a", as a scan would.
             var delta: [UInt64: Int] = [:]
-            for w in holders.removeValue(forKey: k) ?? [] where stamp[Int(w)] != rank {
-                stamp[Int(w)] = rank
-                let old = seqs[Int(w)]
-                var new: [Int32] = []
-                new.reserveCapacity(old.count)
-                var i = 0
-                while i < old.count {
-                    if i + 1 < old.count && old[i] == top.a && old[i + 1] == top.b {
-                        new.append(c)
-                        i += 2
-                    } else {
-                        new.append(old[i])
-                        i += 1
-                    }
+            for i in (places.removeValue(forKey: k) ?? []).sorted() {
+                let j = next[Int(i)]
+                guard sym[Int(i)] == a, j >= 0, sym[Int(j)] == b else { continue }  // changed since
+                let f = freqs[Int(owner[Int(i)])]
+                let p = prev[Int(i)], n = next[Int(j)]
+                if p >= 0 && alive[Int(sym[Int(p)])] { delta[key(sym[Int(p)], a), default: 0] -= f }
+                if n >= 0 && alive[Int(sym[Int(n)])] { delta[key(b, sym[Int(n)]), default: 0] -= f }
+                sym[Int(i)] = c
+                sym[Int(j)] = -1
+                next[Int(i)] = n
+                if n >= 0 { prev[Int(n)] = i }
+                if p >= 0 && alive[Int(sym[Int(p)])] {
+                    let nk = key(sym[Int(p)], c)
+                    delta[nk, default: 0] += f
+                    places[nk, default: []].append(p)
                 }
-                guard new.count != old.count else { continue }
-                let f = freqs[Int(w)]
-                for i in 0..<(old.count - 1) where alive[Int(old[i])] && alive[Int(old[i + 1])] {
-                    delta[key(old[i], old[i + 1]), default: 0] -= f
+                if n >= 0 && alive[Int(sym[Int(n)])] {
+                    let nk = key(c, sym[Int(n)])
+                    delta[nk, default: 0] += f
+                    places[nk, default: []].append(i)
                 }
-                if new.count > 1 {
-                    for i in 0..<(new.count - 1) where alive[Int(new[i])] && alive[Int(new[i + 1])] {
-                        let nk = key(new[i], new[i + 1])
-                        delta[nk, default: 0] += f
-                        if new[i] == c || new[i + 1] == c { holders[nk, default: []].append(w) }
-                    }
-                }
-                seqs[Int(w)] = new
             }
             counts[k] = nil
             for (dk, d) in delta where d != 0 && dk != k {
                 let n = (counts[dk] ?? 0) + d
                 if n <= 0 {
                     counts[dk] = nil
+                    places[dk] = nil
                 } else {
                     counts[dk] = n
                     heap.push(.init(count: n, a: Int32(truncatingIfNeeded: dk >> 32), b: Int32(truncatingIfNeeded: dk)))
@@ -287,13 +293,14 @@ public enum BPE {
         }
 
         var final = [Int](repeating: 0, count: names.count)
-        for (s, f) in zip(seqs, freqs) { for x in s { final[Int(x)] += f } }
+        for (x, w) in zip(sym, owner) where x >= 0 { final[Int(x)] += freqs[Int(w)] }
         let tokens = ranked(Array(base) + merged, final).map { (token: names[Int($0)], count: final[Int($0)]) }
         return Learned(tokens: tokens, merges: merges.map { (left: names[Int($0.0)], right: names[Int($0.1)]) })
     }
 }
 
-/// A binary max-heap of symbol pairs under a caller's order (`before(x, y)`: x comes first).
+/// A binary heap of symbol pairs (or ranked positions) under a caller's order (`before(x, y)`:
+/// x comes first).
 struct PairHeap {
     struct Entry {
         var count: Int

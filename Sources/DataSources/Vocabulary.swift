@@ -151,34 +151,62 @@ public final class Vocabulary {
         return Array(out.prefix(n))
     }
 
-    /// bpe: the ids of one word, merges applied lowest rank first.
+    /// bpe: the ids of one word, merges applied lowest rank first: every occurrence of the
+    /// lowest-ranked pair present, left to right, then the lowest among the pairs present after
+    /// that, and so on. A heap of (rank, position) keeps this n log n in the word's length.
     func segment(_ word: String) -> [Int32] {
         if let hit = cache[ExactString(word)] { return hit }
         var syms = BPE.symbols(word).map { ids[ExactString($0)] ?? Vocabulary.unknown }
-        while syms.count > 1 {
-            var best: (rank: Int32, result: Int32)?
-            var a: Int32 = 0, b: Int32 = 0
-            for i in 0..<(syms.count - 1) {
-                let k = UInt64(UInt32(syms[i])) << 32 | UInt64(UInt32(syms[i + 1]))
-                if let m = ranks[k], m.rank < (best?.rank ?? .max) {
-                    best = m
-                    (a, b) = (syms[i], syms[i + 1])
-                }
+        if syms.count > 1 {
+            let n = syms.count
+            // The symbols as a linked list: a merge keeps the left position and unlinks the right.
+            var next = (0..<n).map { Int32($0 + 1 == n ? -1 : $0 + 1) }
+            var prev = (0..<n).map { Int32($0 - 1) }
+            func pair(at i: Int32) -> (rank: Int32, result: Int32)? {
+                guard i >= 0, syms[Int(i)] >= 0 else { return nil }  // unlinked by a merge
+                let j = next[Int(i)]
+                guard j >= 0 else { return nil }
+                return ranks[UInt64(UInt32(syms[Int(i)])) << 32 | UInt64(UInt32(syms[Int(j)]))]
             }
-            guard let m = best else { break }
-            var next: [Int32] = []
-            next.reserveCapacity(syms.count)
-            var i = 0
-            while i < syms.count {
-                if i + 1 < syms.count && syms[i] == a && syms[i + 1] == b {
-                    next.append(m.result)
-                    i += 2
-                } else {
-                    next.append(syms[i])
-                    i += 1
-                }
+            // Lowest rank first, then leftmost.
+            var heap = PairHeap { x, y in x.count != y.count ? x.count < y.count : x.a < y.a }
+            for i in 0..<Int32(n - 1) {
+                if let m = pair(at: i) { heap.push(.init(count: Int(m.rank), a: i, b: 0)) }
             }
-            syms = next
+            // A merge of rank r can make a pair ranked r or lower (vocabularies whose merges are
+            // out of learning order); it waits until every occurrence of rank r is merged.
+            var waiting: [PairHeap.Entry] = []
+            var current = -1
+            func enqueue(_ p: Int32) {
+                guard let made = pair(at: p) else { return }
+                let e = PairHeap.Entry(count: Int(made.rank), a: p, b: 0)
+                if e.count <= current { waiting.append(e) } else { heap.push(e) }
+            }
+            while true {
+                guard let top = heap.pop() else {
+                    if waiting.isEmpty { break }
+                    for e in waiting { heap.push(e) }
+                    waiting.removeAll()
+                    continue
+                }
+                if top.count != current && !waiting.isEmpty {
+                    heap.push(top)
+                    for e in waiting { heap.push(e) }
+                    waiting.removeAll()
+                    continue
+                }
+                current = top.count
+                let i = top.a
+                guard let m = pair(at: i), Int(m.rank) == top.count else { continue }  // changed since
+                let j = next[Int(i)], after = next[Int(j)]
+                syms[Int(i)] = m.result
+                syms[Int(j)] = -1
+                next[Int(i)] = after
+                if after >= 0 { prev[Int(after)] = i }
+                enqueue(prev[Int(i)])
+                enqueue(i)
+            }
+            syms.removeAll { $0 < 0 }
         }
         if cache.count >= 1 << 18 { cache.removeAll(keepingCapacity: true) }
         cache[ExactString(word)] = syms

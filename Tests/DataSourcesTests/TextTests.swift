@@ -179,6 +179,92 @@ final class TextTests: XCTestCase {
         }
     }
 
+    /// Words of runs and repeats ("aaaa", "abab"), some hundreds of symbols long: merges overlap
+    /// and recur within one word, which the learner tracks by position.
+    func repetitiveWords() -> [(String, Int)] {
+        var state: UInt32 = 777
+        func next(_ n: UInt32) -> Int {
+            state = state &* 1_103_515_245 &+ 12345
+            return Int((state >> 16) % n)
+        }
+        let units = ["a", "b", "ab", "aab", "ba", "c"]
+        var words: [String: Int] = [:]
+        for _ in 0..<60 {
+            let w = (0..<(2 + next(40))).map { _ in units[next(UInt32(units.count))] }.joined()
+            words[w, default: 0] += 1 + next(3)
+        }
+        words[String(repeating: "a", count: 257), default: 0] += 2
+        words[String(repeating: "ab", count: 100), default: 0] += 1
+        words[String(repeating: "aab", count: 50) + "c", default: 0] += 1
+        return words.map { ($0.key, $0.value) }
+    }
+
+    func testBPELearnsLongRepetitiveWordsAsTheNaiveTwin() {
+        let list = repetitiveWords()
+        for (cap, minCount) in [(30, 1), (120, 1), (400, 2)] {
+            let learned = BPE.learn(words: list.map { (word: $0.0, count: $0.1) }, maxTokens: cap, minCount: minCount)
+            let naive = naiveMerges(list, maxTokens: cap, minCount: minCount)
+            XCTAssertEqual(learned.merges.map { "\($0.left) \($0.right)" }, naive, "cap \(cap), min-count \(minCount)")
+            XCTAssertGreaterThan(learned.merges.count, 20, "cap \(cap): enough merges to overlap")
+        }
+    }
+
+    /// The applier's naive twin: the lowest-ranked pair present, every occurrence of it left to
+    /// right, again until no pair present has a rank.
+    func naiveSegment(_ word: String, tokens: [String], merges: [(left: String, right: String)]) -> [String] {
+        let known = Set(tokens)
+        var rank: [String: Int] = [:]
+        for (r, m) in merges.enumerated() where known.contains(m.left) && known.contains(m.right) && known.contains(m.left + m.right) {
+            if rank[m.left + "\t" + m.right] == nil { rank[m.left + "\t" + m.right] = r }
+        }
+        var syms = BPE.symbols(word).map { known.contains($0) ? $0 : "<unk>" }
+        while syms.count > 1 {
+            let present = (0..<(syms.count - 1)).compactMap { rank[syms[$0] + "\t" + syms[$0 + 1]] }
+            guard let best = present.min() else { break }
+            let (a, b) = (merges[best].left, merges[best].right)
+            var out: [String] = []
+            var i = 0
+            while i < syms.count {
+                if i + 1 < syms.count && syms[i] == a && syms[i + 1] == b {
+                    out.append(a + b)
+                    i += 2
+                } else {
+                    out.append(syms[i])
+                    i += 1
+                }
+            }
+            syms = out
+        }
+        return syms
+    }
+
+    func testBPEApplyingMatchesTheNaiveTwinInAndOutOfLearningOrder() {
+        let list = repetitiveWords()
+        let learned = BPE.learn(words: list.map { (word: $0.0, count: $0.1) }, maxTokens: 120, minCount: 1)
+        let tokens = learned.tokens.map(\.token)
+        // The learned order, then the same merges shuffled: a hand-made vocabulary may rank a merge
+        // before the merge that makes its left or right symbol.
+        var state: UInt32 = 99
+        var shuffled = learned.merges
+        for i in stride(from: shuffled.count - 1, to: 0, by: -1) {
+            state = state &* 1_103_515_245 &+ 12345
+            shuffled.swapAt(i, Int((state >> 16) % UInt32(i + 1)))
+        }
+        let unseen = ["abaabab", "cab", "bbbbbbbb", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaab", "abcabcabc", "d", "ad"]
+        // Ranked first, ab+a waits until every a+b is merged: "ababx" is ab ab x, not aba b x.
+        let handMade = Vocabulary(kind: .bpe, classes: [], tokens: ["a", "b", "x</w>", "ab", "aba"],
+                                  merges: [("ab", "a"), ("a", "b")])
+        XCTAssertEqual(handMade.encode("ababx").map { handMade.tokens[Int($0) - 2] }, ["ab", "ab", "x</w>"])
+        XCTAssertEqual(naiveSegment("ababx", tokens: handMade.tokens, merges: handMade.merges), ["ab", "ab", "x</w>"])
+        for merges in [learned.merges, shuffled] {
+            let v = Vocabulary(kind: .bpe, classes: [], tokens: tokens, merges: merges)
+            for word in list.map(\.0) + unseen {
+                let got = v.encode(word).map { $0 == Vocabulary.unknown ? "<unk>" : v.tokens[Int($0) - 2] }
+                XCTAssertEqual(got, naiveSegment(word, tokens: tokens, merges: merges), word)
+            }
+        }
+    }
+
     func testIdsByFrequencyThenBytesAndMinCount() {
         let v = learn(.word, ["b a b c a b", "z y x"], minCount: 1)
         XCTAssertEqual(v.tokens, ["b", "a", "c", "x", "y", "z"])
