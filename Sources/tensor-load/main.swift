@@ -180,7 +180,7 @@ struct TensorLoad: ParsableCommand {
             for (option, given) in [("--vocab-size", vocabSize != nil), ("--min-count", minCount != nil), ("--classes", classes != nil)] where given {
                 throw UsageError("only applies when learning; with --vocab the vocabulary and the classes come from \(vocab)", location: option)
             }
-            vocabulary = try Vocabulary.read(try FileSource.open(vocab), name: vocab == "-" ? "stdin" : vocab)
+            vocabulary = try Vocabulary.read(try openDecompressed(vocab), name: vocab == "-" ? "stdin" : vocab)
             if let kind, kind != vocabulary.kind {
                 throw UsageError("\(vocab) is a \(vocabulary.kind.rawValue) vocabulary; drop --tokenizer or make it \(vocabulary.kind.rawValue)", location: "--tokenizer \(kind.rawValue)")
             }

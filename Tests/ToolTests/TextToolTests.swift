@@ -50,6 +50,11 @@ final class TextToolTests: XCTestCase {
             let again = try sh("tensor-load --text \(train) --vocab \(tmp)/\(kind).vocab --max-len 12")
             XCTAssertEqual(again.status, 0, again.stderr)
             XCTAssertEqual(again.stdout, try file("\(kind)-train.tns"))
+            // A vocabulary kept compressed is read as the input is.
+            try sh("gzip -c \(tmp)/\(kind).vocab > \(tmp)/\(kind).vocab.gz")
+            let gz = try sh("tensor-load --text \(train) --vocab \(tmp)/\(kind).vocab.gz --max-len 12")
+            XCTAssertEqual(gz.status, 0, gz.stderr)
+            XCTAssertEqual(gz.stdout, try file("\(kind)-train.tns"))
 
             // Test data without the class neutral: the saved class list and fingerprint.
             let apply = try sh("tensor-load --text \(test) --tokenizer \(kind) --vocab \(tmp)/\(kind).vocab --max-len 12")
