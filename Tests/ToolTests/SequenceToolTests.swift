@@ -122,6 +122,10 @@ final class SequenceToolTests: XCTestCase {
         assertFails(try sh("tensor-load --text \(train) --max-len 12 --min-count 100000 -o \(tmp)/o.tns"), status: 65,
                     prefix: "tensor-load: \(train): learned no tokens: no word occurs 100000 times (--min-count)")
         try "pos\t\nneg\t   \n".write(toFile: "\(tmp)/empty.tsv", atomically: false, encoding: .utf8)
+        for (kind, what) in [("word", "word"), ("bpe", "symbol")] {
+            assertFails(try sh("tensor-load --text \(tmp)/empty.tsv --tokenizer \(kind) --min-count 1 --max-len 12 -o \(tmp)/o.tns"), status: 65,
+                        prefix: "tensor-load: \(tmp)/empty.tsv: learned no tokens: no \(what) occurs once (--min-count)")
+        }
         assertFails(try sh("tensor-load --text \(tmp)/empty.tsv --vocab \(tmp)/v.vocab --max-len 12 -o \(tmp)/o.tns"), status: 65,
                     prefix: "tensor-load: \(tmp)/empty.tsv: no document holds a token")
         try "pos\tzzzz qqqq\n".write(toFile: "\(tmp)/unknown.tsv", atomically: false, encoding: .utf8)
