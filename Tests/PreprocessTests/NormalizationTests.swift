@@ -201,6 +201,25 @@ final class NormalizationTests: XCTestCase {
         XCTAssertThrowsError(try FieldTransform(schema: schema, steps: [("x", first)]), "an unreadable record is not silently replaced")
     }
 
+    /// The record travels in one metadata value (1 MiB): a per-feature transform too long for it
+    /// is refused where it is made, naming the field and the way out, not when the schema is written.
+    func testARecordTooLongForTheStreamIsRefusedWithTheField() throws {
+        let n = 30_000
+        let values = (0..<n).map { 1 / 3.0 + Double($0) * 1e-9 }  // 17 or 18 digits each
+        let spec = NormalizeSpec(description: "standardize per-feature", shift: values, mul: values.map { 1 / $0 })
+        let schema = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([n]))])
+        XCTAssertThrowsError(try FieldTransform(schema: schema, steps: [("x", spec)])) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("field 'x': its normalization record of 30000 features would take"), text)
+            XCTAssertTrue(text.contains("normalize it per channel"), text)
+        }
+        // The same field with short numbers fits, and the record is written.
+        let short = NormalizeSpec(description: "standardize per-feature", shift: [Double](repeating: 0.5, count: n),
+                                  mul: [Double](repeating: 2, count: n))
+        let t = try FieldTransform(schema: schema, steps: [("x", short)])
+        XCTAssertEqual(NormalizeSpec(encoded: t.output.metadata("x.normalize")!)?.shift.count, n)
+    }
+
     func testRecordTextRoundTripsExactlyAndRefusesNonsense() {
         let spec = NormalizeSpec(description: "standardize per-feature over 3 samples",
                                  shift: [0.1, -3.25e-7, 1e300, 42], mul: [1 / 3.0, 7, 0.5, 1e-300], source: .f32)
