@@ -324,6 +324,22 @@ final class RobustnessTests: XCTestCase {
         XCTAssertFalse(exists("x.model"))
     }
 
+    /// fit and predict load OpenBLAS at start: a broken library is one line and 70 before any
+    /// work, the model untouched. dlopen looks in LD_LIBRARY_PATH first, so a file there that is
+    /// not a library stands in for a broken installation.
+    func testABrokenOpenBLASIsNamedBeforeAnyWork() throws {
+        try makeModel()
+        let before = bytes("\(tmp)/m.model")
+        try sh("mkdir lib && echo 'not a library' > lib/libopenblas.so.0", cwd: tmp)
+        for command in ["fit --model mlp --epochs 1 -q -o m.model train.tns", "predict -m m.model train.tns"] {
+            let r = try sh("LD_LIBRARY_PATH=\(tmp)/lib \(command)", cwd: tmp)
+            assertFails(r, status: 70, prefix: "\(tool(command)): libopenblas.so.0: \(tmp)/lib/libopenblas.so.0: ")
+            XCTAssertTrue(r.stdout.isEmpty, command)
+        }
+        XCTAssertEqual(bytes("\(tmp)/m.model"), before)
+        XCTAssertEqual(try leftovers(), [])
+    }
+
     func testUnreadableModelIs66() throws {
         // Case 21, unreadable: as root, run the tool as nobody (setpriv), for whom mode 000 holds.
         try makeModel()
