@@ -14,8 +14,9 @@ public final class CheckpointLock {
     public let path: String
     let fd: Int32
 
-    /// `beforeLocking` runs between opening and locking (tests use it to let a holder go there).
-    public init(_ checkpoint: String, beforeLocking: () -> Void = {}) throws {
+    /// `beforeLocking` runs between opening and locking, with the attempt's number from 1 (tests
+    /// use it to let a holder go there, or to remove the file every time).
+    public init(_ checkpoint: String, beforeLocking: (Int) -> Void = { _ in }) throws {
         // Beside the checkpoint, named as the user named it (no absolute path in messages).
         let slash = checkpoint.lastIndex(of: "/")
         let dir = slash.map { String(checkpoint[...$0]) } ?? ""
@@ -24,11 +25,11 @@ public final class CheckpointLock {
         TempFileRegistry.add(path)  // removed on SIGINT or SIGTERM too
     }
 
-    static func lock(_ path: String, checkpoint: String, beforeLocking: () -> Void) throws -> Int32 {
+    static func lock(_ path: String, checkpoint: String, beforeLocking: (Int) -> Void) throws -> Int32 {
         for attempt in 1... {
             let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw IOError(name: path, operation: "create the checkpoint's lock", code: errno) }
-            if attempt == 1 { beforeLocking() }
+            beforeLocking(attempt)
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
                 let e = errno
                 close(fd)

@@ -29,11 +29,27 @@ final class CheckpointLockTests: XCTestCase {
     func testALockTakenOnAFileTheHolderRemovedIsTakenAgain() throws {
         let ckpt = "\(tmp)/m.model.ckpt"
         let a = try CheckpointLock(ckpt)
-        let b = try CheckpointLock(ckpt, beforeLocking: { a.release() })
+        let b = try CheckpointLock(ckpt, beforeLocking: { attempt in if attempt == 1 { a.release() } })
         XCTAssertTrue(FileManager.default.fileExists(atPath: b.path), "b holds a file no longer in the directory")
         XCTAssertThrowsError(try CheckpointLock(ckpt), "a third run took the lock b holds") { e in
             XCTAssertTrue("\(e)".contains("another fit is writing this checkpoint"), "\(e)")
         }
         b.release()
+    }
+
+    /// A file system where the path never names the file just locked (here: it is removed
+    /// before every lock) would loop for ever; after 100 attempts it is an I/O error naming it.
+    func testALockFileThatKeepsChangingGivesUpAfter100Attempts() throws {
+        let ckpt = "\(tmp)/m.model.ckpt"
+        var attempts = 0
+        XCTAssertThrowsError(try CheckpointLock(ckpt, beforeLocking: { n in
+            attempts = n
+            unlink("\(self.tmp)/.m.model.ckpt.lock")
+        })) { e in
+            XCTAssertTrue("\(e)".contains("lock (the file changed under each of 100 attempts)"), "\(e)")
+            XCTAssertTrue("\(e)".contains(".m.model.ckpt.lock"), "\(e)")
+        }
+        XCTAssertEqual(attempts, 100)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/.m.model.ckpt.lock"))
     }
 }
