@@ -53,6 +53,9 @@ public final class Model {
     public var epoch = 0
     /// The training run's random state (Trainer.randomState), which --resume continues.
     public var randomState: String?
+    /// The lowest validation loss so far and the epochs since it, which a resumed run's
+    /// early stopping continues from; nil when the last epoch had no validation data.
+    public var earlyStopping: (best: Double, since: Int)?
     public var provenance: [(key: String, value: String)] = []
 
     public init(architecture: String, inputShape: [Int], inputField: String, inputDType: DType, targetField: String,
@@ -69,6 +72,17 @@ public final class Model {
     }
 
     public var task: Task { network.task }
+
+    /// Reads `model.early-stopping`: "best LOSS since EPOCHS", LOSS a decimal number ≥ 0 or
+    /// inf (no finite validation loss yet), EPOCHS a count up to model.epoch's bound.
+    static func earlyStopping(_ text: String) -> (best: Double, since: Int)? {
+        let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "best", parts[2] == "since",
+              parts[1] == "inf" || parts[1].allSatisfy({ "0123456789.e-+".contains($0) }),
+              let best = Double(parts[1]), best >= 0,
+              parts[3].allSatisfy(\.isASCII), let since = Int(parts[3]), (0...1_000_000_000).contains(since) else { return nil }
+        return (best, since)
+    }
 
     // MARK: - Writing
 
@@ -97,6 +111,7 @@ public final class Model {
         if let lengthField { meta.append(("model.input.length", lengthField)) }
         if let vocabulary { meta.append(("model.input.vocabulary", vocabulary)) }
         if let randomState { meta.append(("model.random", randomState)) }
+        if let (best, since) = earlyStopping { meta.append(("model.early-stopping", "best \(decimalText(best)) since \(since)")) }
         meta += provenance
         let writer = try StreamWriter(sink: sink, schema: Schema(fields: fields, metadata: meta))
         var views = [UnsafeRawBufferPointer(start: network.params, count: max(P, 1) * 4)]
@@ -179,6 +194,12 @@ public final class Model {
         }
         model.epoch = epoch
         model.randomState = s.metadata("model.random")
+        if let text = s.metadata("model.early-stopping") {
+            guard let state = Model.earlyStopping(text) else {
+                throw ModelError(name, "model.early-stopping is not 'best LOSS since EPOCHS': \(escapedForDisplay(String(text.prefix(60))))")
+            }
+            model.earlyStopping = state
+        }
         model.provenance = s.metadata.filter { $0.key.hasPrefix("provenance.") }
         let P = model.network.parameterCount
         guard let pi = s.index(of: "params"), s.fields[pi].dtype == .f32, s.fields[pi].shape == Shape([max(P, 1)]) else { throw misfit(P) }

@@ -312,17 +312,20 @@ public enum Loss {
         case .classification:
             softmaxRows(output, grad, rows: batch, cols: outputs)
             if labels == nil, let t = targets {
-                // One-hot (or soft) targets: L = −Σ t·log p, ∂L/∂z = p − t.
+                // One-hot (or soft) targets: L = −Σ t·log p, ∂L/∂z = p·Σt − t (p − t when the
+                // row sums to 1, as fit requires to within 1e-3; exact for any row, as PyTorch).
                 for n in 0..<batch {
                     let row = grad + n * outputs, tr = t + n * outputs
                     var best = 0, truth = 0
+                    var sum: T = 0
                     for j in 0..<outputs {
                         if row[j] > row[best] { best = j }
                         if tr[j] > tr[truth] { truth = j }
+                        sum += tr[j]
                         if tr[j] != 0 { loss -= Double(tr[j]) * logProbability(output + n * outputs, j, cols: outputs, p: row[j]) }
                     }
                     if best == truth { correct += 1 }
-                    for j in 0..<outputs { row[j] = (row[j] - tr[j]) * invN }
+                    for j in 0..<outputs { row[j] = (row[j] * sum - tr[j]) * invN }
                 }
                 return (loss / Double(batch), correct)
             }

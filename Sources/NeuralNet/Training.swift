@@ -218,6 +218,9 @@ public final class DatasetStream {
             if let bad = d.targets.withUnsafeMutableBufferPointer({ convertToFloat(ysrc, dtype: yf.dtype, count: n * d.targetSize, into: $0.baseAddress! + base * d.targetSize) }) {
                 throw ModelError(name, "field '\(target)' sample \(first + bad / d.targetSize) holds \(nonFiniteValue(ysrc, dtype: yf.dtype, at: bad))")
             }
+            if oneHot, let (i, what) = d.targets.withUnsafeBufferPointer({ firstNonDistribution($0.baseAddress! + base * d.targetSize, rows: n, classes: d.targetSize) }) {
+                throw ModelError(name, "field '\(target)' sample \(first + i): a one-hot or soft target row must be class probabilities (no value below 0, summing to 1), but \(what)")
+            }
         } else {
             d.labels.append(contentsOf: repeatElement(0, count: n))
             let k = task == .binary ? 2 : classes
@@ -228,6 +231,23 @@ public final class DatasetStream {
         d.count += n
         delivered += n
     }
+}
+
+/// The first of `rows` target rows that is not a distribution over `classes` (a value below 0,
+/// or a sum off 1 by more than 1e-3, which f16 rows keep within), and what is wrong with it.
+/// Cross-entropy against such a row is a mistake (regression targets given to a classifier),
+/// and its loss is not a cross-entropy.
+func firstNonDistribution(_ t: UnsafePointer<Float>, rows: Int, classes: Int) -> (row: Int, what: String)? {
+    for r in 0..<rows {
+        let row = t + r * classes
+        var sum = 0.0
+        for j in 0..<classes {
+            if row[j] < 0 { return (r, "value \(j) is \(decimalText(row[j]))") }
+            sum += Double(row[j])
+        }
+        if abs(sum - 1) > 1e-3 { return (r, "it sums to \(decimalText(sum))") }
+    }
+    return nil
 }
 
 /// Loss, a parameter or the optimizer's state turned NaN or infinite: training diverged.

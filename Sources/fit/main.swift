@@ -199,6 +199,12 @@ struct Fit: ParsableCommand {
         return text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text  // a byte-order mark, as some editors write
     }
 
+    /// The learning rate `rate` that `epochs` epochs of --lr-decay leave, below f32's normal range.
+    func decayedAway(_ rate: Double, epochs: Int) -> UsageError {
+        UsageError("after \(epochs) epoch\(epochs == 1 ? "" : "s") the learning rate is \(String(format: "%.3g", rate)), below what f32 holds as a normal number (training would stop moving); give a factor nearer 1 or fewer epochs",
+                   location: "--lr-decay")
+    }
+
     func run() throws {
         Tool.run("fit") {
             if let problem = OpenBLAS.load() { throw ToolFailure(OpenBLAS.library, problem, kind: .internal) }
@@ -299,6 +305,11 @@ struct Fit: ParsableCommand {
                 guard vrecord == record else {
                     throw ToolFailure(v, "field '\(m.inputField)' is normalized as (\(Predictor.brief(vrecord))) but the training data as (\(Predictor.brief(record)))")
                 }
+                // Of another dtype it would be other numbers (u8 pixels against f32 fractions);
+                // predict refuses it too.
+                if let vf = vr.schema.field(m.inputField), vf.dtype != m.inputDType {
+                    throw ToolFailure(v, "field '\(m.inputField)' is \(vf.dtype) but the training data's is \(m.inputDType)")
+                }
                 val = try Dataset.read(vr, input: m.inputField, target: m.targetField, task: m.task, classes: m.classes.count,
                                        length: m.lengthField, tokens: m.network.tokenVocabulary)
                 // No samples would be reported as a loss and accuracy of 0, and stop training early.
@@ -318,6 +329,13 @@ struct Fit: ParsableCommand {
                 throw WorkingMemoryError("--batch \(batch)", need: need, perSample: one, room: room, advice: "lower --batch or --threads")
             }
             let trainer = Trainer(model: m, batchSize: batch, seed: seed ?? 1, threads: usable)
+            // A learning rate decayed below f32's normal numbers trains nothing (and a model
+            // with a rate of 0 resumes to nothing): refused now, not after the epochs.
+            if !stream, m.optimizerConfig.lrDecay != 1 {
+                var rate = m.optimizerConfig.learningRate
+                for _ in 0..<(epochs ?? 5) { rate *= m.optimizerConfig.lrDecay }
+                if !Float(rate).isNormal { throw decayedAway(rate, epochs: epochs ?? 5) }
+            }
             // A resumed run continues the random sequence of the run it resumes: N epochs and
             // M more are then the model of N + M epochs (at one thread count).
             if resume != nil, let r = m.randomState, !trainer.restoreRandomState(r) {
@@ -346,7 +364,10 @@ struct Fit: ParsableCommand {
             // The checkpoint file this run wrote last (each save is a new file, renamed in): the
             // only one it may remove at the end, not one another fit of the same -o wrote since.
             var written: (UInt64, UInt64)?
-            var best = Double.infinity, since = 0
+            // Early stopping's state (the best validation loss and the epochs since it) is the
+            // model's, so a resumed run stops where the uninterrupted one would.
+            let firstEpoch = m.epoch + 1
+            var (best, since) = resume != nil ? m.earlyStopping ?? (.infinity, 0) : (.infinity, 0)
 
             /// Validates, checkpoints and reports epoch `e`; true when early stopping says stop.
             func endEpoch(_ e: Int, _ r: EpochResult, seconds secs: Double) throws -> Bool {
@@ -357,8 +378,13 @@ struct Fit: ParsableCommand {
                 if d != 1 {
                     m.optimizerConfig.learningRate *= d
                     m.optimizer?.config.learningRate *= d
+                    if !Float(m.optimizerConfig.learningRate).isNormal { throw decayedAway(m.optimizerConfig.learningRate, epochs: e - firstEpoch + 1) }
                 }
                 m.randomState = trainer.randomState
+                if let v {
+                    if v.loss < best { best = v.loss; since = 0 } else { since += 1 }
+                }
+                m.earlyStopping = v == nil ? nil : (best, since)
                 if let ckpt {
                     try m.save(to: ckpt)
                     var st = stat()
@@ -377,8 +403,7 @@ struct Fit: ParsableCommand {
                 json += ",\"lr\":\(jsonNumber(lrUsed)),\"samples\":\(r.samples),\"samples_per_second\":\(jsonNumber(rate)),\"seconds\":\(jsonNumber(secs))}"
                 if !quiet { logLine("fit: " + line) }
                 try logSink?.append(json)
-                if let p = patience, let v {
-                    if v.loss < best { best = v.loss; since = 0 } else { since += 1 }
+                if let p = patience, v != nil {
                     if since >= p {
                         if !quiet { logLine("fit: stopping early: validation loss has not improved for \(p) epochs") }
                         return true
@@ -391,7 +416,7 @@ struct Fit: ParsableCommand {
                 // One pass: read a few batches at a time and train on them in order.
                 let size = epochSize ?? 10_000
                 var chunk = samples.empty
-                var e = m.epoch + 1, inEpoch = 0, batches = 0, lossSum = 0.0, correct = 0.0
+                var e = firstEpoch, inEpoch = 0, batches = 0, lossSum = 0.0, correct = 0.0
                 var bar = Progress(label: "epoch \(e)", total: size, quiet: quiet)
                 var t0 = Date()
                 func close() throws -> Bool {
@@ -421,7 +446,8 @@ struct Fit: ParsableCommand {
                 var data = samples.empty
                 _ = try samples.next(Int.max, into: &data)
                 if val == nil && validationSplit > 0 {
-                    let cut = data.count - Int(Double(data.count) * validationSplit)
+                    // The last n − ⌊n·(1 − f)⌋ samples, as Keras holds out.
+                    let cut = Int((Double(data.count) * (1 - validationSplit)).rounded(.down))
                     guard cut < data.count else {
                         throw ToolFailure(reader.source.name, "--validation-split \(validationSplit) of \(data.count) sample\(data.count == 1 ? "" : "s") holds out none; give a larger fraction or a --validation file")
                     }
@@ -429,8 +455,7 @@ struct Fit: ParsableCommand {
                     data = data.subset(Array(0..<data.count)[..<cut])
                 }
                 guard data.count > 0 else { throw ToolFailure(reader.source.name, "no training samples") }
-                let first = m.epoch + 1
-                for e in first..<first + (epochs ?? 5) {
+                for e in firstEpoch..<firstEpoch + (epochs ?? 5) {
                     let bar = Progress(label: "epoch \(e)", total: data.count, quiet: quiet)
                     let t0 = Date()
                     let r = try trainer.trainEpoch(data, epoch: e) { bar.update($0) }

@@ -130,6 +130,22 @@ final class GradientTests: XCTestCase {
                 XCTAssertEqual(g[i], (lp - lm) / 2e-6, accuracy: 1e-6, "\(task) dz[\(i)]")
             }
         }
+        // Soft targets (no labels): rows summing to 1, to a little less and more, and one-hot.
+        let batch = 4, outs = 3
+        var z = (0..<batch * outs).map { _ in rng.nextGaussian() }
+        let targets: [Double] = [0.2, 0.3, 0.5, 0.1, 0.2, 0.6995, 0, 0, 1, 0.4, 0.4, 0.2008]
+        func L(_ grad: inout [Double]) -> Double {
+            Loss.compute(task: .classification, output: z, batch: batch, outputs: outs, labels: nil, targets: targets, grad: &grad).loss
+        }
+        var g = [Double](repeating: 0, count: z.count), scratch = g
+        _ = L(&g)
+        for i in 0..<z.count {
+            let old = z[i]
+            z[i] = old + 1e-6; let lp = L(&scratch)
+            z[i] = old - 1e-6; let lm = L(&scratch)
+            z[i] = old
+            XCTAssertEqual(g[i], (lp - lm) / 2e-6, accuracy: 1e-7, "soft targets dz[\(i)]")
+        }
     }
 
     func testCrossEntropyValueMatchesHandComputation() {

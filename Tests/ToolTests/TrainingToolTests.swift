@@ -333,6 +333,13 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertTrue(optimizer?.hasPrefix("adam lr=0.00125 ") == true, "the decayed rate is saved for --resume: \(optimizer ?? "")")
         XCTAssertTrue(optimizer?.hasSuffix(" lr_decay=0.5") == true, "and the factor: \(optimizer ?? "")")
         XCTAssertEqual(try sh("fit --model mlp --lr-decay 1.5 -o \(tmp)/m.model \(tmp)/train.tns").status, 64)
+        // A rate decayed below f32's normal numbers trains nothing, and saved as 0 it resumed to
+        // nothing: refused before training, or (--stream, epochs unknown) when it gets there.
+        assertFails(try sh("fit --model mlp --lr-decay 1e-20 --epochs 3 -o \(tmp)/u.model \(tmp)/train.tns"), status: 64,
+                    prefix: "fit: --lr-decay: after 3 epochs the learning rate is 1e-63, below what f32 holds as a normal number")
+        assertFails(try sh("fit --model mlp --lr-decay 1e-20 --stream --epoch-size 4 -q -o \(tmp)/u.model < \(tmp)/train.tns"), status: 64,
+                    prefix: "fit: --lr-decay: after 2 epochs the learning rate is 1e-43, below what f32 holds as a normal number")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/u.model"))
         // A resumed run goes on decaying (it trained at a constant rate unless --lr-decay was
         // given again): 1 + 2 epochs are the 3-epoch model to the byte; --lr-decay 1 stops it.
         try assertOnePlusTwoIsThree("--model mlp --lr-decay 0.5 --batch 5 --threads 1 -q --seed 3",
@@ -614,8 +621,15 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(v.status, 65, v.stderr)
         XCTAssertTrue(v.stderr.hasPrefix("fit: \(tmp)/train.tns: "), v.stderr)
         // No validation samples: an error, not a val_loss of 0 that stops training early.
-        assertFails(try sh("fit --model mlp --epochs 3 --validation-split 0.05 --patience 1 -o \(tmp)/m3.model \(tmp)/train.tns"), status: 65,
-                    prefix: "fit: \(tmp)/train.tns: ", contains: "--validation-split 0.05 of 10 samples holds out none")
+        assertFails(try sh("fit --model mlp --epochs 3 --validation-split 1e-17 --patience 1 -o \(tmp)/m3.model \(tmp)/train.tns"), status: 65,
+                    prefix: "fit: \(tmp)/train.tns: ", contains: "--validation-split 1e-17 of 10 samples holds out none")
+        // Keras's count: the last n − ⌊n·(1 − f)⌋ samples, so 10 at 0.25 train on 7 and 10 at 0.05 on 9.
+        for (f, trained) in [("0.25", 7), ("0.05", 9)] {
+            let split = try sh("fit --model mlp --epochs 1 --validation-split \(f) -q --log - -o \(tmp)/m4.model \(tmp)/train.tns")
+            XCTAssertEqual(split.status, 0, split.stderr)
+            let record = try JSONSerialization.jsonObject(with: Data(split.stdout)) as! [String: Any]
+            XCTAssertEqual(record["samples"] as? Int, trained, "--validation-split \(f)")
+        }
         try Data(try makeStream(Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([4])), Field(name: "y", dtype: .u8, shape: Shape([]))]), batches: []))
             .write(to: URL(fileURLWithPath: "\(tmp)/none.tns"))
         assertFails(try sh("fit --model 'dense classes' --epochs 3 --validation \(tmp)/none.tns -o \(tmp)/m3.model \(tmp)/iris.tns"), status: 65,
@@ -625,8 +639,69 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(try sh("tensor-load x=\(images) y=\(labels) -o \(tmp)/raw.tns").status, 0)
         assertFails(try sh("fit --model mlp --epochs 1 --validation \(tmp)/raw.tns -o \(tmp)/m3.model \(tmp)/train.tns"), status: 65,
                     prefix: "fit: \(tmp)/raw.tns: field 'x' is normalized as (raw) but the training data as (scale 255")
+        // ... and be of its dtype: raw u8 against f32 (both unnormalized) was scored, status 0.
+        for dtype in [DType.u8, .f32] {
+            var s = Schema(fields: [Field(name: "x", dtype: dtype, shape: Shape([2])), Field(name: "y", dtype: .i64, shape: Shape([]))])
+            s.setClasses(["a", "b"], of: "y")
+            let xs: [UInt8] = dtype == .u8 ? [1, 200, 30, 4] : [Float](arrayLiteral: 0.01, 0.8, 0.1, 0.02).withUnsafeBytes { Array($0) }
+            let ys: [Int64] = [0, 1]
+            try Data(try makeStream(s, batches: [(2, [xs, ys.withUnsafeBytes { Array($0) }])])).write(to: URL(fileURLWithPath: "\(tmp)/\(dtype).tns"))
+        }
+        assertFails(try sh("fit --model 'dense classes' --epochs 1 --validation \(tmp)/f32.tns -o \(tmp)/m3.model \(tmp)/u8.tns"), status: 65,
+                    prefix: "fit: \(tmp)/f32.tns: field 'x' is f32 but the training data's is u8")
         assertFails(try sh("fit --model mlp --epochs 1 --validation - -o \(tmp)/m3.model < \(tmp)/train.tns"), status: 64,
                     prefix: "fit: the training data and --validation cannot both be stdin (-)")
+    }
+
+    /// The best validation loss and the epochs since it are the model's: a run resumed one epoch
+    /// before early stopping stops where the uninterrupted run did, with its model to the byte
+    /// (it counted again from scratch and trained on).
+    func testEarlyStoppingResumesWhereItWas() throws {
+        XCTAssertEqual(try sh("tensor-load --label species \(testdata("csv/iris-small.csv")) -o \(tmp)/iris.tns").status, 0)
+        let options = "--batch 4 --lr 0.05 --threads 1 -q --validation-split 0.25 --patience 2"
+        let straight = try sh("fit --model 'dense 16 relu; dense classes' \(options) --epochs 500 --log \(tmp)/straight.jsonl -o \(tmp)/straight.model \(tmp)/iris.tns")
+        XCTAssertEqual(straight.status, 0, straight.stderr)
+        let stopped = try String(contentsOfFile: "\(tmp)/straight.jsonl", encoding: .utf8).split(separator: "\n").count
+        XCTAssertLessThan(stopped, 500, "early stopping stopped the straight run")
+        XCTAssertGreaterThan(stopped, 3)
+        let state = try readAll(try data("\(tmp)/straight.model")).0.metadata("model.early-stopping") ?? ""
+        XCTAssertTrue(state.hasPrefix("best ") && state.hasSuffix(" since 2"), state)
+        XCTAssertEqual(try sh("fit --model 'dense 16 relu; dense classes' \(options) --epochs \(stopped - 1) -o \(tmp)/part.model \(tmp)/iris.tns").status, 0)
+        let resumed = try sh("fit --resume \(tmp)/part.model \(options) --epochs 500 --log \(tmp)/resumed.jsonl -o \(tmp)/resumed.model \(tmp)/iris.tns")
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(try String(contentsOfFile: "\(tmp)/resumed.jsonl", encoding: .utf8).split(separator: "\n").count, 1)
+        XCTAssertTrue(try data("\(tmp)/straight.model") == data("\(tmp)/resumed.model"))
+        // A hand-edited state is bad data, named.
+        let (schema, n, fields) = try readAll(try data("\(tmp)/part.model"))
+        for bad in ["best -1 since 0", "best 0.5", "best 0x1p-1 since 1", "best 0.5 since many"] {
+            var s = schema
+            s.setMetadata("model.early-stopping", bad)
+            try Data(try makeStream(s, batches: [(n, fields)])).write(to: URL(fileURLWithPath: "\(tmp)/edited.model"))
+            assertFails(try sh("fit --resume \(tmp)/edited.model --epochs 1 -q -o \(tmp)/x.model \(tmp)/iris.tns"), status: 65,
+                        prefix: "fit: \(tmp)/edited.model: model.early-stopping is not 'best LOSS since EPOCHS'")
+        }
+    }
+
+    /// Cross-entropy against rows that are not class probabilities (regression targets given
+    /// to a classifier, halved one-hot rows) trained with status 0 and a wrong gradient.
+    func testOneHotRowsMustBeClassProbabilities() throws {
+        let schema = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2])), Field(name: "y", dtype: .f32, shape: Shape([2]))])
+        func stream(_ name: String, _ ys: [Float]) throws -> String {
+            let xs: [Float] = [1, 2, 3, 4, 5, 6]
+            try Data(try makeStream(schema, batches: [(3, [xs.withUnsafeBytes { Array($0) }, ys.withUnsafeBytes { Array($0) }])]))
+                .write(to: URL(fileURLWithPath: "\(tmp)/\(name).tns"))
+            return "\(tmp)/\(name).tns"
+        }
+        let good = try stream("good", [1, 0, 0.25, 0.75, 0.5, 0.5])
+        XCTAssertEqual(try sh("fit --model 'dense classes' --loss ce -q -o \(tmp)/m.model \(good)").status, 0)
+        for (name, ys, what) in [("half", [Float](arrayLiteral: 1, 0, 0.5, 0, 0, 1), "sample 1: a one-hot or soft target row must be class probabilities (no value below 0, summing to 1), but it sums to 0.5"),
+                                 ("negative", [0, 1, 1, 0, 1.5, -0.5], "sample 2: a one-hot or soft target row must be class probabilities (no value below 0, summing to 1), but value 1 is -0.5"),
+                                 ("zero", [0, 0, 1, 0, 0, 1], "sample 0: a one-hot or soft target row must be class probabilities (no value below 0, summing to 1), but it sums to 0")] {
+            let path = try stream(name, ys)
+            assertFails(try sh("fit --model 'dense classes' --loss ce -o \(tmp)/\(name).model \(path)"), status: 65,
+                        prefix: "fit: \(path): field 'y' \(what)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/\(name).model"))
+        }
     }
 
     func testNaNInputsAndOutOfRangeLabelsAreNamed() throws {
