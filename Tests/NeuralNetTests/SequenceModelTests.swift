@@ -193,6 +193,17 @@ final class VectorActivationTests: XCTestCase {
         }
         XCTAssertLessThan(worstS, 2e-7)
         XCTAssertLessThan(worstT, 3e-7)
+        // Relative error near 0, where 1 − 2/(e^{2x} + 1) cancels (1e-3 off at 1e-4), and on
+        // both sides of the switch to the polynomial.
+        var small: [Float] = []
+        var u: Float = 1e-30
+        while u < 3 { small.append(u); small.append(-u); u *= 1.01 }
+        small += [0.625, -0.625, 0.62499994, 0.62500006]
+        var tanhs = small
+        tanhInPlace(&tanhs, count: tanhs.count)
+        var worstRelative: Float = 0
+        for (x, y) in zip(small, tanhs) { worstRelative = max(worstRelative, abs(y - tanhf(x)) / abs(tanhf(x))) }
+        XCTAssertLessThan(worstRelative, 5e-7, "relative error of tanh")
         XCTAssertEqual(t[0], -1, "tanh saturates exactly")
         XCTAssertEqual(s[0], 0, accuracy: 1e-37)
         XCTAssertEqual(Array(s.suffix(3)), Array(xs.suffix(3)), "count is respected")
