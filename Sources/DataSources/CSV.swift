@@ -41,10 +41,13 @@ public final class CSVSource: SampleSource {
     public init(source: ByteSource, label: String?, delimiter: UInt8?, field: String?) throws {
         name = source.name
         var lines = CSVLines(source, name: name)
-        guard let headerLine = try lines.next() else { throw DataError(name, "empty file, no header row") }
+        // Blank lines before the header are skipped, as between rows (Python's csv does too).
+        var first = try lines.next()
+        while let (_, l) = first, l.isEmpty || (l.count == 1 && l[0] == 13) { first = try lines.next() }
+        guard let headerLine = first else { throw DataError(name, "empty file, no header row") }
         // Old Mac line ends: the whole file is one line, and "no data rows" would say nothing.
         if let cr = headerLine.1.firstIndex(of: 13), cr < headerLine.1.count - 1 {
-            throw DataError(name, "lines end in a carriage return alone; make them newlines (tr '\\r' '\\n')", at: "line 1")
+            throw DataError(name, "lines end in a carriage return alone; make them newlines (tr '\\r' '\\n')", at: "line \(headerLine.0)")
         }
         let delim = delimiter ?? (headerLine.1.contains(9) && !headerLine.1.contains(44) ? 9 : 44)
         let header = try CSVSource.split(headerLine.1[...], delim, name: name, line: headerLine.0)
@@ -85,7 +88,7 @@ public final class CSVSource: SampleSource {
                     // An empty label turned every label into text and renumbered them all.
                     guard !text.isEmpty else { throw DataError(name, "empty label", at: place()) }
                     // A class name is one line of the class list: "a\r" joined the next name.
-                    guard !hasControlCharacters(cell) else { throw DataError(name, "label with a control character", at: place()) }
+                    guard !hasControlCharacters(text) else { throw DataError(name, "label with a control character", at: place()) }
                     try labels.add(text, line: lineNo, into: &row, at: width * 4, name: name)
                     continue
                 }

@@ -101,6 +101,9 @@ public enum Loader {
             return try IDXSource(source: src, field: single ?? defaultIDXField(src))
         case .csv, .tsv:
             let delim = options.delimiter ?? (format == .tsv || spec.path.hasSuffix(".tsv") || spec.path.hasSuffix(".tsv.gz") ? 9 : nil)
+            if single == "y" && options.label != nil {
+                throw DataError(spec.path, "with --label the labels are field y; give the other columns another name than 'y=' (or none: x)", kind: .usage)
+            }
             return try CSVSource(source: src, label: options.label, delimiter: delim, field: single)
         case .npy:
             return try NPYReader.source(src, field: single ?? "x")
@@ -133,7 +136,7 @@ public enum Loader {
         if let v = cifarBatch, !starts(StreamFormat.headerTag) { return v }
         if b.count >= 4, b[0] == 0, b[1] == 0, [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E].contains(b[2]) { return .idx }
         if starts([0x93] + Array("NUMPY".utf8)) { return .npy }
-        if starts(Array("PK".utf8) + [3, 4]) { return .npz }
+        if starts(Array("PK".utf8) + [3, 4]) || starts(Array("PK".utf8) + [5, 6]) { return .npz }  // [5, 6]: an empty archive
         if starts([0x89, 0x50, 0x4E, 0x47]) || starts([0xFF, 0xD8, 0xFF]) { return .image }
         if b.count >= 262, Array(b[257..<262]) == Array("ustar".utf8) {
             return CIFARReader.variantFromName(path) ?? .cifar10

@@ -16,6 +16,8 @@ public enum NPYReader {
         var bigEndian: Bool
         var fortran: Bool
         var shape: [Int]
+        /// b1: NumPy takes every byte other than 0 for True; read as u8 0 and 1.
+        var bool = false
     }
 
     /// Reads and checks an .npy header from `src`.
@@ -91,7 +93,7 @@ public enum NPYReader {
             throw DataError(name, ".npy 'fortran_order' is missing, or not True or False")
         }
         guard case .tuple(let shape)? = entries["shape"] else { throw DataError(name, ".npy header has no 'shape' tuple") }
-        return Header(dtype: dtype, bigEndian: order == ">", fortran: fortran, shape: shape)
+        return Header(dtype: dtype, bigEndian: order == ">", fortran: fortran, shape: shape, bool: descr.hasSuffix("b1"))
     }
 
     /// An .npy file as one field.
@@ -120,7 +122,7 @@ public enum NPYReader {
             }
             return MemorySamples(name: src.name, fields: [f], metadata: meta, count: n, data: [data])
         }
-        return NPYStreamSource(src: src, field: f, count: n, bigEndian: h.bigEndian)
+        return NPYStreamSource(src: src, field: f, count: n, bigEndian: h.bigEndian, bool: h.bool)
     }
 
     /// The whole payload of an array in C order, little-endian.
@@ -138,6 +140,7 @@ public enum NPYReader {
                                          : ".npy has bytes after its data")
         }
         if h.bigEndian { data.withUnsafeMutableBytes { byteSwap($0.baseAddress!, count: total / h.dtype.size, size: h.dtype.size) } }
+        if h.bool { for i in data.indices where data[i] > 1 { data[i] = 1 } }
         if h.fortran && h.shape.count > 1 { data = transposeFortran(data, shape: h.shape, size: h.dtype.size) }
         return data
     }
@@ -170,17 +173,18 @@ final class NPYStreamSource: SampleSource {
     let src: ByteSource
     let fields: [Field]
     let count: Int
-    let bigEndian: Bool
+    let bigEndian: Bool, bool: Bool
     var position = 0
     var name: String { src.name }
     var metadata: [(key: String, value: String)] { [("\(fields[0].name).source", src.name)] }
     var declaredCount: Int? { count }
 
-    init(src: ByteSource, field: Field, count: Int, bigEndian: Bool) {
+    init(src: ByteSource, field: Field, count: Int, bigEndian: Bool, bool: Bool) {
         self.src = src
         fields = [field]
         self.count = count
         self.bigEndian = bigEndian
+        self.bool = bool
     }
 
     func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int {
@@ -190,6 +194,10 @@ final class NPYStreamSource: SampleSource {
         let got = try src.readFully(into: into[0], count: n * sb)
         guard got == n * sb else { throw DataError(name, ".npy data short: \(position + got / sb) of \(count) samples") }
         if bigEndian { byteSwap(into[0], count: n * sb / fields[0].dtype.size, size: fields[0].dtype.size) }
+        if bool {
+            let bytes = into[0].assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n * sb where bytes[i] > 1 { bytes[i] = 1 }
+        }
         position += n
         if position == count {
             var extra: UInt8 = 0
@@ -257,15 +265,16 @@ final class ZipMembers {
     }
 
     /// The current member's bytes as a source.
-    func data() -> ByteSource { MemberSource(self) }
+    /// The current member's bytes; `name` (the archive and the member) names it in errors.
+    func data(_ name: String) -> ByteSource { MemberSource(self, name: name) }
 
     final class MemberSource: ByteSource {
         let z: ZipMembers
-        init(_ z: ZipMembers) { self.z = z }
-        var name: String { z.name }
+        let name: String
+        init(_ z: ZipMembers, name: String) { (self.z, self.name) = (z, name) }
         func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
             let n = archive_read_data(z.archive, buffer, count)
-            if n < 0 { throw z.client.error ?? DataError(z.name, "archive damaged or cut short: " + ArchiveClient.message(z.archive)) }
+            if n < 0 { throw z.client.error ?? DataError(name, "archive damaged or cut short: " + ArchiveClient.message(z.archive)) }
             return n
         }
     }
@@ -287,8 +296,8 @@ public enum NPZReader {
             }
             let fname = String(path.dropLast(4))
             guard Schema.isValidName(fname) else { throw DataError(src.name, "array name '\(escapedForDisplay(fname))' is not a valid field name") }
-            let member = zip.data()
             let where_ = "\(src.name): \(path)"
+            let member = zip.data(where_)
             let h = try NPYReader.readHeader(member, name: where_)
             guard let n = h.shape.first else { throw DataError(where_, "0-d array: no sample axis") }
             if let c = count, c != n { throw DataError(where_, "has \(n) samples but \(first) has \(c)") }

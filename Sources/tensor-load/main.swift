@@ -99,7 +99,7 @@ struct TensorLoad: ParsableCommand {
         }
         if let split, split != "train" && split != "test" { throw ValidationError("--split takes train or test") }
         // An operand is PATH or FIELD=PATH.
-        let paths = inputs.map { op in op.firstIndex(of: "=").map { String(op[op.index(after: $0)...]) } ?? op }
+        let paths = inputs.map { InputSpec($0).path }  // as the loader reads them: a "=" after no field name is the path's
         try refuseSharedFiles(outputs: [("-o", output ?? "-"), ("--save-vocab", saveVocab)],
                               inputs: paths.map { ("the input", $0) } + [("--text", text), ("--vocab", vocab)])
     }

@@ -379,6 +379,44 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(int64s(d[1]), ys)
     }
 
+    /// helper-38's review against NumPy and Python's csv: each case loaded wrongly or was refused
+    /// with a misleading message.
+    func testLoaderCasesFromTheNumPyReview() throws {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func file(_ name: String, _ bytes: [UInt8]) throws -> String {
+            try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/\(name)"))
+            return "\(dir)/\(name)"
+        }
+        // A blank line before the header was taken for the header ("2 columns where the header has 1").
+        let blank = try file("blank.csv", Array("\n\r\na,b\n1,2\n".utf8))
+        let (bs, bn, bd) = try load([blank])
+        XCTAssertEqual(bn, 1)
+        XCTAssertEqual(bs.metadata("x.columns"), "a\nb")
+        XCTAssertEqual(floats(bd[0]), [1, 2])
+        // A label's blanks are trimmed before the control-character check, as the page says.
+        let tab = try file("tab.csv", Array("v,lab\n1,cat\t\n2,dog\n".utf8))
+        XCTAssertEqual(try load([tab]) { $0.label = "lab" }.0.classes(of: "y"), ["cat", "dog"])
+        // NumPy's bool is any byte but 0 for True: read as 1, by both the whole-array reader
+        // (labels) and the streaming one.
+        func npy(_ shape: String, _ data: [UInt8]) -> [UInt8] {
+            var dict = Array("{'descr': '|b1', 'fortran_order': False, 'shape': \(shape), }".utf8)
+            while (10 + dict.count + 1) % 64 != 0 { dict.append(0x20) }
+            dict.append(0x0A)
+            return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(dict.count & 0xFF), UInt8(dict.count >> 8)] + dict + data
+        }
+        XCTAssertEqual(try load([try file("b1.npy", npy("(3,)", [0, 1, 2]))]).2[0], [0, 1, 1])
+        XCTAssertEqual(try load([try file("b2.npy", npy("(2, 2)", [0, 7, 255, 1]))]).2[0], [0, 1, 1, 1])
+        // An empty .npz (np.savez with no arrays) starts PK 5 6: "cannot tell the format".
+        assertRefused([try file("empty.npz", Array("PK".utf8) + [5, 6] + [UInt8](repeating: 0, count: 18))], "no .npy arrays in the archive")
+        // y= on a labelled CSV named two fields y: the command's clash, not the file's.
+        XCTAssertThrowsError(try load(["y=\(tab)"]) { $0.label = "lab" }) { e in
+            let d = e as? DiagnosticError
+            XCTAssertEqual(d?.kind, .usage, "\(e)")
+            XCTAssertTrue(d?.problem.contains("with --label the labels are field y") == true, "\(e)")
+        }
+    }
+
     func testNPZMalformed() throws {
         assertRefused(["testdata:npz/mismatch.npz"], "mismatch.npz", "4", "5")
         assertRefused(["testdata:npz/cut.npz"], "cut.npz")
@@ -406,7 +444,7 @@ final class LoaderTests: XCTestCase {
         // member's end, which ours does.
         let path = try flipped("npz/xy.npz", "flip-")
         defer { try? FileManager.default.removeItem(atPath: path) }
-        assertRefused([path], "flip-", "bad CRC")
+        assertRefused([path], "flip-", ".npz: x.npy: ", "bad CRC")  // the member, not only the archive
         // Where the lengths follow the data, libarchive looks for a descriptor whose CRC-32
         // matches, finds none, and runs the member on; the array ends first.
         let path2 = try flipped("npz/xy-streamed.npz", "flip-streamed-")

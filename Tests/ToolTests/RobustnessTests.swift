@@ -476,6 +476,16 @@ final class RobustnessTests: XCTestCase {
         }
         XCTAssertTrue(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/train.tns")) == before)
         for f in ["s.stats", "r.txt", "v"] { XCTAssertFalse(exists(f), f) }
+        // An operand's "=" splits off a field name only after a valid one, for the check as for
+        // the loader: ./a=b.csv is that file (it was replaced by the stream, status 0), and
+        // 1x=c.csv is not c.csv (-o c.csv was refused).
+        for name in ["a=b.csv", "1x=c.csv"] { try Data("v\n1\n2\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/\(name)")) }
+        assertFails(try sh("tensor-load -o ./a=b.csv ./a=b.csv", cwd: tmp), status: 64, prefix: "tensor-load: -o and the input name the same file")
+        XCTAssertEqual(try String(contentsOfFile: "\(tmp)/a=b.csv", encoding: .utf8), "v\n1\n2\n")
+        let other = try sh("tensor-load -o c.csv 1x=c.csv", cwd: tmp)
+        XCTAssertEqual(other.status, 0, other.stderr)
+        XCTAssertTrue(exists("c.csv"))
+        XCTAssertEqual(try String(contentsOfFile: "\(tmp)/1x=c.csv", encoding: .utf8), "v\n1\n2\n")
         // A stream written over its own input is the in-place edit it looks like.
         XCTAssertEqual(try sh("tensor-cat -o train.tns train.tns", cwd: tmp).status, 0)
         XCTAssertTrue(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/train.tns")) == before)
