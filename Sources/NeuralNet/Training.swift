@@ -234,7 +234,8 @@ public final class DatasetStream {
 }
 
 /// The first of `rows` target rows that is not a distribution over `classes` (a value below 0,
-/// or a sum off 1 by more than 1e-3, which f16 rows keep within), and what is wrong with it.
+/// or a sum off 1 by more than 1e-3, room for rows rounded to f32 or written with a few
+/// digits), and what is wrong with it.
 /// Cross-entropy against such a row is a mistake (regression targets given to a classifier),
 /// and its loss is not a cross-entropy.
 func firstNonDistribution(_ t: UnsafePointer<Float>, rows: Int, classes: Int) -> (row: Int, what: String)? {
@@ -245,7 +246,7 @@ func firstNonDistribution(_ t: UnsafePointer<Float>, rows: Int, classes: Int) ->
             if row[j] < 0 { return (r, "value \(j) is \(decimalText(row[j]))") }
             sum += Double(row[j])
         }
-        if abs(sum - 1) > 1e-3 { return (r, "it sums to \(decimalText(sum))") }
+        if abs(sum - 1) > 1e-3 { return (r, "it sums to \(String(format: "%.6g", sum))") }
     }
     return nil
 }
