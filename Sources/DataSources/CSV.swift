@@ -61,6 +61,9 @@ public final class CSVSource: SampleSource {
                 labelIndex = i
             } else if let k = Int(label), k >= 1, k <= header.count {
                 labelIndex = k - 1
+            } else if let k = header.firstIndex(where: { trimmed($0) == label }) {
+                // A header "a, b" names its second column " b", as Python's csv reads it.
+                throw DataError(name, "no column '\(shown(label))', but column \(k + 1) is '\(shown(header[k]))' with blanks; give --label \(k + 1)", kind: .usage)
             } else {
                 let listed = header.prefix(20).map { shown($0) }.joined(separator: ", ") + (header.count > 20 ? ", … (\(header.count) in all)" : "")
                 throw DataError(name, "no column '\(shown(label))' (columns: \(listed))", kind: .usage)

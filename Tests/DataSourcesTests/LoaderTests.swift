@@ -409,6 +409,11 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(try load([try file("b2.npy", npy("(2, 2)", [0, 7, 255, 1]))]).2[0], [0, 1, 1, 1])
         // An empty .npz (np.savez with no arrays) starts PK 5 6: "cannot tell the format".
         assertRefused([try file("empty.npz", Array("PK".utf8) + [5, 6] + [UInt8](repeating: 0, count: 18))], "no .npy arrays in the archive")
+        // A header "v, lab" names " lab": the message says so and how to give it.
+        let spaced = try file("spaced.csv", Array("v, lab\n1,cat\n".utf8))
+        XCTAssertThrowsError(try load([spaced]) { $0.label = "lab" }) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.problem, "no column 'lab', but column 2 is ' lab' with blanks; give --label 2", "\(e)")
+        }
         // y= on a labelled CSV named two fields y: the command's clash, not the file's.
         XCTAssertThrowsError(try load(["y=\(tab)"]) { $0.label = "lab" }) { e in
             let d = e as? DiagnosticError
