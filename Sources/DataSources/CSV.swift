@@ -158,13 +158,15 @@ public final class CSVSource: SampleSource {
             for i in 0..<n {
                 let r = buf.baseAddress! + i * rb
                 (into[0] + i * width * 4).copyMemory(from: r, byteCount: width * 4)
-                let number = r.loadUnaligned(fromByteOffset: width * 4 + 1, as: Int64.self)
+                // The label's number follows the values only when there is a label: a row
+                // without one is just its values (reading it anyway ran past the last row).
+                func number() -> Int64 { r.loadUnaligned(fromByteOffset: width * 4 + 1, as: Int64.self) }
                 switch labelOutput {
                 case .none: break
-                case .int: into[1].storeBytes(of: number, toByteOffset: 8 * i, as: Int64.self)
+                case .int: into[1].storeBytes(of: number(), toByteOffset: 8 * i, as: Int64.self)
                 case .float:
                     // An integer label is a float here as Float(text) would read it.
-                    let v = r.load(fromByteOffset: width * 4, as: UInt8.self) == 0 ? Float(number) : Float(bitPattern: UInt32(truncatingIfNeeded: number))
+                    let v = r.load(fromByteOffset: width * 4, as: UInt8.self) == 0 ? Float(number()) : Float(bitPattern: UInt32(truncatingIfNeeded: number()))
                     into[1].storeBytes(of: v, toByteOffset: 4 * i, as: Float.self)
                 case .text(let classOf):
                     let id = r.loadUnaligned(fromByteOffset: width * 4 + 9, as: UInt32.self)
