@@ -451,6 +451,9 @@ struct Fit: ParsableCommand {
                     guard cut < data.count else {
                         throw ToolFailure(reader.source.name, "--validation-split \(validationSplit) of \(data.count) sample\(data.count == 1 ? "" : "s") holds out none; give a larger fraction or a --validation file")
                     }
+                    guard cut > 0 else {
+                        throw ToolFailure(reader.source.name, "--validation-split \(validationSplit) of \(data.count) sample\(data.count == 1 ? "" : "s") holds out all of them (n − ⌊n·(1 − f)⌋, as Keras counts), leaving none to train on; give a smaller fraction or a --validation file")
+                    }
                     val = data.subset(Array(0..<data.count)[cut...])
                     data = data.subset(Array(0..<data.count)[..<cut])
                 }

@@ -623,6 +623,9 @@ final class TrainingToolTests: XCTestCase {
         // No validation samples: an error, not a val_loss of 0 that stops training early.
         assertFails(try sh("fit --model mlp --epochs 3 --validation-split 1e-17 --patience 1 -o \(tmp)/m3.model \(tmp)/train.tns"), status: 65,
                     prefix: "fit: \(tmp)/train.tns: ", contains: "--validation-split 1e-17 of 10 samples holds out none")
+        // 0.95 of 10 holds out n − ⌊0.5⌋ = all 10: said so, not "no training samples".
+        assertFails(try sh("fit --model mlp --epochs 1 --validation-split 0.95 -o \(tmp)/m3.model \(tmp)/train.tns"), status: 65,
+                    prefix: "fit: \(tmp)/train.tns: --validation-split 0.95 of 10 samples holds out all of them (n − ⌊n·(1 − f)⌋, as Keras counts), leaving none to train on")
         // Keras's count: the last n − ⌊n·(1 − f)⌋ samples, so 10 at 0.25 train on 7 and 10 at 0.05 on 9.
         for (f, trained) in [("0.25", 7), ("0.05", 9)] {
             let split = try sh("fit --model mlp --epochs 1 --validation-split \(f) -q --log - -o \(tmp)/m4.model \(tmp)/train.tns")
