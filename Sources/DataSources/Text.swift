@@ -72,8 +72,12 @@ public final class TextCorpus {
     /// Where document `i` is, for messages: `FILE:LINE`, or the document's file.
     public func place(_ i: Int) -> String { files.isEmpty ? "\(name):\(lines[i])" : files[i] }
 
-    /// The distinct labels sorted: as numbers when all are integers, else by their bytes.
+    /// The distinct labels sorted: as numbers when all are integers, else by their bytes. A
+    /// directory's classes are always sorted by their bytes, as a directory of images is (and
+    /// as Keras's text_dataset_from_directory does), so that one tree of class directories
+    /// gives the same class numbers read as images or as text.
     public func sortedLabels() -> [String] {
+        if !files.isEmpty { return labels.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } }
         let ints = labels.compactMap { Int($0) }
         if ints.count == labels.count {
             return zip(ints, labels).sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1.utf8.lexicographicallyPrecedes($1.1.utf8) }.map(\.1)

@@ -112,6 +112,29 @@ final class TextToolTests: XCTestCase {
         XCTAssertEqual(int32s(dd[2]), [21, 10, 7], "characters, the final newline included")
     }
 
+    /// Integer class directory names ("1", "2", "10"): read as text they were sorted as
+    /// numbers, read as images by their bytes, so the same class directories gave "10" class 2
+    /// as text and 1 as images. Both now sort by bytes, as torchvision and Keras do.
+    func testOneTreeOfClassDirectoriesGivesTheSameClassesAsTextAndAsImages() throws {
+        for c in ["1", "2", "10"] {
+            for tree in ["text", "images"] {
+                try FileManager.default.createDirectory(atPath: "\(tmp)/\(tree)/\(c)", withIntermediateDirectories: true)
+            }
+            try "class \(c) words\n".write(toFile: "\(tmp)/text/\(c)/a.txt", atomically: false, encoding: .utf8)
+            try FileManager.default.copyItem(atPath: testdata("images/rgb-5x4.png"), toPath: "\(tmp)/images/\(c)/a.png")
+        }
+        let text = try sh("tensor-load --text \(tmp)/text --min-count 1 --max-len 4")
+        XCTAssertEqual(text.status, 0, text.stderr)
+        let images = try sh("tensor-load \(tmp)/images")
+        XCTAssertEqual(images.status, 0, images.stderr)
+        let (ts, _, td) = try readAll(text.stdout)
+        let (imageSchema, _, imageFields) = try readAll(images.stdout)
+        XCTAssertEqual(imageSchema.classes(of: "y"), ["1", "10", "2"])
+        XCTAssertEqual(ts.classes(of: "y"), imageSchema.classes(of: "y"))
+        XCTAssertEqual(int64s(td[1]), [0, 1, 2], "the documents of 1, 10 and 2, in that order")
+        XCTAssertEqual(imageFields[1], [0, 1, 2], "u8 labels of the images of 1, 10 and 2")
+    }
+
     /// Each refusal: status, one line, its place; and neither VOCAB nor -o (nor a temporary
     /// file) left in the directory.
     func testRefusals() throws {
