@@ -53,7 +53,9 @@ public struct AugmentConfig: Equatable {
     /// A one-line account, for the stream's metadata.
     public var description: String {
         var parts: [String] = []
-        func num(_ v: Double) -> String { v == v.rounded() && abs(v) < 1e9 ? String(Int(v)) : "\(v)" }
+        // 15 significant digits: the range of --zoom 0.7 is 1 − 0.7 = 0.30000000000000004…1.7 in
+        // binary, which the record shows as the 0.3 the user gave.
+        func num(_ v: Double) -> String { String(format: "%.15g", v) }
         func pr(_ op: Operation) -> String { p(op) == 1 ? "" : " p=\(num(p(op)))" }
         if hflip > 0 { parts.append("hflip p=\(num(hflip))") }
         if vflip > 0 { parts.append("vflip p=\(num(vflip))") }

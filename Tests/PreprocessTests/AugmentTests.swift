@@ -192,6 +192,17 @@ final class AugmentTests: XCTestCase {
         for seed in 0..<20 { XCTAssertEqual(augment(img, sh, s, .f32, seed: UInt64(seed)), img, "p=0: never applied") }
     }
 
+    func testTheRecordShowsTheNumbersGiven() {
+        var c = AugmentConfig()
+        c.zoom = (1 - 0.7)...(1 + 0.7)
+        c.rotate = -12.5...12.5
+        c.hflip = 0.5
+        c.brightness = 0.1
+        c.shift = 2
+        c.fill = 1e-20
+        XCTAssertEqual(c.description, "hflip p=0.5, shift 2, rotate -12.5…12.5, zoom 0.3…1.7, brightness 0.1, fill 1e-20")
+    }
+
     func testShuffleBufferEmitsEverySampleOnce() throws {
         let b = ShuffleBuffer(capacity: 16, sampleBytes: 8, seed: 5)
         var out: [Int64] = []
