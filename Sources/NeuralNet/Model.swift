@@ -78,8 +78,7 @@ public final class Model {
     static func earlyStopping(_ text: String) -> (best: Double, since: Int)? {
         let parts = text.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 4, parts[0] == "best", parts[2] == "since",
-              parts[1] == "inf" || parts[1].allSatisfy({ "0123456789.e-+".contains($0) }),
-              let best = Double(parts[1]), best >= 0,
+              let best = parts[1] == "inf" ? Double.infinity : decimalNumber(parts[1]), best >= 0,
               parts[3].allSatisfy(\.isASCII), let since = Int(parts[3]), (0...1_000_000_000).contains(since) else { return nil }
         return (best, since)
     }

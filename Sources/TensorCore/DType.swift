@@ -44,6 +44,14 @@ public func decimalText<F: BinaryFloatingPoint & LosslessStringConvertible>(_ v:
     v.isNaN ? "nan" : v.description
 }
 
+/// The value of `s` when it is a decimal number as `decimalText` writes a finite one (digits,
+/// a sign, a point, an exponent), nil otherwise: the readers of records this project writes use
+/// it because `Double("0x1p3")` reads hex, and `Double("nan")` NaN.
+public func decimalNumber<S: StringProtocol>(_ s: S) -> Double? {
+    guard !s.isEmpty, s.allSatisfy({ "0123456789+-.e".contains($0) }), let v = Double(String(s)), v.isFinite else { return nil }
+    return v
+}
+
 extension UnsafeRawPointer {
     /// Element `i` of an array of `dtype` starting here, as Double (little-endian, unaligned).
     @inline(__always)

@@ -50,11 +50,9 @@ public struct NormalizeSpec: Equatable {
         }
         func numbers(_ p: String) -> [Double]? {
             guard let space = p.firstIndex(of: " ") else { return nil }
-            // Decimal numbers only, as `encoded` writes them: Double("0x1p3") reads hex too.
-            let decimal = Set("0123456789+-.e")
-            let v = p[p.index(after: space)...].split(separator: ",", omittingEmptySubsequences: false)
-                .map { $0.allSatisfy(decimal.contains) ? Double($0) : nil }
-            guard !v.isEmpty, v.allSatisfy({ $0 != nil && $0!.isFinite }) else { return nil }
+            // Decimal numbers only, as `encoded` writes them.
+            let v = p[p.index(after: space)...].split(separator: ",", omittingEmptySubsequences: false).map(decimalNumber)
+            guard !v.isEmpty, v.allSatisfy({ $0 != nil }) else { return nil }
             return v.map { $0! }
         }
         guard let sh = numbers(parts[1]), let mu = numbers(parts[2]), sh.count == mu.count,

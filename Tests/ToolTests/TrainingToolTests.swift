@@ -676,7 +676,7 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertTrue(try data("\(tmp)/straight.model") == data("\(tmp)/resumed.model"))
         // A hand-edited state is bad data, named.
         let (schema, n, fields) = try readAll(try data("\(tmp)/part.model"))
-        for bad in ["best -1 since 0", "best 0.5", "best 0x1p-1 since 1", "best 0.5 since many"] {
+        for bad in ["best -1 since 0", "best 0.5", "best 0x1p-1 since 1", "best nan since 1", "best 1e999 since 1", "best 0.5 since many"] {
             var s = schema
             s.setMetadata("model.early-stopping", bad)
             try Data(try makeStream(s, batches: [(n, fields)])).write(to: URL(fileURLWithPath: "\(tmp)/edited.model"))
