@@ -54,7 +54,10 @@ public final class Predictor {
         let dims = f.shape.dims.isEmpty ? [1] : f.shape.dims
         let want = model.network.inputShape.map(String.init).joined(separator: "×")
         guard dims == model.network.inputShape else {
-            throw ModelError(name, "field '\(field)' is \(f.dtype) \(f.shape) but the model was trained on \(model.inputDType) \(want)")
+            // Token ids padded to another width: the one fix is the training's --max-len.
+            let hint = model.vocabulary != nil && dims.count == 1 && model.network.inputShape.count == 1
+                ? "; load the text with tensor-load --max-len \(want), as for training" : ""
+            throw ModelError(name, "field '\(field)' is \(f.dtype) \(f.shape) but the model was trained on \(model.inputDType) \(want)\(hint)")
         }
         let norm = schema.metadata("\(field).normalize")
         if norm == nil, let record = model.normalization, let spec = NormalizeSpec(encoded: record), spec.fits(f.shape) {

@@ -60,6 +60,18 @@ final class SequenceToolTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m2.model"))
     }
 
+    /// Text loaded with another --max-len than the training's is refused, and the message
+    /// gives the width to load it with.
+    func testTextOfAnotherWidthIsRefusedWithTheWidthToUse() throws {
+        XCTAssertEqual(try sh("fit --model gru-text --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
+        assertFails(try sh("tensor-load --text \(test) --vocab \(tmp)/v.vocab --max-len 20 | predict -m \(tmp)/m.model"), status: 65,
+                    prefix: "predict: stdin: field 'x' is i32 20 but the model was trained on i32 12; load the text with tensor-load --max-len 12, as for training")
+        // the hint is for token ids: images of another size get none
+        assertFails(try sh("tensor-load \(testdata("images/classes")) | predict -m \(tmp)/m.model"), status: 65,
+                    prefix: "predict: stdin: field 'x' is u8 6×6×3 but the model was trained on i32 12")
+        XCTAssertFalse(try sh("tensor-load \(testdata("images/classes")) | predict -m \(tmp)/m.model").stderr.contains("--max-len"))
+    }
+
     func testPredictNeedsTheLengthField() throws {
         XCTAssertEqual(try sh("fit --model lstm-text --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
         assertFails(try sh("tensor-cat --fields x,y \(tmp)/test.tns | predict -m \(tmp)/m.model"), status: 65,
