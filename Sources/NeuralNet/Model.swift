@@ -174,6 +174,11 @@ public final class Model {
         guard let w = weights, w.dtype == .f32, w.shape.dims.count == 1 else {
             throw ModelError(name, "weights (\(weights.map { "\($0.dtype) \($0.shape)" } ?? "none")) are not one f32 vector")
         }
+        // The weights are read before the network's buffers are allocated: the reader grows
+        // its buffer only as data arrives, so a small file whose header declares gigabytes of
+        // weights is refused as truncated instead of making the tool allocate them first.
+        guard let batch = try reader.next() else { throw ModelError(name, "model file holds no weights") }
+        guard batch.count == 1 else { throw ModelError(name, "model file holds \(batch.count) samples, expected 1") }
         let model: Model
         do {
             model = try Model(architecture: try need("model.architecture"), inputShape: dims, inputField: try need("model.input"),
@@ -208,27 +213,23 @@ public final class Model {
             throw ModelError(name, "optimizer state '\(s.fields[i].name)' (\(s.fields[i].dtype) \(s.fields[i].shape)) does not fit the \(P) parameters")
         }
         guard (mi == nil) == (vi == nil) else { throw ModelError(name, "optimizer state incomplete: opt_m and opt_v go together") }
-        var samples = 0
-        while let b = try reader.next() {
-            samples += b.count
-            guard samples == 1 else { throw ModelError(name, "model file holds \(samples) samples, expected 1") }
-            let p = b.field(pi)
-            p.withMemoryRebound(to: Float.self) { model.network.params.update(from: $0.baseAddress!, count: P) }
-            if let bad = (0..<P).first(where: { !model.network.params[$0].isFinite }) {
-                throw ModelError(name, "parameter \(bad) is \(model.network.params[bad]): the model is damaged or diverged")
-            }
-            if let mi, let vi {
-                let o = Optimizer<Float>(config: opt, count: P)
-                b.field(mi).withMemoryRebound(to: Float.self) { o.m.update(from: $0.baseAddress!, count: P) }
-                b.field(vi).withMemoryRebound(to: Float.self) { o.v.update(from: $0.baseAddress!, count: P) }
-                if (0..<P).contains(where: { !o.m[$0].isFinite || !o.v[$0].isFinite }) {
-                    throw ModelError(name, "optimizer state holds a NaN or infinity: the model is damaged or diverged")
-                }
-                o.step = step
-                model.optimizer = o
-            }
+        batch.field(pi).withMemoryRebound(to: Float.self) { model.network.params.update(from: $0.baseAddress!, count: P) }
+        if let bad = (0..<P).first(where: { !model.network.params[$0].isFinite }) {
+            throw ModelError(name, "parameter \(bad) is \(model.network.params[bad]): the model is damaged or diverged")
         }
-        guard samples == 1 else { throw ModelError(name, "model file holds no weights") }
+        if let mi, let vi {
+            let o = Optimizer<Float>(config: opt, count: P)
+            batch.field(mi).withMemoryRebound(to: Float.self) { o.m.update(from: $0.baseAddress!, count: P) }
+            batch.field(vi).withMemoryRebound(to: Float.self) { o.v.update(from: $0.baseAddress!, count: P) }
+            if (0..<P).contains(where: { !o.m[$0].isFinite || !o.v[$0].isFinite }) {
+                throw ModelError(name, "optimizer state holds a NaN or infinity: the model is damaged or diverged")
+            }
+            o.step = step
+            model.optimizer = o
+        }
+        if let more = try reader.next() {
+            throw ModelError(name, "model file holds \(1 + more.count) samples, expected 1")
+        }
         return model
     }
 

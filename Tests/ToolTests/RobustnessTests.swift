@@ -388,6 +388,33 @@ final class RobustnessTests: XCTestCase {
         XCTAssertFalse(exists("x.model"))
     }
 
+    func testASmallModelFileDeclaringGigabytesOfWeightsAllocatesNothing() throws {
+        // A 300-byte header whose architecture (dense 65535 over 8000 inputs) has exactly the
+        // 524,345,535 weights it declares: the loader allocated the network's 4 GB of weights
+        // and gradients before reading any, a trap (134) under a 3 GB address-space limit.
+        // Now the weights are read first, and a file without them is refused.
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        try makeModel()
+        let real = try StreamReader(source: MemorySource(bytes("\(tmp)/m.model")!, name: "m.model")).schema
+        var schema = Schema(fields: [Field(name: "params", dtype: .f32, shape: Shape([524_345_535]))],
+                            metadata: real.metadata.filter { !$0.key.hasPrefix("model.classes") && !$0.key.hasPrefix("model.early") })
+        schema.setMetadata("model.architecture", "dense 65535")
+        schema.setMetadata("model.task", "regression")
+        schema.setMetadata("model.input.dtype", "f32")
+        schema.setMetadata("model.input.shape", "8000")
+        let stream = try makeStream(schema, batches: [])
+        try write(stream, "empty.model")
+        try write(Array(stream.prefix(stream.count - 64)), "cut.model")
+        XCTAssertLessThan(stream.count, 1000)
+        for (model, problem) in [("empty.model", "holds no weights"), ("cut.model", "input ends after the header")] {
+            for command in ["predict -m \(model) train.tns", "fit --resume \(model) --epochs 1 -o x.model train.tns"] {
+                assertFails(try sh("ulimit -v 3000000 && timeout 60 \(command)", cwd: tmp), status: 65,
+                            prefix: "\(tool(command)): \(model): ", contains: problem)
+            }
+        }
+        XCTAssertFalse(exists("x.model"))
+    }
+
     // MARK: Archives (case 34)
 
     func testHostileArchiveEntriesWriteNothing() throws {
