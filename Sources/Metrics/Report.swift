@@ -53,7 +53,7 @@ public enum LearningLog {
                 guard let n = v as? NSNumber, !isBool, n.doubleValue.isFinite else { continue }
                 // fit's figures come from f32: a larger one is no log of fit's (and 1e308
                 // made the curve's range infinite, and its coordinates NaN).
-                guard abs(n.doubleValue) <= 3.5e38 else { throw ScoreError("\(name): line \(lineNo)", "\"\(k)\" is \(n.doubleValue), beyond any figure fit writes") }
+                guard abs(n.doubleValue) <= Double(Float.greatestFiniteMagnitude) else { throw ScoreError("\(name): line \(lineNo)", "\"\(k)\" is \(n.doubleValue), beyond any figure fit writes") }
                 values[k] = n.doubleValue
             }
             let epoch = Int(e.doubleValue)

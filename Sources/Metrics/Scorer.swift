@@ -140,6 +140,15 @@ public final class Scorer {
         var task = options.task ?? (regressionLike && classNames.isEmpty ? .regression : .classification)
         k = classNames.count
         if task != .regression {
+            // A one-hot target fixes the class count before the probabilities are checked
+            // against it: checked after, a target wider than p indexed past p's rows (a trap).
+            if targetField.shape.count != 1 {
+                // one-hot or soft targets: the class is the row's largest entry
+                if !classesFixed { k = max(k, targetField.shape.count) }
+                guard targetField.shape.count == k else {
+                    throw ScoreError(input, "target field '\(targetField.name)' has \(targetField.shape.count) values per sample but there are \(k) classes")
+                }
+            }
             if let pf = probField {
                 guard pf.dtype.isFloatingPoint else {
                     throw ScoreError(input, "probability field '\(pf.name)' is \(pf.dtype); expected f32 or f64")
@@ -164,13 +173,6 @@ public final class Scorer {
             }
             if let f = predField, f.dtype.isFloatingPoint, options.task == nil {
                 throw ScoreError(input, "prediction field '\(f.name)' is \(f.dtype), not a class index")
-            }
-            if targetField.shape.count != 1 {
-                // one-hot or soft targets: the class is the row's largest entry
-                if !classesFixed { k = max(k, targetField.shape.count) }
-                guard targetField.shape.count == k else {
-                    throw ScoreError(input, "target field '\(targetField.name)' has \(targetField.shape.count) values per sample but there are \(k) classes")
-                }
             }
             // a class set that grows with the labels is decided in finish()
             if options.task == nil && k == 2 && !growable { task = .binary }

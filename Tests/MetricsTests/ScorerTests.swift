@@ -252,6 +252,11 @@ final class ScorerTests: XCTestCase {
         XCTAssertThrowsError(try LearningLog.parse(Array("{\"epoch\":1,\"loss\":1e308}\n".utf8), name: "log")) { e in
             XCTAssertEqual((e as! ScoreError).problem, "\"loss\" is 1e+308, beyond any figure fit writes")
         }
+        // The bound is f32's largest value: 3.45e38 was drawn.
+        XCTAssertThrowsError(try LearningLog.parse(Array("{\"epoch\":1,\"loss\":3.45e38}\n".utf8), name: "log")) { e in
+            XCTAssertEqual((e as! ScoreError).problem, "\"loss\" is 3.45e+38, beyond any figure fit writes")
+        }
+        XCTAssertEqual(try LearningLog.parse(Array("{\"epoch\":1,\"loss\":3.4028234e38}\n".utf8), name: "log").0.count, 1)
         XCTAssertThrowsError(try LearningLog.parse(Array("{\"epoch\":1}\n".utf8), name: "log")) { e in
             XCTAssertEqual((e as! ScoreError).problem, "no loss or accuracy to draw in the log")
         }
@@ -403,6 +408,26 @@ extension ScorerTests {
         }
         let soft: [Float] = [0.7, 0.3, 0.2, 0.8, 0.4, 0.6]
         XCTAssertEqual(try score([("y", .f32, [2], bytes(soft)), ("yhat", .i64, [], bytes(yh))], count: 3).confusion, [[1, 0], [0, 2]])
+    }
+
+    func testAOneHotTargetWiderOrNarrowerThanTheProbabilitiesIsRefused() throws {
+        // A 4-column one-hot target beside 3 columns of p: the class count came from p, the
+        // target raised it after p was checked, and row[y] read past p's row (a trap, 132).
+        let eye4: [UInt8] = (0..<16).map { $0 % 5 == 0 ? 1 : 0 }
+        let p3: [Float] = [0.7, 0.2, 0.1, 0.1, 0.8, 0.1, 0.1, 0.1, 0.8, 0.3, 0.3, 0.4]
+        XCTAssertThrowsError(try score([("y", .u8, [4], eye4), ("p", .f32, [3], bytes(p3))], count: 4)) { e in
+            XCTAssertEqual((e as? ScoreError)?.problem, "probability field 'p' has 3 columns but there are 4 classes")
+        }
+        // A 3-column one-hot target beside one column of p (binary) was scored as 3 classes
+        // with 1 − p for two of them.
+        let eye3: [UInt8] = [1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0]
+        let p1: [Float] = [0.2, 0.9, 0.6, 0.4]
+        XCTAssertThrowsError(try score([("y", .u8, [3], eye3), ("p", .f32, [1], bytes(p1))], count: 4)) { e in
+            XCTAssertEqual((e as? ScoreError)?.problem, "probability field 'p' has one column, the probability of class 1, but there are 3 classes")
+        }
+        // As wide as p, it scores.
+        let eye3p: [Float] = [0.7, 0.2, 0.1, 0.1, 0.8, 0.1, 0.1, 0.1, 0.8, 0.3, 0.4, 0.3]
+        XCTAssertEqual(try score([("y", .u8, [3], eye3), ("p", .f32, [3], bytes(eye3p))], count: 4).confusion, [[1, 0, 0], [0, 2, 0], [0, 0, 1]])
     }
 
     func testRegressionFieldsMustHaveOneShape() throws {
