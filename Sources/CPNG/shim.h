@@ -55,6 +55,9 @@ static inline int cpng_begin(cpng_reader *r, const unsigned char *data, size_t s
     if (!r->info) { strcpy(r->message, "cannot start the PNG decoder"); return 0; }
     if (setjmp(png_jmpbuf(r->png))) return 0;
     png_set_read_fn(r->png, r, cpng_read_bytes);
+    // A damaged ancillary chunk is an error, not a warning that drops it: a tRNS that fails
+    // its CRC took the alpha channel with it (RGBA read as RGB, status 0). Pillow refuses too.
+    png_set_crc_action(r->png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     png_read_info(r->png, r->info);
     png_set_expand(r->png);  // palette to RGB, gray 1/2/4 to 8 bits, tRNS to alpha
     if (png_get_bit_depth(r->png, r->info) == 16) {
@@ -84,6 +87,9 @@ static inline int cpng_finish(cpng_reader *r, unsigned char *out) {
     if (!r->rows) png_error(r->png, "out of memory for the row table");
     for (unsigned y = 0; y < r->height; y++) r->rows[y] = out + (size_t)y * stride;
     png_read_image(r->png, r->rows);
+    // The chunks after the image, to IEND: a file cut there, or damaged there, is refused as
+    // one cut or damaged anywhere else is.
+    png_read_end(r->png, NULL);
     return 1;
 }
 

@@ -72,6 +72,13 @@ public enum ImageCodec {
             guard let n = checkedProduct([w, h, fc, wide ? 2 : 1]), w * h <= maxPixels else {
                 throw DataError(name, "PNG of \(w)×\(h) pixels is too large")
             }
+            // Deflate shrinks at most 1032 times: a 69-byte file that declares 8192×8192
+            // 16-bit RGBA is damaged, and refused before its 512 MiB are allocated.
+            guard Double(n) <= Double(bytes.count) * 1032 + Double(1 << 16) else {
+                throw DataError(name, "PNG of \(w)×\(h) pixels cannot be held in \(bytes.count) bytes (deflate shrinks at most 1032 times): truncated or damaged")
+            }
+            // The samples as stored, then the pixels converted beside them.
+            try refuseUnlessRoom(Double(n) + Double(w * h * 4), name: name, for: "to decode a \(w)×\(h) image")
             var raw = [UInt8](repeating: 0, count: n)
             guard raw.withUnsafeMutableBytes({ cpng_finish(&r, $0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }) != 0 else {
                 throw DataError(name, "bad PNG: \(message())")
@@ -130,6 +137,7 @@ public enum ImageCodec {
         guard w > 0, h > 0, let px = checkedProduct([Int(w), Int(h), dc]), Int(w) * Int(h) <= maxPixels else {
             throw DataError(name, "JPEG of \(w)×\(h) pixels is out of range")
         }
+        try refuseUnlessRoom(Double(px) + Double(Int(w) * Int(h) * 4), name: name, for: "to decode a \(w)×\(h) image")
         var out = [UInt8](repeating: 0, count: px)
         let r = data.withUnsafeBytes { d in
             out.withUnsafeMutableBytes { o in

@@ -230,6 +230,65 @@ final class EdgeInputTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/big.tns"))
     }
 
+    func testAnImageLargerThanTheMemoryLimitIsRefusedNotATrap() throws {
+        // A valid 8192×8192 gray PNG (64 MiB of pixels in 65 KB) and a JPEG of 6000×6000:
+        // under a 200 MB address-space limit the decoders' buffers failed to allocate and Swift
+        // trapped (134, "Fatal error"); the resize path already said 70. Now decoding asks too.
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        let make = """
+            python3 -c 'import struct, sys, zlib
+            def chunk(k, d): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+            raw = (b"\\x00" + b"\\x80" * 8192) * 8192
+            sys.stdout.buffer.write(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8192, 8192, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))' > big.png
+            /usr/bin/python3 -c 'from PIL import Image; Image.new("RGB", (6000, 6000), (10, 200, 30)).save("big.jpg", quality=90)'
+            """
+        XCTAssertEqual(try sh(make, cwd: tmp).status, 0)
+        for (file, size) in [("big.png", "8192×8192"), ("big.jpg", "6000×6000")] {
+            let r = try sh("ulimit -v 200000 && timeout 60 tensor-load -o big.tns \(file)", cwd: tmp)
+            assertFails(r, status: 70, prefix: "tensor-load: \(file): needs ", contains: "of memory to decode a \(size) image, more than the ")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/big.tns"))
+        }
+        // Without the limit they load.
+        XCTAssertTrue(try sh("tensor-load big.png | tensor-show -n 0", cwd: tmp).stdoutText.contains("x  u8  8192×8192×1"))
+    }
+
+    func testAPNGThatCannotHoldItsPixelsIsRefusedBeforeAllocatingThem() throws {
+        // 69 bytes declaring 8192×8192 16-bit RGBA: 512 MiB were allocated and zeroed before
+        // the missing data was noticed. Deflate shrinks at most 1032 times, so such a file is
+        // damaged on its face (65).
+        let make = """
+            python3 -c 'import struct, sys, zlib
+            def chunk(k, d): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+            sys.stdout.buffer.write(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8192, 8192, 16, 6, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\\x00" * 64)) + chunk(b"IEND", b""))' > lie.png
+            """
+        XCTAssertEqual(try sh(make, cwd: tmp).status, 0)
+        assertFails(try sh("tensor-load -o lie.tns lie.png", cwd: tmp), status: 65,
+                    prefix: "tensor-load: lie.png: PNG of 8192×8192 pixels cannot be held in ", contains: "truncated or damaged")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/lie.tns"))
+    }
+
+    func testDamageAfterOrBesideThePixelsOfAPNGIsRefused() throws {
+        // A tRNS chunk failing its CRC was dropped with a warning no one saw (a palette image
+        // with transparency read as RGB, status 0); so were a damaged gAMA, and everything after
+        // the pixels: a file cut before IEND loaded. Pillow refuses the first two as well.
+        let make = """
+            python3 -c 'import struct, sys, zlib
+            def chunk(k, d, bad=False): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d) ^ (1 if bad else 0))
+            head = b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 1, 8, 3, 0, 0, 0)) + chunk(b"PLTE", bytes([255, 0, 0, 0, 0, 255]))
+            pixels = chunk(b"IDAT", zlib.compress(b"\\x00\\x00\\x01")) + chunk(b"IEND", b"")
+            open("ok.png", "wb").write(head + chunk(b"tRNS", bytes([128, 255])) + pixels)
+            open("trns.png", "wb").write(head + chunk(b"tRNS", bytes([128, 255]), bad=True) + pixels)
+            open("gama.png", "wb").write(head + chunk(b"gAMA", struct.pack(">I", 45455), bad=True) + pixels)
+            open("cut.png", "wb").write((head + pixels)[:-6])'
+            """
+        XCTAssertEqual(try sh(make, cwd: tmp).status, 0)
+        XCTAssertTrue(try sh("tensor-load ok.png | tensor-show -n 0", cwd: tmp).stdoutText.contains("x  u8  1×2×4"))
+        for (file, problem) in [("trns.png", "bad PNG: tRNS: CRC error"), ("gama.png", "bad PNG: gAMA: CRC error"), ("cut.png", "bad PNG: ")] {
+            assertFails(try sh("tensor-load -o out.tns \(file)", cwd: tmp), status: 65, prefix: "tensor-load: \(file): \(problem)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"))
+        }
+    }
+
     func testAPNGGridTakesAboutTwiceTheBytesItDraws() throws {
         // 64 tiles of 512×512×4 u8 (64 MiB, random so the PNG does not shrink): each sample was
         // kept as Doubles and copied again for the min/max, 1.15 GB at the peak, an allocation
