@@ -19,7 +19,7 @@ BATCH   ?= 128
 LR      ?= 0.001
 DECAY   ?= 0.9
 SEED    ?= 1
-THREADS ?= $(shell nproc)
+THREADS ?= $(shell n=$$(nproc); [ $$n -le 256 ] || n=256; echo $$n)
 NORM    ?= --scale 255
 AUGMENT ?= --hflip 0.5 --shift 2
 GATE    ?= accuracy>=0.93

@@ -152,5 +152,35 @@ final class WorkflowTests: XCTestCase {
         XCTAssertEqual(unscored.status, 0, unscored.stdoutText + unscored.stderr)
         XCTAssertTrue(unscored.stdoutText.contains("served.model cannot be scored on test.tns (status 65)") && unscored.stdoutText.contains("served.model replaced"), unscored.stdoutText)
         XCTAssertEqual(try sh("predict -m \(tmp)/served.model \(tmp)/test.tns | tensor-show --count").stdoutText, "12\n")
+
+        // THREADS defaults to nproc, which follows OMP_NUM_THREADS and exceeds fit's bound of
+        // 256 on large machines: fit refused it (64) and no model was ever served.
+        let many = try sh("OMP_NUM_THREADS=300 MODEL='dense 16 relu; dense classes' EPOCHS=150 BATCH=4 LR=0.01 GATE='accuracy>=0.9' \(script) \(tmp)")
+        XCTAssertEqual(many.status, 0, many.stdoutText + many.stderr)
+
+        // A served.model that is a directory: mv moved the candidate into it and logged
+        // "replaced" (0). Now 74, said.
+        let dir = "\(tmp)/dir"
+        XCTAssertEqual(try sh("mkdir -p \(dir)/served.model && cp \(tmp)/test.tns \(tmp)/train.tns \(dir)/").status, 0)
+        let intoDir = try sh("\(env) GATE='accuracy>=0.9' \(script) \(dir)")
+        XCTAssertEqual(intoDir.status, 74, intoDir.stdoutText + intoDir.stderr)
+        XCTAssertTrue(intoDir.stdoutText.contains("cannot replace served.model"), intoDir.stdoutText)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(dir)/served.model"), [])
+
+        // A DIR that cannot be entered: one time-stamped line, nothing from the shell.
+        let missing = try sh("\(script) \(tmp)/nowhere")
+        XCTAssertEqual(missing.status, 66)
+        XCTAssertTrue(timeStamped(missing.stdoutText) && missing.stdoutText.contains("cannot enter \(tmp)/nowhere"), missing.stdoutText)
+        XCTAssertEqual(missing.stderr, "")
+
+        // Stopped by a signal while fit trains (sent to the script and its child, as timeout(1)
+        // and a shutdown send it to the process group): the log still ends with a line, and the
+        // status is the signal's.
+        let served2 = try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/served.model"))
+        let stopped = try sh("MODEL='dense 16 relu; dense classes' EPOCHS=100000 BATCH=4 THREADS=1 \(script) \(tmp) & pid=$!; sleep 2; kill -TERM $pid; pkill -TERM -P $pid; wait $pid")
+        XCTAssertEqual(stopped.status, 143, stopped.stdoutText + stopped.stderr)
+        XCTAssertTrue(timeStamped(stopped.stdoutText), stopped.stdoutText)
+        XCTAssertTrue(stopped.stdoutText.hasSuffix("stopped by SIGTERM before the run ended\n"), stopped.stdoutText)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(tmp)/served.model")), served2)
     }
 }
