@@ -20,6 +20,17 @@ public struct WorkingMemoryError: DiagnosticError {
     }
 }
 
+/// A network whose weights and gradients alone are more than the process may hold (70). The
+/// tools set `location` to the architecture or model file.
+public struct ParameterMemoryError: DiagnosticError {
+    public var location = "network"
+    public let problem: String
+    public var kind: FailureKind { .internal }
+    init(parameters: Int, need: Double, room: Double) {
+        problem = "its \(parameters) parameters need \(byteCount(need)) for weights and gradients, more than the \(byteCount(room)) this process may use (physical memory, a container's limit or ulimit -v)"
+    }
+}
+
 /// Bytes for people: "1.5 GB", "205 KB".
 func byteCount(_ b: Double) -> String { SystemMemory.describe(b) }
 
@@ -186,6 +197,9 @@ public final class Model {
                               expectedParameters: w.shape.count)
         } catch let e as ArchitectureError {
             throw ModelError(name, "\(e.location): \(e.problem)")
+        } catch var e as ParameterMemoryError {
+            e.location = name
+            throw e
         } catch let e as ParameterCountMismatch {
             throw misfit(e.architecture)
         }

@@ -183,6 +183,14 @@ public final class Network<T: Real> {
             total = t
         }
         if let e = expectedParameters, e != max(total, 1) { throw ParameterCountMismatch(architecture: total) }
+        // The weights and gradients are asked for before they are allocated: a network within
+        // the 2^30 bound can still be more than the process may hold, and a failed allocation
+        // traps.
+        let own = Double(max(total, 1)) * Double(MemoryLayout<T>.stride) * (sharing == nil ? 2 : 1)
+        if own > Double(64 << 20) {
+            let room = SystemMemory.available()
+            if own > room { throw ParameterMemoryError(parameters: total, need: own, room: room) }
+        }
         slices = sl
         parameterCount = total
         ownsParameters = sharing == nil

@@ -391,14 +391,16 @@ public final class Trainer {
     private var jobOthers: [UnsafeMutablePointer<Float>] = []
     private lazy var pool = WorkerPool(threads: threads) { [unowned self] k in self.perform(k) }
 
-    /// About how many bytes training at `batchSize` on `threads` takes beyond the parameters:
-    /// each shard's samples, and its network's buffers for one pass. `fit` checks it against
+    /// About how many bytes training at `batchSize` on `threads` takes beyond the network's
+    /// weights and gradients: each shard's samples and its network's buffers for one pass, each
+    /// replica's gradients, and the optimizer's two moments. `fit` checks it against
     /// OpenBLAS.memoryForWork before the Trainer allocates any of it.
     public static func workingBytes(model: Model, batchSize: Int, threads: Int) -> Double {
         let t = shardCount(batchSize: batchSize, threads: threads), per = (batchSize + t - 1) / t
         let net = model.network
         let samples = Double(per) * Double(net.inputSize + 2 * net.outputSize + 2) * 4
-        return Double(t) * (samples + net.workingBytes(batch: Shard.passSize(net, per), training: true))
+        let parameters = Double(net.parameterCount) * 4 * Double(t - 1 + (model.optimizer == nil ? 2 : 0))
+        return Double(t) * (samples + net.workingBytes(batch: Shard.passSize(net, per), training: true)) + parameters
     }
 
     public init(model: Model, batchSize: Int, seed: UInt64, threads: Int = 1) {

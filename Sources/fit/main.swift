@@ -268,6 +268,9 @@ struct Fit: ParsableCommand {
                                   vocabulary: vocabulary)
                 } catch let e as ArchitectureError {
                     throw ToolFailure(model!, "\(e.location): \(e.problem)")
+                } catch var e as ParameterMemoryError {
+                    e.location = model!
+                    throw e
                 }
                 // Token ids are indices, not quantities: a network that takes them for numbers
                 // trains on nothing (and would take any vocabulary's ids at predict time).

@@ -415,6 +415,19 @@ final class RobustnessTests: XCTestCase {
         XCTAssertFalse(exists("x.model"))
     }
 
+    func testANetworkWhoseWeightsDoNotFitIsRefusedBeforeTheyAreAllocated() throws {
+        // 'dense 65535; dense classes' over 4000 inputs: 262 million parameters, within the
+        // 2^30 bound; their weights and gradients (2.1 GB) were allocated unasked, a trap (134)
+        // under a 2 GB address-space limit. Now 70, one line naming the architecture.
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        XCTAssertEqual(try sh("python3 -c \"import numpy as np; np.savez('w.npz', x=np.zeros((2, 4000), np.float32), y=np.array([0, 1], np.uint8))\" && tensor-load w.npz -o w.tns", cwd: tmp).status, 0)
+        let arch = "dense 65535; dense classes"
+        let r = try sh("ulimit -v 2000000 && timeout 60 fit --model '\(arch)' --epochs 1 --batch 1 --threads 1 -q --no-checkpoint -o w.model w.tns", cwd: tmp)
+        assertFails(r, status: 70, prefix: "fit: \(arch): its 262336607 parameters need 2.1 GB for weights and gradients, more than the ",
+                    contains: "this process may use")
+        XCTAssertFalse(exists("w.model"))
+    }
+
     // MARK: Archives (case 34)
 
     func testHostileArchiveEntriesWriteNothing() throws {
