@@ -331,6 +331,14 @@ struct Fit: ParsableCommand {
                 }
                 throw WorkingMemoryError("--batch \(batch)", need: need, perSample: one, room: room, advice: "lower --batch or --threads")
             }
+            // The model file is one sample: the weights and the optimizer's two moments. One
+            // larger than a stream's batch may be could not be written, and was refused only
+            // after the epochs were trained.
+            let vectorBytes = (max(m.network.parameterCount, 1) * 4 + 63) / 64 * 64
+            let limit = Limits.fromEnvironment.maxBatchBytes
+            guard StreamFormat.batchHeaderBytes + 3 * vectorBytes <= limit else {
+                throw ToolFailure(model ?? resume!, "its \(m.network.parameterCount) parameters, with the optimizer's state, make a model of \(SystemMemory.describe(Double(3 * vectorBytes))), more than the \(limit) bytes a stream's batch may hold (TENSOR_MAX_BATCH_BYTES); at most \((limit - StreamFormat.batchHeaderBytes) / 12) parameters")
+            }
             let trainer = Trainer(model: m, batchSize: batch, seed: seed ?? 1, threads: usable)
             // A learning rate decayed below f32's normal numbers trains nothing (and a model
             // with a rate of 0 resumes to nothing): refused now, not after the epochs.

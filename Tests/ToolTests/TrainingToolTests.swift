@@ -685,6 +685,21 @@ final class TrainingToolTests: XCTestCase {
         }
     }
 
+    /// A model too large for one batch of a stream (its weights and the optimizer's two
+    /// moments are one sample) was refused when written, after every epoch was trained; now
+    /// before the first, with the number of parameters that fits.
+    func testAModelTooLargeToWriteIsRefusedBeforeTraining() throws {
+        XCTAssertEqual(try sh("tensor-load --label species \(testdata("csv/iris-small.csv")) -o \(tmp)/iris.tns").status, 0)
+        // 4·4096 + 4096 + 4096·3 + 3 = 32771 parameters: 3 × 131,136 bytes, over a 300,000 limit.
+        let r = try sh("TENSOR_MAX_BATCH_BYTES=300000 fit --model 'dense 4096; dense classes' --epochs 100000 --log \(tmp)/log.jsonl -o \(tmp)/m.model \(tmp)/iris.tns")
+        assertFails(r, status: 65, prefix: "fit: dense 4096; dense classes: its 32771 parameters, with the optimizer's state, make a model of 393 KB, more than the 300000 bytes",
+                    contains: "at most 24996 parameters")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/m.model"))
+        XCTAssertEqual((try? String(contentsOfFile: "\(tmp)/log.jsonl", encoding: .utf8)) ?? "", "", "no epoch was trained")
+        // Under the limit it trains and writes.
+        XCTAssertEqual(try sh("TENSOR_MAX_BATCH_BYTES=400000 fit --model 'dense 4096; dense classes' --epochs 1 -q -o \(tmp)/m.model \(tmp)/iris.tns").status, 0)
+    }
+
     /// Cross-entropy against rows that are not class probabilities (regression targets given
     /// to a classifier, halved one-hot rows) trained with status 0 and a wrong gradient.
     func testOneHotRowsMustBeClassProbabilities() throws {
