@@ -151,7 +151,9 @@ public enum Loader {
 
     /// Writes the samples of `sources`, side by side as fields of one stream, to `sink`.
     /// `classes`, when given, names the classes of field `y`.
-    public static func writeStream(_ sources: [SampleSource], classes: [String]?, to sink: ByteSink) throws {
+    /// `beforeEnd` runs after the last sample is written and before the end record.
+    public static func writeStream(_ sources: [SampleSource], classes: [String]?, to sink: ByteSink,
+                                   beforeEnd: () throws -> Void = {}) throws {
         var fields: [Field] = []
         var meta: [(key: String, value: String)] = []
         var owner: [String: Int] = [:]
@@ -232,6 +234,8 @@ public enum Loader {
         }
         // An empty data set is a mistake upstream (a header with nothing after it), not data.
         if total == 0 { throw DataError(sources.first?.name ?? "input", "holds no samples") }
+        try builder.flush()
+        try beforeEnd()
         try builder.finish()
     }
 }

@@ -163,9 +163,13 @@ public final class Output {
         return Output(sink: sink, atomic: atomic)
     }
 
-    /// Flushes; for a file, fsyncs and renames it into place.
+    private var committed = false
+
+    /// Flushes; for a file, fsyncs and renames it into place. Once done, a no-op.
     public func commit() throws {
+        guard !committed else { return }
         if let a = atomic { try a.commit() } else { try sink.flush() }
+        committed = true
     }
 
     /// Flushes; for a file, fsyncs it under its temporary name (AtomicFile.sync). With
@@ -176,6 +180,22 @@ public final class Output {
 
     /// Discards a file output; the target stays as it was.
     public func abandon() { atomic?.abandon() }
+
+    /// Whether the output is a file (committed by rename), not stdout.
+    public var isFile: Bool { atomic != nil }
+
+    /// Commits `side`, a file that goes with a stream on this output, at the right moment: a
+    /// stream on stdout cannot be taken back, so its side file is committed before the stream's
+    /// end record (a reader downstream of a failed side file then sees a stream cut short and
+    /// fails, instead of succeeding on it); beside a file, nothing yet (the two are synced and
+    /// committed together after the end record). Call it just before writing the end record.
+    public func commitBeforeEnd(_ side: Output?) throws {
+        guard !isFile, let side else { return }
+        // The samples are out first: a stdout that fails takes the side file with it, and only
+        // the end record, a few bytes, is written after the side file is in place.
+        try sink.flush()
+        try side.commit()
+    }
 }
 
 /// Whether two path operands name one regular file: the same inode (through links, or "-" as

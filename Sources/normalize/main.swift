@@ -185,8 +185,9 @@ struct Normalize: ParsableCommand {
                     }
                     try writer.write(count: b.count, fields: views)
                 }
-                try writer.finish()
                 if let statsOut { try StatisticsFile(entries: saved).write(to: statsOut.sink) }
+                try out.commitBeforeEnd(statsOut)
+                try writer.finish()
                 // The stream and its statistics are one result: both synced before either
                 // replaces its file, so a full disk leaves the old pair.
                 try out.sync()

@@ -205,8 +205,9 @@ struct TensorLoad: ParsableCommand {
         }
         let source = try TextSource(corpus: corpus, vocabulary: vocabulary, maxLength: maxLen, classesFrom: classesFrom)
 
-        // VOCAB is written first, but renamed into place only after the whole stream is out:
-        // an error on the way leaves neither file behind.
+        // VOCAB is written first, but renamed into place only after the whole stream is out
+        // (with -o; on stdout, just before the end record): an error on the way leaves
+        // neither file behind.
         let vocabOut = try saveVocab.map { try Output.open($0, binary: false) }
         let out: Output
         do {
@@ -219,7 +220,7 @@ struct TensorLoad: ParsableCommand {
             throw error
         }
         do {
-            try Loader.writeStream([source], classes: nil, to: out.sink)
+            try Loader.writeStream([source], classes: nil, to: out.sink, beforeEnd: { try out.commitBeforeEnd(vocabOut) })
             try out.sync()
             try vocabOut?.sync()
             try out.commit()

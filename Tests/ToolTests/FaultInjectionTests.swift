@@ -118,4 +118,23 @@ final class FaultInjectionTests: XCTestCase {
         XCTAssertEqual(try sh("tensor-show --npz data.npz train.tns", cwd: tmp).status, 0)
         try sweep("tensor-show --npz data.npz train.tns", output: "\(tmp)/data.npz")
     }
+
+    /// A side file (--save, --save-vocab) failing beside a stream on stdout: the stream was
+    /// complete (its end record written) before the side file was committed, so a pipeline
+    /// without pipefail went on and succeeded on it. The side file is now committed before the
+    /// end record, and the reader downstream fails on the stream cut short.
+    func testASideFileThatFailsBesideAStreamOnStdoutCutsTheStream() throws {
+        let text = testdata("text/reviews-train.tsv")
+        for (command, side) in [("normalize --standardize --save s.stats train.tns", "s.stats"),
+                                ("tensor-load --text \(text) --max-len 8 --save-vocab v.vocab", "v.vocab")] {
+            XCTAssertEqual(try sh("\(command) | tensor-show --count", cwd: tmp).status, 0)
+            let good = bytes("\(tmp)/\(side)")
+            // The pipe has no fsync: the first is the side file's.
+            let r = try sh("TENSOR_FAULT=fsync:1 \(command) | tensor-show --count", cwd: tmp)
+            XCTAssertEqual(r.status, 65, "the reader fails: \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("\(side): fsync: Input/output error"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("tensor-show: stdin: "), r.stderr)
+            XCTAssertEqual(bytes("\(tmp)/\(side)"), good, "\(side) untouched")
+        }
+    }
 }
