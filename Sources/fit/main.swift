@@ -185,11 +185,26 @@ struct Fit: ParsableCommand {
         return stat(output, &st) == 0 && st.st_mode & S_IFMT != S_IFREG ? nil : output + ".ckpt"
     }
 
+    /// The model named in messages: --model's preset, file or text (a long text cut to its
+    /// first 60 characters, not echoed whole), or --resume's file.
+    var modelName: String {
+        guard let spec = model else { return resume! }
+        return spec.count <= 80 ? spec : String(spec.prefix(60)) + "…"
+    }
+
     func architectureText() throws -> String {
         let spec = model!
         if let p = Architecture.presets[spec] { return p }
         if spec.contains(";") || spec.contains("\n") || spec.contains(" ") { return spec }
-        guard let src = try? FileSource.open(spec) else {
+        let src: FileSource
+        do {
+            src = try FileSource.open(spec)
+        } catch {
+            var st = stat()
+            // An existing file that cannot be read (a directory) says why.
+            if stat(spec, &st) == 0 { throw error }
+            // Words separated only by commas or tabs, as fit(1) allows, are a text too.
+            if spec.contains(",") || spec.contains("\t") { return spec }
             throw ToolFailure(spec, "no such preset (\(Architecture.presets.keys.sorted().joined(separator: ", "))) or file", kind: .missingInput)
         }
         var buf = [UInt8](repeating: 0, count: 65_537)
@@ -267,15 +282,15 @@ struct Fit: ParsableCommand {
                                   inputDType: xf.dtype, targetField: target, classes: classes, task: task, optimizer: opt,
                                   vocabulary: vocabulary)
                 } catch let e as ArchitectureError {
-                    throw ToolFailure(model!, "\(e.location): \(e.problem)")
+                    throw ToolFailure(modelName, "\(e.location): \(e.problem)")
                 } catch var e as ParameterMemoryError {
-                    e.location = model!
+                    e.location = modelName
                     throw e
                 }
                 // Token ids are indices, not quantities: a network that takes them for numbers
                 // trains on nothing (and would take any vocabulary's ids at predict time).
                 if m.network.tokenVocabulary == nil, schema.metadata("\(input).vocabulary") != nil || schema.metadata("\(input).vocab-size") != nil {
-                    throw ToolFailure(model!, "field '\(input)' holds token ids (\(input).vocabulary); start the network with 'embedding N'")
+                    throw ToolFailure(modelName, "field '\(input)' holds token ids (\(input).vocabulary); start the network with 'embedding N'")
                 }
                 if let length, length == input || length == target {
                     throw UsageError("'\(length)' is the \(length == input ? "input" : "target") field, not sequence lengths", location: "--length")
@@ -286,7 +301,7 @@ struct Fit: ParsableCommand {
                 if m.network.usesLengths, let l = length ?? (schema.field("len") != nil ? "len" : nil) { m.lengthField = l }
             }
             if let length, m.lengthField != length {
-                throw ToolFailure(model ?? resume!, m.network.usesLengths ? "the model reads lengths from '\(m.lengthField ?? "")', not '\(length)'"
+                throw ToolFailure(modelName, m.network.usesLengths ? "the model reads lengths from '\(m.lengthField ?? "")', not '\(length)'"
                                   : "--length: this network has no layer over time that reads lengths", kind: .usage)
             }
             try checkSchema(m, schema, name: reader.source.name)
@@ -327,7 +342,7 @@ struct Fit: ParsableCommand {
             if need > room {
                 let one = Trainer.workingBytes(model: m, batchSize: 1, threads: 1)
                 if one > room {
-                    throw WorkingMemoryError(model ?? resume!, need: need, perSample: one, room: room, advice: "even one sample is too many for this network")
+                    throw WorkingMemoryError(modelName, need: need, perSample: one, room: room, advice: "even one sample is too many for this network")
                 }
                 throw WorkingMemoryError("--batch \(batch)", need: need, perSample: one, room: room, advice: "lower --batch or --threads")
             }
@@ -337,7 +352,7 @@ struct Fit: ParsableCommand {
             let vectorBytes = (max(m.network.parameterCount, 1) * 4 + 63) / 64 * 64
             let limit = Limits.fromEnvironment.maxBatchBytes
             guard StreamFormat.batchHeaderBytes + 3 * vectorBytes <= limit else {
-                throw ToolFailure(model ?? resume!, "its \(m.network.parameterCount) parameters, with the optimizer's state, make a model of \(SystemMemory.describe(Double(3 * vectorBytes))), more than the \(limit) bytes a stream's batch may hold (TENSOR_MAX_BATCH_BYTES); at most \((limit - StreamFormat.batchHeaderBytes) / 12) parameters")
+                throw ToolFailure(modelName, "its \(m.network.parameterCount) parameters, with the optimizer's state, make a model of \(SystemMemory.describe(Double(3 * vectorBytes))), more than the \(limit) bytes a stream's batch may hold (TENSOR_MAX_BATCH_BYTES); at most \((limit - StreamFormat.batchHeaderBytes) / 12) parameters")
             }
             let trainer = Trainer(model: m, batchSize: batch, seed: seed ?? 1, threads: usable)
             // A learning rate decayed below f32's normal numbers trains nothing (and a model

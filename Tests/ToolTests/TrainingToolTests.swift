@@ -685,6 +685,25 @@ final class TrainingToolTests: XCTestCase {
         }
     }
 
+    /// How --model is read (helper-42's review): words separated only by commas or tabs were
+    /// taken for a file name (66); a directory was "no such preset or file"; an error echoed
+    /// the whole of a long inline text.
+    func testModelOptionReadsTextFilesPresetsAndSaysWhatIsWrong() throws {
+        XCTAssertEqual(try sh("tensor-load --label species \(testdata("csv/iris-small.csv")) -o \(tmp)/iris.tns").status, 0)
+        let run = "--epochs 1 -q --no-checkpoint -o \(tmp)/m.model \(tmp)/iris.tns"
+        for text in ["dense,classes", "dense\tclasses", "dense,8,relu;dense classes"] {
+            let r = try sh("fit --model \"$(printf '\(text)')\" \(run)")
+            XCTAssertEqual(r.status, 0, "\(text): \(r.stderr)")
+        }
+        try FileManager.default.createDirectory(atPath: "\(tmp)/arch", withIntermediateDirectories: true)
+        assertFails(try sh("fit --model \(tmp)/arch \(run)"), status: 66, prefix: "fit: \(tmp)/arch: ", contains: "directory")
+        assertFails(try sh("fit --model nosuch \(run)"), status: 66, prefix: "fit: nosuch: no such preset (")
+        let long = String(repeating: "dense 8; ", count: 30) + "bogus"
+        let r = try sh("fit --model '\(long)' \(run)")
+        assertFails(r, status: 65, prefix: "fit: \(long.prefix(60))…: architecture line 1: unknown layer 'bogus'")
+        XCTAssertLessThan(r.stderr.count, 200)
+    }
+
     /// A model too large for one batch of a stream (its weights and the optimizer's two
     /// moments are one sample) was refused when written, after every epoch was trained; now
     /// before the first, with the number of parameters that fits.
