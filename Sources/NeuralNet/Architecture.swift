@@ -99,7 +99,8 @@ public enum Architecture {
     }
 
     static func int(_ s: String, _ what: String, line: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let v = Int(s), range.contains(v) else {
+        // Digits only: Int("+8") would read a sign the form has no place for.
+        guard !s.isEmpty, s.utf8.allSatisfy({ (48...57).contains($0) }), let v = Int(s), range.contains(v) else {
             throw ArchitectureError(line: line, message: "\(what) '\(escapedForDisplay(s))' is not an integer in \(range.lowerBound)…\(range.upperBound)")
         }
         return v
@@ -184,8 +185,9 @@ public enum Architecture {
         case "conv", "conv2d":
             try positionals(2...2)
             let f = try int(positional[0], "filters", line: line, range: 1...maxWidth)
-            let ks = positional[1].split(separator: "x").map(String.init)
-            guard ks.count == 1 || ks.count == 2 else { throw ArchitectureError(line: line, message: "kernel '\(escapedForDisplay(positional[1]))' is not K or KxK") }
+            // Empty parts kept: '3x', 'x3' and '3xx3' are no kernel.
+            let ks = positional[1].split(separator: "x", omittingEmptySubsequences: false).map(String.init)
+            guard ks.count == 1 || ks.count == 2, !ks.contains("") else { throw ArchitectureError(line: line, message: "kernel '\(escapedForDisplay(positional[1]))' is not K or KxK") }
             let kh = try int(ks[0], "kernel", line: line, range: 1...64)
             let kw = try int(ks.count == 2 ? ks[1] : ks[0], "kernel", line: line, range: 1...64)
             let s = try int(take("stride") ?? "1", "stride", line: line, range: 1...64)
@@ -205,7 +207,7 @@ public enum Architecture {
             out = [.flatten]
         case "dropout":
             try positionals(1...1)
-            guard let r = Double(positional[0]), r >= 0, r < 1 else { throw ArchitectureError(line: line, message: "dropout rate '\(escapedForDisplay(positional[0]))' is not in [0, 1)") }
+            guard let r = decimalNumber(positional[0]), r >= 0, r < 1 else { throw ArchitectureError(line: line, message: "dropout rate '\(escapedForDisplay(positional[0]))' is not in [0, 1)") }
             out = [.dropout(r)]
         case "batchnorm", "batchnormalization":
             try positionals(0...0)
@@ -214,9 +216,11 @@ public enum Architecture {
             guard let a = ActivationKind(rawValue: w[0]) else {
                 throw ArchitectureError(line: line, message: "unknown layer '\(escapedForDisplay(w[0]))'")
             }
+            // 'relu relu' made two layers where 'dense 8 relu relu' is refused.
+            guard act == nil else { throw ArchitectureError(line: line, message: "two activations") }
             var alpha = 0.01
             if a == .leakyrelu, let s = positional.first {
-                guard let v = Double(s), v >= 0, v < 1 else { throw ArchitectureError(line: line, message: "leakyrelu slope '\(escapedForDisplay(s))' is not in [0, 1)") }
+                guard let v = decimalNumber(s), v >= 0, v < 1 else { throw ArchitectureError(line: line, message: "leakyrelu slope '\(escapedForDisplay(s))' is not in [0, 1)") }
                 alpha = v
                 positional.removeFirst()
             }

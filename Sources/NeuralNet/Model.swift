@@ -169,8 +169,10 @@ public final class Model {
         guard let task = Task(rawValue: try need("model.task")) else { throw ModelError(name, "unknown model.task") }
         guard let dtype = DType(name: try need("model.input.dtype")) else { throw ModelError(name, "unknown model.input.dtype") }
         let shapeText = try need("model.input.shape")
-        let dims = shapeText.split(separator: "x").compactMap { Int($0) }
-        guard !dims.isEmpty, dims.count == shapeText.split(separator: "x").count, dims.allSatisfy({ $0 >= 1 && $0 <= 1 << 20 }),
+        // Dimensions of digits joined by single x's: '28x28x1x', 'x28' and '+28' are not.
+        let parts = shapeText.split(separator: "x", omittingEmptySubsequences: false)
+        let dims = parts.compactMap { p in p.utf8.allSatisfy({ (48...57).contains($0) }) ? Int(p) : nil }
+        guard !dims.isEmpty, dims.count == parts.count, dims.allSatisfy({ $0 >= 1 && $0 <= 1 << 20 }),
               checkedProduct(dims, limit: 1 << 28) != nil else {
             throw ModelError(name, "model.input.shape '\(escapedForDisplay(shapeText))' invalid")
         }

@@ -344,7 +344,10 @@ final class KernelTests: XCTestCase {
         let specs = try Architecture.parse(text)
         XCTAssertEqual(try Architecture.parse(Architecture.text(specs)), specs)
         for bad in ["dense", "dense 99999999999999999999", "dense -3", "conv 8", "frobnicate 3", "dense 10 relu relu",
-                    "include /etc/passwd", "dense 10 init=/etc/x", "dropout 1.5", "conv 8 3x3 padding=../x", "maxpool 0", ""] {
+                    "include /etc/passwd", "dense 10 init=/etc/x", "dropout 1.5", "conv 8 3x3 padding=../x", "maxpool 0", "",
+                    // from helper-42's review: accepted before
+                    "relu relu", "gelu gelu", "leakyrelu 0.2 relu", "conv 4 3x", "conv 4 x5", "conv 4 3xx5", "dense +8",
+                    "dropout 0x0.8", "leakyrelu 0x0.1"] {
             XCTAssertThrowsError(try Architecture.parse(bad), "'\(bad)' accepted") { e in
                 XCTAssertEqual((e as? DiagnosticError)?.kind, .badData)
             }
@@ -492,6 +495,7 @@ final class KernelTests: XCTestCase {
     func testHostileModelMetadataIsRefused() throws {
         for (key, value) in [("model.epoch", "99999999999999999999"), ("model.epoch", "-1"), ("model.step", "x"),
                              ("model.input.shape", "28x0x1"), ("model.input.shape", "99999999999x99999999999"),
+                             ("model.input.shape", "4x"), ("model.input.shape", "x4"), ("model.input.shape", "+4"), ("model.input.shape", "2xx2"),
                              ("model.architecture", "include /etc/passwd"), ("model.task", "magic"), ("model.optimizer", "adam lr=nan")] {
             let bytes = try rewrittenModel { $0.setMetadata(key, value) }
             XCTAssertThrowsError(try Model.load(from: MemorySource(bytes, name: "m.model")), "\(key)=\(value) accepted") { e in
