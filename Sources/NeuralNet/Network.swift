@@ -185,9 +185,10 @@ public final class Network<T: Real> {
         if let e = expectedParameters, e != max(total, 1) { throw ParameterCountMismatch(architecture: total) }
         // The weights and gradients are asked for before they are allocated: a network within
         // the 2^30 bound can still be more than the process may hold, and a failed allocation
-        // traps.
-        let own = Double(max(total, 1)) * Double(MemoryLayout<T>.stride) * (sharing == nil ? 2 : 1)
-        if own > Double(64 << 20) {
+        // traps. A replica's gradients are counted by its maker (Trainer.workingBytes,
+        // Predictor), which asks before making it: replica() cannot fail.
+        let own = Double(max(total, 1)) * Double(MemoryLayout<T>.stride) * 2
+        if sharing == nil, own > Double(64 << 20) {
             let room = SystemMemory.available()
             if own > room { throw ParameterMemoryError(parameters: total, need: own, room: room) }
         }

@@ -38,9 +38,11 @@ public final class Predictor {
         let t = max(threads, 1)
         let wanted = model.network.layers.contains { $0 is Recurrent<Float> } ? Predictor.sequenceChunk : Predictor.chunk
         let perSample = model.network.workingBytes(batch: 1, training: false)
-        let fits = (memory / (Double(t) * perSample)).rounded(.down)
+        // Each replica beyond the first holds gradients of its own (Network's buffers).
+        let replicaBytes = Double(t - 1) * Double(model.network.parameterCount) * 4
+        let fits = ((memory - replicaBytes) / (Double(t) * perSample)).rounded(.down)
         guard fits >= 1 else {
-            throw WorkingMemoryError(modelName, need: Double(t) * perSample, perSample: perSample, room: memory,
+            throw WorkingMemoryError(modelName, need: Double(t) * perSample + replicaBytes, perSample: perSample, room: memory,
                                      advice: t > 1 ? "try --threads 1" : "the network is too large for this machine")
         }
         samplesPerPass = fits >= Double(wanted) ? wanted : Int(fits)

@@ -33,6 +33,10 @@ final class WorkingMemoryTests: XCTestCase {
             XCTAssertTrue(d?.problem.contains("of working memory") == true, "\(String(describing: d?.problem))")
         }
         XCTAssertThrowsError(try Predictor(model: m, schema: schema, input: "data", threads: 2, memory: one * 1.5), "two replicas need two samples' room")
+        // and the second replica's gradients (a replica is made only once its room is asked for)
+        let grads = Double(m.network.parameterCount) * 4
+        XCTAssertThrowsError(try Predictor(model: m, schema: schema, input: "data", threads: 2, memory: 2 * one + grads * 0.9), "a replica's gradients")
+        XCTAssertNoThrow(try Predictor(model: m, schema: schema, input: "data", threads: 2, memory: 2 * one + grads * 1.1))
         let roomy = try Predictor(model: m, schema: schema, input: "data")
         let tight = try Predictor(model: m, schema: schema, input: "data", memory: one * 1.5)
         XCTAssertEqual(roomy.samplesPerPass, Predictor.chunk)
