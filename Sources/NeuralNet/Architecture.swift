@@ -100,7 +100,7 @@ public enum Architecture {
 
     static func int(_ s: String, _ what: String, line: Int, range: ClosedRange<Int>) throws -> Int {
         // Digits only: Int("+8") would read a sign the form has no place for.
-        guard !s.isEmpty, s.utf8.allSatisfy({ (48...57).contains($0) }), let v = Int(s), range.contains(v) else {
+        guard let v = digitsNumber(s), range.contains(v) else {
             throw ArchitectureError(line: line, message: "\(what) '\(escapedForDisplay(s))' is not an integer in \(range.lowerBound)…\(range.upperBound)")
         }
         return v

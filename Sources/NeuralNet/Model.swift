@@ -171,7 +171,7 @@ public final class Model {
         let shapeText = try need("model.input.shape")
         // Dimensions of digits joined by single x's: '28x28x1x', 'x28' and '+28' are not.
         let parts = shapeText.split(separator: "x", omittingEmptySubsequences: false)
-        let dims = parts.compactMap { p in p.utf8.allSatisfy({ (48...57).contains($0) }) ? Int(p) : nil }
+        let dims = parts.compactMap(digitsNumber)
         guard !dims.isEmpty, dims.count == parts.count, dims.allSatisfy({ $0 >= 1 && $0 <= 1 << 20 }),
               checkedProduct(dims, limit: 1 << 28) != nil else {
             throw ModelError(name, "model.input.shape '\(escapedForDisplay(shapeText))' invalid")

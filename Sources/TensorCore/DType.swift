@@ -52,6 +52,13 @@ public func decimalNumber<S: StringProtocol>(_ s: S) -> Double? {
     return v
 }
 
+/// The value of `s` when it is a count written in ASCII digits alone (no sign, blank or
+/// underscore, which `Int("+8")` would take), nil otherwise.
+public func digitsNumber<S: StringProtocol>(_ s: S) -> Int? {
+    guard !s.isEmpty, s.utf8.allSatisfy({ (48...57).contains($0) }) else { return nil }
+    return Int(s)
+}
+
 extension UnsafeRawPointer {
     /// Element `i` of an array of `dtype` starting here, as Double (little-endian, unaligned).
     @inline(__always)
