@@ -47,6 +47,9 @@ final class MakefileTests: XCTestCase {
         XCTAssertTrue(dry.stdoutText.contains("normalize --standardize --save") && dry.stdoutText.contains("fit --stream"), dry.stdoutText)
         XCTAssertEqual(try sh("\(other) -q", cwd: dir).status, 1, "make -q sees the other variables")
         XCTAssertEqual(try sh("\(make) -q", cwd: dir).status, 0, "the dry runs changed nothing")
+        // THREADS defaults to nproc (which follows OMP_NUM_THREADS), capped at fit's 256.
+        let many = try sh("OMP_NUM_THREADS=300 \(make.replacingOccurrences(of: " THREADS=1", with: "")) EPOCHS=7 -n", cwd: dir)
+        XCTAssertTrue(many.stdoutText.contains("--threads 256 "), many.stdoutText)
 
         // Another EPOCHS retrains, and does not reload the data.
         let more = try sh("make -f fashion-mnist.mk \(vars.replacingOccurrences(of: "EPOCHS=2", with: "EPOCHS=3"))", cwd: dir)
