@@ -3,6 +3,7 @@
 // owned by the network and reused for every batch of up to `capacity` samples.
 
 import Compute
+import Foundation
 import TensorCore
 
 /// What the network's output means, and so which loss trains it.
@@ -195,14 +196,10 @@ public final class Network<T: Real> {
         slices = sl
         parameterCount = total
         ownsParameters = sharing == nil
-        if let sharing {
-            params = sharing
-        } else {
-            params = .allocate(capacity: max(total, 1))
-            params.initialize(repeating: 0, count: max(total, 1))
-        }
-        grads = .allocate(capacity: max(total, 1))
-        grads.initialize(repeating: 0, count: max(total, 1))
+        // calloc: zeroed pages the kernel maps on first write, so a network refused before
+        // it is initialized (fit's working-memory check) has cost no time writing them.
+        params = sharing ?? Self.zeroed(max(total, 1))
+        grads = Self.zeroed(max(total, 1))
         for (l, s) in zip(ls, sl) {
             l.bind(params: params + s.0, grads: grads + s.0)
             (l as? BatchNorm<T>)?.updatesRunningStatistics = sharing == nil
@@ -211,8 +208,14 @@ public final class Network<T: Real> {
     }
 
     deinit {
-        if ownsParameters { params.deallocate() }
-        grads.deallocate()
+        if ownsParameters { free(params) }
+        free(grads)
+    }
+
+    private static func zeroed(_ n: Int) -> UnsafeMutablePointer<T> {
+        // The size was asked for above (own > room); a failure here is the allocator's.
+        guard let raw = calloc(n, MemoryLayout<T>.stride) else { fatalError("calloc of \(n) parameters failed") }
+        return raw.bindMemory(to: T.self, capacity: n)
     }
 
     /// Initializes every parameter from `seed`.

@@ -295,7 +295,6 @@ struct Fit: ParsableCommand {
                 if let length, length == input || length == target {
                     throw UsageError("'\(length)' is the \(length == input ? "input" : "target") field, not sequence lengths", location: "--length")
                 }
-                m.network.initialize(seed: seed ?? 1, scheme: InitScheme(rawValue: initialization ?? "glorot")!)
                 m.vocabulary = m.network.tokenVocabulary == nil ? nil : schema.metadata("\(input).vocabulary")
                 // Sequence lengths: the named field, or `len` when the stream has one.
                 if m.network.usesLengths, let l = length ?? (schema.field("len") != nil ? "len" : nil) { m.lengthField = l }
@@ -354,6 +353,9 @@ struct Fit: ParsableCommand {
             guard StreamFormat.batchHeaderBytes + 3 * vectorBytes <= limit else {
                 throw ToolFailure(modelName, "its \(m.network.parameterCount) parameters, with the optimizer's state, make a model of \(SystemMemory.describe(Double(3 * vectorBytes))), more than the \(limit) bytes a stream's batch may hold (TENSOR_MAX_BATCH_BYTES); at most \((limit - StreamFormat.batchHeaderBytes) / 12) parameters")
             }
+            // Initialized only now: the refusals above cost no time writing weights (seconds
+            // for a network of half a billion).
+            if resume == nil { m.network.initialize(seed: seed ?? 1, scheme: InitScheme(rawValue: initialization ?? "glorot")!) }
             let trainer = Trainer(model: m, batchSize: batch, seed: seed ?? 1, threads: usable)
             // A learning rate decayed below f32's normal numbers trains nothing (and a model
             // with a rate of 0 resumes to nothing): refused now, not after the epochs.

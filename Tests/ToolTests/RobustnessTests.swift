@@ -122,20 +122,18 @@ final class RobustnessTests: XCTestCase {
 
     func testHugeLengthsAreRefusedInBoundedTimeAndMemory() throws {
         // Case 4: no allocation of what a length claims: under a 1 GB address-space limit a
-        // 2^40 or UInt64.max length is refused in well under a second with a small RSS.
+        // 2^40 or UInt64.max length is refused with a small RSS (`timeout` bounds the wait;
+        // no time is asserted, the machines are shared).
         // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
         try makeModel()
         for (what, header, _) in hostileHeaders.prefix(3) {
             try write(header, "h.tns")
             for t in readers {
-                let r = try sh("ulimit -v 1000000 && /usr/bin/time -f '%M %e' -o time.txt timeout 10 \(t) <h.tns", cwd: tmp)
+                let r = try sh("ulimit -v 1000000 && /usr/bin/time -f %M -o time.txt timeout 10 \(t) <h.tns", cwd: tmp)
                 assertFails(r, status: 65, prefix: "\(tool(t)): stdin: ")
                 let m = (try String(contentsOfFile: "\(tmp)/time.txt", encoding: .utf8)).split(separator: "\n").last?.split(separator: " ") ?? []
-                XCTAssertEqual(m.count, 2, "\(what): \(t)")
-                if m.count == 2 {
-                    XCTAssertLessThan(Int(m[0]) ?? .max, 64 * 1024, "\(what): \(t): max RSS \(m[0]) KiB")
-                    XCTAssertLessThan(Double(m[1]) ?? .infinity, 1.0, "\(what): \(t): \(m[1]) s")
-                }
+                XCTAssertEqual(m.count, 1, "\(what): \(t)")
+                XCTAssertLessThan(m.first.flatMap { Int($0) } ?? .max, 64 * 1024, "\(what): \(t): max RSS \(m.first ?? "") KiB")
             }
         }
     }
@@ -429,6 +427,21 @@ final class RobustnessTests: XCTestCase {
         let r = try sh("ulimit -v 2000000 && timeout 60 fit --model '\(arch)' --epochs 1 --batch 1 --threads 1 -q --no-checkpoint -o w.model w.tns", cwd: tmp)
         assertFails(r, status: 70, prefix: "fit: \(arch): its 262336607 parameters need 2.1 GB for weights and gradients, more than the ",
                     contains: "this process may use")
+        XCTAssertFalse(exists("w.model"))
+    }
+
+    func testANetworkWhoseWorkingMemoryDoesNotFitIsRefusedBeforeItsWeightsAreWritten() throws {
+        // 'conv 8192 1x1; flatten; dense classes' on 28×28: 64 million parameters, whose
+        // weights and gradients (514 MB) fit under a 2 GB address-space limit, but whose batch
+        // of 32 does not. The refusal came after the weights were zeroed and initialized (the
+        // process grew to 520 MB); now before any of them is written (30 MB).
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        let arch = "conv 8192 1x1; flatten; dense classes"
+        let r = try sh("ulimit -v 2000000 && /usr/bin/time -f %M -o rss.txt fit --model '\(arch)' --epochs 1 --batch 32 --threads 1 -q --no-checkpoint -o w.model train.tns", cwd: tmp)
+        assertFails(r, status: 70, prefix: "fit: --batch 32: needs about 1.5 GB of working memory")
+        let kb = try String(contentsOfFile: "\(tmp)/rss.txt", encoding: .utf8).split(separator: "\n").last.flatMap { Int($0) }
+        XCTAssertNotNil(kb)
+        XCTAssertLessThan(kb ?? .max, 200_000, "the refused run grew to \(kb ?? 0) KiB")
         XCTAssertFalse(exists("w.model"))
     }
 
