@@ -90,6 +90,12 @@ public final class FileSource: ByteSource {
             guard flags != -1, flags & O_ACCMODE != O_WRONLY else {
                 throw IOError(name: "stdin", operation: "cannot read", code: EBADF, missing: true)
             }
+            var st = stat()
+            // `tool < dir`: read(2) would fail with EISDIR (74); as an operand it is 66.
+            if fstat(0, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+                throw IOError(name: "stdin", operation: "", code: EISDIR, missing: true)
+            }
+            try refuseReadingStandardOutput(st, name: "stdin")
             enlargePipe(0)
             return FileSource(fd: 0, name: "stdin", owns: false)
         }
@@ -102,7 +108,18 @@ public final class FileSource: ByteSource {
             close(fd)
             throw IOError(name: path, operation: "", code: EISDIR, missing: true)
         }
+        do { try refuseReadingStandardOutput(st, name: path) } catch { close(fd); throw error }
         return FileSource(fd: fd, name: path, owns: true)
+    }
+
+    /// An input that is also the file the standard output goes to (`tool x.tns >> x.tns`, or
+    /// `tool < x.tns > x.tns`) would be read while the output is appended to it, or was
+    /// emptied by the shell before the tool started: a usage error, as cat(1) has it.
+    private static func refuseReadingStandardOutput(_ input: stat, name: String) throws {
+        var out = stat()
+        guard (input.st_mode & S_IFMT) == S_IFREG, fstat(1, &out) == 0, (out.st_mode & S_IFMT) == S_IFREG,
+              out.st_dev == input.st_dev, out.st_ino == input.st_ino else { return }
+        throw InputIsOutput(name: name)
     }
 
     public func read(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {

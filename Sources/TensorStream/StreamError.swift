@@ -64,6 +64,14 @@ public struct StreamError: DiagnosticError, CustomStringConvertible {
     public var description: String { "\(location): \(problem)" }
 }
 
+/// An input that is the file the standard output is redirected to (a usage error).
+public struct InputIsOutput: DiagnosticError {
+    public let name: String
+    public var location: String { name }
+    public var problem: String { "is also the standard output (redirected with > or >>): it would be written over as it is read; send the output to another file" }
+    public var kind: FailureKind { .usage }
+}
+
 /// A failed system call on a named input or output.
 public struct IOError: DiagnosticError, CustomStringConvertible {
     public let name: String

@@ -445,6 +445,42 @@ final class RobustnessTests: XCTestCase {
         XCTAssertFalse(exists("w.model"))
     }
 
+    func testAnInputThatIsAlsoTheStandardOutputIsRefused() throws {
+        // `tool x.tns >> x.tns` read the input while appending to it (only -o was compared
+        // with the inputs); `tool < x.tns > x.tns` found an input the shell had emptied and
+        // blamed it ("empty input"). Both are usage errors naming the input, as in cat(1),
+        // and the file keeps what it held.
+        try makeModel()
+        try makePredictions()
+        let before = bytes("\(tmp)/train.tns")
+        for t in readers {
+            let input = tool(t) == "score" ? "pred.tns" : "train.tns"
+            let kept = bytes("\(tmp)/\(input)")
+            for (redirect, name) in [("\(input) >> \(input)", input), ("< \(input) >> \(input)", "stdin")] {
+                let r = try sh("\(t) \(redirect)", cwd: tmp)
+                assertFails(r, status: 64, prefix: "\(tool(t)): \(name): is also the standard output (redirected with > or >>)")
+                XCTAssertEqual(bytes("\(tmp)/\(input)"), kept, "\(t) \(redirect)")
+            }
+        }
+        XCTAssertEqual(bytes("\(tmp)/train.tns"), before)
+        try sh("printf 'a,b\\n1,2\\n' > x.csv", cwd: tmp)
+        assertFails(try sh("tensor-load x.csv >> x.csv", cwd: tmp), status: 64, prefix: "tensor-load: x.csv: is also the standard output")
+        // Emptied by `>` before the tool ran: the cause, not "empty input".
+        assertFails(try sh("cp train.tns y.tns && tensor-cat y.tns > y.tns", cwd: tmp), status: 64, prefix: "tensor-cat: y.tns: is also the standard output")
+        // Other files, and devices, are still written to as before.
+        XCTAssertEqual(try sh("tensor-cat train.tns >> other.tns && tensor-cat train.tns >> /dev/null", cwd: tmp).status, 0)
+        XCTAssertEqual(bytes("\(tmp)/other.tns"), before)
+    }
+
+    func testADirectoryOnStandardInputIsAMissingInputAsAnOperandIs() throws {
+        // `tool < dir` was an I/O error (74, EISDIR from read); `tool dir` is 66.
+        try makeModel()
+        for t in readers {
+            assertFails(try sh("\(t) < .", cwd: tmp), status: 66, prefix: "\(tool(t)): stdin: Is a directory")
+            assertFails(try sh("\(t) .", cwd: tmp), status: 66, prefix: "\(tool(t)): .: Is a directory")
+        }
+    }
+
     // MARK: Archives (case 34)
 
     func testHostileArchiveEntriesWriteNothing() throws {
