@@ -43,7 +43,8 @@ public final class Predictor {
         let fits = ((memory - replicaBytes) / (Double(t) * perSample)).rounded(.down)
         guard fits >= 1 else {
             throw WorkingMemoryError(modelName, need: Double(t) * perSample + replicaBytes, perSample: perSample, room: memory,
-                                     advice: t > 1 ? "try --threads 1" : "the network is too large for this machine")
+                                     advice: t > 1 && perSample <= memory + Double((t - 1) * OpenBLAS.bytesPerThread)
+                                        ? "try --threads 1" : "the network is too large for this machine")
         }
         samplesPerPass = fits >= Double(wanted) ? wanted : Int(fits)
         replicas = [model.network] + (1..<t).map { _ in model.network.replica() }

@@ -445,6 +445,20 @@ final class RobustnessTests: XCTestCase {
         XCTAssertFalse(exists("w.model"))
     }
 
+    func testPredictAdvisesFewerThreadsOnlyWhenOneThreadWouldDo() throws {
+        // 'conv 65536 1x1' makes 411 MB of working memory a sample from a model of 9 MB. Under
+        // a limit that leaves room for one thread's sample but not two, the advice is
+        // --threads 1, which then works; under one that leaves room for neither, it said
+        // "try --threads 1" all the same, which fails too.
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        XCTAssertEqual(try sh("tensor-cat --head 1 train.tns > one.tns && fit --model 'conv 65536 1x1; maxpool 28; dense classes' --epochs 1 --batch 1 --threads 1 -q --no-checkpoint -o big.model one.tns", cwd: tmp).status, 0)
+        let tight = try sh("ulimit -v 600000 && predict --threads 2 -m big.model one.tns", cwd: tmp)
+        assertFails(tight, status: 70, prefix: "predict: big.model: needs about 826 MB of working memory (411 MB a sample)", contains: "; the network is too large for this machine")
+        let roomy = try sh("ulimit -v 900000 && predict --threads 2 -m big.model one.tns", cwd: tmp)
+        assertFails(roomy, status: 70, prefix: "predict: big.model: needs about 826 MB of working memory (411 MB a sample)", contains: "; try --threads 1")
+        XCTAssertEqual(try sh("ulimit -v 900000 && predict --threads 1 -m big.model one.tns | tensor-show --count", cwd: tmp).stdoutText, "1\n")
+    }
+
     func testAnInputThatIsAlsoTheStandardOutputIsRefused() throws {
         // `tool x.tns >> x.tns` read the input while appending to it (only -o was compared
         // with the inputs); `tool < x.tns > x.tns` found an input the shell had emptied and
