@@ -172,7 +172,9 @@ public final class Scorer {
                 throw ScoreError(input, "prediction field '\(f.name)' has \(f.shape.count) values per sample; expected one class index")
             }
             if let f = predField, f.dtype.isFloatingPoint, options.task == nil {
-                throw ScoreError(input, "prediction field '\(f.name)' is \(f.dtype), not a class index")
+                // Floats beside class names: a regression's output, or class numbers stored as
+                // floats; which one only the user knows.
+                throw ScoreError(input, "prediction field '\(f.name)' is \(f.dtype), not a class index; --task classification reads whole numbers as class indexes, --task regression scores the values as numbers")
             }
             // a class set that grows with the labels is decided in finish()
             if options.task == nil && k == 2 && !growable { task = .binary }

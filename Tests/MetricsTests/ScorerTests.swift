@@ -430,6 +430,21 @@ extension ScorerTests {
         XCTAssertEqual(try score([("y", .u8, [3], eye3), ("p", .f32, [3], bytes(eye3p))], count: 4).confusion, [[1, 0, 0], [0, 2, 0], [0, 0, 1]])
     }
 
+    func testFloatPredictionsBesideClassNamesSayWhichTaskToGive() throws {
+        // Float yhat beside a target with class names: refused as before, and the message now
+        // names both ways out, each of which then scores.
+        let y: [Int64] = [0, 1, 1, 0], yhat: [Float] = [0, 1, 0, 0]
+        let fields: [(String, DType, [Int], [UInt8])] = [("y", .i64, [], bytes(y)), ("yhat", .f32, [], bytes(yhat))]
+        XCTAssertThrowsError(try score(fields, classes: ["cat", "dog"], count: 4)) { e in
+            XCTAssertEqual((e as? ScoreError)?.problem, "prediction field 'yhat' is f32, not a class index; --task classification reads whole numbers as class indexes, --task regression scores the values as numbers")
+        }
+        var o = ScoreOptions()
+        o.task = .classification
+        XCTAssertEqual(try score(fields, classes: ["cat", "dog"], count: 4, options: o).confusion, [[2, 0], [1, 1]])
+        o.task = .regression
+        XCTAssertEqual(value(try score(fields, classes: ["cat", "dog"], count: 4, options: o), "mae"), 0.25)
+    }
+
     func testRegressionFieldsMustHaveOneShape() throws {
         let four: [Float] = [1, 2, 3, 4]
         XCTAssertThrowsError(try score([("y", .f32, [2, 2], bytes(four)), ("yhat", .f32, [4], bytes(four))], count: 1)) { e in
