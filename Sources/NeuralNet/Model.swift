@@ -177,6 +177,14 @@ public final class Model {
             throw ModelError(name, "model.input.shape '\(escapedForDisplay(shapeText))' invalid")
         }
         let classes = s.classes(of: "model") ?? (s.metadata("model.classes").map(Schema.lines) ?? [])
+        // fit writes each class once, two for a binary task and none for a regression; a file
+        // that says otherwise was edited or damaged, and predict would name outputs wrongly.
+        var seen = Set<String>()
+        if let twice = classes.first(where: { !seen.insert($0).inserted }) {
+            throw ModelError(name, "model.classes names '\(escapedForDisplay(String(twice.prefix(60))))' twice")
+        }
+        if task == .regression, !classes.isEmpty { throw ModelError(name, "a regression model names \(classes.count) classes (model.classes)") }
+        if task == .binary, !classes.isEmpty, classes.count != 2 { throw ModelError(name, "a binary model names \(classes.count) classes, not 2 (model.classes)") }
         let opt = try parseOptimizer(try need("model.optimizer"), name: name)
         // The weights must be one f32 vector; its length is checked against the architecture
         // before the network's buffers are allocated.
@@ -239,6 +247,11 @@ public final class Model {
             batch.field(vi).withMemoryRebound(to: Float.self) { o.v.update(from: $0.baseAddress!, count: P) }
             if (0..<P).contains(where: { !o.m[$0].isFinite || !o.v[$0].isFinite }) {
                 throw ModelError(name, "optimizer state holds a NaN or infinity: the model is damaged or diverged")
+            }
+            // A mean of squared gradients: a negative one is damage, not divergence (resumed,
+            // its square root made the first step NaN).
+            if let bad = (0..<P).first(where: { o.v[$0] < 0 }) {
+                throw ModelError(name, "opt_v[\(bad)] is \(o.v[bad]), a mean of squares below 0: the model is damaged")
             }
             o.step = step
             model.optimizer = o

@@ -685,6 +685,39 @@ final class TrainingToolTests: XCTestCase {
         }
     }
 
+    /// A model file's classes and optimizer state edited into what fit never writes: a class
+    /// named twice, classes on a regression, three on a binary task, and a negative mean of
+    /// squares in opt_v (resumed, its square root made the first step NaN, reported as
+    /// divergence). Each is damage, named.
+    func testAModelFileWithImpossibleClassesOrMomentsIsRefused() throws {
+        XCTAssertEqual(try sh("tensor-load --label species \(testdata("csv/iris-small.csv")) -o \(tmp)/iris.tns").status, 0)
+        XCTAssertEqual(try sh("fit --model 'dense 8 relu; dense classes' --epochs 1 -q --no-checkpoint -o \(tmp)/m.model \(tmp)/iris.tns").status, 0)
+        let (schema, n, fields) = try readAll(try data("\(tmp)/m.model"))
+        let classes = schema.metadata("model.classes") ?? ""
+        XCTAssertEqual(classes.split(separator: "\n").count, 3)
+        func edited(_ edit: (inout Schema, inout [[UInt8]]) -> Void) throws -> String {
+            var (s, f) = (schema, fields)
+            edit(&s, &f)
+            try Data(try makeStream(s, batches: [(n, f)])).write(to: URL(fileURLWithPath: "\(tmp)/edited.model"))
+            return "\(tmp)/edited.model"
+        }
+        let cases: [(String, (inout Schema, inout [[UInt8]]) -> Void)] = [
+            ("model.classes names 'setosa' twice", { s, _ in s.setMetadata("model.classes", "setosa\nsetosa\nvirginica") }),
+            ("a regression model names 3 classes (model.classes)", { s, _ in s.setMetadata("model.task", "regression") }),
+            ("a binary model names 3 classes, not 2 (model.classes)", { s, _ in s.setMetadata("model.task", "binary") }),
+            ("opt_v[0] is -1.0, a mean of squares below 0: the model is damaged", { s, f in
+                let v = s.index(of: "opt_v")!
+                f[v].replaceSubrange(0..<4, with: withUnsafeBytes(of: Float(-1)) { Array($0) })
+            }),
+        ]
+        for (problem, edit) in cases {
+            let model = try edited(edit)
+            assertFails(try sh("predict -m \(model) \(tmp)/iris.tns"), status: 65, prefix: "predict: \(model): \(problem)")
+            assertFails(try sh("fit --resume \(model) --epochs 1 -q -o \(tmp)/x.model \(tmp)/iris.tns"), status: 65, prefix: "fit: \(model): \(problem)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/x.model"))
+    }
+
     /// How --model is read (helper-42's review): words separated only by commas or tabs were
     /// taken for a file name (66); a directory was "no such preset or file"; an error echoed
     /// the whole of a long inline text.
