@@ -106,11 +106,19 @@ public enum Architecture {
         return v
     }
 
+    static func slope(_ s: String, line: Int) throws -> Double {
+        guard let v = decimalNumber(s), v >= 0, v < 1 else { throw ArchitectureError(line: line, message: "leakyrelu slope '\(escapedForDisplay(s))' is not in [0, 1)") }
+        return v
+    }
+
     static func parseLayer(_ w: [String], line: Int) throws -> [LayerSpec] {
         var positional: [String] = []
         var options: [String: String] = [:]
         var act: LayerSpec?
-        for t in w.dropFirst() {
+        var i = 1
+        while i < w.count {
+            let t = w[i]
+            i += 1
             if let eq = t.firstIndex(of: "=") {
                 let key = String(t[..<eq])
                 guard options.updateValue(String(t[t.index(after: eq)...]), forKey: key) == nil else {
@@ -118,7 +126,14 @@ public enum Architecture {
                 }
             } else if let a = ActivationKind(rawValue: t) {
                 guard act == nil else { throw ArchitectureError(line: line, message: "two activations") }
-                act = .activation(a, alpha: 0.01)
+                // 'dense 8 leakyrelu 0.2': a number after leakyrelu is its slope, as on a line
+                // of its own.
+                var alpha = 0.01
+                if a == .leakyrelu, i < w.count, w[i].first.map({ $0.isNumber || $0 == "." }) ?? false {
+                    alpha = try slope(w[i], line: line)
+                    i += 1
+                }
+                act = .activation(a, alpha: alpha)
             } else {
                 positional.append(t)
             }
@@ -220,8 +235,7 @@ public enum Architecture {
             guard act == nil else { throw ArchitectureError(line: line, message: "two activations") }
             var alpha = 0.01
             if a == .leakyrelu, let s = positional.first {
-                guard let v = decimalNumber(s), v >= 0, v < 1 else { throw ArchitectureError(line: line, message: "leakyrelu slope '\(escapedForDisplay(s))' is not in [0, 1)") }
-                alpha = v
+                alpha = try slope(s, line: line)
                 positional.removeFirst()
             }
             try positionals(0...0)

@@ -354,6 +354,14 @@ final class KernelTests: XCTestCase {
         }
         XCTAssertThrowsError(try Network<Float>(specs: try Architecture.parse("conv 8 30x30"), inputShape: [28, 28, 1], classes: 10, task: .classification))
         XCTAssertThrowsError(try Network<Float>(specs: try Architecture.parse("dense 1"), inputShape: [4], classes: 3, task: .classification))
+        // A slope after leakyrelu on a layer line, as on a line of its own (it was refused:
+        // "dense takes 1 value, got 2"); one out of range is named.
+        XCTAssertEqual(try Architecture.parse("dense 8 leakyrelu 0.2; conv 4 3x3 leakyrelu .3 padding=same; dense 8 leakyrelu"),
+                       [.dense(units: 8), .activation(.leakyrelu, alpha: 0.2), .conv(filters: 4, kh: 3, kw: 3, stride: 1, padding: .same),
+                        .activation(.leakyrelu, alpha: 0.3), .dense(units: 8), .activation(.leakyrelu, alpha: 0.01)])
+        XCTAssertThrowsError(try Architecture.parse("dense 8 leakyrelu 2")) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.problem, "leakyrelu slope '2' is not in [0, 1)")
+        }
     }
 
     // MARK: Training and the model file
