@@ -51,7 +51,13 @@ public struct ArchitectureError: DiagnosticError {
     /// The layer that does not fit the shapes, as the architecture text writes it: a text line
     /// can hold several layers (`dense 8 relu; conv 4 3x3`), and a preset has no lines.
     public var layer: String? = nil
-    public var location: String { layer.map { "layer '\($0)'" } ?? "architecture line \(line)" }
+    /// For a layer that does not fit: its line in the text the user wrote (a file, or inline
+    /// text of several lines), when that helps find it.
+    public var sourceLine: Int? = nil
+    public var location: String {
+        guard let layer else { return "architecture line \(line)" }
+        return sourceLine.map { "architecture line \($0), layer '\(layer)'" } ?? "layer '\(layer)'"
+    }
     public var problem: String { message }
     public var kind: FailureKind { .badData }
 }
@@ -79,8 +85,11 @@ public enum Architecture {
     static let maxWidth = 1 << 16
 
     /// Parses architecture text into layer specs.
-    public static func parse(_ text: String) throws -> [LayerSpec] {
-        var specs: [LayerSpec] = []
+    public static func parse(_ text: String) throws -> [LayerSpec] { try parseLines(text).specs }
+
+    /// Parses architecture text into layer specs and the line each came from.
+    public static func parseLines(_ text: String) throws -> (specs: [LayerSpec], lines: [Int]) {
+        var specs: [LayerSpec] = [], lines: [Int] = []
         var lineNo = 0
         // Lines by scalars: Swift takes CR LF for one Character, and a file written on
         // Windows read as one line ("dense takes 1 value, got 3").
@@ -90,12 +99,14 @@ public enum Architecture {
             for part in noComment.split(separator: ";") {
                 let words = part.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "," }).map { $0.lowercased() }
                 guard !words.isEmpty else { continue }
-                specs += try parseLayer(words, line: lineNo)
+                let layer = try parseLayer(words, line: lineNo)
+                specs += layer
+                lines += layer.map { _ in lineNo }
                 if specs.count > maxLayers { throw ArchitectureError(line: lineNo, message: "more than \(maxLayers) layers") }
             }
         }
         if specs.isEmpty { throw ArchitectureError(line: 1, message: "no layers") }
-        return specs
+        return (specs, lines)
     }
 
     static func int(_ s: String, _ what: String, line: Int, range: ClosedRange<Int>) throws -> Int {

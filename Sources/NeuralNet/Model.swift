@@ -72,8 +72,15 @@ public final class Model {
     public init(architecture: String, inputShape: [Int], inputField: String, inputDType: DType, targetField: String,
                 classes: [String], task: Task, optimizer: OptimizerConfig, expectedParameters: Int? = nil,
                 vocabulary: Int = 0) throws {
-        let specs = Architecture.resolve(try Architecture.parse(architecture), vocabulary: vocabulary)
-        network = try Network<Float>(specs: specs, inputShape: inputShape, classes: classes.count, task: task, expectedParameters: expectedParameters)
+        let parsed = try Architecture.parseLines(architecture)
+        let specs = Architecture.resolve(parsed.specs, vocabulary: vocabulary)
+        do {
+            network = try Network<Float>(specs: specs, inputShape: inputShape, classes: classes.count, task: task, expectedParameters: expectedParameters)
+        } catch var e as ArchitectureError where e.layer != nil && architecture.contains("\n") && parsed.lines.indices.contains(e.line - 1) {
+            // The network counts layers; a text of several lines is read by its lines.
+            e.sourceLine = parsed.lines[e.line - 1]
+            throw e
+        }
         self.architecture = Architecture.text(specs)
         self.inputField = inputField
         self.inputDType = inputDType

@@ -281,7 +281,8 @@ struct Fit: ParsableCommand {
                     m = try Model(architecture: arch, inputShape: xf.shape.dims.isEmpty ? [1] : xf.shape.dims, inputField: input,
                                   inputDType: xf.dtype, targetField: target, classes: classes, task: task, optimizer: opt,
                                   vocabulary: vocabulary)
-                } catch let e as ArchitectureError {
+                } catch var e as ArchitectureError {
+                    if Architecture.presets[model!] != nil { e.sourceLine = nil }  // a preset's lines are not the user's
                     throw ToolFailure(modelName, "\(e.location): \(e.problem)")
                 } catch var e as ParameterMemoryError {
                     e.location = modelName

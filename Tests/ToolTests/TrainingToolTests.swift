@@ -419,6 +419,14 @@ final class TrainingToolTests: XCTestCase {
         // A shape error names the layer as written, not a line that holds several or none.
         assertFails(try sh("fit --model 'dense 8 relu; conv 4 3x3; dense classes' -o \(tmp)/m.model \(tmp)/train.tns"), status: 65,
                     prefix: "fit: dense 8 relu; conv 4 3x3; dense classes: layer 'conv 4 3x3': conv needs an H×W×C input, got 8")
+        // In a file it also names the line (comments and blank lines counted), which the
+        // message left the user to find; a preset's lines are not the user's, and stay out.
+        try "# a net\ndense 8 relu\n\nconv 4 3x3 # here\ndense classes\n".write(toFile: "\(tmp)/net.arch", atomically: false, encoding: .utf8)
+        assertFails(try sh("fit --model \(tmp)/net.arch -o \(tmp)/m.model \(tmp)/train.tns"), status: 65,
+                    prefix: "fit: \(tmp)/net.arch: architecture line 4, layer 'conv 4 3x3': conv needs an H×W×C input, got 8")
+        XCTAssertEqual(try sh("tensor-load --label species \(testdata("csv/iris-small.csv")) -o \(tmp)/iris.tns").status, 0)
+        assertFails(try sh("fit --model mnist-cnn -o \(tmp)/m.model \(tmp)/iris.tns"), status: 65,
+                    prefix: "fit: mnist-cnn: layer 'conv 32 3x3': conv needs an H×W×C input, got 4")
     }
 
     func testOptionsThatWouldBeIgnoredOrCollideAreUsageErrors() throws {
