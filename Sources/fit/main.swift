@@ -205,6 +205,8 @@ struct Fit: ParsableCommand {
             if stat(spec, &st) == 0 { throw error }
             // Words separated only by commas or tabs, as fit(1) allows, are a text too.
             if spec.contains(",") || spec.contains("\t") { return spec }
+            // Case-insensitive, as the text's words are ('MNIST-CNN'), when no file has the name.
+            if let p = Architecture.presets[spec.lowercased()] { return p }
             throw ToolFailure(spec, "no such preset (\(Architecture.presets.keys.sorted().joined(separator: ", "))) or file", kind: .missingInput)
         }
         var buf = [UInt8](repeating: 0, count: 65_537)
@@ -282,7 +284,7 @@ struct Fit: ParsableCommand {
                                   inputDType: xf.dtype, targetField: target, classes: classes, task: task, optimizer: opt,
                                   vocabulary: vocabulary)
                 } catch var e as ArchitectureError {
-                    if Architecture.presets[model!] != nil { e.sourceLine = nil }  // a preset's lines are not the user's
+                    if arch == Architecture.presets[model!.lowercased()] { e.sourceLine = nil }  // a preset's lines are not the user's
                     throw ToolFailure(modelName, "\(e.location): \(e.problem)")
                 } catch var e as ParameterMemoryError {
                     e.location = modelName

@@ -425,8 +425,10 @@ final class TrainingToolTests: XCTestCase {
         assertFails(try sh("fit --model \(tmp)/net.arch -o \(tmp)/m.model \(tmp)/train.tns"), status: 65,
                     prefix: "fit: \(tmp)/net.arch: architecture line 4, layer 'conv 4 3x3': conv needs an H×W×C input, got 8")
         XCTAssertEqual(try sh("tensor-load --label species \(testdata("csv/iris-small.csv")) -o \(tmp)/iris.tns").status, 0)
-        assertFails(try sh("fit --model mnist-cnn -o \(tmp)/m.model \(tmp)/iris.tns"), status: 65,
-                    prefix: "fit: mnist-cnn: layer 'conv 32 3x3': conv needs an H×W×C input, got 4")
+        for name in ["mnist-cnn", "MNIST-CNN"] {  // preset names are case-insensitive, as the text's words are
+            assertFails(try sh("fit --model \(name) -o \(tmp)/m.model \(tmp)/iris.tns"), status: 65,
+                        prefix: "fit: \(name): layer 'conv 32 3x3': conv needs an H×W×C input, got 4")
+        }
     }
 
     func testOptionsThatWouldBeIgnoredOrCollideAreUsageErrors() throws {
