@@ -239,10 +239,14 @@ final class ZipMembers {
         guard r == ARCHIVE_OK || r == ARCHIVE_WARN, let entry else {
             throw client.error ?? DataError(name, "archive damaged or cut short: " + ArchiveClient.message(archive))
         }
-        guard archive_entry_filetype(entry) == UInt32(0o100000) /* AE_IFREG */ else { return try next() }
-        guard let p = archive_entry_pathname(entry) else { return try next() }
-        return String(cString: p)
+        let path = archive_entry_pathname(entry).map { String(cString: $0) }
+        if let path { read.append(path) }
+        guard archive_entry_filetype(entry) == UInt32(0o100000) /* AE_IFREG */, let path else { return try next() }
+        return path
     }
+
+    /// The members read, in order, from their local headers.
+    private var read: [String] = []
 
     /// The streaming reader stops at the central directory's first record, so a file cut
     /// inside the directory, or with other bytes after it, read as whole. The archive must end
@@ -258,10 +262,42 @@ final class ZipMembers {
         var p = t.count - 22
         while p >= 0 {
             if t[p] == 0x50, t[p + 1] == 0x4B, t[p + 2] == 0x05, t[p + 3] == 0x06,
-               p + 22 + Int(t[p + 20]) + Int(t[p + 21]) << 8 == t.count { return }
+               p + 22 + Int(t[p + 20]) + Int(t[p + 21]) << 8 == t.count {
+                try checkDirectory(t, end: p)
+                return
+            }
             p -= 1
         }
         throw DataError(name, "zip archive cut short or followed by other bytes: it does not end with its end-of-central-directory record")
+    }
+
+    /// The members are read from their local headers, as they come; NumPy (and every zip
+    /// tool) lists them from the central directory. A member the directory does not list
+    /// (left by an edit that rewrote only the directory) would be a field NumPy does not
+    /// see, and one it lists but the file lacks a field missing: both are refused. The
+    /// directory is checked when it is within the tail kept (64 KiB, some hundreds of
+    /// members) and not ZIP64 (whose counts the end record leaves at 0xFFFF).
+    private func checkDirectory(_ t: [UInt8], end p: Int) throws {
+        func le16(_ i: Int) -> Int { Int(t[i]) | Int(t[i + 1]) << 8 }
+        func le32(_ i: Int) -> Int { le16(i) | le16(i + 2) << 16 }
+        let entries = le16(p + 10), size = le32(p + 12)
+        guard entries != 0xFFFF, size != 0xFFFF_FFFF, size <= p else { return }
+        var listed: [String] = []
+        var i = p - size
+        for _ in 0..<entries {
+            guard i + 46 <= p, t[i] == 0x50, t[i + 1] == 0x4B, t[i + 2] == 0x01, t[i + 3] == 0x02 else {
+                throw DataError(name, "zip archive's central directory is damaged: it does not hold the \(entries) members its end record counts")
+            }
+            let n = le16(i + 28), next = i + 46 + n + le16(i + 30) + le16(i + 32)
+            guard next <= p else { throw DataError(name, "zip archive's central directory is damaged: a member's record runs past it") }
+            listed.append(String(decoding: t[(i + 46)..<(i + 46 + n)], as: UTF8.self))
+            i = next
+        }
+        guard listed.sorted() == read.sorted() else {
+            let extra = read.first { !listed.contains($0) }, missing = listed.first { !read.contains($0) }
+            let what = extra.map { "member '\(escapedForDisplay($0))' is not listed in it" } ?? "it lists '\(escapedForDisplay(missing ?? ""))', which the archive does not hold"
+            throw DataError(name, "zip archive's central directory disagrees with its members (\(what)); NumPy reads the directory: rewrite the file with np.savez")
+        }
     }
 
     /// The current member's bytes as a source.

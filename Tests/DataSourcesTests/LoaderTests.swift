@@ -466,6 +466,47 @@ final class LoaderTests: XCTestCase {
         }
     }
 
+    func testNPZWhoseCentralDirectoryDisagreesWithItsMembersIsRefused() throws {
+        // Members are read from their local headers; NumPy lists them from the central
+        // directory. A member the directory leaves out was loaded as a field NumPy does not
+        // see (and one it lists but the file lacks went unnoticed): both are refused now.
+        let whole = Array(try Data(contentsOf: URL(fileURLWithPath: testdata("npz/xy.npz"))))
+        func le(_ i: Int, _ n: Int) -> Int { (0..<n).reduce(0) { $0 | Int(whole[i + $1]) << (8 * $1) } }
+        let end = try XCTUnwrap((0...(whole.count - 22)).last { whole[$0] == 0x50 && whole[$0 + 1] == 0x4B && whole[$0 + 2] == 5 && whole[$0 + 3] == 6 })
+        let (count, size, offset) = (le(end + 10, 2), le(end + 12, 4), le(end + 16, 4))
+        XCTAssertEqual(count, 2)
+        var entries: [[UInt8]] = [], i = offset
+        while i < offset + size {
+            let n = 46 + le(i + 28, 2) + le(i + 30, 2) + le(i + 32, 2)
+            entries.append(Array(whole[i..<(i + n)]))
+            i += n
+        }
+        func rebuilt(_ list: [[UInt8]]) -> [UInt8] {
+            let cd = list.flatMap { $0 }
+            var tail = Array(whole[end...])
+            for at in [8, 10] { tail[at] = UInt8(list.count & 0xFF); tail[at + 1] = UInt8(list.count >> 8) }
+            for k in 0..<4 { tail[12 + k] = UInt8((cd.count >> (8 * k)) & 0xFF) }
+            return Array(whole[..<offset]) + cd + tail
+        }
+        var renamed = entries[1]
+        renamed[46] = UInt8(ascii: "z")  // 'y.npy' listed as 'z.npy'
+        let cases: [([UInt8], String)] = [
+            (rebuilt([entries[0]]), "member 'y.npy' is not listed in it"),
+            (rebuilt(entries + [renamed]), "it lists 'z.npy', which the archive does not hold"),
+        ]
+        for (k, (bytes, what)) in cases.enumerated() {
+            let p = FileManager.default.temporaryDirectory.appendingPathComponent("dir\(k)-\(UUID().uuidString).npz").path
+            try Data(bytes).write(to: URL(fileURLWithPath: p))
+            defer { try? FileManager.default.removeItem(atPath: p) }
+            assertRefused([p], "dir\(k)-", "zip archive's central directory disagrees with its members (\(what)); NumPy reads the directory")
+        }
+        // Rebuilt whole, it loads: the check reads the directory as written.
+        let p = FileManager.default.temporaryDirectory.appendingPathComponent("dir-whole-\(UUID().uuidString).npz").path
+        try Data(rebuilt(entries)).write(to: URL(fileURLWithPath: p))
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        XCTAssertEqual(try load([p]).0.fields.map(\.name), ["x", "y"])
+    }
+
     func testDataLibarchiveCannotOpenIsAnErrorNotADoubleFree() {
         // Found by scripts/fuzz (testdata/fuzz/npz-crashes/, load-crashes/): when libarchive
         // could not open the data, the zip and bzip2/xz/zstd readers freed the archive and threw,
