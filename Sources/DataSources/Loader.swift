@@ -173,6 +173,8 @@ public enum Loader {
         var schema = Schema(fields: fields, metadata: meta)
         // Labels that the input named no classes for are checked against --classes as they go.
         var checkLabels: (field: Int, dtype: DType, classes: Int)?
+        // Labels of classes the input named, renumbered in the order --classes gives.
+        var remapLabels: (field: Int, dtype: DType, table: [Int64])?
         if let classes {
             guard let y = schema.field("y") else {
                 throw DataError("--classes", "the stream has no field 'y' to name classes for", kind: .usage)
@@ -180,7 +182,23 @@ public enum Loader {
             guard y.dtype.isInteger, y.shape.count == 1 else {
                 throw DataError("--classes", "field 'y' is \(y.dtype) \(y.shape), not one integer label a sample: there are no classes to name", kind: .usage)
             }
-            if let existing = schema.classes(of: "y") {
+            if let existing = schema.classes(of: "y"), !existing.indices.allSatisfy({ existing[$0] == String($0) }) {
+                // Names the input gave (text labels, class directories): --classes orders them,
+                // looked up by name as with --text; renaming them by position gave samples
+                // another class's name.
+                var table: [Int64] = []
+                for name in existing {
+                    guard let k = classes.firstIndex(of: name) else {
+                        throw DataError("--classes", "the input has class '\(escapedForDisplay(name))', which the list does not name", kind: .badData)
+                    }
+                    table.append(Int64(k))
+                }
+                guard Int64(classes.count - 1) <= y.dtype.largestInteger else {
+                    throw DataError("--classes", "\(classes.count) names are more than field 'y' (\(y.dtype)) can number", kind: .usage)
+                }
+                remapLabels = (schema.index(of: "y")!, y.dtype, table)
+            } else if let existing = schema.classes(of: "y") {
+                // Integer labels, named "0"… by the input: named by position.
                 if existing.count > classes.count {
                     throw DataError("--classes", "\(classes.count) names given but labels go up to \(existing.count - 1)", kind: .badData)
                 }
@@ -227,6 +245,14 @@ public enum Loader {
                         let from = owner["y"].map { sources[$0].name } ?? "input"
                         throw DataError(from, "sample \(total + i): label \(v) is outside the \(k) classes --classes names")
                     }
+                }
+            }
+            if let (f, dtype, table) = remapLabels {
+                let labels = builder.slot(f)
+                for i in 0..<n {
+                    // The input's own labels index its own names: within the table.
+                    let v = Int(UnsafeRawPointer(labels).integerElement(i, dtype) ?? 0)
+                    labels.storeInteger(table[v], at: i, dtype)
                 }
             }
             total += n

@@ -18,6 +18,19 @@ public enum DType: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     public var isFloatingPoint: Bool { self == .f32 || self == .f64 }
     public var isInteger: Bool { !isFloatingPoint }
 
+    /// The largest integer the type holds (exactly, for the floating point types).
+    public var largestInteger: Int64 {
+        switch self {
+        case .u8: return Int64(UInt8.max)
+        case .i8: return Int64(Int8.max)
+        case .i16: return Int64(Int16.max)
+        case .i32: return Int64(Int32.max)
+        case .i64: return .max
+        case .f32: return 1 << 24
+        case .f64: return 1 << 53
+        }
+    }
+
     public var description: String {
         switch self {
         case .u8: return "u8"
@@ -84,6 +97,23 @@ extension UnsafeRawPointer {
         case .i32: return Int64(loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
         case .i64: return loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)
         case .f32, .f64: return nil
+        }
+    }
+}
+
+extension UnsafeMutableRawPointer {
+    /// Stores `v` as element `i` of an integer array of `dtype` starting here (the caller
+    /// keeps it within the type's range); floating point types take it as a number.
+    @inline(__always)
+    public func storeInteger(_ v: Int64, at i: Int, _ dtype: DType) {
+        switch dtype {
+        case .u8: storeBytes(of: UInt8(truncatingIfNeeded: v), toByteOffset: i, as: UInt8.self)
+        case .i8: storeBytes(of: Int8(truncatingIfNeeded: v), toByteOffset: i, as: Int8.self)
+        case .i16: storeBytes(of: Int16(truncatingIfNeeded: v), toByteOffset: 2 * i, as: Int16.self)
+        case .i32: storeBytes(of: Int32(truncatingIfNeeded: v), toByteOffset: 4 * i, as: Int32.self)
+        case .i64: storeBytes(of: v, toByteOffset: 8 * i, as: Int64.self)
+        case .f32: storeBytes(of: Float(v), toByteOffset: 4 * i, as: Float.self)
+        case .f64: storeBytes(of: Double(v), toByteOffset: 8 * i, as: Double.self)
         }
     }
 }

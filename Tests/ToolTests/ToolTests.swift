@@ -247,9 +247,18 @@ final class ToolTests: XCTestCase {
         let accents = try sh("tensor-load --text \(tmp)/accents.tsv --max-len 2 --min-count 1 --classes '\u{E9},e\u{301}' | tensor-show --count")
         XCTAssertEqual(accents.stdoutText, "2\n", accents.stderr)
         // A class list file may begin with a byte-order mark (it stayed in the first name).
-        try Data([0xEF, 0xBB, 0xBF] + Array("a\nb\nc\n".utf8)).write(to: URL(fileURLWithPath: "\(tmp)/names.txt"))
-        let named = try sh("tensor-load --label species --classes @\(tmp)/names.txt \(testdata("csv/iris-small.csv")) | tensor-show")
-        XCTAssertTrue(named.stdoutText.contains("y.classes: a, b, c\n"), named.stdoutText + named.stderr)
+        try Data([0xEF, 0xBB, 0xBF] + Array("virginica\nsetosa\nversicolor\n".utf8)).write(to: URL(fileURLWithPath: "\(tmp)/names.txt"))
+        let named = try sh("tensor-load --label species --classes @\(tmp)/names.txt \(testdata("csv/iris-small.csv")) | tensor-show -n 1")
+        XCTAssertTrue(named.stdoutText.contains("y.classes: virginica, setosa, versicolor\n"), named.stdoutText + named.stderr)
+        // Text labels are looked up by name, as with --text: the first sample is a setosa, now
+        // class 1. By position, 'a, b, c' (or the same names in another order) renamed every
+        // sample's class with status 0 (helper-43's review).
+        XCTAssertTrue(named.stdoutText.contains("y=1 (setosa)"), named.stdoutText)
+        assertFails(try sh("tensor-load --label species --classes a,b,c \(testdata("csv/iris-small.csv"))"), status: 65,
+                    prefix: "tensor-load: --classes: the input has class 'setosa', which the list does not name")
+        // Integer labels still take the names by position.
+        let numbered = try sh("tensor-load x=\(testdata("idx/images-u8.idx.gz")) y=\(testdata("idx/labels-u8.idx")) --classes j,i,h,g,f,e,d,c,b,a | tensor-show")
+        XCTAssertTrue(numbered.stdoutText.contains("y.classes: j, i, h, g, f, e, d, c, b, a"), numbered.stdoutText + numbered.stderr)
         // Among several inputs, one of the option's format is enough.
         XCTAssertEqual(try sh("tensor-load --channels 3 \(testdata("images/gray-4x3.png")) | tensor-show --count").stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), "1")
         XCTAssertEqual(try sh("tensor-load --split test \(testdata("cifar/cifar10-small.tar.gz")) | tensor-show --count").status, 0)
