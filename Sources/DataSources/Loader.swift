@@ -182,7 +182,7 @@ public enum Loader {
             guard y.dtype.isInteger, y.shape.count == 1 else {
                 throw DataError("--classes", "field 'y' is \(y.dtype) \(y.shape), not one integer label a sample: there are no classes to name", kind: .usage)
             }
-            if let existing = schema.classes(of: "y"), !existing.indices.allSatisfy({ existing[$0] == String($0) }) {
+            if let existing = schema.classes(of: "y"), !Schema.areIndexNames(existing) {
                 // Names the input gave (text labels, class directories): --classes orders them,
                 // looked up by name as with --text; renaming them by position gave samples
                 // another class's name.

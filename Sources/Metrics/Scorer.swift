@@ -222,9 +222,7 @@ public final class Scorer {
     }
 
     /// Whether `names` are "0", "1", … in order, as tensor-load writes for unnamed labels.
-    static func indexNames(_ names: [String]) -> Bool {
-        names.indices.allSatisfy { names[$0] == String($0) }
-    }
+    static func indexNames(_ names: [String]) -> Bool { Schema.areIndexNames(names) }
 
     static func classList(_ names: [String]) -> String {
         (names.count == 1 ? "class " : "\(names.count) classes (") + preview(names.map { "'\($0)'" }) + (names.count == 1 ? "" : ")")

@@ -85,7 +85,7 @@ public final class Predictor {
             throw ModelError(name, "field '\(field)' has \(got) but the model was trained on tokens of vocabulary (\(want)); tokenize with the model's vocabulary (tensor-load --vocab)")
         }
         lengthIndex = try model.lengthField.map { try lengthFieldIndex(schema, $0, source: name) }
-        if model.task == .classification, let c = schema.classes(of: model.targetField), c != model.classes {
+        if model.task == .classification, let c = schema.classes(of: model.targetField), !classesFit(data: c, model: model.classes) {
             throw ModelError(name, classMismatch(field: model.targetField, data: c, model: model.classes))
         }
         for out in ["p", "yhat"] where schema.index(of: out) != nil {
@@ -183,6 +183,13 @@ public final class Predictor {
     }
 }
 
+/// Whether labels of classes named `data` are labels of the model's classes: the same names,
+/// or labels the input only numbered ("0"…, an IDX file loaded without --classes, a test set
+/// holding some of the classes), within the model's count. Those take the model's names.
+public func classesFit(data: [String], model: [String]) -> Bool {
+    data == model || (Schema.areIndexNames(data) && data.count <= model.count)
+}
+
 /// The message for data whose class names differ from a model's: both lists, from their
 /// first difference, so that a reordered or renamed class is visible in one line.
 public func classMismatch(field: String, data: [String], model: [String]) -> String {
@@ -194,4 +201,5 @@ public func classMismatch(field: String, data: [String], model: [String]) -> Str
         return (shown.isEmpty ? "nothing more" : head + (more > 0 ? ", …" : "")) + "; \(names.count) classes"
     }
     return "class names of '\(field)' differ from the model's at class \(first): the data has (\(list(data))), the model (\(list(model)))"
+        + (data.count <= model.count ? "; tensor-load --classes with the model's names, in its order, numbers the labels as the model does" : "")
 }

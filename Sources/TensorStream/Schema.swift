@@ -49,6 +49,13 @@ public struct Schema: Equatable, Sendable {
     }
 
     /// Class names of an integer label field (`FIELD.classes`, one per line), if recorded.
+    /// Whether class names are only the labels' numbers, "0"… in order: what an input of
+    /// integer labels is given when it names no classes (IDX, NPY, a CSV column of integers).
+    /// They number the classes and fix neither their names nor how many there are.
+    public static func areIndexNames(_ names: [String]) -> Bool {
+        names.indices.allSatisfy { names[$0] == String($0) }
+    }
+
     public func classes(of field: String) -> [String]? {
         guard let v = metadata("\(field).classes") else { return nil }
         return v.isEmpty ? [] : Schema.lines(v)

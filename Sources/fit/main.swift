@@ -518,7 +518,7 @@ struct Fit: ParsableCommand {
             let got = s.metadata("\(m.inputField).vocabulary").map { "vocabulary (\($0))" } ?? "no vocabulary record"
             throw ToolFailure(name, "field '\(m.inputField)' has \(got) but the model's tokens are of vocabulary (\(want)); tokenize with the same vocabulary (tensor-load --vocab)")
         }
-        if m.task == .classification, let c = s.classes(of: m.targetField), c != m.classes {
+        if m.task == .classification, let c = s.classes(of: m.targetField), !classesFit(data: c, model: m.classes) {
             throw ToolFailure(name, classMismatch(field: m.targetField, data: c, model: m.classes))
         }
         // A regression target holds one value per output.

@@ -71,6 +71,11 @@ struct Predict: ParsableCommand {
             var schema = reader.schema
             schema.fields += predictor.outputFields
             if !m.classes.isEmpty && m.task != .regression { schema.setClasses(m.classes, of: "yhat") }
+            // Labels the input only numbered are the model's classes: named as the model names
+            // them, so that score finds one class list in y and yhat.
+            if m.task == .classification, let c = schema.classes(of: m.targetField), c != m.classes, classesFit(data: c, model: m.classes) {
+                schema.setClasses(m.classes, of: m.targetField)
+            }
             let out = try Output.open(output, binary: format == "stream")
             do {
                 let writer = format == "stream" ? try StreamWriter(sink: out.sink, schema: schema) : nil

@@ -123,6 +123,18 @@ final class SequenceModelTests: XCTestCase {
         XCTAssertNil(back.network.invalidToken(&x, count: x.count))
     }
 
+    func testLabelsTheInputOnlyNumberedFitTheModelsClasses() {
+        // An IDX test set loaded without --classes beside a model trained with them (README's
+        // tutorial), or a test set holding some of the classes, was refused as a mismatch.
+        XCTAssertTrue(classesFit(data: ["0", "1", "2"], model: ["cat", "dog", "eel"]))
+        XCTAssertTrue(classesFit(data: ["0", "1"], model: ["0", "1", "2"]))
+        XCTAssertTrue(classesFit(data: ["cat", "dog"], model: ["cat", "dog"]))
+        XCTAssertFalse(classesFit(data: ["0", "1", "2", "3"], model: ["cat", "dog", "eel"]), "more classes than the model")
+        XCTAssertFalse(classesFit(data: ["cat", "dog"], model: ["cat", "dog", "eel"]), "names fix their classes")
+        XCTAssertFalse(classesFit(data: ["dog", "cat"], model: ["cat", "dog"]))
+        XCTAssertFalse(classesFit(data: ["1", "0"], model: ["0", "1"]))
+    }
+
     func testClassMismatchNamesBothListsFromTheFirstDifference() {
         // fit --resume and predict refuse data whose classes differ; a swap deep in a long list
         // must be visible in the one line.
@@ -130,12 +142,12 @@ final class SequenceModelTests: XCTestCase {
         var data = model
         data.swapAt(11, 12)
         XCTAssertEqual(classMismatch(field: "y", data: data, model: model),
-                       "class names of 'y' differ from the model's at class 11: the data has (…, c12, c11, c13, c14, …; 20 classes), the model (…, c11, c12, c13, c14, …; 20 classes)")
+                       "class names of 'y' differ from the model's at class 11: the data has (…, c12, c11, c13, c14, …; 20 classes), the model (…, c11, c12, c13, c14, …; 20 classes); tensor-load --classes with the model's names, in its order, numbers the labels as the model does")
         XCTAssertEqual(classMismatch(field: "y", data: ["a", "b"], model: ["a", "b", "c"]),
-                       "class names of 'y' differ from the model's at class 2: the data has (nothing more; 2 classes), the model (…, c; 3 classes)")
+                       "class names of 'y' differ from the model's at class 2: the data has (nothing more; 2 classes), the model (…, c; 3 classes); tensor-load --classes with the model's names, in its order, numbers the labels as the model does")
         // Names with a comma are quoted, all of them: two names, not three.
         XCTAssertEqual(classMismatch(field: "y", data: ["Bag, small", "Shoe"], model: ["Bag", "small", "Shoe"]),
-                       "class names of 'y' differ from the model's at class 0: the data has ('Bag, small', 'Shoe'; 2 classes), the model (Bag, small, Shoe; 3 classes)")
+                       "class names of 'y' differ from the model's at class 0: the data has ('Bag, small', 'Shoe'; 2 classes), the model (Bag, small, Shoe; 3 classes); tensor-load --classes with the model's names, in its order, numbers the labels as the model does")
     }
 }
 

@@ -528,6 +528,39 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertTrue(Array(out.dropFirst(5)) == (try data("\(tmp)/train.tns")), "the stream appended after the earlier content")
     }
 
+    /// README's tutorial trains with --classes; predict(1)'s first example loads the test set
+    /// without them. predict refused it ("differ at class 0"), and a test set holding only
+    /// some of the classes too, though score takes such labels (helper-43's review).
+    func testLabelsTheInputOnlyNumberedArePredictedAndScoredUnderTheModelsNames() throws {
+        let names = "T-shirt,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Boot"
+        let load = "x=\(images) y=\(testdata("idx/labels-u8.idx"))"
+        XCTAssertEqual(try sh("tensor-load --classes \(names) \(load) | normalize --scale 255 | fit --model mlp --epochs 1 -q -o \(tmp)/named.model").status, 0)
+        let r = try sh("tensor-load \(load) | normalize --scale 255 | predict -m \(tmp)/named.model -o \(tmp)/p.tns")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let schema = try readAll(try data("\(tmp)/p.tns")).0
+        XCTAssertEqual(schema.classes(of: "y"), names.split(separator: ",").map(String.init), "y takes the model's names")
+        XCTAssertEqual(schema.classes(of: "yhat"), schema.classes(of: "y"))
+        let score = try sh("score \(tmp)/p.tns")
+        XCTAssertEqual(score.status, 0, score.stderr)
+        XCTAssertTrue(score.stdoutText.contains("\nSandal "), score.stdoutText)
+        // fit takes such data to validate on, and to resume on.
+        let v = try sh("tensor-load \(load) | normalize --scale 255 -o \(tmp)/v.tns && fit --resume \(tmp)/named.model --epochs 2 -q --validation \(tmp)/v.tns -o \(tmp)/r.model \(tmp)/v.tns")
+        XCTAssertEqual(v.status, 0, v.stderr)
+        // A test set of integer labels holding two of three classes.
+        try "a,b,y\n1,2,0\n3,4,1\n5,6,2\n".write(toFile: "\(tmp)/full.csv", atomically: false, encoding: .utf8)
+        try "a,b,y\n1,2,0\n3,4,1\n".write(toFile: "\(tmp)/part.csv", atomically: false, encoding: .utf8)
+        try "a,b,y\n1,2,0\n3,4,3\n".write(toFile: "\(tmp)/more.csv", atomically: false, encoding: .utf8)
+        XCTAssertEqual(try sh("tensor-load --label y \(tmp)/full.csv | fit --model 'dense classes' --epochs 1 -q -o \(tmp)/three.model").status, 0)
+        let part = try sh("tensor-load --label y \(tmp)/part.csv | predict -m \(tmp)/three.model | score")
+        XCTAssertEqual(part.status, 0, part.stderr)
+        // More classes than the model, or names that are not the model's, are still refused,
+        // and the message says how to number the labels as the model does.
+        assertFails(try sh("tensor-load --label y \(tmp)/more.csv | predict -m \(tmp)/three.model"), status: 65, prefix: "predict: stdin: ",
+                    contains: "class names of 'y' differ from the model's at class 3: the data has (…, 3; 4 classes), the model (nothing more; 3 classes)")
+        assertFails(try sh("tensor-load --classes a,b,c --label y \(tmp)/part.csv | predict -m \(tmp)/three.model"), status: 65, prefix: "predict: stdin: ",
+                    contains: "; tensor-load --classes with the model's names, in its order, numbers the labels as the model does")
+    }
+
     func testPredictRefusesMismatchedInputAndBadModels() throws {
         XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/m.model \(tmp)/train.tns").status, 0)
         // A table over its own input replaced the data set; a stream over it adds p and yhat.
