@@ -263,6 +263,11 @@ struct Fit: ParsableCommand {
                     throw ToolFailure(reader.source.name, "no target field '\(target)'; fit needs labels (tensor-load x=… y=…)")
                 }
                 let task: Task = loss == "mse" || (loss == nil && yf.dtype.isFloatingPoint) ? .regression : loss == "bce" ? .binary : .classification
+                // Float labels that keep a class list were integers once (normalize --field y);
+                // taken for a regression, the network's 'dense classes' was blamed.
+                if loss == nil, yf.dtype.isFloatingPoint, yf.shape.count == 1, schema.classes(of: target) != nil {
+                    throw ToolFailure(reader.source.name, "field '\(target)' is \(yf.dtype) but names classes (\(target).classes): class labels are integers (were they normalized?); load them again, or fit a regression with --loss mse")
+                }
                 var classes = schema.classes(of: target) ?? []
                 if task == .classification && classes.isEmpty && yf.dtype.isFloatingPoint && yf.shape.count >= 2 {
                     classes = (0..<yf.shape.count).map(String.init)  // one-hot rows name their classes by index

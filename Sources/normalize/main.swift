@@ -101,9 +101,14 @@ struct Normalize: ParsableCommand {
             var saved: [StatisticsFile.Entry] = []
             var spill: SpillFile?
             // Token ids are indices into a vocabulary: scaled, they are ids of nothing.
+            // Class labels likewise: scaled, they kept their class list as f32 fractions, and
+            // fit blamed the network ("'dense classes' needs a class count").
             func refuseTokenIDs(_ name: String) throws {
                 if reader.schema.metadata("\(name).vocabulary") != nil {
                     throw ToolFailure(reader.source.name, "field '\(name)' holds token ids (\(name).vocabulary), which normalizing would make into other numbers")
+                }
+                if reader.schema.classes(of: name) != nil {
+                    throw ToolFailure(reader.source.name, "field '\(name)' holds class labels (\(name).classes), which normalizing would make into other numbers; normalize the input field")
                 }
             }
             for name in names where load == nil { try refuseTokenIDs(name) }

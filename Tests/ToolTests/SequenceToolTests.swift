@@ -130,6 +130,16 @@ final class SequenceToolTests: XCTestCase {
         // normalize made token ids into fractions that still claimed the vocabulary.
         assertFails(try sh("normalize --standardize \(tmp)/train.tns"), status: 65,
                     prefix: "normalize: \(tmp)/train.tns: field 'x' holds token ids (x.vocabulary)")
+        // Class labels too: they became f32 fractions that kept their class list, and fit then
+        // blamed the network (helper-43's review).
+        assertFails(try sh("normalize --scale 255 --field y \(tmp)/train.tns"), status: 65,
+                    prefix: "normalize: \(tmp)/train.tns: field 'y' holds class labels (y.classes), which normalizing would make into other numbers; normalize the input field")
+        var floatLabels = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2])), Field(name: "y", dtype: .f32, shape: Shape([]))])
+        floatLabels.setClasses(["a", "b"], of: "y")
+        let fl: [Float] = [0, 1, 1, 0, 0, 1]
+        try Data(try makeStream(floatLabels, batches: [(3, [fl.withUnsafeBytes { Array($0) }, fl.prefix(3).withUnsafeBytes { Array($0) }])])).write(to: URL(fileURLWithPath: "\(tmp)/fl.tns"))
+        assertFails(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/fl.model \(tmp)/fl.tns"), status: 65,
+                    prefix: "fit: \(tmp)/fl.tns: field 'y' is f32 but names classes (y.classes): class labels are integers (were they normalized?)")
         // A vocabulary of nothing, and documents of nothing.
         assertFails(try sh("tensor-load --text \(train) --max-len 12 --min-count 100000 -o \(tmp)/o.tns"), status: 65,
                     prefix: "tensor-load: \(train): learned no tokens: no word occurs 100000 times (--min-count)")
