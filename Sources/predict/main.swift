@@ -33,7 +33,7 @@ struct Predict: ParsableCommand {
     @Option(name: .shortAndLong, help: ArgumentHelp("Write the stream to FILE (atomically) instead of stdout.", valueName: "file"))
     var output: String?
 
-    @Option(help: ArgumentHelp("stream (default), csv or text.", valueName: "fmt"))
+    @Option(help: ArgumentHelp("stream, csv or text.", valueName: "fmt"))
     var format: String = "stream"
 
     @Option(help: "Threads for the math (default: all cores).")

@@ -48,7 +48,7 @@ struct TensorLoad: ParsableCommand {
     @Option(help: ArgumentHelp("Class names for field y: comma-separated, or @FILE with one per line.", valueName: "list"))
     var classes: String?
 
-    @Option(help: ArgumentHelp("CSV: the cell separator (default: comma, or tab for .tsv).", valueName: "c"))
+    @Option(help: ArgumentHelp("CSV: the cell separator (default: comma; tab for .tsv, and for a header row with tabs but no commas).", valueName: "c"))
     var delimiter: String?
 
     @Option(help: ArgumentHelp("CIFAR archives: train (data_batch_1..5, the default) or test (test_batch).", valueName: "split"))
