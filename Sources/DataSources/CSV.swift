@@ -95,7 +95,11 @@ public final class CSVSource: SampleSource {
                     try labels.add(text, line: lineNo, into: &row, at: width * 4, name: name)
                     continue
                 }
-                guard let v = CSVSource.decimal(text) else { throw DataError(name, "'\(shown(cell))' is not a number", at: place()) }
+                guard let v = CSVSource.decimal(text) else {
+                    // Without --label every column is a feature: the usual cause of text here.
+                    let hint = labelIndex == nil ? "; a column of labels is named with --label \(shown(header[c])), and text documents load with --text" : ""
+                    throw DataError(name, "'\(shown(cell))' is not a number\(hint)", at: place())
+                }
                 guard v.isFinite else { throw DataError(name, "'\(shown(cell))' \(CSVSource.notFinite(text))", at: place()) }
                 row.withUnsafeMutableBytes { $0.storeBytes(of: v, toByteOffset: 4 * x, as: Float.self) }
                 x += 1

@@ -108,7 +108,7 @@ public final class Scorer {
             (probIndex, probField) = (nil, nil)
         }
         if predField == nil && probField == nil {
-            throw ScoreError(input, "no prediction field '\(options.pred)' or probability field '\(options.prob)'; choose them with --pred and --prob")
+            throw ScoreError(input, "no prediction field '\(options.pred)' or probability field '\(options.prob)'; run the stream through predict -m MODEL first, or choose the fields with --pred and --prob")
         }
 
         // Class names: the target's, else the prediction's; if both are given they must agree.

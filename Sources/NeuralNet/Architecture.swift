@@ -155,6 +155,11 @@ public enum Architecture {
         }
         func positionals(_ n: ClosedRange<Int>) throws {
             guard n.contains(positional.count) else {
+                // A word that is no number where values run over is a misspelt word ('relu'
+                // as 'rellu'): named, rather than counted.
+                if positional.count > n.upperBound, let word = positional.first(where: { !($0.first?.isNumber ?? false) && !$0.contains("x") && $0 != "classes" }) {
+                    throw ArchitectureError(line: line, message: "unknown word '\(escapedForDisplay(word))' for \(w[0])")
+                }
                 throw ArchitectureError(line: line, message: "\(w[0]) takes \(n.lowerBound == n.upperBound ? "\(n.lowerBound)" : "\(n.lowerBound)–\(n.upperBound)") value\(n.upperBound == 1 ? "" : "s"), got \(positional.count)")
             }
         }

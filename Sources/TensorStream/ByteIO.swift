@@ -308,10 +308,12 @@ public final class SpillFile {
     public let name: String
 
     public init() throws {
-        let dir = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        let tmpdir = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 }
+        let dir = tmpdir ?? "/tmp"
         var template = Array((dir + "/tensor-spill-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        name = "spill file in \(dir)"
+        // Named as tensor-show --npz names its spill files: the variable, when it chose.
+        name = "spill file in " + (tmpdir.map { "TMPDIR=\($0)" } ?? dir)
         guard fd >= 0 else { throw IOError(name: name, operation: "create", code: errno) }
         let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         unlink(path)

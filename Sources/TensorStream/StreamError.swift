@@ -14,7 +14,8 @@ public struct StreamError: DiagnosticError, CustomStringConvertible {
         case checksumMismatch
         case nonzeroPadding
         case unknownRecord(String)
-        case recordTooLarge(length: UInt64, limit: Int)
+        /// `setting`: the environment variable that sets the limit, when one does.
+        case recordTooLarge(length: UInt64, limit: Int, setting: String? = nil)
         case malformed(String)
         /// `reference`: the stream it must match ("stream 1", or "stream 1 of a.tns").
         case schemaMismatch(reference: String, detail: String)
@@ -51,7 +52,7 @@ public struct StreamError: DiagnosticError, CustomStringConvertible {
         case .checksumMismatch: return "checksum mismatch (data corrupted)"
         case .nonzeroPadding: return "nonzero padding (data corrupted)"
         case .unknownRecord(let t): return "unknown record tag \(t)"
-        case .recordTooLarge(let l, let lim): return "record length \(l) exceeds the limit \(lim)"
+        case .recordTooLarge(let l, let lim, let setting): return "record length \(l) exceeds the limit \(lim)" + (setting.map { " (\($0))" } ?? "")
         case .malformed(let s): return s
         case .schemaMismatch(let r, let d): return "does not match \(r): \(d)"  // the place names the stream
         case .countMismatch(let s): return s
@@ -62,6 +63,14 @@ public struct StreamError: DiagnosticError, CustomStringConvertible {
     }
 
     public var description: String { "\(location): \(problem)" }
+}
+
+/// A binary stream to be read from a terminal (a usage error).
+public struct TerminalInput: DiagnosticError {
+    public let name: String
+    public var location: String { name }
+    public var problem: String { "refusing to read a binary stream from a terminal; pipe one in (tensor-load FILE | …) or name a file" }
+    public var kind: FailureKind { .usage }
 }
 
 /// An input that is the file the standard output is redirected to (a usage error).

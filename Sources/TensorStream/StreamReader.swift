@@ -3,6 +3,7 @@
 // Every length is checked against `Limits` before any allocation, and buffers grow only as
 // bytes arrive, so a hostile length costs nothing. A stream without its end record is an error.
 
+import Foundation
 import TensorCore
 
 /// One batch record as read: `count` samples of every field, payloads 64-byte aligned.
@@ -62,6 +63,11 @@ public final class StreamReader {
         self.source = sources[0]
         self.limits = limits
         self.schema = Schema(fields: [])
+        // A binary stream is not typed: a terminal on stdin waited silently (gzip -d refuses
+        // the same way).
+        if let f = sources[0] as? FileSource, isatty(f.fd) == 1 {
+            throw TerminalInput(name: f.name)
+        }
         guard let s = try readHeader(first: true) else {
             throw StreamError(input: source.name, place: "", .emptyInput)
         }
@@ -243,7 +249,7 @@ public final class StreamReader {
             throw fail(.malformed("batch length \(length) shorter than its header"), at: start, record: name)
         }
         guard length <= UInt64(limits.maxBatchBytes) else {
-            throw fail(.recordTooLarge(length: length, limit: limits.maxBatchBytes), at: start, record: name)
+            throw fail(.recordTooLarge(length: length, limit: limits.maxBatchBytes, setting: "TENSOR_MAX_BATCH_BYTES"), at: start, record: name)
         }
         let buf: AlignedBuffer
         if isKnownUniquelyReferenced(&spare) { buf = spare } else { buf = AlignedBuffer(capacity: 1 << 16); spare = buf }

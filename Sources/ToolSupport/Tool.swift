@@ -157,7 +157,8 @@ public final class Output {
         let p = path ?? "-"
         guard !p.isEmpty else { throw UsageError("an empty name for an output file", location: "''") }
         if binary && namesTerminal(p) {
-            throw UsageError("refusing to write \(what) to a terminal; \(hint)", location: isStandardOutput(p) ? "stdout" : p)
+            // A terminal named as the file: the hint's way to a file is what was not taken.
+            throw UsageError("refusing to write \(what) to a terminal; \(isStandardOutput(p) ? hint : "name a file")", location: isStandardOutput(p) ? "stdout" : p)
         }
         let (sink, atomic) = try openOutputFile(p)
         return Output(sink: sink, atomic: atomic)

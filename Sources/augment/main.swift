@@ -69,7 +69,7 @@ struct Augment: ParsableCommand {
     @Option(help: ArgumentHelp("Emit the data N times, each pass with fresh randomness.", valueName: "n"))
     var `repeat`: Int = 1
 
-    @Option(help: ArgumentHelp("Shuffle through a buffer of N samples (default 10000 with --repeat, else 0: keep the order).", valueName: "n"))
+    @Option(help: ArgumentHelp("Shuffle through a buffer of N samples (default 10000 with --repeat above 1, else 0: keep the order).", valueName: "n"))
     var shuffle: Int?
 
     @Option(help: "Seed for every random choice.")
@@ -107,7 +107,7 @@ struct Augment: ParsableCommand {
         if let r = rotate { c.rotate = try Augment.range(r, around: nil, name: "--rotate") }
         if let z = zoom {
             let r = try Augment.range(z, around: 1, name: "--zoom")
-            guard r.lowerBound > 0 else { throw ValidationError("--zoom factors must be > 0") }
+            guard r.lowerBound > 0 else { throw ValidationError("--zoom factors must be > 0: a single f, the range 1-f…1+f, takes f below 1") }
             c.zoom = r
         }
         for (v, name) in [(brightness, "--brightness"), (contrast, "--contrast"), (noise, "--noise")] where !(v >= 0 && v.isFinite) {

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import Metrics
+import TensorCore
 import TensorStream
 import ToolSupport
 
@@ -37,7 +38,7 @@ struct Score: ParsableCommand {
     @Option(help: ArgumentHelp("The probability field (one column per class, or P(class 1)).", valueName: "name"))
     var prob: String?
 
-    @Option(help: ArgumentHelp("auto (default), classification, binary or regression.", valueName: "task"))
+    @Option(help: ArgumentHelp("auto, classification, binary or regression.", valueName: "task"))
     var task: String = "auto"
 
     @Option(help: ArgumentHelp("Binary: predict class 1 when its probability is at least X.", valueName: "x"))
@@ -134,6 +135,12 @@ struct Score: ParsableCommand {
                 let keys = r.metrics.map(\.key) + ["samples"] + (r.perClass.isEmpty ? [] : ["precision[CLASS]", "recall[CLASS]", "f1[CLASS]", "support[CLASS]"])
                 for (key, option) in require.map({ (Gate($0)!.key, "--require") }) + (value.map { [($0, "--value")] } ?? [])
                 where r.value(of: key) == nil {
+                    // A per-class metric of a class the stream does not have: the class is wrong.
+                    if key.hasSuffix("]"), let open = key.firstIndex(of: "["), !r.perClass.isEmpty,
+                       ["precision", "recall", "f1", "support"].contains(String(key[..<open])) {
+                        let cls = String(key[key.index(after: open)..<key.index(before: key.endIndex)])
+                        throw UsageError("'\(key)': no class '\(escapedForDisplay(cls))' (classes: \(displayNames(r.perClass.map(\.name).prefix(12)))\(r.perClass.count > 12 ? ", …" : ""))", location: option)
+                    }
                     throw UsageError("'\(key)' is not a metric of this \(r.task.rawValue) task (metrics: \(keys.joined(separator: ", ")))", location: option)
                 }
                 if !quiet {

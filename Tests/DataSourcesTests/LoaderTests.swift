@@ -196,6 +196,8 @@ final class LoaderTests: XCTestCase {
         }
         // Swift's parser reads 0x10 as 16; no table means that.
         assertRefused([try csv("a,b\n1,0x10\n")], "line 2", "column 2", "'0x10' is not a number")
+        // Text in a column without --label: the usual cause is named (helper-43's review).
+        assertRefused([try csv("a,species\n1,setosa\n")], "line 2", "column 2 (species): 'setosa' is not a number; a column of labels is named with --label species, and text documents load with --text")
         // Labels past 65535 stay i64 (they were an f32 regression target, rounding past 2^24),
         // with no class list, as an .npz's do.
         let (s, _, d) = try load([try csv("a,label\n1,70000\n2,16777217\n")]) { $0.label = "label" }

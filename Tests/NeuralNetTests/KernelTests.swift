@@ -359,6 +359,13 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(try Architecture.parse("dense 8 leakyrelu 0.2; conv 4 3x3 leakyrelu .3 padding=same; dense 8 leakyrelu"),
                        [.dense(units: 8), .activation(.leakyrelu, alpha: 0.2), .conv(filters: 4, kh: 3, kw: 3, stride: 1, padding: .same),
                         .activation(.leakyrelu, alpha: 0.3), .dense(units: 8), .activation(.leakyrelu, alpha: 0.01)])
+        // A misspelt word is named, not counted ("dense takes 1 value, got 2").
+        XCTAssertThrowsError(try Architecture.parse("dense 16 rellu")) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.problem, "unknown word 'rellu' for dense")
+        }
+        XCTAssertThrowsError(try Architecture.parse("dense 16 32")) { e in
+            XCTAssertEqual((e as? DiagnosticError)?.problem, "dense takes 1 value, got 2")
+        }
         XCTAssertThrowsError(try Architecture.parse("dense 8 leakyrelu 2")) { e in
             XCTAssertEqual((e as? DiagnosticError)?.problem, "leakyrelu slope '2' is not in [0, 1)")
         }

@@ -76,6 +76,8 @@ final class AugmentToolTests: XCTestCase {
                     "--prob rotate=0.5", "--fill 3 --hflip 1"] {
             XCTAssertEqual(try sh("augment \(bad) \(tmp)/data.tns >/dev/null").status, 64, bad)
         }
+        // One factor f is the range 1-f…1+f: 1.5 is refused saying f must be below 1.
+        assertFails(try sh("augment --zoom 1.5 \(tmp)/data.tns"), status: 64, prefix: "augment: --zoom factors must be > 0: a single f, the range 1-f…1+f, takes f below 1")
         let cut = try sh("head -c 5000 \(tmp)/data.tns | augment --hflip 1 --repeat 2 -o \(tmp)/out.tns")
         assertFails(cut, status: 65, prefix: "augment: stdin: ")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"), "no partial output")

@@ -152,7 +152,7 @@ final class RobustnessTests: XCTestCase {
             let limit = tool(t) == "fit" ? 25000 : 128
             let r = try sh("TENSOR_MAX_BATCH_BYTES=\(limit) \(t) <\(input(t))", cwd: tmp)
             assertFails(r, status: 65, prefix: "\(tool(t)): ", contains: "batch 1 at byte")
-            XCTAssertTrue(r.stderr.contains("exceeds the limit \(limit)"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("exceeds the limit \(limit) (TENSOR_MAX_BATCH_BYTES)"), r.stderr)
             // A value that is not a byte count is an error, not the default in its place.
             assertFails(try sh("TENSOR_MAX_BATCH_BYTES=1e6 \(t) <\(input(t))", cwd: tmp), status: 64,
                         prefix: "\(tool(t)): TENSOR_MAX_BATCH_BYTES: takes a positive number of bytes, not '1e6'")
@@ -701,7 +701,8 @@ final class RobustnessTests: XCTestCase {
     func testATerminalNamedAsTheOutputIsRefused() throws {
         try makeModel()
         for w in writers {
-            try assertRefusedOnATerminal("\(w) -o /dev/tty", "\(tool(w)): /dev/tty: refusing to write a binary stream to a terminal")
+            // The hint is not "use -o FILE", which was what was done (helper-43's review).
+            try assertRefusedOnATerminal("\(w) -o /dev/tty", "\(tool(w)): /dev/tty: refusing to write a binary stream to a terminal; name a file")
         }
         try assertRefusedOnATerminal("tensor-show --npz /dev/tty train.tns", "tensor-show: /dev/tty: refusing to write an .npz archive to a terminal")
         // fit refuses before it trains, not when the model is written.
@@ -710,6 +711,15 @@ final class RobustnessTests: XCTestCase {
         let text = try sh("script -qec 'predict -m m.model --format csv -o /dev/tty train.tns' /dev/null", cwd: tmp)
         XCTAssertEqual(text.status, 0, text.stdoutText)
         XCTAssertTrue(text.stdoutText.contains("yhat"), text.stdoutText)
+    }
+
+    /// A terminal on stdin and no file: every stream reader waited silently for binary typed
+    /// at the keyboard (helper-43's review); now refused at once, as gzip -d refuses.
+    func testEveryStreamReaderRefusesATerminalOnStdin() throws {
+        try makeModel()
+        for t in readers {
+            try assertRefusedOnATerminal("timeout 10 \(t)", "\(tool(t)): stdin: refusing to read a binary stream from a terminal; pipe one in")
+        }
     }
 
     func testEveryWriterIsQuietWhenTheReaderGoesAway() throws {

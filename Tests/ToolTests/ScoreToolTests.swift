@@ -205,6 +205,13 @@ final class ScoreToolTests: XCTestCase {
         XCTAssertEqual(unknown.status, 64)
         XCTAssertTrue(unknown.stderr.hasPrefix("score: --require: 'rmse' is not a metric of this classification task"), unknown.stderr)
         XCTAssertEqual(unknown.stderrLines.count, 1)
+        // A per-class metric of a class the stream does not have names the class, not the
+        // metric, which the list shows as recall[CLASS] (helper-43's review).
+        assertFails(try sh("score --require 'recall[virginicaa]>=0.5' pred.tns", cwd: tmp), status: 64,
+                    prefix: "score: --require: 'recall[virginicaa]': no class 'virginicaa' (classes: setosa, versicolor, virginica)")
+        // A stream never predicted: the hint is predict.
+        assertFails(try sh("tensor-cat --fields x,y pred.tns | score", cwd: tmp), status: 65, prefix: "score: stdin: ",
+                    contains: "; run the stream through predict -m MODEL first, or choose the fields with --pred and --prob")
         // --top-k where no top-k accuracy is reported did nothing, without a word; iris has
         // 3 classes, so k 2 is reported and k 3 is not.
         XCTAssertNotNil(try json(try sh("score --json --top-k 2 pred.tns", cwd: tmp))["top_k_accuracy"])

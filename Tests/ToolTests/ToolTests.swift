@@ -208,6 +208,9 @@ final class ToolTests: XCTestCase {
         try sh("tensor-load x=\(images) y=\(labels) -o \(tmp)/a.tns")
         let r = try sh("TMPDIR=\(tmp)/nonexistent tensor-show --npz - \(tmp)/a.tns > /dev/null")
         assertFails(r, status: 74, prefix: "tensor-show: TMPDIR=\(tmp)/nonexistent: cannot create a temporary file: No such file or directory")
+        // The other spill files are named the same way (they said "spill file in DIR").
+        assertFails(try sh("TMPDIR=\(tmp)/nonexistent normalize --standardize < \(tmp)/a.tns"), status: 74,
+                    prefix: "normalize: spill file in TMPDIR=\(tmp)/nonexistent: create: No such file or directory")
         let ok = try sh("TMPDIR=\(tmp) tensor-show --npz - \(tmp)/a.tns | tensor-load --format npz - | tensor-show --count")
         XCTAssertEqual(ok.stdoutText, "10\n", ok.stderr)
     }
@@ -307,7 +310,7 @@ final class ToolTests: XCTestCase {
         // A control character is shown escaped once: the printer escaped the message's own
         // escapes again ('1\\x00junk').
         try Data(Array("a,b\n1".utf8) + [0] + Array("junk,2\n".utf8)).write(to: URL(fileURLWithPath: "\(tmp)/nul.csv"))
-        XCTAssertEqual(try sh("tensor-load \(tmp)/nul.csv").stderrLines, ["tensor-load: \(tmp)/nul.csv: line 2, column 1 (a): '1\\x00junk' is not a number"])
+        XCTAssertEqual(try sh("tensor-load \(tmp)/nul.csv").stderrLines, ["tensor-load: \(tmp)/nul.csv: line 2, column 1 (a): '1\\x00junk' is not a number; a column of labels is named with --label a, and text documents load with --text"])
         // Standard input named twice; an .npz given a field name; zero samples.
         assertFails(try sh("tensor-load x=- y=- < \(labels)"), status: 64, prefix: "tensor-load: -: standard input is named twice")
         assertFails(try sh("tensor-load x=\(testdata("npz/xy.npz"))"), status: 64, prefix: "tensor-load: \(testdata("npz/xy.npz")): an .npz names its own fields")
