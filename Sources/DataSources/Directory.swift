@@ -33,7 +33,7 @@ func listDirectory(_ path: String) throws -> [DirectoryEntry] {
         guard let name = String(validating: bytes, as: UTF8.self) else {
             throw DataError(path, "holds the name '\(hexEscaped(bytes))', which is not UTF-8; rename it")
         }
-        let full = path + "/" + name
+        let full = (path.hasSuffix("/") ? path : path + "/") + name  // 'dir/' gave 'dir//a.png' in messages
         var st = stat()
         let kind: DirectoryEntry.Kind
         if stat(full, &st) == 0 {

@@ -58,8 +58,12 @@ public final class Predictor {
         let want = model.network.inputShape.map(String.init).joined(separator: "×")
         guard dims == model.network.inputShape else {
             // Token ids padded to another width: the one fix is the training's --max-len.
-            let hint = model.vocabulary != nil && dims.count == 1 && model.network.inputShape.count == 1
-                ? "; load the text with tensor-load --max-len \(want), as for training" : ""
+            let m = model.network.inputShape
+            let hint = model.vocabulary != nil && dims.count == 1 && m.count == 1
+                ? "; load the text with tensor-load --max-len \(want), as for training"
+                // Images of the model's size and other channels: a colour photo for a gray model.
+                : dims.count == 3 && m.count == 3 && dims[0] == m[0] && dims[1] == m[1]
+                ? "; tensor-load --channels \(m[2]) makes images of \(m[2]) channel\(m[2] == 1 ? "" : "s")" : ""
             throw ModelError(name, "field '\(field)' is \(f.dtype) \(f.shape) but the model was trained on \(model.inputDType) \(want)\(hint)")
         }
         let norm = schema.metadata("\(field).normalize")

@@ -272,6 +272,10 @@ struct Fit: ParsableCommand {
                 if task == .classification && classes.isEmpty && yf.dtype.isFloatingPoint && yf.shape.count >= 2 {
                     classes = (0..<yf.shape.count).map(String.init)  // one-hot rows name their classes by index
                 }
+                // Labels that are images: x and y loaded the wrong way round.
+                if task == .classification && yf.shape.dims.count >= 2 {
+                    throw ToolFailure(reader.source.name, "target field '\(target)' is \(yf.dtype) \(yf.shape), not one label a sample; are the input and the labels swapped (tensor-load x=IMAGES y=LABELS)?")
+                }
                 if task == .classification && classes.isEmpty {
                     throw ToolFailure(reader.source.name, "field '\(target)' has no class list (\(target).classes); name the classes with tensor-load --classes, or fit a regression with --loss mse")
                 }

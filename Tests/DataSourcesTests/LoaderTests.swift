@@ -813,6 +813,8 @@ final class LoaderTests: XCTestCase {
         // A size that differs is not fixed by --channels: the hint says so.
         try FileManager.default.copyItem(atPath: testdata("images/gray-4x3.png"), toPath: root + "/dog/3.png")
         assertRefused([root], root + "/dog/3.png", "all images must match (give --resize WxH and --channels)")
+        // Named 'root/', the operand's slash is not doubled in the message (it read 'root//dog').
+        assertRefused([root + "/"], root + "/dog/3.png: ")
         try FileManager.default.removeItem(atPath: root + "/dog/3.png")
         // A name that is not UTF-8 was dropped by the directory listing, with its images.
         let bad = Array("\(root)/ca".utf8) + [0xE9, 0]

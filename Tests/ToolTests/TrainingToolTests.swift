@@ -425,6 +425,14 @@ final class TrainingToolTests: XCTestCase {
         assertFails(try sh("fit --model \(tmp)/net.arch -o \(tmp)/m.model \(tmp)/train.tns"), status: 65,
                     prefix: "fit: \(tmp)/net.arch: architecture line 4, layer 'conv 4 3x3': conv needs an H×W×C input, got 8")
         XCTAssertEqual(try sh("tensor-load --label species \(testdata("csv/iris-small.csv")) -o \(tmp)/iris.tns").status, 0)
+        // Images and labels loaded the wrong way round: the labels are images, said so
+        // (it said "no class list", and suggested --classes; helper-43's review).
+        assertFails(try sh("tensor-load y=\(images) x=\(testdata("idx/labels-u8.idx")) | fit --model mlp -o \(tmp)/m.model"), status: 65,
+                    prefix: "fit: stdin: target field 'y' is u8 28×28×1, not one label a sample; are the input and the labels swapped")
+        // A colour image for a gray model: predict names --channels.
+        XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/gray.model \(tmp)/train.tns").status, 0)
+        assertFails(try sh("tensor-load --channels 3 --resize 28x28 \(testdata("images/gray-4x3.png")) | predict -m \(tmp)/gray.model"), status: 65,
+                    prefix: "predict: stdin: field 'x' is u8 28×28×3 but the model was trained on", contains: "; tensor-load --channels 1 makes images of 1 channel")
         for name in ["mnist-cnn", "MNIST-CNN"] {  // preset names are case-insensitive, as the text's words are
             assertFails(try sh("fit --model \(name) -o \(tmp)/m.model \(tmp)/iris.tns"), status: 65,
                         prefix: "fit: \(name): layer 'conv 32 3x3': conv needs an H×W×C input, got 4")
