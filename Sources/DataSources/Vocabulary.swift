@@ -310,6 +310,11 @@ public final class Vocabulary {
     public static func parse(_ bytes: [UInt8], name: String) throws -> Vocabulary {
         var lines = VocabLines(bytes: bytes, name: name)
         func fail(_ line: Int, _ what: String) -> DataError { DataError("\(name):\(line)", what) }
+        // Binary first bytes (a stream given for the vocabulary): said before any line is
+        // read, which blamed UTF-8.
+        if !bytes.isEmpty, !bytes.starts(with: Array(magic.utf8)), case let kind = describeMagic(Array(bytes.prefix(300))), kind != "text" {
+            throw DataError(name, "not a vocabulary file (looks like \(kind))")
+        }
 
         let (l1, head) = try lines.next(what: "the header line")
         if head.hasSuffix("\r") { throw fail(l1, "lines end in CRLF; a vocabulary file's end in LF (was it edited on Windows?)") }

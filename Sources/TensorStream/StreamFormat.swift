@@ -30,6 +30,7 @@ public enum StreamFormat {
 /// Guesses what a non-stream input is from its first bytes, for error messages.
 public func describeMagic(_ b: [UInt8]) -> String {
     func starts(_ m: [UInt8]) -> Bool { b.count >= m.count && Array(b.prefix(m.count)) == m }
+    if starts(StreamFormat.headerTag) { return "a tensor stream" }
     if starts([0x1F, 0x8B]) { return "gzip data" }
     if starts([0x89, 0x50, 0x4E, 0x47]) { return "a PNG image" }
     if starts([0xFF, 0xD8, 0xFF]) { return "a JPEG image" }

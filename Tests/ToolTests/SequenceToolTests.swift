@@ -130,6 +130,12 @@ final class SequenceToolTests: XCTestCase {
         // normalize made token ids into fractions that still claimed the vocabulary.
         assertFails(try sh("normalize --standardize \(tmp)/train.tns"), status: 65,
                     prefix: "normalize: \(tmp)/train.tns: field 'x' holds token ids (x.vocabulary)")
+        // A stream given for the vocabulary, or read as an image, is named a tensor stream
+        // ("not valid UTF-8", "looks like unknown data"; helper-43's review).
+        assertFails(try sh("tensor-load --text \(train) --max-len 12 --vocab \(tmp)/train.tns"), status: 65,
+                    prefix: "tensor-load: \(tmp)/train.tns: not a vocabulary file (looks like a tensor stream)")
+        assertFails(try sh("tensor-load --format image \(tmp)/train.tns"), status: 65, prefix: "tensor-load: \(tmp)/train.tns: ",
+                    contains: "(looks like a tensor stream)")
         // Class labels too: they became f32 fractions that kept their class list, and fit then
         // blamed the network (helper-43's review).
         assertFails(try sh("normalize --scale 255 --field y \(tmp)/train.tns"), status: 65,
