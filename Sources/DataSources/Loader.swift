@@ -250,9 +250,13 @@ public enum Loader {
             if let (f, dtype, table) = remapLabels {
                 let labels = builder.slot(f)
                 for i in 0..<n {
-                    // The input's own labels index its own names: within the table.
-                    let v = Int(UnsafeRawPointer(labels).integerElement(i, dtype) ?? 0)
-                    labels.storeInteger(table[v], at: i, dtype)
+                    // A reader's labels index its own names; a stream's need not (hostile input).
+                    let v = UnsafeRawPointer(labels).integerElement(i, dtype) ?? -1
+                    guard v >= 0, v < table.count else {
+                        let from = owner["y"].map { sources[$0].name } ?? "input"
+                        throw DataError(from, "sample \(total + i): label \(v) is outside the \(table.count) classes the input names")
+                    }
+                    labels.storeInteger(table[Int(v)], at: i, dtype)
                 }
             }
             total += n
