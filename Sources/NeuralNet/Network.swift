@@ -213,8 +213,9 @@ public final class Network<T: Real> {
     }
 
     private static func zeroed(_ n: Int) -> UnsafeMutablePointer<T> {
-        // The size was asked for above (own > room); a failure here is the allocator's.
-        guard let raw = calloc(n, MemoryLayout<T>.stride) else { fatalError("calloc of \(n) parameters failed") }
+        // The size was asked for above (own > room) when large; `allocate`, used before, trapped
+        // on a failure the same way.
+        guard let raw = calloc(n, MemoryLayout<T>.stride) else { fatalError("calloc of \(n) parameters failed") }  // trap-ok: room asked for first
         return raw.bindMemory(to: T.self, capacity: n)
     }
 
