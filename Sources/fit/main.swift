@@ -279,7 +279,16 @@ struct Fit: ParsableCommand {
                 if task == .classification && classes.isEmpty {
                     throw ToolFailure(reader.source.name, "field '\(target)' has no class list (\(target).classes); name the classes with tensor-load --classes, or fit a regression with --loss mse")
                 }
-                if task != .classification { classes = task == .binary ? (schema.classes(of: target) ?? ["0", "1"]) : [] }
+                if task == .regression { classes = [] }
+                if task == .binary {
+                    // Two classes, always: labels all 0 were named ["0"], a model predict then
+                    // refused ("a binary model names 1 classes"). Numbered labels are 0 and 1.
+                    let named = schema.classes(of: target).flatMap { Schema.areIndexNames($0) ? nil : $0 }
+                    classes = named ?? ["0", "1"]
+                    guard classes.count == 2 else {
+                        throw ToolFailure(reader.source.name, "field '\(target)' names \(classes.count) class\(classes.count == 1 ? "" : "es") (\(displayNames(classes.prefix(4)))\(classes.count > 4 ? ", …" : "")) but a binary task (--loss bce) has 2; name both with tensor-load --classes")
+                    }
+                }
                 do {
                     var vocabulary = 0
                     if let v = schema.metadata("\(input).vocab-size") {

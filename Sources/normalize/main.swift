@@ -101,17 +101,19 @@ struct Normalize: ParsableCommand {
             var saved: [StatisticsFile.Entry] = []
             var spill: SpillFile?
             // Token ids are indices into a vocabulary: scaled, they are ids of nothing.
-            // Class labels likewise: scaled, they kept their class list as f32 fractions, and
-            // fit blamed the network ("'dense classes' needs a class count").
-            func refuseTokenIDs(_ name: String) throws {
+            // Named classes likewise: scaled, they kept their class list as f32 fractions, and
+            // fit blamed the network ("'dense classes' needs a class count"). Labels only
+            // numbered ("0"…, a CSV column of small integers) may be a regression's target,
+            // and are normalized; fit then asks which task is meant.
+            func refuseIndices(_ name: String) throws {
                 if reader.schema.metadata("\(name).vocabulary") != nil {
                     throw ToolFailure(reader.source.name, "field '\(name)' holds token ids (\(name).vocabulary), which normalizing would make into other numbers")
                 }
-                if reader.schema.classes(of: name) != nil {
+                if let c = reader.schema.classes(of: name), !Schema.areIndexNames(c) {
                     throw ToolFailure(reader.source.name, "field '\(name)' holds class labels (\(name).classes), which normalizing would make into other numbers; normalize the input field")
                 }
             }
-            for name in names where load == nil { try refuseTokenIDs(name) }
+            for name in names where load == nil { try refuseIndices(name) }
 
             if let load {
                 let stats = try StatisticsFile.read(try FileSource.open(load))
@@ -120,7 +122,7 @@ struct Normalize: ParsableCommand {
                     guard let f = reader.schema.field(name) else {
                         throw ToolFailure(reader.source.name, "no field '\(name)', which \(load) normalizes")
                     }
-                    try refuseTokenIDs(name)
+                    try refuseIndices(name)
                     guard f.dtype == e.field.dtype, f.shape == e.field.shape else {
                         throw ToolFailure(reader.source.name, "field '\(name)' is \(f.dtype) \(f.shape) but \(load) was learned on \(e.field.dtype) \(e.field.shape)")
                     }

@@ -140,6 +140,13 @@ final class SequenceToolTests: XCTestCase {
         // blamed the network (helper-43's review).
         assertFails(try sh("normalize --scale 255 --field y \(tmp)/train.tns"), status: 65,
                     prefix: "normalize: \(tmp)/train.tns: field 'y' holds class labels (y.classes), which normalizing would make into other numbers; normalize the input field")
+        // Labels only numbered may be a regression's target (a CSV column of small integers):
+        // normalized, and fit asks for --loss mse before it takes them for one.
+        try "a,y\n1,3\n2,5\n3,4\n".write(toFile: "\(tmp)/rating.csv", atomically: false, encoding: .utf8)
+        XCTAssertEqual(try sh("tensor-load --label y \(tmp)/rating.csv | normalize --standardize --field y -o \(tmp)/rating.tns").status, 0)
+        assertFails(try sh("fit --model 'dense 1' --epochs 1 -q -o \(tmp)/r.model \(tmp)/rating.tns"), status: 65,
+                    prefix: "fit: \(tmp)/rating.tns: field 'y' is f32 but names classes (y.classes)", contains: "fit a regression with --loss mse")
+        XCTAssertEqual(try sh("fit --model 'dense 1' --loss mse --epochs 1 -q -o \(tmp)/r.model \(tmp)/rating.tns").status, 0)
         var floatLabels = Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2])), Field(name: "y", dtype: .f32, shape: Shape([]))])
         floatLabels.setClasses(["a", "b"], of: "y")
         let fl: [Float] = [0, 1, 1, 0, 0, 1]

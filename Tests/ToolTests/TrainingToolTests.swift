@@ -761,6 +761,14 @@ final class TrainingToolTests: XCTestCase {
                 f[v].replaceSubrange(0..<4, with: withUnsafeBytes(of: Float(-1)) { Array($0) })
             }),
         ]
+        // fit itself writes two classes for a binary task, whatever labels it saw: labels all
+        // 0 were named ["0"], a model the check above then refused. Named labels must be two.
+        try "a,y\n1,0\n2,0\n".write(toFile: "\(tmp)/zeros.csv", atomically: false, encoding: .utf8)
+        XCTAssertEqual(try sh("tensor-load --label y \(tmp)/zeros.csv | fit --model 'dense 1' --loss bce --epochs 1 -q -o \(tmp)/z.model").status, 0)
+        XCTAssertEqual(try sh("tensor-load --label y \(tmp)/zeros.csv | predict -m \(tmp)/z.model | tensor-show --count").stdoutText, "2\n")
+        try "a,y\n1,spam\n2,spam\n".write(toFile: "\(tmp)/spam.csv", atomically: false, encoding: .utf8)
+        assertFails(try sh("tensor-load --label y \(tmp)/spam.csv | fit --model 'dense 1' --loss bce --epochs 1 -q -o \(tmp)/s.model"), status: 65,
+                    prefix: "fit: stdin: field 'y' names 1 class (spam) but a binary task (--loss bce) has 2; name both with tensor-load --classes")
         for (problem, edit) in cases {
             let model = try edited(edit)
             assertFails(try sh("predict -m \(model) \(tmp)/iris.tns"), status: 65, prefix: "predict: \(model): \(problem)")
