@@ -12,9 +12,12 @@ import TensorStream
 public struct DecodedImage {
     public var width: Int, height: Int, channels: Int
     public var pixels: [UInt8]
+    /// What the decoder skipped in an image it still read whole (a JPEG's stray bytes before
+    /// its end marker), for a warning.
+    public var notice: String?
 
-    public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
-        (self.width, self.height, self.channels, self.pixels) = (width, height, channels, pixels)
+    public init(width: Int, height: Int, channels: Int, pixels: [UInt8], notice: String? = nil) {
+        (self.width, self.height, self.channels, self.pixels, self.notice) = (width, height, channels, pixels, notice)
     }
 
     /// A PNG's expanded samples (`fileChannels` of gray, gray+alpha, RGB or RGBA; 16-bit ones in
@@ -139,25 +142,39 @@ public enum ImageCodec {
         }
         try refuseUnlessRoom(Double(px) + Double(Int(w) * Int(h) * 4), name: name, for: "to decode a \(w)×\(h) image")
         var out = [UInt8](repeating: 0, count: px)
-        let r = data.withUnsafeBytes { d in
-            out.withUnsafeMutableBytes { o in
-                tjDecompress2(tj, d.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt(d.count),
-                              o.baseAddress!.assumingMemoryBound(to: UInt8.self), w, Int32(Int(w) * dc), h, fmt.rawValue,
-                              TJFLAG_LIMITSCANS | TJFLAG_STOPONWARNING)
+        func decompress(_ flags: Int32) -> Int32 {
+            data.withUnsafeBytes { d in
+                out.withUnsafeMutableBytes { o in
+                    tjDecompress2(tj, d.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt(d.count),
+                                  o.baseAddress!.assumingMemoryBound(to: UInt8.self), w, Int32(Int(w) * dc), h, fmt.rawValue, flags)
+                }
             }
         }
-        // A warning (e.g. premature end of data) still returns -1 with TJFLAG_STOPONWARNING unset
-        // only on errors; treat any failure as bad data.
-        guard r == 0 else { throw DataError(name, "bad JPEG: \(String(cString: tjGetErrorStr2(tj)))") }
-        if tjGetErrorCode(tj) == TJERR_WARNING.rawValue {
-            throw DataError(name, "bad JPEG: \(String(cString: tjGetErrorStr2(tj)))")
+        // The decoder's warnings mean lost data (a truncated file, a bad Huffman code: the rest
+        // is filled in gray), so the first one stops it and the image is refused. One is not:
+        // stray bytes before the end marker, which many cameras and editors leave and Pillow
+        // skips. It is the last thing read, so nothing can have gone wrong before it (it was the
+        // first warning) or after it: the image is decoded again past it, with a notice. (The
+        // decoder keeps the first warning's message, and still returns -1 for it.)
+        var notice: String?
+        if decompress(TJFLAG_LIMITSCANS | TJFLAG_STOPONWARNING) != 0 {
+            let message = String(cString: tjGetErrorStr2(tj))
+            func onlyThatWarning() -> Bool {
+                decompress(TJFLAG_LIMITSCANS) == 0
+                    || tjGetErrorCode(tj) == TJERR_WARNING.rawValue && String(cString: tjGetErrorStr2(tj)) == message
+            }
+            guard tjGetErrorCode(tj) == TJERR_WARNING.rawValue, message.hasSuffix("extraneous bytes before marker 0xd9"),
+                  onlyThatWarning() else {
+                throw DataError(name, "bad JPEG: \(message)")
+            }
+            notice = message
         }
         if cmyk {
             out = rgb(fromCMYK: out, channels: c)
         } else if dc != c {
             out = (0..<Int(w) * Int(h)).map { i in luma(out[3 * i], out[3 * i + 1], out[3 * i + 2]) }
         }
-        return DecodedImage(width: Int(w), height: Int(h), channels: c, pixels: out)
+        return DecodedImage(width: Int(w), height: Int(h), channels: c, pixels: out, notice: notice)
     }
 
     /// Reads a whole file (bounded) from a source.
@@ -198,12 +215,14 @@ public final class ImageFileSource: SampleSource {
     public let fields: [Field]
     public let metadata: [(key: String, value: String)]
     public var declaredCount: Int? { 1 }
+    public let notices: [String]
     private let image: DecodedImage
     private var done = false
 
     public init(source: ByteSource, field: String, channels: Int?, size: ImageSize? = nil) throws {
         name = source.name
         image = try ImageCodec.decode(try ImageCodec.readAll(source), name: name, channels: channels).resized(to: size, name: name)
+        notices = image.notice.map { [source.name + ": " + $0] } ?? []
         fields = [Field(name: field, dtype: .u8, shape: Shape([image.height, image.width, image.channels]))]
         metadata = [("\(field).source", name)]
     }
@@ -222,6 +241,7 @@ public final class ImageFolderSource: SampleSource {
     public private(set) var fields: [Field] = []
     public private(set) var metadata: [(key: String, value: String)] = []
     public var declaredCount: Int? { files.count }
+    public private(set) var notices: [String] = []
     private var files: [(path: String, label: Int)] = []
     private var position = 0
     private let channels: Int?
@@ -268,6 +288,7 @@ public final class ImageFolderSource: SampleSource {
                 let hint = s.dims[0..<2] == shape.dims[0..<2] ? "set --channels" : s.dims[2] == shape.dims[2] ? "give --resize WxH" : "give --resize WxH and --channels"
                 throw DataError(p, "image is \(s) but \(files[0].path) is \(shape); all images must match (\(hint))")
             }
+            if let notice = img.notice { notices.append("\(p): \(notice)") }
             img.pixels.withUnsafeBytes { into[0].advanced(by: n * s.count).copyMemory(from: $0.baseAddress!, byteCount: s.count) }
             if fields[1].dtype == .u8 {
                 into[1].storeBytes(of: UInt8(label), toByteOffset: n, as: UInt8.self)

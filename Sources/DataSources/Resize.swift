@@ -128,6 +128,6 @@ extension DecodedImage {
             + taps(width, size.width) + taps(height, size.height)
         try refuseUnlessRoom(need, name: name, for: "to resize \(width)×\(height) to \(size.width)×\(size.height)")
         return DecodedImage(width: size.width, height: size.height, channels: channels,
-                            pixels: Resampler.resize(pixels, width: width, height: height, channels: channels, to: size))
+                            pixels: Resampler.resize(pixels, width: width, height: height, channels: channels, to: size), notice: notice)
     }
 }

@@ -16,6 +16,12 @@ public protocol SampleSource: AnyObject {
     /// Reads up to `max` samples, field i into `into[i]` (room for `max` samples each);
     /// returns how many were read, 0 at the end.
     func read(max: Int, into: [UnsafeMutableRawPointer]) throws -> Int
+    /// What was skipped in samples read whole ("PATH: what"), for the tool to warn of.
+    var notices: [String] { get }
+}
+
+extension SampleSource {
+    public var notices: [String] { [] }
 }
 
 /// Class names "0", "1", … for integer labels whose largest value is `maxLabel`.

@@ -135,6 +135,11 @@ struct TensorLoad: ParsableCommand {
                 out.abandon()
                 throw error
             }
+            let notices = sources.flatMap(\.notices)
+            if let first = notices.first {
+                let more = notices.count == 1 ? "" : " (and \(notices.count - 1) more image\(notices.count == 2 ? "" : "s") like it)"
+                Tool.warn("tensor-load", "\(escapedForDisplay(first)), skipped as Pillow skips them\(more)")
+            }
         }
     }
 

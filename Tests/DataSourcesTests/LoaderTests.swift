@@ -755,6 +755,32 @@ final class LoaderTests: XCTestCase {
         }
     }
 
+    /// Stray bytes between the last scan and the end marker (cameras and editors leave them;
+    /// PIL reads such files) were refused with the decoder's warning. The image is read whole,
+    /// with a notice; every other warning still refuses it.
+    func testAJPEGWithStrayBytesBeforeItsEndMarkerIsReadWhole() throws {
+        let plain = try [UInt8](Data(contentsOf: URL(fileURLWithPath: testdata("images/saturated-16x16.jpg"))))
+        XCTAssertEqual(Array(plain.suffix(2)), [0xFF, 0xD9])
+        let stray: [UInt8] = Array(plain[..<(plain.count - 2)]) + [UInt8](repeating: 0x2A, count: 16) + [0xFF, 0xD9]
+        let want = try ImageCodec.decode(plain, name: "plain.jpg", channels: nil)
+        XCTAssertNil(want.notice)
+        let got = try ImageCodec.decode(stray, name: "stray.jpg", channels: nil)
+        XCTAssertEqual(got.pixels, want.pixels)
+        XCTAssertEqual(got.notice?.hasSuffix("extraneous bytes before marker 0xd9"), true, "\(got.notice ?? "no notice")")
+        // Through --resize too.
+        XCTAssertNotNil(try got.resized(to: ImageSize(width: 4, height: 4), name: "stray.jpg").notice)
+        // Stray bytes before the scan, and a file cut inside it, are still bad data.
+        let sos = try XCTUnwrap((0..<plain.count - 1).last { plain[$0] == 0xFF && plain[$0 + 1] == 0xDA })
+        let beforeScan: [UInt8] = Array(plain[..<sos]) + [0x2A, 0x2A] + Array(plain[sos...])
+        let cut = Array(plain[..<((sos + plain.count) / 2)])
+        for (bytes, problem) in [(beforeScan, "extraneous bytes before marker 0xda"), (cut, "Premature end of JPEG file")] {
+            XCTAssertThrowsError(try ImageCodec.decode(bytes, name: "bad.jpg", channels: nil)) { e in
+                XCTAssertEqual((e as? DiagnosticError)?.kind, .badData, "\(e)")
+                XCTAssertTrue("\(e)".contains(problem), "\(e)")
+            }
+        }
+    }
+
     /// A progressive JPEG's cost grows with its scans, not its size: a 1.4 MB file of repeated
     /// scans took 32 s of CPU. More than 500 scans, and a scan out of sequence, are refused.
     func testJPEGScanBombsAreRefused() throws {

@@ -252,6 +252,29 @@ final class EdgeInputTests: XCTestCase {
         XCTAssertTrue(try sh("tensor-load big.png | tensor-show -n 0", cwd: tmp).stdoutText.contains("x  u8  8192×8192×1"))
     }
 
+    func testJPEGsWithStrayBytesBeforeTheirEndAreLoadedWithOneWarning() throws {
+        // A photo folder where some files carry bytes after their last scan (as some cameras
+        // leave them) was refused whole, though PIL reads them: now they load, and one line
+        // after the stream names the first and counts the others.
+        let make = """
+            mkdir -p pets/cats pets/dogs && cp \(testdata("images/saturated-16x16.jpg")) pets/cats/0.jpg
+            /usr/bin/python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); [open(p, "wb").write(d[:-2] + b"*" * 16 + d[-2:]) for p in sys.argv[2:]]' pets/cats/0.jpg pets/cats/1.jpg pets/dogs/0.jpg pets/dogs/1.jpg
+            """
+        XCTAssertEqual(try sh(make, cwd: tmp).status, 0)
+        let r = try sh("tensor-load -o pets.tns pets; echo $?; tensor-show --count pets.tns", cwd: tmp)
+        XCTAssertEqual(r.stdoutText, "0\n4\n")
+        XCTAssertEqual(r.stderrLines.count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("tensor-load: warning: pets/cats/1.jpg: Corrupt JPEG data: "), r.stderr)
+        XCTAssertTrue(r.stderr.hasSuffix("extraneous bytes before marker 0xd9, skipped as Pillow skips them (and 2 more images like it)\n"), r.stderr)
+        // The same pixels as the file without them.
+        XCTAssertEqual(try sh("tensor-load pets/cats/1.jpg | tensor-show --csv", cwd: tmp).stdoutText,
+                       try sh("tensor-load pets/cats/0.jpg | tensor-show --csv", cwd: tmp).stdoutText)
+        // A file cut short is refused as before, and nothing is written.
+        XCTAssertEqual(try sh("head -c 400 pets/cats/0.jpg > pets/cats/2.jpg", cwd: tmp).status, 0)
+        assertFails(try sh("tensor-load -o cut.tns pets", cwd: tmp), status: 65, prefix: "tensor-load: pets/cats/2.jpg: bad JPEG: ")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/cut.tns"))
+    }
+
     func testAPNGThatCannotHoldItsPixelsIsRefusedBeforeAllocatingThem() throws {
         // 69 bytes declaring 8192×8192 16-bit RGBA: 512 MiB were allocated and zeroed before
         // the missing data was noticed. Deflate shrinks at most 1032 times, so such a file is
