@@ -63,7 +63,10 @@ public final class Predictor {
                 ? "; load the text with tensor-load --max-len \(want), as for training"
                 // Images of the model's size and other channels: a colour photo for a gray model.
                 : dims.count == 3 && m.count == 3 && dims[0] == m[0] && dims[1] == m[1]
-                ? "; tensor-load --channels \(m[2]) makes images of \(m[2]) channel\(m[2] == 1 ? "" : "s")" : ""
+                ? "; tensor-load --channels \(m[2]) makes images of \(m[2]) channel\(m[2] == 1 ? "" : "s")"
+                // Images of another size (a photo for a 28×28 model): --resize, as PIL resizes.
+                : dims.count == 3 && m.count == 3 && f.dtype == .u8
+                ? "; tensor-load --resize \(m[1])x\(m[0])\(dims[2] == m[2] ? "" : " --channels \(m[2])") makes images of that shape" : ""
             throw ModelError(name, "field '\(field)' is \(f.dtype) \(f.shape) but the model was trained on \(model.inputDType) \(want)\(hint)")
         }
         let norm = schema.metadata("\(field).normalize")

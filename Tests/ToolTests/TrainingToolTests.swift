@@ -433,6 +433,11 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertEqual(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/gray.model \(tmp)/train.tns").status, 0)
         assertFails(try sh("tensor-load --channels 3 --resize 28x28 \(testdata("images/gray-4x3.png")) | predict -m \(tmp)/gray.model"), status: 65,
                     prefix: "predict: stdin: field 'x' is u8 28×28×3 but the model was trained on", contains: "; tensor-load --channels 1 makes images of 1 channel")
+        // A photo of another size: --resize (and --channels when they differ too).
+        assertFails(try sh("tensor-load \(testdata("images/gray-4x3.png")) | predict -m \(tmp)/gray.model"), status: 65,
+                    prefix: "predict: stdin: field 'x' is u8 3×4×1 but the model was trained on", contains: "; tensor-load --resize 28x28 makes images of that shape")
+        assertFails(try sh("tensor-load --channels 3 \(testdata("images/gray-4x3.png")) | predict -m \(tmp)/gray.model"), status: 65,
+                    prefix: "predict: stdin: field 'x' is u8 3×4×3 but the model was trained on", contains: "; tensor-load --resize 28x28 --channels 1 makes images of that shape")
         for name in ["mnist-cnn", "MNIST-CNN"] {  // preset names are case-insensitive, as the text's words are
             assertFails(try sh("fit --model \(name) -o \(tmp)/m.model \(tmp)/iris.tns"), status: 65,
                         prefix: "fit: \(name): layer 'conv 32 3x3': conv needs an H×W×C input, got 4")
