@@ -221,6 +221,11 @@ public final class Model {
             throw misfit(e.architecture)
         }
         model.normalization = s.metadata("model.input.normalize")
+        // normalize writes f32 or f64: integers that say they were normalized are no input fit
+        // trained on (and predict would apply the record into a buffer of their width).
+        if model.normalization != nil, !dtype.isFloatingPoint {
+            throw ModelError(name, "the input is \(dtype) but has a normalization record (model.input.normalize); normalized data is f32 or f64")
+        }
         model.lengthField = s.metadata("model.input.length")
         model.vocabulary = s.metadata("model.input.vocabulary")
         guard let epoch = Int(s.metadata("model.epoch") ?? "0"), (0...1_000_000_000).contains(epoch),

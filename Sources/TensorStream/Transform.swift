@@ -107,6 +107,10 @@ public final class FieldTransform {
     /// `steps` maps field names to the transform to apply to them as they are now.
     /// Throws a `StreamError` naming `--field` when a field is missing or does not fit.
     public init(schema: Schema, steps: [(field: String, spec: NormalizeSpec)], dtype: DType = .f32) throws {
+        // apply() writes Float or Double: an integer output would overrun its buffer.
+        guard dtype == .f32 || dtype == .f64 else {
+            throw StreamError(input: "--field", place: "", .malformed("normalized data is f32 or f64, not \(dtype)"))
+        }
         input = schema
         var out = schema
         var idx: [Int] = [], specs: [(spec: NormalizeSpec, shape: Shape)] = []
@@ -124,6 +128,9 @@ public final class FieldTransform {
             var record = spec
             record.source = field.dtype
             if let previous = schema.metadata("\(f).normalize") {
+                guard field.dtype.isFloatingPoint else {
+                    throw StreamError(input: "--field", place: "", .malformed("field '\(f)' is \(field.dtype) but has a normalization record, which only f32 or f64 data has: the record belongs to other data"))
+                }
                 guard let p = NormalizeSpec(encoded: previous), p.fits(field.shape) else {
                     throw StreamError(input: "--field", place: "", .malformed("field '\(f)' has a normalization record normalize cannot read: \(previous.prefix(60))"))
                 }

@@ -326,6 +326,9 @@ struct Fit: ParsableCommand {
             }
             try checkSchema(m, schema, name: reader.source.name)
             let record = schema.metadata("\(m.inputField).normalize")
+            if record != nil, let dtype = schema.field(m.inputField)?.dtype, !dtype.isFloatingPoint {
+                throw ToolFailure(reader.source.name, "field '\(m.inputField)' is \(dtype) but its metadata says it was normalized (\(m.inputField).normalize); normalize writes f32 or f64, so the record belongs to other data")
+            }
             if resume != nil {
                 // More training must see the data as the model has seen it.
                 guard schema.field(m.inputField)?.dtype == m.inputDType, record == m.normalization else {

@@ -761,6 +761,12 @@ final class TrainingToolTests: XCTestCase {
             ("model.classes names 'setosa' twice", { s, _ in s.setMetadata("model.classes", "setosa\nsetosa\nvirginica") }),
             ("a regression model names 3 classes (model.classes)", { s, _ in s.setMetadata("model.task", "regression") }),
             ("a binary model names 3 classes, not 2 (model.classes)", { s, _ in s.setMetadata("model.task", "binary") }),
+            // predict applied the record into a buffer of the integer's width: a crash (u8),
+            // or wrong predictions (i32; helper-44's review).
+            ("the input is u8 but has a normalization record (model.input.normalize); normalized data is f32 or f64", { s, _ in
+                s.setMetadata("model.input.dtype", "u8")
+                s.setMetadata("model.input.normalize", "scale 255; shift 0; mul 0.00392156862745098; from u8")
+            }),
             ("opt_v[0] is -1.0, a mean of squares below 0: the model is damaged", { s, f in
                 let v = s.index(of: "opt_v")!
                 f[v].replaceSubrange(0..<4, with: withUnsafeBytes(of: Float(-1)) { Array($0) })
@@ -780,6 +786,17 @@ final class TrainingToolTests: XCTestCase {
             assertFails(try sh("fit --resume \(model) --epochs 1 -q -o \(tmp)/x.model \(tmp)/iris.tns"), status: 65, prefix: "fit: \(model): \(problem)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/x.model"))
+        // fit wrote such a model from u8 data whose metadata said it was normalized (no
+        // stream normalize writes); it refuses the data now.
+        XCTAssertEqual(try sh("tensor-load x=\(testdata("idx/images-u8.idx.gz")) y=\(testdata("idx/labels-u8.idx")) -o \(tmp)/u8.tns").status, 0)
+        var (u8Schema, u8Count, u8Fields) = try readAll(try data("\(tmp)/u8.tns"))
+        u8Schema.setMetadata("x.normalize", "scale 255; shift 0; mul 0.00392156862745098; from u8")
+        try Data(try makeStream(u8Schema, batches: [(u8Count, u8Fields)])).write(to: URL(fileURLWithPath: "\(tmp)/u8norm.tns"))
+        assertFails(try sh("fit --model 'dense classes' --epochs 1 -q -o \(tmp)/x.model \(tmp)/u8norm.tns"), status: 65,
+                    prefix: "fit: \(tmp)/u8norm.tns: field 'x' is u8 but its metadata says it was normalized (x.normalize)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/x.model"))
+        assertFails(try sh("normalize --scale 255 \(tmp)/u8norm.tns"), status: 65,
+                    prefix: "normalize: \(tmp)/u8norm.tns: field 'x' is u8 but has a normalization record, which only f32 or f64 data has")
     }
 
     /// How --model is read (helper-42's review): words separated only by commas or tabs were
