@@ -31,6 +31,18 @@ public struct ParameterMemoryError: DiagnosticError {
     }
 }
 
+/// A data set read into memory (fit without --stream, a validation file) that grows past what
+/// the process may hold (70). The tool may add advice.
+public struct DataMemoryError: DiagnosticError {
+    public let location: String
+    public var problem: String
+    public var kind: FailureKind { .internal }
+    init(_ location: String, need: Double, samples: Int, room: Double) {
+        self.location = location
+        problem = "holding its samples as f32 needs \(byteCount(need)) by sample \(samples), more than the \(byteCount(room)) this process may use (physical memory, a container's limit or ulimit -v)"
+    }
+}
+
 /// Bytes for people: "1.5 GB", "205 KB".
 func byteCount(_ b: Double) -> String { SystemMemory.describe(b) }
 

@@ -104,17 +104,21 @@ public struct Dataset {
         lengths.removeAll(keepingCapacity: true)
     }
 
-    /// The samples at `indices` (a split).
-    public func subset(_ indices: ArraySlice<Int>) -> Dataset {
+    /// Moves the samples from `cut` on into a data set of their own (a validation split) and
+    /// keeps the first `cut` here, in place: copying both halves held the data set twice.
+    public mutating func splitOff(at cut: Int) -> Dataset {
         var d = Dataset(inputShape: inputShape)
         d.targetSize = targetSize
-        d.count = indices.count
-        let s = inputSize
-        d.x.reserveCapacity(indices.count * s)
-        for i in indices { d.x.append(contentsOf: x[i * s..<(i + 1) * s]) }
-        if !labels.isEmpty { d.labels = indices.map { labels[$0] } }
-        if !lengths.isEmpty { d.lengths = indices.map { lengths[$0] } }
-        if !targets.isEmpty { for i in indices { d.targets.append(contentsOf: targets[i * targetSize..<(i + 1) * targetSize]) } }
+        d.count = count - cut
+        d.x = Array(x[(cut * inputSize)...])
+        x.removeLast(x.count - cut * inputSize)
+        if !labels.isEmpty { d.labels = Array(labels[cut...]); labels.removeLast(labels.count - cut) }
+        if !lengths.isEmpty { d.lengths = Array(lengths[cut...]); lengths.removeLast(lengths.count - cut) }
+        if !targets.isEmpty {
+            d.targets = Array(targets[(cut * targetSize)...])
+            targets.removeLast(targets.count - cut * targetSize)
+        }
+        count = cut
         return d
     }
 }
@@ -193,11 +197,27 @@ public final class DatasetStream {
         return got
     }
 
+    /// Appends `n` zeros to `a`, refusing (70) when the larger buffer it may take is more than
+    /// the process may hold: a data set beyond memory trapped in the allocation.
+    private func grow(_ a: inout [Float], by n: Int, name: String, samples: Int) throws {
+        if a.count + n > a.capacity {
+            var capacity = max(a.count + n, 2 * a.capacity)  // as the array would grow
+            if Double(capacity) * 4 > Double(64 << 20) {
+                // Near the limit, only as much as is needed.
+                let room = SystemMemory.available()
+                if Double(capacity) * 4 > room { capacity = a.count + n }
+                if Double(capacity) * 4 > room { throw DataMemoryError(name, need: Double(capacity) * 4, samples: samples, room: room) }
+            }
+            a.reserveCapacity(capacity)
+        }
+        a.append(contentsOf: repeatElement(0, count: n))
+    }
+
     private func append(_ b: Batch, from: Int, count n: Int, to d: inout Dataset) throws {
         let name = reader.source.name
         let base = d.count, first = delivered
         let xs = xf.shape.count
-        d.x.append(contentsOf: repeatElement(0, count: n * xs))
+        try grow(&d.x, by: n * xs, name: name, samples: base + n)
         let xsrc = b.field(xi).baseAddress! + from * xf.sampleBytes
         if let bad = d.x.withUnsafeMutableBufferPointer({ convertToFloat(xsrc, dtype: xf.dtype, count: n * xs, into: $0.baseAddress! + base * xs) }) {
             throw ModelError(name, "field '\(input)' sample \(first + bad / xs) holds \(nonFiniteValue(xsrc, dtype: xf.dtype, at: bad))")
@@ -214,7 +234,7 @@ public final class DatasetStream {
         }
         let ysrc = b.field(yi).baseAddress! + from * yf.sampleBytes
         if task == .regression || oneHot {
-            d.targets.append(contentsOf: repeatElement(0, count: n * d.targetSize))
+            try grow(&d.targets, by: n * d.targetSize, name: name, samples: base + n)
             if let bad = d.targets.withUnsafeMutableBufferPointer({ convertToFloat(ysrc, dtype: yf.dtype, count: n * d.targetSize, into: $0.baseAddress! + base * d.targetSize) }) {
                 throw ModelError(name, "field '\(target)' sample \(first + bad / d.targetSize) holds \(nonFiniteValue(ysrc, dtype: yf.dtype, at: bad))")
             }

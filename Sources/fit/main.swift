@@ -496,7 +496,12 @@ struct Fit: ParsableCommand {
                 if inEpoch > 0 { _ = try close() }
             } else {
                 var data = samples.empty
-                _ = try samples.next(Int.max, into: &data)
+                do {
+                    _ = try samples.next(Int.max, into: &data)
+                } catch var e as DataMemoryError {
+                    e.problem += "; --stream trains on the data as it comes, one batch at a time"
+                    throw e
+                }
                 if val == nil && validationSplit > 0 {
                     // The last n − ⌊n·(1 − f)⌋ samples, as Keras holds out.
                     let cut = Int((Double(data.count) * (1 - validationSplit)).rounded(.down))
@@ -506,8 +511,7 @@ struct Fit: ParsableCommand {
                     guard cut > 0 else {
                         throw ToolFailure(reader.source.name, "--validation-split \(validationSplit) of \(data.count) sample\(data.count == 1 ? "" : "s") holds out all of them (n − ⌊n·(1 − f)⌋, as Keras counts), leaving none to train on; give a smaller fraction or a --validation file")
                     }
-                    val = data.subset(Array(0..<data.count)[cut...])
-                    data = data.subset(Array(0..<data.count)[..<cut])
+                    val = data.splitOff(at: cut)
                 }
                 guard data.count > 0 else { throw ToolFailure(reader.source.name, "no training samples") }
                 for e in firstEpoch..<firstEpoch + (epochs ?? 5) {

@@ -445,6 +445,25 @@ final class RobustnessTests: XCTestCase {
         XCTAssertFalse(exists("w.model"))
     }
 
+    func testADataSetLargerThanTheProcessMayHoldIsRefusedWithAdvice() throws {
+        // 65,536 samples of 1024 u8 values: 268 MB as f32, read whole before training. Under a
+        // 400 MB address-space limit the array's growth trapped (134, "failed to allocate";
+        // helper-44's review); now a message naming --stream, which holds a batch at a time and
+        // trains under the same limit. The model is not written.
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        let make = """
+            /usr/bin/python3 -c 'import numpy as np; n = 65536; np.save("x.npy", np.random.default_rng(0).integers(0, 255, (n, 1024), dtype=np.uint8)); np.save("y.npy", (np.arange(n) % 2).astype(np.uint8))'
+            tensor-load x=x.npy y=y.npy -o big.tns
+            """
+        XCTAssertEqual(try sh(make, cwd: tmp).status, 0)
+        let r = try sh("ulimit -v 400000 && fit --model 'dense classes' --epochs 1 --threads 1 -q --no-checkpoint -o big.model big.tns", cwd: tmp)
+        assertFails(r, status: 70, prefix: "fit: big.tns: holding its samples as f32 needs ",
+                    contains: "this process may use (physical memory, a container's limit or ulimit -v); --stream trains on the data as it comes")
+        XCTAssertFalse(exists("big.model"))
+        XCTAssertEqual(try sh("ulimit -v 400000 && fit --stream --model 'dense classes' --threads 1 -q --no-checkpoint -o big.model big.tns", cwd: tmp).status, 0)
+        XCTAssertTrue(exists("big.model"))
+    }
+
     func testPredictAdvisesFewerThreadsOnlyWhenOneThreadWouldDo() throws {
         // 'conv 65536 1x1' makes 411 MB of working memory a sample from a model of 9 MB. Under
         // a limit that leaves room for one thread's sample but not two, the advice is

@@ -689,6 +689,25 @@ final class TrainingToolTests: XCTestCase {
             let record = try JSONSerialization.jsonObject(with: Data(split.stdout)) as! [String: Any]
             XCTAssertEqual(record["samples"] as? Int, trained, "--validation-split \(f)")
         }
+        // The split trains and validates as the same samples given as two files do (the split
+        // is made in place now, not by copying both halves).
+        let (irisSchema, irisCount, irisFields) = try readAll(try data("\(tmp)/iris.tns"))
+        let cut = Int((Double(irisCount) * 0.75).rounded(.down))
+        for (name, range) in [("head", 0..<cut), ("tail", cut..<irisCount)] {
+            let part = zip(irisSchema.fields, irisFields).map { f, bytes in Array(bytes[range.lowerBound * f.sampleBytes..<range.upperBound * f.sampleBytes]) }
+            try Data(try makeStream(irisSchema, batches: [(range.count, part)])).write(to: URL(fileURLWithPath: "\(tmp)/\(name).tns"))
+        }
+        let byFlag = try sh("fit --model 'dense 8 relu; dense classes' --epochs 3 --batch 4 --seed 3 --threads 1 --validation-split 0.25 -q --log - -o \(tmp)/s1.model \(tmp)/iris.tns")
+        let byFiles = try sh("fit --model 'dense 8 relu; dense classes' --epochs 3 --batch 4 --seed 3 --threads 1 --validation \(tmp)/tail.tns -q --log - -o \(tmp)/s2.model \(tmp)/head.tns")
+        func figures(_ r: RunResult) throws -> [[Double]] {
+            try r.stdoutText.split(separator: "\n").map { line in
+                let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                return ["samples", "loss", "accuracy", "val_loss", "val_accuracy"].compactMap { (o[$0] as? NSNumber)?.doubleValue }
+            }
+        }
+        XCTAssertEqual(try figures(byFlag).count, 3, byFlag.stderr)
+        XCTAssertEqual(try figures(byFlag).first?.count, 5, byFlag.stdoutText)
+        XCTAssertEqual(try figures(byFlag), try figures(byFiles), byFiles.stderr)
         try Data(try makeStream(Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([4])), Field(name: "y", dtype: .u8, shape: Shape([]))]), batches: []))
             .write(to: URL(fileURLWithPath: "\(tmp)/none.tns"))
         assertFails(try sh("fit --model 'dense classes' --epochs 3 --validation \(tmp)/none.tns -o \(tmp)/m3.model \(tmp)/iris.tns"), status: 65,
