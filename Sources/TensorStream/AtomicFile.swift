@@ -99,8 +99,8 @@ public final class AtomicFile: ByteSink {
     }
 
     /// Flushes and fsyncs the temporary file: what can fail for want of space or a disk error
-    /// fails here, before any target is replaced. A tool writing two files syncs both, then
-    /// publishes both. On failure the temporary file is removed.
+    /// fails here, before any target is replaced (publishTogether syncs every file of a set
+    /// before it renames any). On failure the temporary file is removed.
     public func sync() throws {
         guard !synced else { return }
         do {
@@ -117,6 +117,12 @@ public final class AtomicFile: ByteSink {
     /// Renames the synced temporary file over the target and fsyncs the directory.
     public func publish() throws {
         try sync()
+        try renameIntoPlace()
+        fsyncDirectory()
+    }
+
+    /// Renames the synced temporary file over the target; on failure removes it.
+    private func renameIntoPlace() throws {
         do {
             if FaultInjection.fails("rename") { throw IOError(name: path, operation: "rename", code: EIO) }
             guard rename(tempPath, path) == 0 else { throw IOError(name: path, operation: "rename", code: errno) }
@@ -126,12 +132,67 @@ public final class AtomicFile: ByteSink {
         }
         done = true
         TempFileRegistry.remove(tempPath)
-        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    }
+
+    private var directory: String { URL(fileURLWithPath: path).deletingLastPathComponent().path }
+
+    private static func fsyncDirectory(_ dir: String) {
         let dfd = open(dir, O_RDONLY | O_DIRECTORY)
         if dfd >= 0 {
             fsync(dfd)
             close(dfd)
         }
+    }
+
+    private func fsyncDirectory() { AtomicFile.fsyncDirectory(directory) }
+
+    /// Syncs `files`, then renames them over their targets as one result (a stream and its
+    /// statistics): SIGINT, SIGTERM and SIGHUP wait until every rename is done, and when one
+    /// fails the targets already replaced get their previous files back (kept as hard links
+    /// until the last rename; a target that did not exist is removed again), so an error
+    /// leaves the previous set. Where a previous file cannot be linked (a file system without
+    /// hard links) it cannot be given back. On failure every temporary file is removed.
+    public static func publishTogether(_ files: [AtomicFile]) throws {
+        do {
+            for f in files { try f.sync() }
+        } catch {
+            for f in files { f.abandon() }
+            throw error
+        }
+        var block = sigset_t(), previous = sigset_t()
+        sigemptyset(&block)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&block, sig) }
+        pthread_sigmask(SIG_BLOCK, &block, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        enum Before { case none, kept(String), lost }
+        var replaced: [(file: AtomicFile, before: Before)] = []
+        do {
+            for f in files {
+                var st = stat()
+                let backup = f.tempPath + ".old"
+                let before: Before = lstat(f.path, &st) != 0 ? .none : link(f.path, backup) == 0 ? .kept(backup) : .lost
+                do {
+                    try f.renameIntoPlace()
+                } catch {
+                    if case .kept(let b) = before { unlink(b) }
+                    throw error
+                }
+                replaced.append((f, before))
+            }
+        } catch {
+            for f in files { f.abandon() }
+            for (f, before) in replaced.reversed() {
+                switch before {
+                case .none: unlink(f.path)
+                case .kept(let b): rename(b, f.path)
+                case .lost: break
+                }
+            }
+            for dir in Set(replaced.map(\.file.directory)) { fsyncDirectory(dir) }
+            throw error
+        }
+        for case (_, .kept(let b)) in replaced { unlink(b) }
+        for dir in Set(files.map(\.directory)) { fsyncDirectory(dir) }
     }
 
     /// Removes the temporary file; the target is untouched.

@@ -173,10 +173,14 @@ public final class Output {
         committed = true
     }
 
-    /// Flushes; for a file, fsyncs it under its temporary name (AtomicFile.sync). With
-    /// `commit()` after, for outputs that go together: sync each, then commit each.
-    public func sync() throws {
-        if let a = atomic { try a.sync() } else { try sink.flush() }
+    /// Commits outputs that are one result (a stream and its statistics): stdout flushed, the
+    /// files synced and renamed together (AtomicFile.publishTogether), so an error leaves every
+    /// file as it was. Outputs committed already (a side file of a stream on stdout) are done.
+    public static func commitTogether(_ outputs: [Output?]) throws {
+        let pending = outputs.compactMap { $0 }.filter { !$0.committed }
+        for o in pending where o.atomic == nil { try o.sink.flush() }
+        try AtomicFile.publishTogether(pending.compactMap(\.atomic))
+        for o in pending { o.committed = true }
     }
 
     /// Discards a file output; the target stays as it was.

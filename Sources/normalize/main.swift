@@ -196,11 +196,8 @@ struct Normalize: ParsableCommand {
                 try out.commitBeforeEnd(statsOut)
                 try writer.finish()
                 // The stream and its statistics are one result: both synced before either
-                // replaces its file, so a full disk leaves the old pair.
-                try out.sync()
-                try statsOut?.sync()
-                try out.commit()
-                try statsOut?.commit()
+                // replaces its file, and renamed together, so an error leaves the old pair.
+                try Output.commitTogether([out, statsOut])
             } catch {
                 out.abandon()
                 statsOut?.abandon()

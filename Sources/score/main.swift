@@ -158,14 +158,12 @@ struct Score: ParsableCommand {
                 result = r
             }
             // The table and the report are one result: both are written and synced before
-            // either replaces its file, so a full disk or a failed report leaves the old pair.
+            // either replaces its file, and renamed together, so a full disk, a failed report
+            // or a failed rename leaves the old pair.
             if let report, let out = reportOut {
                 try out.sink.write(string: ReportDocument.render(result, log: log ?? [], title: title, svg: report.hasSuffix(".svg")))
-                try out.sync()
             }
-            try tableOut?.sync()
-            try tableOut?.commit()
-            try reportOut?.commit()
+            try Output.commitTogether([tableOut, reportOut])
             if let r = result {
                 let failures = require.compactMap { Gate($0)!.failure(in: r) }
                 for f in failures { Tool.report("score", "", f) }

@@ -226,10 +226,7 @@ struct TensorLoad: ParsableCommand {
         }
         do {
             try Loader.writeStream([source], classes: nil, to: out.sink, beforeEnd: { try out.commitBeforeEnd(vocabOut) })
-            try out.sync()
-            try vocabOut?.sync()
-            try out.commit()
-            try vocabOut?.commit()
+            try Output.commitTogether([out, vocabOut])
             if source.knewNoToken {
                 Tool.warn("tensor-load", "\(corpus.name): no token of the text is in the vocabulary, every id is 'unknown' (the vocabulary of another text?)")
             }

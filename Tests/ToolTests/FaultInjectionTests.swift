@@ -51,30 +51,40 @@ final class FaultInjectionTests: XCTestCase {
 
     func testNormalizeSaveSurvivesEveryIOError() throws {
         // The statistics of a previous run are protected; the stream goes to stdout. (With -o
-        // as well, both are synced before either is renamed; see below. A failure of the
-        // second rename would still leave one file new and the other old.)
+        // as well, the two are replaced together; see below.)
         XCTAssertEqual(try sh("normalize --standardize --save s.stats train.tns >/dev/null", cwd: tmp).status, 0)
         try sweep("normalize --minmax --save s.stats train.tns >/dev/null", output: "\(tmp)/s.stats")
     }
 
-    /// Runs `command` with its Nth fsync failing, N = 1, 2, … until it succeeds: each failing
-    /// run must leave every one of `files` as it was (they start as "old NAME"), and the run
-    /// that gets through must replace them all. Returns the number of fsyncs that failed.
+    /// Runs `command` with its Nth fsync, then its Nth rename, failing, N = 1, 2, … until it
+    /// succeeds: each failing run must leave every one of `files` as it was (they start as
+    /// "old NAME", or absent) and no temporary file, and the run that gets through must
+    /// replace them all. (A failed second rename left the first file new beside the second
+    /// one old; helper-45's review.)
     func assertReplacedTogether(_ command: String, files: [String], file: StaticString = #filePath, line: UInt = #line) throws {
-        for f in files { try Data("old \(f)\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/\(f)")) }
-        var n = 1
-        while n <= 10 {
-            let r = try sh("TENSOR_FAULT=fsync:\(n) \(command)", cwd: tmp)
-            if r.status == 0 { break }
-            XCTAssertEqual(r.status, 74, "fsync:\(n): \(r.stderr)", file: file, line: line)
+        for (op, existing) in [("fsync", true), ("rename", true), ("rename", false)] {
             for f in files {
-                XCTAssertEqual(bytes("\(tmp)/\(f)"), Array("old \(f)\n".utf8), "fsync:\(n): \(f) untouched", file: file, line: line)
+                try? FileManager.default.removeItem(atPath: "\(tmp)/\(f)")
+                if existing { try Data("old \(f)\n".utf8).write(to: URL(fileURLWithPath: "\(tmp)/\(f)")) }
             }
-            n += 1
-        }
-        XCTAssertEqual(n, files.count + 1, "one fsync for each file", file: file, line: line)
-        for f in files {
-            XCTAssertNotEqual(bytes("\(tmp)/\(f)"), Array("old \(f)\n".utf8), "\(f) replaced", file: file, line: line)
+            let old = files.map { existing ? Array("old \($0)\n".utf8) : nil }
+            var n = 1
+            while n <= 10 {
+                let r = try sh("TENSOR_FAULT=\(op):\(n) \(command)", cwd: tmp)
+                if r.status == 0 { break }
+                XCTAssertEqual(r.status, 74, "\(op):\(n): \(r.stderr)", file: file, line: line)
+                for (f, before) in zip(files, old) {
+                    XCTAssertTrue(bytes("\(tmp)/\(f)") == before, "\(op):\(n): \(f) as it was", file: file, line: line)
+                }
+                let left = try FileManager.default.contentsOfDirectory(atPath: tmp).filter { $0.hasPrefix(".") }
+                XCTAssertEqual(left, [], "\(op):\(n): no temporary file left", file: file, line: line)
+                n += 1
+            }
+            XCTAssertEqual(n, files.count + 1, "one \(op) for each file", file: file, line: line)
+            for (f, before) in zip(files, old) {
+                XCTAssertNotNil(bytes("\(tmp)/\(f)"), "\(f) written", file: file, line: line)
+                XCTAssertFalse(bytes("\(tmp)/\(f)") == before, "\(f) replaced", file: file, line: line)
+            }
         }
     }
 
