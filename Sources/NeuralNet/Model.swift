@@ -76,6 +76,8 @@ public final class Model {
     public var epoch = 0
     /// The training run's random state (Trainer.randomState), which --resume continues.
     public var randomState: String?
+    /// The training run's samples per step, which a resumed run keeps (model.batch).
+    public var batchSize: Int?
     /// The lowest validation loss so far and the epochs since it, which a resumed run's
     /// early stopping continues from; nil when the last epoch had no validation data.
     public var earlyStopping: (best: Double, since: Int)?
@@ -135,6 +137,7 @@ public final class Model {
             ("model.step", String(optimizer?.step ?? 0)),
             ("model.epoch", String(epoch)),
         ]
+        if let batchSize { meta.append(("model.batch", String(batchSize))) }
         if !classes.isEmpty { meta.append(("model.classes", classes.joined(separator: "\n"))) }
         if let normalization { meta.append(("model.input.normalize", normalization)) }
         if let lengthField { meta.append(("model.input.length", lengthField)) }
@@ -245,6 +248,12 @@ public final class Model {
             throw ModelError(name, "model.epoch or model.step is not a count in range")
         }
         model.epoch = epoch
+        if let text = s.metadata("model.batch") {
+            guard let b = Int(text), (1...(1 << 20)).contains(b) else {
+                throw ModelError(name, "model.batch is not a batch size in 1…1048576: \(escapedForDisplay(String(text.prefix(20))))")
+            }
+            model.batchSize = b
+        }
         model.randomState = s.metadata("model.random")
         if let text = s.metadata("model.early-stopping") {
             guard let state = Model.earlyStopping(text) else {

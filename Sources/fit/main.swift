@@ -56,8 +56,8 @@ struct Fit: ParsableCommand {
     @Option(name: .customLong("epoch-size"), help: ArgumentHelp("With --stream: samples per epoch, after which a line, a log record, a checkpoint and validation (default 10000).", valueName: "n"))
     var epochSize: Int?
 
-    @Option(help: "Samples per gradient step.")
-    var batch: Int = 32
+    @Option(help: "Samples per gradient step (default 32; with --resume, the model's).")
+    var batch: Int?
 
     @Option(help: "Learning rate (default 0.001; with --resume, the model's).")
     var lr: Double?
@@ -136,7 +136,7 @@ struct Fit: ParsableCommand {
         if stream && validationSplit > 0 { throw ValidationError("--validation-split does not go with --stream: give a --validation file") }
         if epochSize != nil && !stream { throw ValidationError("--epoch-size goes with --stream") }
         if let n = epochSize, n < 1 { throw ValidationError("--epoch-size takes a count ≥ 1") }
-        if batch < 1 || batch > 1 << 20 { throw ValidationError("--batch takes 1…1048576") }
+        if let batch, batch < 1 || batch > 1 << 20 { throw ValidationError("--batch takes 1…1048576") }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr takes a positive number") }
         if let d = lrDecay, !(d > 0 && d <= 1) { throw ValidationError("--lr-decay takes a factor in (0, 1]") }
         if let o = optimizer, OptimizerConfig.Kind(rawValue: o) == nil { throw ValidationError("--optimizer takes sgd, adam or adamw") }
@@ -320,6 +320,10 @@ struct Fit: ParsableCommand {
                 // Sequence lengths: the named field, or `len` when the stream has one.
                 if m.network.usesLengths, let l = length ?? (schema.field("len") != nil ? "len" : nil) { m.lengthField = l }
             }
+            // A resumed run keeps the model's batch size unless told otherwise: the next epochs
+            // then take the steps the uninterrupted run would have taken.
+            let batch = self.batch ?? m.batchSize ?? 32
+            m.batchSize = batch
             if let length, m.lengthField != length {
                 throw ToolFailure(modelName, m.network.usesLengths ? "the model reads lengths from '\(m.lengthField ?? "")', not '\(length)'"
                                   : "--length: this network has no layer over time that reads lengths", kind: .usage)

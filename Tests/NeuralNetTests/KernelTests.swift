@@ -509,6 +509,7 @@ final class KernelTests: XCTestCase {
 
     func testHostileModelMetadataIsRefused() throws {
         for (key, value) in [("model.epoch", "99999999999999999999"), ("model.epoch", "-1"), ("model.step", "x"),
+                             ("model.batch", "0"), ("model.batch", "1048577"), ("model.batch", "32 "),
                              ("model.input.shape", "28x0x1"), ("model.input.shape", "99999999999x99999999999"),
                              ("model.input.shape", "4x"), ("model.input.shape", "x4"), ("model.input.shape", "+4"), ("model.input.shape", "2xx2"),
                              ("model.architecture", "include /etc/passwd"), ("model.task", "magic"), ("model.optimizer", "adam lr=nan")] {

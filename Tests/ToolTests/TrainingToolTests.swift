@@ -208,6 +208,10 @@ final class TrainingToolTests: XCTestCase {
             let common = "--batch 3 --threads \(threads) -q"
             try assertOnePlusTwoIsThree("--model 'dense 32; batchnorm; relu; dropout 0.3; dense classes' --seed 7 \(common)", resume: common, "\(threads) threads: 1 + 2 epochs is 3")
         }
+        // The batch size is the model's too: resumed without --batch, it went back to 32
+        // (helper-45's review).
+        try assertOnePlusTwoIsThree("--model 'dense 16 relu; dense classes' --seed 2 --batch 3 --threads 1 -q", resume: "--threads 1 -q", "the model's batch size is kept")
+        XCTAssertEqual(try readAll(try data("\(tmp)/more.model")).0.metadata("model.batch"), "3")
         // The random state is the model's: a --seed beside --resume would be ignored.
         assertFails(try sh("fit --resume \(tmp)/one.model --seed 3 -o \(tmp)/x.model \(tmp)/train.tns"), status: 64,
                     prefix: "fit: --seed does not go with --resume")
