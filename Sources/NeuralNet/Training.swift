@@ -304,14 +304,14 @@ final class Shard {
     var loss = 0.0, correct = 0, count = 0
     var soft = false
 
-    init(net: Network<Float>, capacity: Int, seed: UInt64) {
+    init(net: Network<Float>, capacity: Int, seed: UInt64, stream: UInt64) {
         self.net = net
         x = .allocate(capacity: max(capacity * net.inputSize, 1))
         labels = .allocate(capacity: max(capacity, 1))
         targets = .allocate(capacity: max(capacity * net.outputSize, 1))
         grad = .allocate(capacity: max(capacity * net.outputSize, 1))
         lengths = .allocate(capacity: max(capacity, 1))
-        rng = SeededRandom(seed: seed)
+        rng = SeededRandom(seed: seed, stream: stream)
         net.reserve(batch: Shard.passSize(net, capacity))
     }
 
@@ -435,7 +435,9 @@ public final class Trainer {
         let norms = net.layers.indices.filter { net.layers[$0] is BatchNorm<Float> }
         if !norms.isEmpty { self.threads = min(self.threads, pool.concurrency) }
         let t = self.threads, per = (batchSize + t - 1) / t
-        shards = (0..<t).map { k in Shard(net: k == 0 ? net : net.replica(), capacity: per, seed: seed &+ 0x5EED &+ UInt64(k)) }
+        // Each replica's dropout masks come from a stream of its own, apart from the shuffling
+        // (replica 0's generator started in the shuffler's state; helper-45's review).
+        shards = (0..<t).map { k in Shard(net: k == 0 ? net : net.replica(), capacity: per, seed: seed, stream: UInt64(k) + 1) }
         if t > 1 {
             for i in norms {
                 let s = ReplicaStatistics<Float>(replicas: t, channels: (net.layers[i] as! BatchNorm<Float>).C, barrier: barrier)  // trap-ok: filtered above

@@ -7,14 +7,23 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 
     public init(seed: UInt64) {
         var x = seed
-        func splitmix() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s = (splitmix(), splitmix(), splitmix(), splitmix())
+        s = (Self.splitmix(&x), Self.splitmix(&x), Self.splitmix(&x), Self.splitmix(&x))
+    }
+
+    /// Generator `stream` of a run seeded with `seed` (one per worker): the streams of one seed,
+    /// and those of nearby seeds, start from unrelated states. Seeding worker k with seed + k
+    /// made seed 1's second worker seed 2's first.
+    public init(seed: UInt64, stream: UInt64) {
+        var k = stream
+        self.init(seed: seed ^ Self.splitmix(&k))
+    }
+
+    private static func splitmix(_ x: inout UInt64) -> UInt64 {
+        x &+= 0x9E37_79B9_7F4A_7C15
+        var z = x
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     @inline(__always)

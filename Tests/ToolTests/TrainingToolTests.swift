@@ -208,6 +208,17 @@ final class TrainingToolTests: XCTestCase {
             let common = "--batch 3 --threads \(threads) -q"
             try assertOnePlusTwoIsThree("--model 'dense 32; batchnorm; relu; dropout 0.3; dense classes' --seed 7 \(common)", resume: common, "\(threads) threads: 1 + 2 epochs is 3")
         }
+        // Every generator of a run (the shuffler, each replica's dropout) is a stream of its
+        // own, also across seeds: replica k was seeded seed + k, so seed 1's second replica drew
+        // the dropout masks of seed 2's first (helper-45's review).
+        var groups: [String] = []
+        for seed in 1...3 {
+            XCTAssertEqual(try sh("fit --model 'dense 8; dropout 0.5; dense classes' --seed \(seed) --threads 2 --batch 4 --epochs 1 -q -o \(tmp)/s\(seed).model \(tmp)/train.tns").status, 0)
+            let words = try XCTUnwrap(try readAll(try data("\(tmp)/s\(seed).model")).0.metadata("model.random")).split(separator: " ")
+            XCTAssertEqual(words.count, 12, "a shuffler and two replicas")
+            groups += stride(from: 0, to: words.count, by: 4).map { words[$0..<$0 + 4].joined(separator: " ") }
+        }
+        XCTAssertEqual(Set(groups).count, groups.count, "no two generators in one state: \(groups)")
         // The batch size is the model's too: resumed without --batch, it went back to 32
         // (helper-45's review).
         try assertOnePlusTwoIsThree("--model 'dense 16 relu; dense classes' --seed 2 --batch 3 --threads 1 -q", resume: "--threads 1 -q", "the model's batch size is kept")
