@@ -34,15 +34,18 @@ public final class FieldStatistics {
     public let shape: Shape
     public let perChannel: Bool
     public let slots: Int
-    public private(set) var counts: [Int]
+    private var counts: [Int]
     /// The first value of each slot, from which the moments are taken.
     private var origin: [Double]
     private var shiftedMean: [Double]
     private var m2: [Double]
-    public private(set) var minimum: [Double]
-    public private(set) var maximum: [Double]
-    /// A chunk of samples in f64, and per-slot scratch.
+    private var minimum: [Double]
+    private var maximum: [Double]
+    /// A chunk of samples in f64, of which `filled` are taken, and per-slot scratch. Chunks
+    /// are filled across batches, so the statistics do not depend on where the stream's
+    /// batches end (the same samples as one batch or two gave shifts an ulp apart).
     private let chunk: Int
+    private var filled = 0
     private let rows: UnsafeMutablePointer<Double>
     private let sum: UnsafeMutablePointer<Double>, dev: UnsafeMutablePointer<Double>
     private let lo: UnsafeMutablePointer<Double>, hi: UnsafeMutablePointer<Double>
@@ -80,10 +83,10 @@ public final class FieldStatistics {
         let base = payload.baseAddress!
         var done = 0
         while done < count {
-            let n = min(chunk, count - done)
+            let n = min(chunk - filled, count - done)
             // f64 copies of the chunk's values, each sample checked for non-finite values
             for k in 0..<n {
-                let row = rows + k * per, first = (done + k) * per
+                let row = rows + (filled + k) * per, first = (done + k) * per
                 var probe = 0.0
                 switch dtype {
                 case .u8:
@@ -97,10 +100,18 @@ public final class FieldStatistics {
                 }
                 if !probe.isFinite { return done + k }
             }
-            merge(samples: n, per: per)
+            filled += n
             done += n
+            if filled == chunk { flush() }
         }
         return nil
+    }
+
+    /// Merges the samples taken into the current chunk.
+    private func flush() {
+        guard filled > 0 else { return }
+        merge(samples: filled, per: shape.count)
+        filled = 0
     }
 
     /// The most features per-feature statistics can have: the record that carries them
@@ -109,7 +120,10 @@ public final class FieldStatistics {
     public static var maxFeatures: Int { Limits().maxValueBytes / 50 }
 
     /// Means.
-    public var mean: [Double] { (0..<slots).map { origin[$0] + shiftedMean[$0] } }
+    public var mean: [Double] {
+        flush()
+        return (0..<slots).map { origin[$0] + shiftedMean[$0] }
+    }
 
     /// Merges the chunk in `rows` into the running moments.
     private func merge(samples n: Int, per: Int) {
@@ -152,10 +166,14 @@ public final class FieldStatistics {
     }
 
     /// Population standard deviations.
-    public var std: [Double] { (0..<slots).map { counts[$0] > 0 ? (m2[$0] / Double(counts[$0])).squareRoot() : 0 } }
+    public var std: [Double] {
+        flush()
+        return (0..<slots).map { counts[$0] > 0 ? (m2[$0] / Double(counts[$0])).squareRoot() : 0 }
+    }
 
     /// The transform `method` defines with these statistics.
     public func spec(_ method: NormalizeMethod, samples: Int) -> NormalizeSpec {
+        flush()
         let how = perChannel ? "per-channel" : "per-feature"
         switch method {
         case .scale(let d):

@@ -10,16 +10,16 @@ import XCTest
 import _TestSupport
 
 final class NormalizationTests: XCTestCase {
-    /// A stream of `n` samples of `shape` in batches of 37, element e of sample k drawn around a
-    /// mean and spread that differ per element, from a fixed-seed generator.
-    func stream(_ shape: Shape, samples n: Int, dtype: DType = .f32) throws -> (Schema, [UInt8], [[Double]]) {
+    /// A stream of `n` samples of `shape` in batches of `batch` (37), element e of sample k drawn
+    /// around a mean and spread that differ per element, from a fixed-seed generator.
+    func stream(_ shape: Shape, samples n: Int, dtype: DType = .f32, batch: Int = 37) throws -> (Schema, [UInt8], [[Double]]) {
         let schema = Schema(fields: [Field(name: "x", dtype: dtype, shape: shape), Field(name: "y", dtype: .i64, shape: Shape([]))])
         var rng = SplitMix(seed: 7)
         var rows: [[Double]] = []
         var batches: [(count: Int, fields: [[UInt8]])] = []
         var k = 0
         while k < n {
-            let c = min(37, n - k)
+            let c = min(batch, n - k)
             var xs: [Double] = []
             for _ in 0..<c {
                 let row = (0..<shape.count).map { e -> Double in
@@ -160,6 +160,23 @@ final class NormalizationTests: XCTestCase {
         let spec = try normalized(data, .standardize, perChannel: false).0
         XCTAssertEqual(spec.shift[0], 1e12 + m, accuracy: 1e-3)
         XCTAssertEqual(1 / spec.mul[0], sd, accuracy: 1e-12 * sd)
+    }
+
+    /// The same samples give the same statistics to the bit however the stream is cut into
+    /// batches (`cat a.tns b.tns` against one file): chunks were cut at every batch, and the
+    /// shifts came out an ulp apart (helper-45's review).
+    func testStatisticsDoNotDependOnWhereBatchesEnd() throws {
+        for perChannel in [false, true] {
+            for method in [NormalizeMethod.standardize, .minmax(lo: 0, hi: 1)] {
+                let specs = try [37, 150, 1000].map { batch in
+                    try normalized(try stream(Shape([3, 4]), samples: 1000, batch: batch).1, method, perChannel: perChannel).0
+                }
+                for s in specs.dropFirst() {
+                    XCTAssertEqual(s.shift, specs[0].shift, "\(method), per-channel \(perChannel)")
+                    XCTAssertEqual(s.mul, specs[0].mul, "\(method), per-channel \(perChannel)")
+                }
+            }
+        }
     }
 
     func testNaNIsReportedWithItsSample() throws {
