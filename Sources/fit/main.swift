@@ -405,6 +405,9 @@ struct Fit: ParsableCommand {
                 if stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR { throw IOError(name: path, operation: "", code: EISDIR) }
                 if stat(path, &st) == 0 && st.st_mode & S_IFMT != S_IFREG { continue }  // a device: written in place
                 let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+                // A file where the directory should be is that, not a permission (access(2)
+                // says EACCES for the X_OK a regular file lacks).
+                if stat(dir, &st) == 0 && st.st_mode & S_IFMT != S_IFDIR { throw IOError(name: path, operation: "cannot write into \(dir)", code: ENOTDIR) }
                 guard access(dir, W_OK | X_OK) == 0 else { throw IOError(name: path, operation: "cannot write into \(dir)", code: errno) }
             }
             var logSink: LogFile? = nil

@@ -383,6 +383,8 @@ final class TrainingToolTests: XCTestCase {
         // (a million epochs would take hours; the timeout would say 124).
         assertFails(try sh("timeout 60 fit --model mlp --epochs 1000000 -o \(tmp)/no/such/m.model \(tmp)/train.tns"), status: 74,
                     prefix: "fit: \(tmp)/no/such/m.model: cannot write into \(tmp)/no/such: No such file or directory")
+        assertFails(try sh("fit --model mlp --epochs 1 -q -o \(tmp)/train.tns/m.model \(tmp)/train.tns"), status: 74,
+                    prefix: "fit: \(tmp)/train.tns/m.model: cannot write into \(tmp)/train.tns: Not a directory")
         assertFails(try sh("timeout 60 fit --model mlp --epochs 1000000 --checkpoint \(tmp)/no/c.ckpt -o \(tmp)/m.model \(tmp)/train.tns"), status: 74,
                     prefix: "fit: \(tmp)/no/c.ckpt: cannot write into \(tmp)/no: ")
         // Upstream cut mid-stream: no model.
