@@ -135,7 +135,7 @@ public final class Predictor {
                     lengths: (UnsafeRawBufferPointer, DType)? = nil,
                     yhat: UnsafeMutableRawPointer) throws -> UnsafePointer<Float> {
         let net = model.network
-        let s = net.inputSize
+        let s = net.inputSize, outputs = self.outputs  // once: the loops below read it per element
         x.reserve(count * s)
         p.reserve(count * max(outputs, 1))
         if let bad = convertToFloat(payload.baseAddress!, dtype: dtype, count: count * s, into: x.pointer) {

@@ -93,31 +93,43 @@ struct Predict: ParsableCommand {
                 }
                 var yhat = [UInt8](repeating: 0, count: 8)
                 var done = 0
+                // An input batch is predicted, and written, in slices of about 32 MiB of output:
+                // its outputs (a model of 65536 of them on a batch of a million scalars) were
+                // held, and written as one batch, whatever their size.
+                let outBytes = schema.fields.reduce(0) { $0 + $1.sampleBytes }
+                let slice = max(1, (32 << 20) / max(1, outBytes))
                 while let b = try reader.next() {
                     let xf = reader.schema.fields[predictor.inputIndex]
                     let k = predictor.outputs
-                    let ybytes = m.task == .regression ? b.count * k * 4 : b.count * 8
-                    if yhat.count < ybytes { yhat = [UInt8](repeating: 0, count: ybytes) }
-                    try yhat.withUnsafeMutableBytes { yb in
-                        var input = b.field(predictor.inputIndex), dtype = xf.dtype
-                        if let t = predictor.inputTransform {
-                            let (views, bad) = t.apply(b)
-                            if let bad {
-                                throw ToolFailure(name, "field '\(xf.name)' sample \(done + bad.sample) \(bad.overflow ? "becomes a NaN or infinity under the model's normalization" : "holds a NaN or infinity")")
-                            }
-                            input = views[predictor.inputIndex]
-                            dtype = t.output.fields[predictor.inputIndex].dtype
+                    var input = b.field(predictor.inputIndex), dtype = xf.dtype
+                    if let t = predictor.inputTransform {
+                        let (views, bad) = t.apply(b)
+                        if let bad {
+                            throw ToolFailure(name, "field '\(xf.name)' sample \(done + bad.sample) \(bad.overflow ? "becomes a NaN or infinity under the model's normalization" : "holds a NaN or infinity")")
                         }
-                        let lengths = predictor.lengthIndex.map { (b.field($0), reader.schema.fields[$0].dtype) }
-                        let p = try predictor.run(input, dtype: dtype, count: b.count, firstSample: done, name: name,
-                                                  lengths: lengths, yhat: yb.baseAddress!)
-                        if let writer {
-                            var views = (0..<reader.schema.fields.count).map { b.field($0) }
-                            if m.task != .regression { views.append(UnsafeRawBufferPointer(start: p, count: b.count * k * 4)) }
-                            views.append(UnsafeRawBufferPointer(start: yb.baseAddress!, count: ybytes))
-                            try writer.write(count: b.count, fields: views)
-                        } else {
-                            try writeText(p: p, yhat: yb.baseAddress!, count: b.count, first: done, model: m, k: k, sink: out.sink)
+                        input = views[predictor.inputIndex]
+                        dtype = t.output.fields[predictor.inputIndex].dtype
+                    }
+                    /// Samples `r` of a field's payload, `bytes` a sample.
+                    func part(_ v: UnsafeRawBufferPointer, _ r: Range<Int>, _ bytes: Int) -> UnsafeRawBufferPointer {
+                        UnsafeRawBufferPointer(rebasing: v[r.lowerBound * bytes..<r.upperBound * bytes])
+                    }
+                    for start in stride(from: 0, to: b.count, by: slice) {
+                        let r = start..<min(b.count, start + slice), n = r.count
+                        let ybytes = m.task == .regression ? n * k * 4 : n * 8
+                        if yhat.count < ybytes { yhat = [UInt8](repeating: 0, count: ybytes) }
+                        try yhat.withUnsafeMutableBytes { yb in
+                            let lengths = predictor.lengthIndex.map { (part(b.field($0), r, reader.schema.fields[$0].sampleBytes), reader.schema.fields[$0].dtype) }
+                            let p = try predictor.run(part(input, r, xf.shape.count * dtype.size), dtype: dtype, count: n, firstSample: done + start,
+                                                      name: name, lengths: lengths, yhat: yb.baseAddress!)
+                            if let writer {
+                                var views = reader.schema.fields.indices.map { part(b.field($0), r, reader.schema.fields[$0].sampleBytes) }
+                                if m.task != .regression { views.append(UnsafeRawBufferPointer(start: p, count: n * k * 4)) }
+                                views.append(UnsafeRawBufferPointer(start: yb.baseAddress!, count: ybytes))
+                                try writer.write(count: n, fields: views)
+                            } else {
+                                try writeText(p: p, yhat: yb.baseAddress!, count: n, first: done + start, model: m, k: k, sink: out.sink)
+                            }
                         }
                     }
                     done += b.count

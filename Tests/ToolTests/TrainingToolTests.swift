@@ -199,6 +199,26 @@ final class TrainingToolTests: XCTestCase {
         XCTAssertTrue(try data("\(tmp)/whole.model") == data("\(tmp)/more.model"), message, file: file, line: line)
     }
 
+    func testPredictWritesAWideOutputInBatchesAReaderTakes() throws {
+        // 3000 classes on 3000 scalars: 12 KB of output a sample, 36 MB for the input's one
+        // batch, which predict held and wrote as one batch, past what a reader allowing 34 MB
+        // a batch takes (and a model of 65536 outputs on a million scalars wanted 256 GB;
+        // helper-44's review). Now slices of about 32 MiB of output, the same predictions.
+        let make = """
+            /usr/bin/python3 -c 'import numpy as np; n = 3000; np.save("x.npy", (np.arange(n) % 251).astype(np.uint8)); np.save("y.npy", np.arange(n))'
+            tensor-load x=x.npy y=y.npy -o wide.tns && fit --model 'dense classes' --epochs 1 --batch 500 -q --no-checkpoint -o wide.model wide.tns
+            """
+        XCTAssertEqual(try sh(make, cwd: tmp).status, 0)
+        XCTAssertEqual(try sh("predict -m wide.model wide.tns | TENSOR_MAX_BATCH_BYTES=34000000 tensor-show --count", cwd: tmp).stdoutText, "3000\n")
+        let whole = try sh("predict -m wide.model wide.tns | tensor-cat --fields p,yhat -o whole.tns && tensor-show --count whole.tns && tensor-show --npz whole.npz whole.tns", cwd: tmp)
+        XCTAssertEqual(whole.stdoutText, "3000\n", whole.stderr)
+        XCTAssertEqual(try sh("tensor-cat --head 2000 wide.tns | predict -m wide.model | tensor-cat --fields p,yhat | tensor-show --npz first.npz", cwd: tmp).status, 0)
+        let same = try sh("""
+            /usr/bin/python3 -c 'import numpy as np; w = np.load("whole.npz"); f = np.load("first.npz"); print(all((w[k][:2000] == f[k]).all() for k in ("p", "yhat")))'
+            """, cwd: tmp)
+        XCTAssertEqual(same.stdoutText, "True\n", "the same predictions, in order: \(same.stderr)")
+    }
+
     func testResumingIsTheUninterruptedRun() throws {
         // Three epochs, or one and two more from its model or its checkpoint, are one model to
         // the byte: the shuffling and the dropout masks continue where the run stopped (a
