@@ -203,9 +203,10 @@ public final class DatasetStream {
         if a.count + n > a.capacity {
             var capacity = max(a.count + n, 2 * a.capacity)  // as the array would grow
             if Double(capacity) * 4 > Double(64 << 20) {
-                // Near the limit, only as much as is needed.
+                // Near the limit, less than double: three quarters of the room, or what is
+                // needed (growing by only what each batch needs would copy the array every time).
                 let room = SystemMemory.available()
-                if Double(capacity) * 4 > room { capacity = a.count + n }
+                if Double(capacity) * 4 > room { capacity = max(a.count + n, min(capacity, Int(room * 0.75 / 4))) }
                 if Double(capacity) * 4 > room { throw DataMemoryError(name, need: Double(capacity) * 4, samples: samples, room: room) }
             }
             a.reserveCapacity(capacity)
