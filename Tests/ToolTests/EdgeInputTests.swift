@@ -266,9 +266,11 @@ final class EdgeInputTests: XCTestCase {
         XCTAssertEqual(r.stderrLines.count, 1, r.stderr)
         XCTAssertTrue(r.stderr.hasPrefix("tensor-load: warning: pets/cats/1.jpg: Corrupt JPEG data: "), r.stderr)
         XCTAssertTrue(r.stderr.hasSuffix("extraneous bytes before marker 0xd9, skipped as Pillow skips them (and 2 more images like it)\n"), r.stderr)
-        // The same pixels as the file without them.
-        XCTAssertEqual(try sh("tensor-load pets/cats/1.jpg | tensor-show --csv", cwd: tmp).stdoutText,
-                       try sh("tensor-load pets/cats/0.jpg | tensor-show --csv", cwd: tmp).stdoutText)
+        // The same pixels as the file without them, and one file alone warns too.
+        let one = try sh("tensor-load pets/cats/1.jpg | tensor-show --csv", cwd: tmp)
+        XCTAssertEqual(one.stdoutText, try sh("tensor-load pets/cats/0.jpg | tensor-show --csv", cwd: tmp).stdoutText)
+        XCTAssertEqual(one.stderrLines.count, 1, one.stderr)
+        XCTAssertTrue(one.stderr.hasPrefix("tensor-load: warning: pets/cats/1.jpg: Corrupt JPEG data: ") && one.stderr.hasSuffix("skipped as Pillow skips them\n"), one.stderr)
         // A file cut short is refused as before, and nothing is written.
         XCTAssertEqual(try sh("head -c 400 pets/cats/0.jpg > pets/cats/2.jpg", cwd: tmp).status, 0)
         assertFails(try sh("tensor-load -o cut.tns pets", cwd: tmp), status: 65, prefix: "tensor-load: pets/cats/2.jpg: bad JPEG: ")
