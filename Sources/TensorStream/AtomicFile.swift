@@ -61,19 +61,15 @@ public final class AtomicFile: ByteSink {
         var template = Array("\(dir)/.\(base).XXXXXX".utf8CString)
         // SIGINT/SIGTERM/SIGHUP wait until the file is registered: a signal between mkstemp
         // and the registration would leave it behind.
-        var block = sigset_t(), previous = sigset_t()
-        sigemptyset(&block)
-        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&block, sig) }
-        pthread_sigmask(SIG_BLOCK, &block, &previous)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        let code = errno
-        if fd >= 0 {
-            tempPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            TempFileRegistry.add(tempPath)
-        } else {
-            tempPath = ""
+        let (fd, code, temp) = withTerminationSignalsBlocked { () -> (Int32, Int32, String) in
+            let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+            let code = errno
+            guard fd >= 0 else { return (fd, code, "") }
+            let temp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            TempFileRegistry.add(temp)
+            return (fd, code, temp)
         }
-        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        tempPath = temp
         guard fd >= 0 else { throw IOError(name: path, operation: "cannot create a temporary file", code: code) }
         // Keep the mode of the file being replaced; a new file gets 0666 less the umask.
         var st = stat()
@@ -159,11 +155,10 @@ public final class AtomicFile: ByteSink {
             for f in files { f.abandon() }
             throw error
         }
-        var block = sigset_t(), previous = sigset_t()
-        sigemptyset(&block)
-        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&block, sig) }
-        pthread_sigmask(SIG_BLOCK, &block, &previous)
-        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        try withTerminationSignalsBlocked { try renameTogether(files) }
+    }
+
+    private static func renameTogether(_ files: [AtomicFile]) throws {
         enum Before { case none, kept(String), lost }
         var replaced: [(file: AtomicFile, before: Before)] = []
         do {
@@ -202,6 +197,17 @@ public final class AtomicFile: ByteSink {
         unlink(tempPath)
         TempFileRegistry.remove(tempPath)
     }
+}
+
+/// Runs `body` with SIGINT, SIGTERM and SIGHUP held until it returns: a temporary file made
+/// but not yet registered, or one of a set of renames done, must not be cut off by them.
+private func withTerminationSignalsBlocked<T>(_ body: () throws -> T) rethrows -> T {
+    var block = sigset_t(), previous = sigset_t()
+    sigemptyset(&block)
+    for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&block, sig) }
+    pthread_sigmask(SIG_BLOCK, &block, &previous)
+    defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+    return try body()
 }
 
 /// `path` with symbolic links followed to the file they name, which need not exist yet (a
