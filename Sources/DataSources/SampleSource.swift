@@ -113,12 +113,7 @@ func makeRoom(_ buffer: inout [UInt8], total: Int, name: String) throws {
     buffer.reserveCapacity(total)
 }
 
-/// Refuses (70, naming `name`) work that needs `bytes` when the process may not have them: the
-/// allocation would trap instead. Below 64 MiB it is not asked (reading the limits costs).
+/// Refuses (70, naming `name`) work that needs `bytes` when the process may not have them.
 func refuseUnlessRoom(_ bytes: Double, name: String, for purpose: String) throws {
-    guard bytes > Double(64 << 20) else { return }
-    let room = SystemMemory.available()
-    guard bytes <= room else {
-        throw DataError(name, "needs \(SystemMemory.describe(bytes)) of memory \(purpose), more than the \(SystemMemory.describe(room)) this process may use (physical memory, a container's limit or ulimit -v)", kind: .internal)
-    }
+    try SystemMemory.refuseUnlessRoom(bytes, location: name, for: purpose)
 }

@@ -96,7 +96,11 @@ public final class Augmenter {
     private var a: UnsafeMutablePointer<Double>
     private var b: UnsafeMutablePointer<Double>
 
-    public init(config: AugmentConfig, image: ImageShape, dtype: DType) {
+    /// Throws a `MemoryRoomError` naming `location` when the two working copies (16 bytes a
+    /// value) are more than the process may hold.
+    public init(config: AugmentConfig, image: ImageShape, dtype: DType, location: String = "image") throws {
+        try SystemMemory.refuseUnlessRoom(16 * Double(image.count), location: location,
+                                          for: "to augment an image of \(image.height)×\(image.width)×\(image.channels) (two copies in f64)")
         self.config = config
         self.image = image
         self.dtype = dtype

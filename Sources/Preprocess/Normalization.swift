@@ -41,9 +41,12 @@ public final class FieldStatistics {
     private var m2: [Double]
     private var minimum: [Double]
     private var maximum: [Double]
-    /// A chunk of samples in f64, of which `filled` are taken, and per-slot scratch. Chunks
-    /// are filled across batches, so the statistics do not depend on where the stream's
-    /// batches end (the same samples as one batch or two gave shifts an ulp apart).
+    /// A chunk of `chunk` lines in f64, of which `filled` are taken, and per-slot scratch. A
+    /// line is one value a slot: a sample is one line per feature, or a line a pixel per
+    /// channel. Chunks are filled across samples and batches, so the statistics do not depend
+    /// on where the stream's batches end (the same samples as one batch or two gave shifts an
+    /// ulp apart), and an image of 8192×8192 is taken per channel in 2 MiB pieces, not copied
+    /// whole.
     private let chunk: Int
     private var filled = 0
     private let rows: UnsafeMutablePointer<Double>
@@ -60,8 +63,10 @@ public final class FieldStatistics {
         m2 = origin
         minimum = Array(repeating: .infinity, count: slots)
         maximum = Array(repeating: -.infinity, count: slots)
-        chunk = max(1, min(256, (1 << 18) / max(1, shape.count)))
-        rows = .allocate(capacity: chunk * max(1, shape.count))
+        // 256 samples, or as many as make 2 MiB of f64, in whole lines
+        let lines = max(1, shape.count / max(1, slots))
+        chunk = max(1, min(256 * lines, (1 << 18) / max(1, slots)))
+        rows = .allocate(capacity: chunk * max(1, slots))
         sum = .allocate(capacity: slots)
         dev = .allocate(capacity: slots)
         lo = .allocate(capacity: slots)
@@ -78,39 +83,39 @@ public final class FieldStatistics {
 
     /// Adds `count` samples; returns the index of the first sample holding a NaN or infinity.
     public func add(_ payload: UnsafeRawBufferPointer, dtype: DType, count: Int) -> Int? {
-        let per = shape.count
+        let per = shape.count, width = slots
         guard per > 0 else { return nil }
         let base = payload.baseAddress!
-        var done = 0
-        while done < count {
-            let n = min(chunk - filled, count - done)
-            // f64 copies of the chunk's values, each sample checked for non-finite values
-            for k in 0..<n {
-                let row = rows + (filled + k) * per, first = (done + k) * per
-                var probe = 0.0
+        for k in 0..<count {
+            // f64 copies of the sample's values, as many whole lines at a time as the chunk has
+            // room for, the sample checked for non-finite values
+            var probe = 0.0, done = 0
+            while done < per {
+                let n = min((chunk - filled) * width, per - done)
+                let row = rows + filled * width, first = k * per + done
                 switch dtype {
                 case .u8:
                     let x = base.assumingMemoryBound(to: UInt8.self) + first
-                    for e in 0..<per { row[e] = Double(x[e]) }
+                    for e in 0..<n { row[e] = Double(x[e]) }
                 case .f32:
                     let x = base.assumingMemoryBound(to: Float.self) + first
-                    for e in 0..<per { row[e] = Double(x[e]); probe += row[e] * 0 }
+                    for e in 0..<n { row[e] = Double(x[e]); probe += row[e] * 0 }
                 default:
-                    for e in 0..<per { row[e] = base.element(first + e, dtype); probe += row[e] * 0 }
+                    for e in 0..<n { row[e] = base.element(first + e, dtype); probe += row[e] * 0 }
                 }
-                if !probe.isFinite { return done + k }
+                filled += n / width
+                done += n
+                if filled == chunk { flush() }
             }
-            filled += n
-            done += n
-            if filled == chunk { flush() }
+            if !probe.isFinite { return k }
         }
         return nil
     }
 
-    /// Merges the samples taken into the current chunk.
+    /// Merges the lines taken into the current chunk.
     private func flush() {
         guard filled > 0 else { return }
-        merge(samples: filled, per: shape.count)
+        merge(lines: filled)
         filled = 0
     }
 
@@ -125,17 +130,14 @@ public final class FieldStatistics {
         return (0..<slots).map { origin[$0] + shiftedMean[$0] }
     }
 
-    /// Merges the chunk in `rows` into the running moments.
-    private func merge(samples n: Int, per: Int) {
+    /// Merges the chunk's first `lines` lines into the running moments.
+    private func merge(lines: Int) {
         let s = slots
         if counts.first == 0 { origin = Array(UnsafeBufferPointer(start: rows, count: s)) }
         sum.update(repeating: 0, count: s)
         dev.update(repeating: 0, count: s)
         lo.update(repeating: .infinity, count: s)
         hi.update(repeating: -.infinity, count: s)
-        // In per-channel mode a sample is per/s pixels of s channels: the same loops over
-        // `s`-wide rows.
-        let lines = perChannel ? n * (per / s) : n
         for l in 0..<lines {
             let row = rows + l * s
             for e in 0..<s {
@@ -196,7 +198,9 @@ public final class FieldStatistics {
         case .minmax(let lo, let hi):
             let ranges = (0..<slots).map { maximum[$0] > minimum[$0] ? maximum[$0] - minimum[$0] : 1 }
             return NormalizeSpec(description: "minmax \(how) to \(lo)…\(hi) over \(samples) samples",
-                                 shift: (0..<slots).map { minimum[$0] - lo * ranges[$0] / (hi - lo) },
+                                 // lo · (range / (hi − lo)), not (lo · range) / (hi − lo), which
+                                 // overflows for --range 1e307,1.0000001e307
+                                 shift: (0..<slots).map { minimum[$0] - lo * (ranges[$0] / (hi - lo)) },
                                  mul: ranges.map { (hi - lo) / $0 })
         }
     }

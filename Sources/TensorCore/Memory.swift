@@ -24,11 +24,31 @@ public enum SystemMemory {
         return max(room, 0)
     }
 
+    /// Refuses (70, naming `location`) work that needs `bytes` when the process may not have
+    /// them: the allocation would trap instead. Below 64 MiB it is not asked (reading the
+    /// limits costs).
+    public static func refuseUnlessRoom(_ bytes: Double, location: String, for purpose: String) throws {
+        guard bytes > Double(64 << 20) else { return }
+        let room = available()
+        guard bytes <= room else { throw MemoryRoomError(location: location, need: bytes, room: room, purpose: purpose) }
+    }
+
     /// Bytes for people: "1.5 GB", "205 KB".
     public static func describe(_ b: Double) -> String {
         let units = ["bytes", "KB", "MB", "GB", "TB", "PB"]
         var v = b, i = 0
         while v >= 1000 && i < units.count - 1 { v /= 1000; i += 1 }
         return i == 0 ? "\(Int(v)) bytes" : String(format: v < 10 ? "%.1f" : "%.0f", v) + " " + units[i]
+    }
+}
+
+/// Work that needs more memory than the process may have (70).
+public struct MemoryRoomError: DiagnosticError {
+    public let location: String
+    public let problem: String
+    public var kind: FailureKind { .internal }
+    public init(location: String, need: Double, room: Double, purpose: String) {
+        self.location = location
+        problem = "needs \(SystemMemory.describe(need)) of memory \(purpose), more than the \(SystemMemory.describe(room)) this process may use (physical memory, a container's limit or ulimit -v)"
     }
 }

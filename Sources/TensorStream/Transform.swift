@@ -73,8 +73,15 @@ public struct NormalizeSpec: Equatable {
         return NormalizeSpec(description: description, shift: (0..<n).map { shift[$0 % c] }, mul: (0..<n).map { mul[$0 % c] }, source: source)
     }
 
-    /// The parameters repeated to one value per element of a sample of `shape`.
-    func expanded(to shape: Shape) -> NormalizeSpec { repeated(to: shape.count) }
+    /// The parameters repeated to a tile that a sample of `shape` is cut into: one value per
+    /// element when there are as many, otherwise whole runs of the parameters (a constant, or
+    /// one per channel) up to about 4096 values, so that an image of 8192×8192 does not cost
+    /// two f64 arrays of its size.
+    func tiled(for shape: Shape) -> NormalizeSpec {
+        let c = shift.count, per = shape.count
+        if c == per { return self }
+        return repeated(to: max(1, min(per, c * max(1, 4096 / c))))
+    }
 
     /// This transform applied after `first`: one affine map from `first`'s input.
     /// m2·(m1·(x − s1) − s2) = m1·m2·(x − (s1 + s2/m1)).
@@ -97,9 +104,8 @@ public final class FieldTransform {
     public let input: Schema
     public let output: Schema
     public let indices: [Int]
-    /// Per field: the spec as given, and its shift and mul, one per element of a sample,
-    /// expanded when the first batch comes (a stream of no samples whose sample is a few GiB
-    /// allocates nothing).
+    /// Per field: the spec as given, and its shift and mul repeated to the tile a sample is
+    /// worked through in (`NormalizeSpec.tiled`), made when the first batch comes.
     private let specs: [(spec: NormalizeSpec, shape: Shape)]
     private var shift64: [[Double]] = [], mul64: [[Double]] = []
     private var buffers: [Int: AlignedBuffer] = [:]
@@ -151,16 +157,18 @@ public final class FieldTransform {
     }
 
     private func expand() {
-        let full = specs.map { $0.spec.expanded(to: $0.shape) }
-        shift64 = full.map(\.shift)
-        mul64 = full.map(\.mul)
+        let tiles = specs.map { $0.spec.tiled(for: $0.shape) }
+        shift64 = tiles.map(\.shift)
+        mul64 = tiles.map(\.mul)
     }
 
     /// The payloads of `batch` after the transform; returns the index of a field and sample
     /// holding a NaN or infinity, if any.
     /// `bad` is the first sample that holds a NaN or infinity, or (`overflow`) that the
     /// transform takes out of the output type's range (normalize --scale 1e-320).
-    public func apply(_ batch: Batch) -> (views: [UnsafeRawBufferPointer], bad: (field: Int, sample: Int, overflow: Bool)?) {
+    /// Throws a `MemoryRoomError` naming `input` and the field when the converted batch is more
+    /// than the process may hold.
+    public func apply(_ batch: Batch, input name: String) throws -> (views: [UnsafeRawBufferPointer], bad: (field: Int, sample: Int, overflow: Bool)?) {
         var views = (0..<input.fields.count).map { batch.field($0) }
         if shift64.count < specs.count { expand() }
         for (j, i) in indices.enumerated() {
@@ -168,6 +176,10 @@ public final class FieldTransform {
             let per = f.shape.count
             let n = batch.count * per
             let size = output.fields[i].dtype.size
+            if n * size > (buffers[i]?.capacity ?? 0) {
+                try SystemMemory.refuseUnlessRoom(Double(n * size), location: "\(name): field '\(f.name)'",
+                                                  for: "to hold \(batch.count == 1 ? "a sample" : "a batch of \(batch.count) samples") as \(output.fields[i].dtype)")
+            }
             let buf = buffers[i] ?? AlignedBuffer(capacity: n * size)
             buffers[i] = buf
             buf.reserve(n * size)
@@ -175,8 +187,8 @@ public final class FieldTransform {
             let src = batch.field(i).baseAddress!
             let bad = shift64[j].withUnsafeBufferPointer { s in mul64[j].withUnsafeBufferPointer { m in
                 size == 4
-                    ? FieldTransform.run(src, f.dtype, batch.count, per, s.baseAddress!, m.baseAddress!, buf.base.assumingMemoryBound(to: Float.self))
-                    : FieldTransform.run(src, f.dtype, batch.count, per, s.baseAddress!, m.baseAddress!, buf.base.assumingMemoryBound(to: Double.self))
+                    ? FieldTransform.run(src, f.dtype, batch.count, per, s, m, buf.base.assumingMemoryBound(to: Float.self))
+                    : FieldTransform.run(src, f.dtype, batch.count, per, s, m, buf.base.assumingMemoryBound(to: Double.self))
             } }
             if let bad { return (views, (i, bad.0, bad.1)) }
             views[i] = UnsafeRawBufferPointer(start: buf.base, count: n * size)
@@ -184,36 +196,43 @@ public final class FieldTransform {
         return (views, nil)
     }
 
-    /// out = (x − shift) · mul element by element, sample by sample, computed in f64 and
-    /// rounded once to T: an f32 output of i64 timestamps or of f64 values far from zero keeps
-    /// their spread (x, shift and mul each rounded to f32 first would cancel to 0). Returns the
-    /// first sample holding a non-finite value, or (true) whose output is not finite in T.
+    /// out = (x − shift) · mul element by element, sample by sample and tile by tile (`s` and
+    /// `m` hold one tile: a sample is their length at a time, the last piece shorter), computed
+    /// in f64 and rounded once to T: an f32 output of i64 timestamps or of f64 values far from
+    /// zero keeps their spread (x, shift and mul each rounded to f32 first would cancel to 0).
+    /// Returns the first sample holding a non-finite value, or (true) whose output is not
+    /// finite in T.
     @inline(__always)
     static func run<T: BinaryFloatingPoint>(_ src: UnsafeRawPointer, _ dtype: DType, _ samples: Int, _ per: Int,
-                                            _ s: UnsafePointer<Double>, _ m: UnsafePointer<Double>, _ out: UnsafeMutablePointer<T>) -> (Int, Bool)? {
+                                            _ shift: UnsafeBufferPointer<Double>, _ mul: UnsafeBufferPointer<Double>, _ out: UnsafeMutablePointer<T>) -> (Int, Bool)? {
+        let tile = shift.count, s = shift.baseAddress!, m = mul.baseAddress!
         // x · 0 is 0 for finite x and NaN otherwise: one test per sample, not per element.
         for k in 0..<samples {
-            let o = out + k * per
             var probe: Float = 0
-            switch dtype {
-            case .u8:
-                let xs = src.assumingMemoryBound(to: UInt8.self) + k * per
-                for e in 0..<per { o[e] = T((Double(xs[e]) - s[e]) * m[e]) }
-            case .f32:
-                let xs = src.assumingMemoryBound(to: Float.self) + k * per
-                for e in 0..<per {
-                    let v = xs[e]
-                    probe += v * 0
-                    o[e] = T((Double(v) - s[e]) * m[e])
-                }
-            default:
-                for e in 0..<per {
-                    let v = src.element(k * per + e, dtype)
-                    guard v.isFinite else { return (k, false) }
-                    o[e] = T((v - s[e]) * m[e])
+            for start in stride(from: 0, to: per, by: tile) {
+                let len = min(tile, per - start), first = k * per + start
+                let o = out + first
+                switch dtype {
+                case .u8:
+                    let xs = src.assumingMemoryBound(to: UInt8.self) + first
+                    for e in 0..<len { o[e] = T((Double(xs[e]) - s[e]) * m[e]) }
+                case .f32:
+                    let xs = src.assumingMemoryBound(to: Float.self) + first
+                    for e in 0..<len {
+                        let v = xs[e]
+                        probe += v * 0
+                        o[e] = T((Double(v) - s[e]) * m[e])
+                    }
+                default:
+                    for e in 0..<len {
+                        let v = src.element(first + e, dtype)
+                        guard v.isFinite else { return (k, false) }
+                        o[e] = T((v - s[e]) * m[e])
+                    }
                 }
             }
             if !probe.isFinite { return (k, false) }
+            let o = out + k * per
             var out: T = 0
             for e in 0..<per { out += o[e] * 0 }
             if !out.isFinite { return (k, true) }

@@ -163,6 +163,10 @@ struct Augment: ParsableCommand {
                     throw ToolFailure(reader.source.name, "field '\(name)' is \(f.shape): augment needs channels-last images, H×W or H×W×C")
                 }
                 images[i] = image
+                // Integers are clamped like every value; a float fill must be one of the field's.
+                if f.dtype == .f32 && !Float(cfg.fill).isFinite {
+                    throw ToolFailure(reader.source.name, "field '\(name)' is f32, which cannot hold --fill \(cfg.fill)")
+                }
             }
             let bufferSize = shuffle ?? (`repeat` > 1 ? 10_000 : 0)
             let sizes = schema.fields.map(\.sampleBytes)
@@ -211,7 +215,10 @@ struct Augment: ParsableCommand {
                     var index = 0
                     while let b = try reader.next() {
                         if augmenters.isEmpty {
-                            for (i, image) in images { augmenters[i] = Augmenter(config: cfg, image: image, dtype: schema.fields[i].dtype) }
+                            for (i, image) in images {
+                                augmenters[i] = try Augmenter(config: cfg, image: image, dtype: schema.fields[i].dtype,
+                                                              location: "\(path == "-" ? "stdin" : path): field '\(schema.fields[i].name)'")
+                            }
                         }
                         try copy?.write(b)
                         for k in 0..<b.count {

@@ -163,9 +163,16 @@ struct Normalize: ParsableCommand {
                     reader = try StreamReader(source: try s.rewound())
                     spill = s
                     steps = names.enumerated().map { ($0.element, stats[$0.offset].spec(method, samples: samples)) }
-                    // A variance or range beyond f64 gives a multiplier of NaN or 0.
-                    if let (name, _) = steps.first(where: { !$0.spec.mul.allSatisfy { $0.isFinite && $0 != 0 } || !$0.spec.shift.allSatisfy(\.isFinite) }) {
+                    // A variance or range beyond f64 gives a multiplier of NaN or 0; a range
+                    // too narrow for a wide --range, one of infinity.
+                    if let (name, spec) = steps.first(where: { !$0.spec.mul.allSatisfy { $0.isFinite && $0 != 0 } || !$0.spec.shift.allSatisfy(\.isFinite) }) {
                         let what = standardize ? "variance" : "range"
+                        if spec.mul.contains(where: { $0.isInfinite }) {
+                            throw ToolFailure(file ?? "stdin", "field '\(name)': mapping its range onto --range \(range ?? "0,1") takes a multiplier beyond f64")
+                        }
+                        if spec.mul.allSatisfy({ $0.isFinite && $0 != 0 }) {
+                            throw ToolFailure(file ?? "stdin", "field '\(name)': mapping it onto --range \(range ?? "0,1") takes a shift beyond f64")
+                        }
                         throw ToolFailure(file ?? "stdin", "field '\(name)': its \(what) overflows f64 (values beyond about ±\(standardize ? "1.3e154" : "9e307"))")
                     }
                 } else {
@@ -185,7 +192,7 @@ struct Normalize: ParsableCommand {
             do {
                 let writer = try StreamWriter(sink: out.sink, schema: t.output)
                 while let b = try reader.next() {
-                    let (views, bad) = t.apply(b)
+                    let (views, bad) = try t.apply(b, input: file ?? "stdin")
                     if let bad {
                         let what = bad.overflow ? "becomes a NaN or infinity under the transform, out of \(t.output.fields[bad.field].dtype)'s range" : "holds a NaN or infinity"
                         throw ToolFailure(file ?? "stdin", "field '\(t.input.fields[bad.field].name)' sample \(reader.samplesRead - b.count + bad.sample) \(what)")

@@ -103,7 +103,7 @@ struct Predict: ParsableCommand {
                     let k = predictor.outputs
                     var input = b.field(predictor.inputIndex), dtype = xf.dtype
                     if let t = predictor.inputTransform {
-                        let (views, bad) = t.apply(b)
+                        let (views, bad) = try t.apply(b, input: name)
                         if let bad {
                             throw ToolFailure(name, "field '\(xf.name)' sample \(done + bad.sample) \(bad.overflow ? "becomes a NaN or infinity under the model's normalization" : "holds a NaN or infinity")")
                         }

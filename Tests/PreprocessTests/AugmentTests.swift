@@ -25,8 +25,8 @@ final class AugmentTests: XCTestCase {
         return bytes
     }
 
-    func augment(_ src: [UInt8], _ config: AugmentConfig, _ shape: ImageShape, _ dtype: DType, seed: UInt64 = 1) -> [UInt8] {
-        let a = Augmenter(config: config, image: shape, dtype: dtype)
+    func augment(_ src: [UInt8], _ config: AugmentConfig, _ shape: ImageShape, _ dtype: DType, seed: UInt64 = 1) throws -> [UInt8] {
+        let a = try Augmenter(config: config, image: shape, dtype: dtype)
         var out = [UInt8](repeating: 0, count: src.count)
         var rng = SeededRandom(seed: seed)
         src.withUnsafeBytes { s in out.withUnsafeMutableBytes { a.apply(s.baseAddress!, to: $0.baseAddress!, rng: &rng) } }
@@ -46,28 +46,28 @@ final class AugmentTests: XCTestCase {
         return out
     }
 
-    func testTwoFlipsAreTheIdentity() {
+    func testTwoFlipsAreTheIdentity() throws {
         let s = ImageShape(Shape([5, 7, 3]))!
         for dtype in [DType.u8, .f32, .f64] {
             let img = image(s, dtype)
             for flips in [(1.0, 0.0), (0.0, 1.0)] {
                 var c = AugmentConfig()
                 (c.hflip, c.vflip) = flips
-                let once = augment(img, c, s, dtype)
+                let once = try augment(img, c, s, dtype)
                 XCTAssertNotEqual(once, img, "one flip changes a random image")
-                XCTAssertEqual(augment(once, c, s, dtype), img, "\(dtype) \(flips)")
+                XCTAssertEqual(try augment(once, c, s, dtype), img, "\(dtype) \(flips)")
             }
             var h = AugmentConfig()
             h.hflip = 1
-            XCTAssertEqual(augment(img, h, s, dtype), remap(img, s, dtype) { ($0, s.width - 1 - $1) }, "hflip mirrors left and right")
+            XCTAssertEqual(try augment(img, h, s, dtype), remap(img, s, dtype) { ($0, s.width - 1 - $1) }, "hflip mirrors left and right")
         }
     }
 
-    func testShiftMovesAMarkedPixelByK() {
+    func testShiftMovesAMarkedPixelByK() throws {
         let s = ImageShape(Shape([9, 8]))!
         var img = [UInt8](repeating: 0, count: s.count)
         img[4 * 8 + 3] = 200
-        let a = Augmenter(config: AugmentConfig(), image: s, dtype: .u8)
+        let a = try Augmenter(config: AugmentConfig(), image: s, dtype: .u8)
         for (dy, dx) in [(2, -3), (0, 1), (-4, 0), (3, 4)] {
             var out = [UInt8](repeating: 0, count: s.count)
             img.withUnsafeBytes { a.load($0.baseAddress!) }
@@ -82,7 +82,7 @@ final class AugmentTests: XCTestCase {
         c.shift = 2
         var seen = Set<[Int]>()
         for seed in 0..<400 {
-            let out = augment(img, c, s, .u8, seed: UInt64(seed))
+            let out = try augment(img, c, s, .u8, seed: UInt64(seed))
             let at = out.firstIndex(of: 200)!
             XCTAssertEqual(out.filter { $0 != 0 }.count, 1)
             let (dy, dx) = (at / 8 - 4, at % 8 - 3)
@@ -92,45 +92,45 @@ final class AugmentTests: XCTestCase {
         XCTAssertEqual(seen.count, 25, "every offset in −2…2 × −2…2 drawn")
     }
 
-    func testRotationBy90IsATransposeAndAFlip() {
+    func testRotationBy90IsATransposeAndAFlip() throws {
         let s = ImageShape(Shape([6, 6, 2]))!
         for dtype in [DType.u8, .f32] {
             let img = image(s, dtype)
             var c = AugmentConfig()
             c.rotate = 90...90
             // counter-clockwise: the transpose flipped top to bottom
-            XCTAssertEqual(augment(img, c, s, dtype), remap(img, s, dtype) { (y, x) in (x, s.height - 1 - y) }, "\(dtype) +90°")
+            XCTAssertEqual(try augment(img, c, s, dtype), remap(img, s, dtype) { (y, x) in (x, s.height - 1 - y) }, "\(dtype) +90°")
             c.rotate = -90 ... -90
-            XCTAssertEqual(augment(img, c, s, dtype), remap(img, s, dtype) { (y, x) in (s.width - 1 - x, y) }, "\(dtype) −90°")
+            XCTAssertEqual(try augment(img, c, s, dtype), remap(img, s, dtype) { (y, x) in (s.width - 1 - x, y) }, "\(dtype) −90°")
             c.rotate = 180...180
-            XCTAssertEqual(augment(img, c, s, dtype), remap(img, s, dtype) { (y, x) in (s.height - 1 - y, s.width - 1 - x) }, "\(dtype) 180°")
+            XCTAssertEqual(try augment(img, c, s, dtype), remap(img, s, dtype) { (y, x) in (s.height - 1 - y, s.width - 1 - x) }, "\(dtype) 180°")
             var z = AugmentConfig()
             z.zoom = 1...1
             z.rotate = 0...0
-            XCTAssertEqual(augment(img, z, s, dtype), img, "no rotation and zoom 1 change nothing")
+            XCTAssertEqual(try augment(img, z, s, dtype), img, "no rotation and zoom 1 change nothing")
         }
     }
 
-    func testBilinearRotationOfAConstantImageIsConstantInside() {
+    func testBilinearRotationOfAConstantImageIsConstantInside() throws {
         // A constant image rotated by 45° stays that constant wherever the source lies inside.
         let s = ImageShape(Shape([9, 9]))!
         let img = [Float](repeating: 2.5, count: 81).withUnsafeBytes { Array($0) }
         var c = AugmentConfig()
         c.rotate = 45...45
-        let out = augment(img, c, s, .f32).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let out = try augment(img, c, s, .f32).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         XCTAssertEqual(out[4 * 9 + 4], 2.5, accuracy: 1e-6, "the centre")
         XCTAssertEqual(out[4 * 9 + 2], 2.5, accuracy: 1e-6)
         XCTAssertLessThan(out[0], 2.5, "a corner comes from outside the image, partly fill")
     }
 
-    func testCutoutErasesOneClippedSquare() {
+    func testCutoutErasesOneClippedSquare() throws {
         let s = ImageShape(Shape([10, 10]))!
         let img = [UInt8](repeating: 9, count: 100)
         var c = AugmentConfig()
         c.cutout = 4
         var sizes = Set<Int>()
         for seed in 0..<200 {
-            let out = augment(img, c, s, .u8, seed: UInt64(seed))
+            let out = try augment(img, c, s, .u8, seed: UInt64(seed))
             let erased = out.indices.filter { out[$0] == 0 }
             XCTAssertTrue(out.allSatisfy { $0 == 0 || $0 == 9 })
             XCTAssertTrue((4...16).contains(erased.count), "\(erased.count) pixels erased")
@@ -142,16 +142,16 @@ final class AugmentTests: XCTestCase {
         XCTAssertTrue(sizes.count > 1, "squares clipped at the edges too")
     }
 
-    func testIntegerImagesAreRoundedAndClamped() {
+    func testIntegerImagesAreRoundedAndClamped() throws {
         let s = ImageShape(Shape([4, 4]))!
         let img: [UInt8] = Array(repeating: 250, count: 8) + Array(repeating: 3, count: 8)
         var c = AugmentConfig()
         c.noise = 50
-        let out = augment(img, c, s, .u8)
+        let out = try augment(img, c, s, .u8)
         XCTAssertTrue(out.contains(255) && out.contains(0), "clamped to 0…255, not wrapped: \(out)")
     }
 
-    func testBrightnessContrastZoomFillAndProbabilities() {
+    func testBrightnessContrastZoomFillAndProbabilities() throws {
         let s = ImageShape(Shape([6, 6]))!
         let img = (0..<36).map { Float($0 % 7) + 1 }.withUnsafeBytes { Array($0) }
         func floats(_ b: [UInt8]) -> [Double] { b.withUnsafeBytes { $0.bindMemory(to: Float.self).map(Double.init) } }
@@ -160,14 +160,14 @@ final class AugmentTests: XCTestCase {
             // brightness: every value times one factor from 1−b…1+b
             var c = AugmentConfig()
             c.brightness = 0.3
-            let b = floats(augment(img, c, s, .f32, seed: UInt64(seed)))
+            let b = floats(try augment(img, c, s, .f32, seed: UInt64(seed)))
             let f = b[0] / x[0]
             XCTAssertTrue((0.7...1.3).contains(f), "factor \(f)")
             for i in 0..<36 { XCTAssertEqual(b[i], x[i] * f, accuracy: 1e-5) }
             // contrast: the mean kept, distances from it times one factor from 1−c…1+c
             c = AugmentConfig()
             c.contrast = 0.5
-            let k = floats(augment(img, c, s, .f32, seed: UInt64(seed)))
+            let k = floats(try augment(img, c, s, .f32, seed: UInt64(seed)))
             let m = x.reduce(0, +) / 36
             let g = (k[0] - m) / (x[0] - m)
             XCTAssertTrue((0.5...1.5).contains(g), "factor \(g)")
@@ -178,7 +178,7 @@ final class AugmentTests: XCTestCase {
         var z = AugmentConfig()
         z.zoom = 0.5...0.5
         z.fill = -1
-        let zoomed = floats(augment(img, z, s, .f32))
+        let zoomed = floats(try augment(img, z, s, .f32))
         XCTAssertEqual(zoomed[0], -1, "a corner is fill")
         XCTAssertTrue(zoomed[2 * 6 + 2] > 0, "the centre is image")
         // shift fills with --fill; probability 0 turns an operation off
@@ -186,10 +186,10 @@ final class AugmentTests: XCTestCase {
         sh.shift = 3
         sh.fill = 9
         var filled = 0
-        for seed in 0..<20 { filled += floats(augment(img, sh, s, .f32, seed: UInt64(seed))).filter { $0 == 9 }.count }
+        for seed in 0..<20 { filled += floats(try augment(img, sh, s, .f32, seed: UInt64(seed))).filter { $0 == 9 }.count }
         XCTAssertGreaterThan(filled, 0, "pixels shifted in take the fill value")
         sh.probability[.shift] = 0
-        for seed in 0..<20 { XCTAssertEqual(augment(img, sh, s, .f32, seed: UInt64(seed)), img, "p=0: never applied") }
+        for seed in 0..<20 { XCTAssertEqual(try augment(img, sh, s, .f32, seed: UInt64(seed)), img, "p=0: never applied") }
     }
 
     func testTheRecordShowsTheNumbersGiven() {

@@ -50,7 +50,7 @@ final class NormalizationTests: XCTestCase {
         let t = try FieldTransform(schema: r.schema, steps: [("x", spec)], dtype: dtype)
         var rows: [[Double]] = []
         while let b = try r.next() {
-            let (views, bad) = t.apply(b)
+            let (views, bad) = try t.apply(b, input: "stream")
             XCTAssertNil(bad)
             if views.count > 1 { XCTAssertEqual(Array(views[1]), Array(b.field(1)), "other fields pass through") }
             for k in 0..<b.count {
@@ -179,6 +179,34 @@ final class NormalizationTests: XCTestCase {
         }
     }
 
+    func testSamplesLargerThanAChunkOrATileAreTakenWhole() throws {
+        // A sample of 200×200×3 is more values than a chunk of statistics (2 MiB of f64) and
+        // than the tile its transform is worked through in (4095 values). Both were one copy
+        // of the whole sample, in f64: 1.1 GB of parameters for an image of 8192×8192×1.
+        let (_, bytes, rows) = try stream(Shape([200, 200, 3]), samples: 5, batch: 2)
+        let (spec, out) = try normalized(bytes, .standardize, perChannel: true)
+        let (mean, std) = moments(rows, slots: 3)
+        XCTAssertEqual(spec.shift.count, 3)
+        for c in 0..<3 {
+            XCTAssertEqual(spec.shift[c], mean[c], accuracy: 1e-9 * abs(mean[c]) + 1e-12, "channel \(c)")
+            XCTAssertEqual(1 / spec.mul[c], std[c], accuracy: 1e-9 * std[c], "channel \(c)")
+        }
+        // every element, the last tile's included, by its own channel's parameters
+        for (k, row) in out.enumerated() {
+            let want = rows[k].enumerated().map { e, x in Double(Float((x - spec.shift[e % 3]) * spec.mul[e % 3])) }
+            XCTAssertEqual(row, want, "sample \(k)")
+        }
+        // a constant over 70×70 (4900 values: a tile and a part)
+        let (_, small, values) = try stream(Shape([70, 70]), samples: 3)
+        let scaled = try normalized(small, .scale(4), perChannel: false).1
+        XCTAssertEqual(scaled, values.map { $0.map { Double(Float($0 / 4)) } })
+        // A NaN at the end of the second sample is that sample's, past a chunk's flush.
+        let stats = FieldStatistics(shape: Shape([200, 200, 3]), perChannel: true)
+        var xs = [Float](repeating: 1, count: 2 * 120_000)
+        xs[xs.count - 1] = .nan
+        xs.withUnsafeBytes { XCTAssertEqual(stats.add($0, dtype: .f32, count: 2), 1) }
+    }
+
     func testNaNIsReportedWithItsSample() throws {
         let stats = FieldStatistics(shape: Shape([2]), perChannel: false)
         let xs: [Float] = [1, 2, 3, .nan, 5, 6]
@@ -187,7 +215,7 @@ final class NormalizationTests: XCTestCase {
         let t = try FieldTransform(schema: Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2]))]), steps: [("x", .scale(2))])
         let bytes = try makeStream(t.input, batches: [(2, [inf.withUnsafeBytes { Array($0) }])])
         let r = try StreamReader(source: MemorySource(bytes, name: "memory"))
-        let bad = t.apply(try r.next()!).bad
+        let bad = try t.apply(try r.next()!, input: "stream").bad
         XCTAssertEqual(bad?.field, 0)
         XCTAssertEqual(bad?.sample, 1)
     }

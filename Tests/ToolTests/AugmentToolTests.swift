@@ -95,6 +95,13 @@ final class AugmentToolTests: XCTestCase {
                         contains: "field 'x' sample 0: the augmentation makes a NaN or infinity")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/h.tns"))
+        // A fill that f32 cannot hold is named as the cause; it was blamed on --brightness.
+        assertFails(try sh("normalize --scale 255 \(tmp)/data.tns | augment --fill 1e308 --shift 1 -o \(tmp)/h.tns"), status: 65,
+                    prefix: "augment: stdin: field 'x' is f32, which cannot hold --fill 1e+308")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/h.tns"))
+        // In an integer field the fill is clamped, as every value is.
+        let clamped = try sh("augment --fill 1e308 --shift 1 --seed 3 -o \(tmp)/h.tns \(tmp)/data.tns")
+        XCTAssertEqual(clamped.status, 0, clamped.stderr)
         // A range wider than a double holds drew infinite angles: every image was the fill,
         // with status 0.
         for wide in ["--rotate 1e308", "--rotate=-1e308,1e308", "--zoom 1e308"] {

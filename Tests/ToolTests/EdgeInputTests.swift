@@ -32,7 +32,7 @@ final class EdgeInputTests: XCTestCase {
         for cmd in ["tensor-cat a.tns empty.tns -o out.tns", "tensor-show --count a.tns empty.tns", "tensor-cat a.tns empty.tns a.tns -o out.tns"] {
             assertFails(try sh(cmd, cwd: tmp), status: 65, prefix: "\(cmd.prefix { $0 != " " }): empty.tns: empty input, no stream header")
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/far.tns"))
         // stdin named twice: the second read found it at its end and called it empty.
         assertFails(try sh("tensor-cat - - < a.tns > out.tns", cwd: tmp), status: 64, prefix: "tensor-cat: the input names stdin (-) twice")
         XCTAssertEqual(try sh("tensor-show --count a.tns a.tns", cwd: tmp).stdoutText, "4\n")
@@ -76,7 +76,7 @@ final class EdgeInputTests: XCTestCase {
         assertFails(try sh("tensor-show --count a.tns rows.csv", cwd: tmp), status: 65, prefix: "tensor-show: rows.csv: not a tensor stream (looks like")
         try stream("i.tns", .i32, [2], [Int32(1), 2], count: 1)
         assertFails(try sh("tensor-show --count a.tns i.tns", cwd: tmp), status: 65, prefix: "tensor-show: i.tns: stream 1: does not match stream 1 of a.tns: ")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/far.tns"))
     }
 
     func testAShortOptionTakesItsValueAttachedAsGetoptReadsIt() throws {
@@ -310,7 +310,7 @@ final class EdgeInputTests: XCTestCase {
         XCTAssertTrue(try sh("tensor-load ok.png | tensor-show -n 0", cwd: tmp).stdoutText.contains("x  u8  1×2×4"))
         for (file, problem) in [("trns.png", "bad PNG: tRNS: CRC error"), ("gama.png", "bad PNG: gAMA: CRC error"), ("cut.png", "bad PNG: ")] {
             assertFails(try sh("tensor-load -o out.tns \(file)", cwd: tmp), status: 65, prefix: "tensor-load: \(file): \(problem)")
-            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"))
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/far.tns"))
         }
     }
 
@@ -434,6 +434,22 @@ final class EdgeInputTests: XCTestCase {
         for r in ["0,1,", "-1e308,1e308"] {
             assertFails(try sh("normalize --minmax --range=\(r) small.tns", cwd: tmp), status: 64, prefix: "normalize: --range takes LO,HI with LO < HI")
         }
+        // A range far from zero maps in f64. The shift was computed as lo · range first, which
+        // overflowed, and the data were blamed: "its range overflows f64" for values 1 and 2.
+        let far = try sh("normalize --minmax --range 1e307,1.0000001e307 --dtype f64 small.tns | tensor-show --csv", cwd: tmp)
+        XCTAssertEqual(far.status, 0, far.stderr)
+        let mapped = far.stdoutText.split(separator: "\n").dropFirst().compactMap { Double($0) }
+        XCTAssertEqual(mapped.count, 2)
+        XCTAssertEqual(mapped[0], 1e307, accuracy: 1e293)
+        XCTAssertEqual(mapped[1], 1.0000001e307, accuracy: 1e293)
+        // In f32 the same values are out of range, and that is what is said.
+        assertFails(try sh("normalize --minmax --range 1e307,1.0000001e307 small.tns -o far.tns", cwd: tmp), status: 65,
+                    prefix: "normalize: small.tns: field 'x' sample 0 becomes a NaN or infinity under the transform, out of f32's range")
+        // A range too narrow for a wide --range needs a multiplier past f64.
+        try stream("narrow.tns", .f64, [1], [0, 1e-300], count: 2)
+        assertFails(try sh("normalize --minmax --range 0,1e300 --dtype f64 narrow.tns -o far.tns", cwd: tmp), status: 65,
+                    prefix: "normalize: narrow.tns: field 'x': mapping its range onto --range 0,1e300 takes a multiplier beyond f64")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/far.tns"))
     }
 
     func testAnOverflowingMetricIsUndefinedAndFailsEveryGate() throws {
@@ -464,6 +480,6 @@ final class EdgeInputTests: XCTestCase {
             XCTAssertEqual(r.status, 64, "\(cmd): \(r.stdoutText)")
             XCTAssertTrue(r.stdoutText.contains("stdout: refusing to write \(what) to a terminal"), r.stdoutText)
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/out.tns"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/far.tns"))
     }
 }

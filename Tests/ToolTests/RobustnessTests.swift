@@ -464,6 +464,34 @@ final class RobustnessTests: XCTestCase {
         XCTAssertTrue(exists("big.model"))
     }
 
+    func testAnImageTooLargeToWorkOnIsRefusedAndOneThatFitsIsNormalized() throws {
+        // One 8192×8192 u8 image (64 MiB). augment works on two f64 copies (1.07 GB); under a
+        // 1 GB limit it died in the allocation (134, helper-44's review), and now says so.
+        // normalize --scale expanded its constant into two per-element f64 arrays (1.07 GB)
+        // and died the same way under 600 MB; it now takes 4096 values at a time, and refuses
+        // only when the f32 output itself does not fit.
+        // (Left out by scripts/sanitize: sanitizers cannot live under `ulimit -v`.)
+        let make = """
+            /usr/bin/python3 -c 'import numpy as np; np.save("img.npy", (np.arange(8192 * 8192) % 251).astype(np.uint8).reshape(1, 8192, 8192))'
+            tensor-load x=img.npy -o big.tns
+            """
+        XCTAssertEqual(try sh(make, cwd: tmp).status, 0)
+        let aug = try sh("ulimit -v 1000000 && augment --hflip 1 -o a.tns big.tns", cwd: tmp)
+        assertFails(aug, status: 70, prefix: "augment: big.tns: field 'x': needs 1.1 GB of memory to augment an image of 8192×8192×1 (two copies in f64), more than the ",
+                    contains: "this process may use (physical memory, a container's limit or ulimit -v)")
+        XCTAssertFalse(exists("a.tns"))
+        let norm = try sh("ulimit -v 600000 && normalize --scale 251 -o n.tns big.tns", cwd: tmp)
+        XCTAssertEqual(norm.status, 0, norm.stderr)
+        let (schema, n, fields) = try readAll(try XCTUnwrap(bytes("\(tmp)/n.tns")))
+        XCTAssertEqual(n, 1)
+        XCTAssertEqual(schema.fields[0].dtype, .f32)
+        let x = fields[0].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        for i in [0, 250, 251, 4095, 4096, 8192 * 8192 - 1] { XCTAssertEqual(x[i], Float(Double(i % 251) * (1.0 / 251)), "value \(i)") }
+        let tight = try sh("ulimit -v 350000 && normalize --scale 251 -o t.tns big.tns", cwd: tmp)
+        assertFails(tight, status: 70, prefix: "normalize: big.tns: field 'x': needs 268 MB of memory to hold a sample as f32, more than the ")
+        XCTAssertFalse(exists("t.tns"))
+    }
+
     func testPredictAdvisesFewerThreadsOnlyWhenOneThreadWouldDo() throws {
         // 'conv 65536 1x1' makes 411 MB of working memory a sample from a model of 9 MB. Under
         // a limit that leaves room for one thread's sample but not two, the advice is
