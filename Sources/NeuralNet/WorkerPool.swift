@@ -8,6 +8,7 @@
 
 import Foundation
 import Synchronization
+import TensorStream
 
 /// What the workers and the calling thread share.
 private final class PoolState: @unchecked Sendable {
@@ -50,7 +51,8 @@ final class WorkerPool {
         for k in 1..<max(threads, 1) {
             let start = Unmanaged.passRetained(WorkerStart(state, k)).toOpaque()
             var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, { arg in
+            // TENSOR_FAULT=thread:N refuses the Nth thread, as a system at its process limit does.
+            let rc = FaultInjection.fails("thread") ? EAGAIN : pthread_create(&thread, nil, { arg in
                 let w = Unmanaged<WorkerStart>.fromOpaque(arg!).takeRetainedValue()
                 WorkerPool.work(w.state, index: w.index)
                 return nil

@@ -45,7 +45,8 @@ public func enlargePipe(_ fd: Int32) {
 
 /// A test hook for I/O-error sweeps (SQLite's technique): with `TENSOR_FAULT=OP:N` in the
 /// environment, the Nth operation of kind OP — `read`, `write`, `fsync` or `rename`, counted
-/// over the whole process — fails with EIO, as a failing disk would. Inert when unset.
+/// over the whole process — fails with EIO, as a failing disk would; `thread` refuses the Nth
+/// worker thread (EAGAIN). Inert when unset.
 public enum FaultInjection {
     static let plan: (op: String, n: Int)? = {
         guard let v = ProcessInfo.processInfo.environment["TENSOR_FAULT"] else { return nil }

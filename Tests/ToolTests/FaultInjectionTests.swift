@@ -147,4 +147,26 @@ final class FaultInjectionTests: XCTestCase {
             XCTAssertEqual(bytes("\(tmp)/\(side)"), good, "\(side) untouched")
         }
     }
+
+    func testARefusedThreadChangesNothingButSpeed() throws {
+        // TENSOR_FAULT=thread:1 refuses the first worker thread, as a system at its process
+        // limit does. The calling thread then runs the parts that worker would have: the model
+        // and the predictions are those of an unrefused run at the same --threads.
+        let fit = "fit --threads 2 --batch 16 --epochs 1 --seed 1 -q --no-checkpoint train.tns"
+        for f in ["", "TENSOR_FAULT=thread:1 "] {
+            XCTAssertEqual(try sh("\(f)\(fit) --model mlp -o 'mlp\(f.isEmpty ? "" : "-refused").model'", cwd: tmp).status, 0)
+        }
+        XCTAssertEqual(bytes("\(tmp)/mlp-refused.model"), bytes("\(tmp)/mlp.model"))
+        let p = try sh("predict --threads 2 -m mlp.model --format csv train.tns", cwd: tmp)
+        XCTAssertEqual(p.status, 0, p.stderr)
+        XCTAssertEqual(try sh("TENSOR_FAULT=thread:1 predict --threads 2 -m mlp.model --format csv train.tns", cwd: tmp).stdout, p.stdout)
+        // BatchNorm's replicas meet at a barrier, so each needs a thread: with one refused,
+        // one replica takes the batch, which is the run at --threads 1. Without that clamp the
+        // second replica never came and training hung.
+        let bn = "--model 'dense 16; batchnorm; relu; dense classes'"
+        let refused = try sh("TENSOR_FAULT=thread:1 timeout 60 \(fit) \(bn) -o bn-refused.model", cwd: tmp)
+        XCTAssertEqual(refused.status, 0, refused.stderr)
+        XCTAssertEqual(try sh("\(fit.replacingOccurrences(of: "--threads 2", with: "--threads 1")) \(bn) -o bn1.model", cwd: tmp).status, 0)
+        XCTAssertEqual(bytes("\(tmp)/bn-refused.model"), bytes("\(tmp)/bn1.model"))
+    }
 }
