@@ -175,6 +175,7 @@ public enum Loader {
         var checkLabels: (field: Int, dtype: DType, classes: Int)?
         // Labels of classes the input named, renumbered in the order --classes gives.
         var remapLabels: (field: Int, dtype: DType, table: [Int64])?
+        let labelSource = owner["y"].map { sources[$0].name } ?? "input"
         if let classes {
             guard let y = schema.field("y") else {
                 throw DataError("--classes", "the stream has no field 'y' to name classes for", kind: .usage)
@@ -189,7 +190,7 @@ public enum Loader {
                 var table: [Int64] = []
                 for name in existing {
                     guard let k = classes.firstIndex(of: name) else {
-                        throw DataError("--classes", "the input has class '\(escapedForDisplay(name))', which the list does not name", kind: .badData)
+                        throw DataError(labelSource, "class '\(escapedForDisplay(name))' is not one --classes names", kind: .badData)
                     }
                     table.append(Int64(k))
                 }
@@ -200,7 +201,7 @@ public enum Loader {
             } else if let existing = schema.classes(of: "y") {
                 // Integer labels, named "0"… by the input: named by position.
                 if existing.count > classes.count {
-                    throw DataError("--classes", "\(classes.count) names given but labels go up to \(existing.count - 1)", kind: .badData)
+                    throw DataError(labelSource, "labels go up to \(existing.count - 1), but --classes names \(classes.count) classes", kind: .badData)
                 }
             } else {
                 checkLabels = (schema.index(of: "y")!, y.dtype, classes.count)
@@ -242,8 +243,7 @@ public enum Loader {
                 for i in 0..<n {
                     let v = labels.integerElement(i, dtype) ?? -1
                     guard v >= 0, v < k else {
-                        let from = owner["y"].map { sources[$0].name } ?? "input"
-                        throw DataError(from, "sample \(total + i): label \(v) is outside the \(k) classes --classes names")
+                        throw DataError(labelSource, "sample \(total + i): label \(v) is outside the \(k) classes --classes names")
                     }
                 }
             }
@@ -253,8 +253,7 @@ public enum Loader {
                     // A reader's labels index its own names; a stream's need not (hostile input).
                     let v = UnsafeRawPointer(labels).integerElement(i, dtype) ?? -1
                     guard v >= 0, v < table.count else {
-                        let from = owner["y"].map { sources[$0].name } ?? "input"
-                        throw DataError(from, "sample \(total + i): label \(v) is outside the \(table.count) classes the input names")
+                        throw DataError(labelSource, "sample \(total + i): label \(v) is outside the \(table.count) classes the input names")
                     }
                     labels.storeInteger(table[Int(v)], at: i, dtype)
                 }

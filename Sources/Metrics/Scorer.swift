@@ -205,6 +205,7 @@ public final class Scorer {
             capacity = k
         } else {
             if options.topKGiven { throw ScoreError(input, "--top-k applies to classification; this is a regression") }
+            if options.threshold != nil { throw ScoreError(input, "--threshold applies to binary tasks; this is a regression") }
             guard let pf = predField else {
                 throw ScoreError(input, "regression needs a prediction field ('\(options.pred)' is missing)")
             }

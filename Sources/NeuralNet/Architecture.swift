@@ -275,7 +275,8 @@ public enum Architecture {
             case .flatten: return "flatten"
             case .dropout(let r): return "dropout \(r)"
             case .batchNorm: return "batchnorm"
-            case .activation(let a, let alpha): return a == .leakyrelu ? "leakyrelu \(alpha)" : a.rawValue
+            // the slope only where it is not the default, as every other option
+            case .activation(let a, let alpha): return a == .leakyrelu && alpha != 0.01 ? "leakyrelu \(alpha)" : a.rawValue
             case .embedding(let v, let d): return "embedding \(d)" + (v.map { " vocab=\($0)" } ?? "")
             case .position: return "position"
             case .recurrent(let k, let u, let seq, let bi):

@@ -78,7 +78,7 @@ struct TensorLoad: ParsableCommand {
     @Option(help: ArgumentHelp("Text: the most ids to learn, the 2 reserved included (default: char 1000, word 20000, bpe 8000).", valueName: "n"))
     var vocabSize: Int?
 
-    @Option(help: ArgumentHelp("Text: how often a token (bpe: a pair) must occur to be learned (default: char 1, word and bpe 2).", valueName: "n"))
+    @Option(help: ArgumentHelp("Text: how often a token (bpe: a starting character, and a pair to merge) must occur to be learned (default: char 1, word and bpe 2).", valueName: "n"))
     var minCount: Int?
 
     @Option(help: ArgumentHelp("Text, CSV: the text column, by header name or 1-based index (default: 'text').", valueName: "column"))

@@ -43,8 +43,8 @@ struct TensorShow: ParsableCommand {
     @Option(name: .short, help: ArgumentHelp("Samples to print (default 3) or to draw with --png (default 64).", valueName: "count"))
     var n: Int?
 
-    @Option(help: ArgumentHelp("The image field for --png.", valueName: "name"))
-    var field: String = "x"
+    @Option(help: ArgumentHelp("The image field for --png (default x).", valueName: "name"))
+    var field: String?
 
     @Argument(help: ArgumentHelp("Stream files; stdin when none or \"-\".", valueName: "file"))
     var files: [String] = []
@@ -55,7 +55,7 @@ struct TensorShow: ParsableCommand {
         if let n, n < 0 { throw ValidationError("-n takes a count ≥ 0") }
         if n == 0 && png != nil { throw ValidationError("-n 0 draws nothing: --png takes 1 or more samples") }
         if n != nil && (count || csv || npz != nil) { throw ValidationError("-n does not go with --count, --csv or --npz, which take every sample") }
-        if field != "x" && png == nil { throw ValidationError("--field goes with --png") }
+        if field != nil && png == nil { throw ValidationError("--field goes with --png") }
         try refuseStdinTwice(files.map { ("the input", $0) })
         try refuseSharedFiles(outputs: [("--npz", npz), ("--png", png)], inputs: (files.isEmpty ? ["-"] : files).map { ("the input", $0) })
     }
@@ -91,6 +91,7 @@ struct TensorShow: ParsableCommand {
                     throw error
                 }
             } else if let png {
+                let field = self.field ?? "x"
                 guard let fi = reader.schema.index(of: field) else {
                     throw UsageError("the stream has no field '\(field)' (fields: \(reader.schema.fields.map(\.name).joined(separator: ", ")))", location: "--field")
                 }

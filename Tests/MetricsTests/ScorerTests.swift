@@ -79,6 +79,12 @@ final class ScorerTests: XCTestCase {
         XCTAssertThrowsError(try score([("y", .f32, [], bytes(reg)), ("yhat", .f32, [], bytes(reg))], count: 3, options: o)) { e in
             XCTAssertEqual((e as? ScoreError)?.problem, "--top-k applies to classification; this is a regression")
         }
+        // --threshold on a regression was ignored, with status 0 (helper-46's review).
+        var t = ScoreOptions()
+        t.threshold = 0.5
+        XCTAssertThrowsError(try score([("y", .f32, [], bytes(reg)), ("yhat", .f32, [], bytes(reg))], count: 3, options: t)) { e in
+            XCTAssertEqual((e as? ScoreError)?.problem, "--threshold applies to binary tasks; this is a regression")
+        }
         XCTAssertThrowsError(try score([("y", .i64, [], bytes(y)), ("yhat", .i64, [], bytes(yhat))], classes: ["a", "b", "c"], count: 12, options: o)) { e in
             XCTAssertEqual((e as? ScoreError)?.problem, "--top-k needs a probability field with a column per class ('p' is missing)")
         }

@@ -359,6 +359,8 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(try Architecture.parse("dense 8 leakyrelu 0.2; conv 4 3x3 leakyrelu .3 padding=same; dense 8 leakyrelu"),
                        [.dense(units: 8), .activation(.leakyrelu, alpha: 0.2), .conv(filters: 4, kh: 3, kw: 3, stride: 1, padding: .same),
                         .activation(.leakyrelu, alpha: 0.3), .dense(units: 8), .activation(.leakyrelu, alpha: 0.01)])
+        // The default slope is left out of the text a model records, as other defaults are.
+        XCTAssertEqual(Architecture.text(try Architecture.parse("dense 8 leakyrelu; dense 4 leakyrelu 0.2")), "dense 8\nleakyrelu\ndense 4\nleakyrelu 0.2")
         // A misspelt word is named, not counted ("dense takes 1 value, got 2").
         XCTAssertThrowsError(try Architecture.parse("dense 16 rellu")) { e in
             XCTAssertEqual((e as? DiagnosticError)?.problem, "unknown word 'rellu' for dense")

@@ -258,10 +258,13 @@ final class ToolTests: XCTestCase {
         // sample's class with status 0 (helper-43's review).
         XCTAssertTrue(named.stdoutText.contains("y=1 (setosa)"), named.stdoutText)
         assertFails(try sh("tensor-load --label species --classes a,b,c \(testdata("csv/iris-small.csv"))"), status: 65,
-                    prefix: "tensor-load: --classes: the input has class 'setosa', which the list does not name")
+                    prefix: "tensor-load: \(testdata("csv/iris-small.csv")): class 'setosa' is not one --classes names")
         // Integer labels still take the names by position.
         let numbered = try sh("tensor-load x=\(testdata("idx/images-u8.idx.gz")) y=\(testdata("idx/labels-u8.idx")) --classes j,i,h,g,f,e,d,c,b,a | tensor-show")
         XCTAssertTrue(numbered.stdoutText.contains("y.classes: j, i, h, g, f, e, d, c, b, a"), numbered.stdoutText + numbered.stderr)
+        // Both refusals name the file whose labels do not fit (they named the option).
+        assertFails(try sh("tensor-load --classes a,b,c y=\(testdata("idx/labels-u8.idx"))"), status: 65,
+                    prefix: "tensor-load: \(testdata("idx/labels-u8.idx")): labels go up to 9, but --classes names 3 classes")
         // Among several inputs, one of the option's format is enough.
         XCTAssertEqual(try sh("tensor-load --channels 3 \(testdata("images/gray-4x3.png")) | tensor-show --count").stdoutText.trimmingCharacters(in: .whitespacesAndNewlines), "1")
         XCTAssertEqual(try sh("tensor-load --split test \(testdata("cifar/cifar10-small.tar.gz")) | tensor-show --count").status, 0)
@@ -330,6 +333,8 @@ final class ToolTests: XCTestCase {
         assertFails(try sh("tensor-load x=\(labels) | tensor-show --png \(tmp)/h.png --field x"), status: 64,
                     prefix: "tensor-show: stdin: field x of shape scalar is not an image (H×W or H×W×C with C 1, 3 or 4)")
         try sh("tensor-load x=\(labels) -o \(tmp)/labels.tns")
+        // --field without --png is refused even when it names the default (it was ignored).
+        assertFails(try sh("tensor-show --field x labels.tns", cwd: tmp), status: 64, prefix: "tensor-show: --field goes with --png")
         assertFails(try sh("tensor-show --png h.png labels.tns", cwd: tmp), status: 64, prefix: "tensor-show: labels.tns: field x of shape scalar is not an image")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(tmp)/h.png"))
         // To stdout with "-", and into a FIFO in place (renaming over it replaced it).
