@@ -30,7 +30,6 @@ public final class Activation<T: Real>: Layer<T> {
         super.init(inputShape: inputShape, outputShape: inputShape)
     }
 
-    public override var spec: String { kind == .leakyrelu ? "leakyrelu \(Double(alpha))" : kind.rawValue }
 
     @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {

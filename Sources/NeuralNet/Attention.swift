@@ -32,7 +32,6 @@ public final class SelfAttention<T: Real>: Layer<T> {
     }
 
     public override var parameterCount: Int { 3 * D * D + 3 * D + D * D + D }
-    public override var spec: String { "attention \(heads)" + (causal ? " causal" : "") }
 
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
         // Glorot-uniform over the whole in-projection and the out-projection (PyTorch's
@@ -160,7 +159,6 @@ public final class TransformerBlock<T: Real>: Layer<T> {
     }
 
     public override var parameterCount: Int { parts.reduce(0) { $0 + $1.parameterCount } }
-    public override var spec: String { "transformer \(heads) \(hidden)" + (causal ? " causal" : "") }
 
     override func bind(params: UnsafeMutablePointer<T>, grads: UnsafeMutablePointer<T>) {
         super.bind(params: params, grads: grads)

@@ -30,7 +30,6 @@ public final class BatchNorm<T: Real>: Layer<T> {
 
     public override var parameterCount: Int { 4 * C }
     public override var trainableCount: Int { 2 * C }
-    public override var spec: String { "batchnorm" }
     override var wholeBatch: Bool { true }
 
     @_specialize(where T == Float)

@@ -49,9 +49,6 @@ public final class Conv2D<T: Real>: Layer<T> {
 
     var K: Int { kh * kw * C }
     public override var parameterCount: Int { K * filters + filters }
-    public override var spec: String {
-        "conv \(filters) \(kh)x\(kw)" + (stride != 1 ? " stride=\(stride)" : "") + (padding != .valid ? " padding=\(padding.rawValue)" : "")
-    }
 
     @_specialize(where T == Float)
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {

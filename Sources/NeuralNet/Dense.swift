@@ -12,7 +12,6 @@ public final class Dense<T: Real>: Layer<T> {
     }
 
     public override var parameterCount: Int { inputSize * units + units }
-    public override var spec: String { "dense \(units)" }
 
     @_specialize(where T == Float)
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
@@ -50,7 +49,6 @@ public final class Flatten<T: Real>: Layer<T> {
         super.init(inputShape: inputShape, outputShape: [inputShape.reduce(1, *)])
     }
 
-    public override var spec: String { "flatten" }
 
     @_specialize(where T == Float)
     override func forward(_ x: UnsafePointer<T>, _ y: UnsafeMutablePointer<T>, batch: Int, training: Bool, rng: inout SeededRandom) {
@@ -75,7 +73,6 @@ public final class Dropout<T: Real>: Layer<T> {
         super.init(inputShape: inputShape, outputShape: inputShape)
     }
 
-    public override var spec: String { "dropout \(rate)" }
 
     @_specialize(where T == Float)
     override func reserve(batch: Int) { mask.reserve(batch * inputSize) }

@@ -67,9 +67,6 @@ public class Layer<T: Real> {
     func backward(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ dy: UnsafePointer<T>, _ dx: UnsafeMutablePointer<T>?, batch: Int) {
         fatalError("backward not implemented")  // trap-ok: abstract method
     }
-
-    /// The layer in the architecture text form.
-    public var spec: String { "" }
 }
 
 /// Weight initialization.

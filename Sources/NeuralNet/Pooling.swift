@@ -24,9 +24,6 @@ public final class Pool2D<T: Real>: Layer<T> {
         super.init(inputShape: inputShape, outputShape: [OH, OW, C])
     }
 
-    public override var spec: String {
-        (kind == .max ? "maxpool" : "avgpool") + " \(size)" + (stride != size ? " stride=\(stride)" : "")
-    }
 
     @_specialize(where T == Float)
     override func reserve(batch: Int) { routed.reserve(C) }
@@ -147,7 +144,6 @@ public final class GlobalAveragePool<T: Real>: Layer<T> {
         super.init(inputShape: inputShape, outputShape: [inputShape.last!])
     }
 
-    public override var spec: String { "globalavgpool" }
     var positions: Int { inputSize / outputSize }
 
     @_specialize(where T == Float)

@@ -69,9 +69,6 @@ public final class Recurrent<T: Real>: Layer<T> {
     }
 
     public override var parameterCount: Int { directions * directionSize }
-    public override var spec: String {
-        "\(kind.rawValue) \(units)" + (sequences ? " sequences" : "") + (bidirectional ? " bidirectional" : "")
-    }
     override var wholeBatch: Bool { true }
 
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {

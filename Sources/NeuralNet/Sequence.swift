@@ -19,7 +19,6 @@ public final class Embedding<T: Real>: Layer<T> {
     }
 
     public override var parameterCount: Int { vocabulary * dim }
-    public override var spec: String { "embedding \(vocabulary) \(dim)" }
 
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
         // PyTorch's nn.Embedding draws N(0, 1); Keras's uniform(±0.05).
@@ -59,7 +58,6 @@ public final class PositionEmbedding<T: Real>: Layer<T> {
     }
 
     public override var parameterCount: Int { inputSize }
-    public override var spec: String { "position" }
 
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
         for i in 0..<parameterCount { params[i] = T(rng.nextGaussian() * 0.02) }
@@ -98,7 +96,6 @@ public final class LayerNorm<T: Real>: Layer<T> {
     }
 
     public override var parameterCount: Int { 2 * D }
-    public override var spec: String { "layernorm" }
 
     override func initialize(_ rng: inout SeededRandom, init scheme: InitScheme) {
         params.update(repeating: 1, count: D)
@@ -175,7 +172,6 @@ public final class TimePool<T: Real>: Layer<T> {
         super.init(inputShape: inputShape, outputShape: [inputShape.dropFirst().reduce(1, *)])
     }
 
-    public override var spec: String { "timepool \(kind.rawValue)" }
 
     override func reserve(batch: Int) { if kind == .max { argmax.reserve(batch * D) } }
 
