@@ -161,7 +161,13 @@ public final class Augmenter {
         }
         if c.noise > 0, rng.nextUnitDouble() < c.p(.noise) {
             let a = self.a
-            for i in 0..<n { a[i] += c.noise * rng.nextGaussian() }
+            var i = 0
+            while i < n {
+                let (g0, g1) = rng.nextGaussianPair()
+                a[i] += c.noise * g0
+                if i + 1 < n { a[i + 1] += c.noise * g1 }
+                i += 2
+            }
         }
         if c.cutout > 0, rng.nextUnitDouble() < c.p(.cutout) {
             let cy = Int(rng.next() % UInt64(image.height)), cx = Int(rng.next() % UInt64(image.width))
@@ -226,32 +232,42 @@ public final class Augmenter {
         }
         let cy = Double(h - 1) / 2, cx = Double(w - 1) / 2
         let a = self.a, b = self.b, fill = config.fill
+        // The inverse rotation, unzoomed, as one matrix: a multiplication a term instead of a
+        // division a pixel.
+        let c = cosA / scale, s = sinA / scale
         for y in 0..<h {
+            let v = cy - Double(y)
             for x in 0..<w {
                 // the source of (x, y): the inverse rotation, in y-up coordinates, then unzoom
-                let u = Double(x) - cx, v = cy - Double(y)
-                let su = (u * cosA + v * sinA) / scale, sv = (-u * sinA + v * cosA) / scale
-                let sx = cx + su, sy = cy - sv
+                let u = Double(x) - cx
+                let sx = cx + (u * c + v * s), sy = cy - (v * c - u * s)
+                let out = b + (y &* w &+ x) &* ch
                 // A source off the image (far off, under a tiny zoom) is the fill: in range of
                 // Int before it is converted.
                 guard sx > -2, sy > -2, sx < Double(w) + 1, sy < Double(h) + 1 else {
-                    for k in 0..<ch { b[(y * w + x) * ch + k] = fill }
+                    for k in 0..<ch { out[k] = fill }
                     continue
                 }
-                let x0 = Int((sx).rounded(.down)), y0 = Int((sy).rounded(.down))
+                let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
                 let fx = sx - Double(x0), fy = sy - Double(y0)
-                for k in 0..<ch {
-                    func at(_ yy: Int, _ xx: Int) -> Double {
-                        yy >= 0 && yy < h && xx >= 0 && xx < w ? a[(yy * w + xx) * ch + k] : fill
+                if fx == 0 && fy == 0 && x0 >= 0 && y0 >= 0 && x0 < w && y0 < h {
+                    let p = a + (y0 &* w &+ x0) &* ch
+                    for k in 0..<ch { out[k] = p[k] }
+                } else if x0 >= 0 && y0 >= 0 && x0 &+ 1 < w && y0 &+ 1 < h {
+                    // all four taps inside: no checks
+                    let p00 = a + (y0 &* w &+ x0) &* ch, p01 = p00 + ch, p10 = p00 + w &* ch, p11 = p10 + ch
+                    for k in 0..<ch {
+                        out[k] = (1 - fy) * ((1 - fx) * p00[k] + fx * p01[k]) + fy * ((1 - fx) * p10[k] + fx * p11[k])
                     }
-                    var v = 0.0
-                    if fx == 0 && fy == 0 {
-                        v = at(y0, x0)
-                    } else {
-                        v = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
-                            + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1))
+                } else {
+                    for k in 0..<ch {
+                        func at(_ yy: Int, _ xx: Int) -> Double {
+                            yy >= 0 && yy < h && xx >= 0 && xx < w ? a[(yy * w + xx) * ch + k] : fill
+                        }
+                        out[k] = fx == 0 && fy == 0 ? at(y0, x0)
+                            : (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
+                              + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1))
                     }
-                    b[(y * w + x) * ch + k] = v
                 }
             }
         }

@@ -64,6 +64,20 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         return (-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2)
     }
 
+    /// Two independent standard normals (Marsaglia's polar method): one logarithm and one
+    /// square root for the pair, and no trigonometry, where `nextGaussian` spends a logarithm
+    /// and a cosine on each value.
+    public mutating func nextGaussianPair() -> (Double, Double) {
+        while true {
+            let u = nextUnitDouble() * 2 - 1, v = nextUnitDouble() * 2 - 1
+            let s = u * u + v * v
+            if s > 0 && s < 1 {
+                let f = (-2 * _log(s) / s).squareRoot()
+                return (u * f, v * f)
+            }
+        }
+    }
+
     /// Fisher–Yates shuffle of `a`.
     public mutating func shuffle<T>(_ a: inout [T]) {
         guard a.count > 1 else { return }

@@ -123,6 +123,60 @@ final class AugmentTests: XCTestCase {
         XCTAssertLessThan(out[0], 2.5, "a corner comes from outside the image, partly fill")
     }
 
+    func testRotationAndZoomAreBilinearSamplingOfTheInverseMap() throws {
+        // Against a plain reference of the documented map: output pixel (x, y) samples the
+        // input at the inverse rotation of its offset from the centre, divided by the zoom,
+        // bilinearly, with the fill outside. The fast path (four taps inside, unchecked) and
+        // the border path both answer; f64 so no rounding hides a wrong tap.
+        let s = ImageShape(Shape([11, 8, 3]))!
+        var rng = SeededRandom(seed: 5)
+        let x = (0..<s.count).map { _ in rng.nextUnitDouble() * 100 }
+        let img = x.withUnsafeBytes { Array($0) }
+        for (degrees, zoom) in [(15.0, 1.0), (-33.0, 0.8), (70.0, 1.3), (0.0, 0.6)] {
+            var c = AugmentConfig()
+            c.rotate = degrees...degrees
+            c.zoom = zoom...zoom
+            c.fill = -7
+            let out = try augment(img, c, s, .f64).withUnsafeBytes { Array($0.bindMemory(to: Double.self)) }
+            let (h, w, ch) = (s.height, s.width, s.channels)
+            let t = degrees * .pi / 180, cy = Double(h - 1) / 2, cx = Double(w - 1) / 2
+            func at(_ yy: Int, _ xx: Int, _ k: Int) -> Double { yy >= 0 && yy < h && xx >= 0 && xx < w ? x[(yy * w + xx) * ch + k] : -7 }
+            for yy in 0..<h {
+                for xx in 0..<w {
+                    let u = Double(xx) - cx, v = cy - Double(yy)
+                    let sx = cx + (u * cos(t) + v * sin(t)) / zoom, sy = cy - (-u * sin(t) + v * cos(t)) / zoom
+                    let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down)), fx = sx - Double(x0), fy = sy - Double(y0)
+                    for k in 0..<ch {
+                        let want = (1 - fy) * ((1 - fx) * at(y0, x0, k) + fx * at(y0, x0 + 1, k)) + fy * ((1 - fx) * at(y0 + 1, x0, k) + fx * at(y0 + 1, x0 + 1, k))
+                        XCTAssertEqual(out[(yy * w + xx) * ch + k], want, accuracy: 1e-9, "\(degrees)° zoom \(zoom) at (\(xx), \(yy), \(k))")
+                    }
+                }
+            }
+        }
+    }
+
+    func testNoiseIsGaussianWithTheStandardDeviationGiven() throws {
+        // --noise σ adds independent N(0, σ²) values: mean, spread, the share within 1σ and
+        // 2σ, and neighbours (which come from the same draw of a pair) uncorrelated.
+        let s = ImageShape(Shape([100, 101]))!
+        let img = [Double](repeating: 10, count: s.count).withUnsafeBytes { Array($0) }
+        var c = AugmentConfig()
+        c.noise = 2
+        var e: [Double] = []
+        for seed in 0..<4 {
+            e += try augment(img, c, s, .f64, seed: UInt64(seed)).withUnsafeBytes { $0.bindMemory(to: Double.self).map { $0 - 10 } }
+        }
+        let n = Double(e.count)
+        let mean = e.reduce(0, +) / n
+        let sd = (e.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / n).squareRoot()
+        XCTAssertEqual(mean, 0, accuracy: 4 * 2 / n.squareRoot())
+        XCTAssertEqual(sd, 2, accuracy: 0.02)
+        XCTAssertEqual(Double(e.filter { abs($0) < 2 }.count) / n, 0.6827, accuracy: 0.01)
+        XCTAssertEqual(Double(e.filter { abs($0) < 4 }.count) / n, 0.9545, accuracy: 0.005)
+        let lag = zip(e.dropLast(), e.dropFirst()).map { $0 * $1 }.reduce(0, +) / (n - 1) / (sd * sd)
+        XCTAssertEqual(lag, 0, accuracy: 0.02)
+    }
+
     func testCutoutErasesOneClippedSquare() throws {
         let s = ImageShape(Shape([10, 10]))!
         let img = [UInt8](repeating: 9, count: 100)
