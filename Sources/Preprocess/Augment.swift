@@ -127,39 +127,54 @@ public final class Augmenter {
     /// --noise on floats), for the caller to refuse.
     @discardableResult
     public func apply(_ src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer, rng: inout SeededRandom) -> Bool {
-        let n = image.count
+        let n = image.count, c = config
+        // The choices up to the noise are drawn first, in the order they always were; the
+        // noise's values, and the cutout's choice after them, as the work reaches them. A
+        // sample nothing happens to (the unflipped half under --hflip 0.5, every sample under
+        // --shuffle alone) is then copied as it is, not taken through f64 and back.
+        let hflip = c.hflip > 0 && rng.nextUnitDouble() < c.hflip
+        let vflip = c.vflip > 0 && rng.nextUnitDouble() < c.vflip
+        var move: (dy: Int, dx: Int)?
+        if c.shift > 0, rng.nextUnitDouble() < c.p(.shift) {
+            let span = UInt64(2 * c.shift + 1)
+            let dy = Int(rng.next() % span) - c.shift
+            move = (dy, Int(rng.next() % span) - c.shift)
+        }
+        var angle = 0.0, scale = 1.0
+        if let r = c.rotate, rng.nextUnitDouble() < c.p(.rotate) { angle = draw(r, &rng) }
+        if let z = c.zoom, rng.nextUnitDouble() < c.p(.zoom) { scale = draw(z, &rng) }
+        var brightness: Double?, contrast: Double?
+        if c.brightness > 0, rng.nextUnitDouble() < c.p(.brightness) { brightness = draw(max(0, 1 - c.brightness)...(1 + c.brightness), &rng) }
+        if c.contrast > 0, rng.nextUnitDouble() < c.p(.contrast) { contrast = draw(max(0, 1 - c.contrast)...(1 + c.contrast), &rng) }
+        let noise = c.noise > 0 && rng.nextUnitDouble() < c.p(.noise)
+        var cutout = noise ? nil : drawCutout(&rng)
+        if !hflip && !vflip && move == nil && angle == 0 && scale == 1 && brightness == nil && contrast == nil && !noise && cutout == nil {
+            guard allFinite(src) else { return false }
+            dst.copyMemory(from: src, byteCount: n * dtype.size)
+            return true
+        }
         load(src)
         if dtype == .f32 || dtype == .f64 {
             var probe = 0.0
             for i in 0..<n { probe += a[i] * 0 }
             if !probe.isFinite { return false }
         }
-        let c = config
-        if c.hflip > 0, rng.nextUnitDouble() < c.hflip { flip(horizontal: true) }
-        if c.vflip > 0, rng.nextUnitDouble() < c.vflip { flip(horizontal: false) }
-        if c.shift > 0, rng.nextUnitDouble() < c.p(.shift) {
-            let span = UInt64(2 * c.shift + 1)
-            let dy = Int(rng.next() % span) - c.shift, dx = Int(rng.next() % span) - c.shift
-            shift(dy: dy, dx: dx)
-        }
-        var angle = 0.0, scale = 1.0
-        if let r = c.rotate, rng.nextUnitDouble() < c.p(.rotate) { angle = draw(r, &rng) }
-        if let z = c.zoom, rng.nextUnitDouble() < c.p(.zoom) { scale = draw(z, &rng) }
+        if hflip { flip(horizontal: true) }
+        if vflip { flip(horizontal: false) }
+        if let m = move { shift(dy: m.dy, dx: m.dx) }
         if angle != 0 || scale != 1 { resample(degrees: angle, scale: scale) }
-        if c.brightness > 0, rng.nextUnitDouble() < c.p(.brightness) {
-            let f = draw(max(0, 1 - c.brightness)...(1 + c.brightness), &rng)
+        if let f = brightness {
             let a = self.a
             for i in 0..<n { a[i] *= f }
         }
-        if c.contrast > 0, rng.nextUnitDouble() < c.p(.contrast) {
-            let f = draw(max(0, 1 - c.contrast)...(1 + c.contrast), &rng)
+        if let f = contrast {
             var mean = 0.0
             let a = self.a
             for i in 0..<n { mean += a[i] }
             mean /= Double(n)
             for i in 0..<n { a[i] = mean + (a[i] - mean) * f }
         }
-        if c.noise > 0, rng.nextUnitDouble() < c.p(.noise) {
+        if noise {
             let a = self.a
             var i = 0
             while i < n {
@@ -168,12 +183,40 @@ public final class Augmenter {
                 if i + 1 < n { a[i + 1] += c.noise * g1 }
                 i += 2
             }
+            cutout = drawCutout(&rng)
         }
-        if c.cutout > 0, rng.nextUnitDouble() < c.p(.cutout) {
-            let cy = Int(rng.next() % UInt64(image.height)), cx = Int(rng.next() % UInt64(image.width))
-            erase(top: cy - c.cutout / 2, left: cx - c.cutout / 2, side: c.cutout)
-        }
+        if let (top, left) = cutout { erase(top: top, left: left, side: c.cutout) }
         return store(dst)
+    }
+
+    /// Whether the cutout is made, and where its square's top left corner is.
+    func drawCutout(_ rng: inout SeededRandom) -> (Int, Int)? {
+        let c = config
+        guard c.cutout > 0, rng.nextUnitDouble() < c.p(.cutout) else { return nil }
+        let cy = Int(rng.next() % UInt64(image.height)), cx = Int(rng.next() % UInt64(image.width))
+        return (cy - c.cutout / 2, cx - c.cutout / 2)
+    }
+
+    /// Whether a sample holds no NaN or infinity (integers always do): x · 0 is 0 for finite x
+    /// and NaN otherwise, summed in eight lanes.
+    func allFinite(_ src: UnsafeRawPointer) -> Bool {
+        let n = image.count
+        switch dtype {
+        case .f32:
+            var lanes = SIMD8<Float>(repeating: 0), i = 0
+            while i + 8 <= n { lanes += src.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) * 0; i += 8 }
+            var probe = lanes.sum()
+            while i < n { probe += src.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) * 0; i += 1 }
+            return probe.isFinite
+        case .f64:
+            var lanes = SIMD4<Double>(repeating: 0), i = 0
+            while i + 4 <= n { lanes += src.loadUnaligned(fromByteOffset: 8 * i, as: SIMD4<Double>.self) * 0; i += 4 }
+            var probe = lanes.sum()
+            while i < n { probe += src.loadUnaligned(fromByteOffset: 8 * i, as: Double.self) * 0; i += 1 }
+            return probe.isFinite
+        default:
+            return true
+        }
     }
 
     func load(_ src: UnsafeRawPointer) {

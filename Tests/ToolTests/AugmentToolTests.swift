@@ -111,7 +111,8 @@ final class AugmentToolTests: XCTestCase {
         // off the image, let it through with status 0.
         let nan = try makeStream(Schema(fields: [Field(name: "x", dtype: .f32, shape: Shape([2, 2]))]),
                                  batches: [(1, [[Float.nan, 1, 2, 3].withUnsafeBytes { Array($0) }])])
-        for op in ["--cutout 4096", "--shift 1 --seed 2", "--hflip 1"] {
+        // So it is when nothing happens to the sample, which is copied as it is.
+        for op in ["--cutout 4096", "--shift 1 --seed 2", "--hflip 1", "--shuffle 4", "--cutout 3 --prob cutout=0"] {
             assertFails(try sh("augment \(op)", stdin: nan), status: 65, prefix: "augment: stdin: ",
                         contains: "field 'x' sample 0: holds a NaN or infinity, which augment does not take")
         }
