@@ -197,26 +197,30 @@ public final class Augmenter {
         return (cy - c.cutout / 2, cx - c.cutout / 2)
     }
 
-    /// Whether a sample holds no NaN or infinity (integers always do): x · 0 is 0 for finite x
-    /// and NaN otherwise, summed in eight lanes.
+    /// Whether a sample holds no NaN or infinity (integers always do).
     func allFinite(_ src: UnsafeRawPointer) -> Bool {
-        let n = image.count
         switch dtype {
-        case .f32:
-            var lanes = SIMD8<Float>(repeating: 0), i = 0
-            while i + 8 <= n { lanes += src.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) * 0; i += 8 }
-            var probe = lanes.sum()
-            while i < n { probe += src.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) * 0; i += 1 }
-            return probe.isFinite
-        case .f64:
-            var lanes = SIMD4<Double>(repeating: 0), i = 0
-            while i + 4 <= n { lanes += src.loadUnaligned(fromByteOffset: 8 * i, as: SIMD4<Double>.self) * 0; i += 4 }
-            var probe = lanes.sum()
-            while i < n { probe += src.loadUnaligned(fromByteOffset: 8 * i, as: Double.self) * 0; i += 1 }
-            return probe.isFinite
-        default:
-            return true
+        case .f32: return Augmenter.allFinite(src, image.count, as: SIMD8<Float>.self)
+        case .f64: return Augmenter.allFinite(src, image.count, as: SIMD4<Double>.self)
+        default: return true
         }
+    }
+
+    /// x · 0 is 0 for finite x and NaN otherwise: `n` values summed so, a vector at a time.
+    @inline(__always)
+    static func allFinite<V: SIMD>(_ src: UnsafeRawPointer, _ n: Int, as: V.Type) -> Bool where V.Scalar: BinaryFloatingPoint {
+        let size = MemoryLayout<V.Scalar>.size
+        var lanes = V(), i = 0
+        while i + V.scalarCount <= n {
+            lanes += src.loadUnaligned(fromByteOffset: size * i, as: V.self) * 0
+            i += V.scalarCount
+        }
+        var probe = lanes.sum()
+        while i < n {
+            probe += src.loadUnaligned(fromByteOffset: size * i, as: V.Scalar.self) * 0
+            i += 1
+        }
+        return probe.isFinite
     }
 
     func load(_ src: UnsafeRawPointer) {
