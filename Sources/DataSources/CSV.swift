@@ -50,7 +50,9 @@ public final class CSVSource: SampleSource {
             throw DataError(name, "lines end in a carriage return alone; make them newlines (tr '\\r' '\\n')", at: "line \(headerLine.0)")
         }
         let delim = delimiter ?? (headerLine.1.contains(9) && !headerLine.1.contains(44) ? 9 : 44)
-        let header = try CSVSource.split(headerLine.1[...], delim, name: name, line: headerLine.0)
+        var cells = CSVCells()
+        try cells.split(headerLine.1, delim, name: name, line: headerLine.0)
+        let header = (0..<cells.count).map { cells.string($0) }
         guard !header.isEmpty else { throw DataError(name, "empty header row") }
         var labelIndex: Int?
         if let label {
@@ -74,37 +76,51 @@ public final class CSVSource: SampleSource {
         spill = try SpillFile()
         let out = spill.sink()
         var labels = LabelColumn()
-        var row = [UInt8](repeating: 0, count: width * 4 + (labelIndex == nil ? 0 : 13))
+        // One row's bytes, written in place (an array's uniqueness check a cell was a tenth of
+        // the time).
+        let row = UnsafeMutableRawBufferPointer.allocate(byteCount: width * 4 + (labelIndex == nil ? 0 : 13), alignment: 8)
+        row.initializeMemory(as: UInt8.self, repeating: 0)
+        defer { row.deallocate() }
         var count = 0
         while let (lineNo, line) = try lines.next() {
             if line.isEmpty || (line.count == 1 && line[0] == 13) { continue }
-            let cells = try CSVSource.split(line[...], delim, name: name, line: lineNo)
+            try cells.split(line, delim, name: name, line: lineNo)
             guard cells.count == header.count else {
                 throw DataError(name, "\(cells.count) columns where the header has \(header.count)", at: "line \(lineNo)")
             }
             var x = 0
-            for (c, cell) in cells.enumerated() {
+            for c in 0..<cells.count {
                 // Made only for a message: built for every cell, it cost a fifth of the time.
                 func place() -> String { "line \(lineNo), column \(c + 1) (\(shown(header[c])))" }
-                let text = trimmed(cell)
                 if c == labelIndex {
+                    let text = trimmed(cells.string(c))
                     // An empty label turned every label into text and renumbered them all.
                     guard !text.isEmpty else { throw DataError(name, "empty label", at: place()) }
                     // A class name is one line of the class list: "a\r" joined the next name.
                     guard !hasControlCharacters(text) else { throw DataError(name, "label with a control character", at: place()) }
-                    try labels.add(text, line: lineNo, into: &row, at: width * 4, name: name)
+                    try labels.add(text, line: lineNo, into: row, at: width * 4, name: name)
                     continue
                 }
-                guard let v = CSVSource.decimal(text) else {
-                    // Without --label every column is a feature: the usual cause of text here.
-                    let hint = labelIndex == nil ? "; a column of labels is named with --label \(shown(header[c])), and text documents load with --text" : ""
-                    throw DataError(name, "'\(shown(cell))' is not a number\(hint)", at: place())
+                // Most cells are plain decimals, read from their bytes; the rest, and every
+                // cell that is not a number, take the String path that words the error.
+                var v: Float
+                if let fast = cells.withCell(c, CSVSource.plainDecimal) {
+                    v = fast
+                } else {
+                    let cell = cells.string(c)
+                    let text = trimmed(cell)
+                    guard let parsed = CSVSource.decimal(text) else {
+                        // Without --label every column is a feature: the usual cause of text here.
+                        let hint = labelIndex == nil ? "; a column of labels is named with --label \(shown(header[c])), and text documents load with --text" : ""
+                        throw DataError(name, "'\(shown(cell))' is not a number\(hint)", at: place())
+                    }
+                    guard parsed.isFinite else { throw DataError(name, "'\(shown(cell))' \(CSVSource.notFinite(text))", at: place()) }
+                    v = parsed
                 }
-                guard v.isFinite else { throw DataError(name, "'\(shown(cell))' \(CSVSource.notFinite(text))", at: place()) }
-                row.withUnsafeMutableBytes { $0.storeBytes(of: v, toByteOffset: 4 * x, as: Float.self) }
+                row.storeBytes(of: v, toByteOffset: 4 * x, as: Float.self)
                 x += 1
             }
-            try row.withUnsafeBytes { try out.write($0) }
+            try out.write(UnsafeRawBufferPointer(row))
             count += 1
         }
         try out.flush()
@@ -196,41 +212,128 @@ public final class CSVSource: SampleSource {
         s.utf8.contains(where: { $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") || $0 == 0 }) ? nil : Float(s)
     }
 
-    /// Splits one line into cells, honouring double quotes.
-    static func split(_ line: ArraySlice<UInt8>, _ delim: UInt8, name: String, line no: Int) throws -> [String] {
-        var cells: [String] = []
-        var cur: [UInt8] = []
-        var quoted = false
-        var i = line.startIndex
-        var end = line.endIndex
-        if end > i, line[end - 1] == 13 { end -= 1 }
-        while i < end {
-            let c = line[i]
-            if quoted {
-                if c == 34 {
-                    if i + 1 < end, line[i + 1] == 34 { cur.append(34); i += 1 } else { quoted = false }
-                } else {
-                    cur.append(c)
-                }
-            } else if c == 34 && cur.isEmpty {
-                quoted = true
-            } else if c == delim {
-                cells.append(try cell(cur, name: name, line: no))
-                cur = []
-            } else {
-                cur.append(c)
-            }
+    /// Powers of ten that a Double holds exactly.
+    private static let exactPowers: [Double] = (0...22).map { e in (0..<e).reduce(1.0) { r, _ in r * 10 } }
+
+    /// A cell that is a plain decimal (blanks around it, a sign, at most 15 significant digits,
+    /// a point, an exponent, and a power of ten within 10^±22 in all) as `decimal` reads it:
+    /// nil for any other cell, which then goes the slow way.
+    /// The digits and the power of ten are exact Doubles, so one multiplication or division
+    /// rounds their value correctly to a Double (Clinger's fast path); rounding that Double to
+    /// a Float again gives the correctly rounded Float unless it lies exactly halfway between
+    /// two Floats, or outside their normal range, and those are left to the slow way too.
+    static func plainDecimal(_ cell: UnsafeBufferPointer<UInt8>) -> Float? {
+        var i = 0, end = cell.count
+        while i < end, cell[i] == 32 || cell[i] == 9 { i += 1 }
+        while end > i, cell[end - 1] == 32 || cell[end - 1] == 9 { end -= 1 }
+        guard i < end else { return nil }
+        let negative = cell[i] == 45
+        if cell[i] == 45 || cell[i] == 43 { i += 1 }
+        var m: UInt64 = 0, significant = 0, digits = 0, scale = 0
+        while i < end, cell[i] &- 48 < 10 {
+            m = m &* 10 &+ UInt64(cell[i] &- 48)
+            if m != 0 { significant += 1 }
+            digits += 1
             i += 1
         }
+        if i < end, cell[i] == 46 {
+            i += 1
+            while i < end, cell[i] &- 48 < 10 {
+                m = m &* 10 &+ UInt64(cell[i] &- 48)
+                if m != 0 { significant += 1 }
+                digits += 1
+                scale -= 1
+                i += 1
+            }
+        }
+        guard digits > 0, significant <= 15 else { return nil }
+        if i < end, cell[i] | 0x20 == 101 {
+            i += 1
+            var minus = false
+            if i < end, cell[i] == 45 || cell[i] == 43 { minus = cell[i] == 45; i += 1 }
+            var e = 0, exponentDigits = 0
+            while i < end, cell[i] &- 48 < 10 {
+                if e < 10_000 { e = e * 10 + Int(cell[i] &- 48) }
+                exponentDigits += 1
+                i += 1
+            }
+            guard exponentDigits > 0 else { return nil }
+            scale += minus ? -e : e
+        }
+        guard i == end else { return nil }
+        if m == 0 { return negative ? -0.0 : 0 }
+        guard scale >= -22, scale <= 22 else { return nil }
+        let d = scale >= 0 ? Double(m) * exactPowers[scale] : Double(m) / exactPowers[-scale]
+        guard d >= Double(Float.leastNormalMagnitude), d <= Double(Float.greatestFiniteMagnitude),
+              d.bitPattern & 0x1FFF_FFFF != 0x1000_0000 else { return nil }
+        return negative ? -Float(d) : Float(d)
+    }
+}
+
+/// One line's cells: their bytes one after another (a quoted cell without its quotes, `""`
+/// inside it as one `"`), and where each ends. Kept from line to line, so a row costs no
+/// allocation.
+struct CSVCells {
+    private var bytes: [UInt8] = []
+    private var ends: [Int] = []
+    /// Whether the last line split was all ASCII (so every cell is valid UTF-8).
+    private var ascii = true
+
+    var count: Int { ends.count }
+
+    /// Splits one line (a final CR dropped) into cells, honouring double quotes; refuses an
+    /// unterminated quote and a cell that is not UTF-8.
+    mutating func split(_ line: [UInt8], _ delim: UInt8, name: String, line no: Int) throws {
+        var n = line.count
+        if n > 0, line[n - 1] == 13 { n -= 1 }
+        if bytes.count < n { bytes = [UInt8](repeating: 0, count: Swift.max(n, 2 * bytes.count)) }
+        var found: [Int] = []
+        swap(&found, &ends)
+        found.removeAll(keepingCapacity: true)
+        var high: UInt8 = 0
+        let quoted = line.withUnsafeBufferPointer { l in
+            bytes.withUnsafeMutableBufferPointer { b in
+                var w = 0, cellStart = 0, quoted = false, i = 0
+                while i < n {
+                    let c = l[i]
+                    high |= c
+                    if quoted {
+                        if c == 34 {
+                            if i + 1 < n, l[i + 1] == 34 { b[w] = 34; w += 1; i += 1 } else { quoted = false }
+                        } else {
+                            b[w] = c; w += 1
+                        }
+                    } else if c == 34 && w == cellStart {
+                        quoted = true
+                    } else if c == delim {
+                        found.append(w)
+                        cellStart = w
+                    } else {
+                        b[w] = c; w += 1
+                    }
+                    i += 1
+                }
+                found.append(w)
+                return quoted
+            }
+        }
+        swap(&found, &ends)
+        ascii = high < 0x80
         if quoted { throw DataError(name, "unterminated quoted cell", at: "line \(no)") }
-        cells.append(try cell(cur, name: name, line: no))
-        return cells
+        if !ascii {
+            for c in 0..<count where withCell(c, { String(validating: $0, as: UTF8.self) }) == nil {
+                throw DataError(name, "cell is not valid UTF-8", at: "line \(no)")
+            }
+        }
     }
 
-    static func cell(_ b: [UInt8], name: String, line: Int) throws -> String {
-        guard let s = String(validating: b, as: UTF8.self) else { throw DataError(name, "cell is not valid UTF-8", at: "line \(line)") }
-        return s
+    func withCell<R>(_ c: Int, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        let start = c == 0 ? 0 : ends[c - 1]
+        return try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[start..<ends[c]])) }
     }
+
+    /// Cell `c` as text (validated by `split`).
+    func string(_ c: Int) -> String { withCell(c) { String(decoding: $0, as: UTF8.self) } }
 }
 
 /// A cell without the blanks around it. Most cells have none, and are returned as they are
@@ -258,7 +361,7 @@ struct LabelColumn {
     var overflowed = false
 
     /// Notes `text`, and writes its kind, number and text index at `offset` of the row.
-    mutating func add(_ text: String, line: Int, into row: inout [UInt8], at offset: Int, name: String) throws {
+    mutating func add(_ text: String, line: Int, into row: UnsafeMutableRawBufferPointer, at offset: Int, name: String) throws {
         var kind: UInt8 = 2, number: Int64 = 0
         if let i = Int64(text) {
             kind = 0
@@ -289,11 +392,9 @@ struct LabelColumn {
                 texts = []
             }
         }
-        row.withUnsafeMutableBytes { r in
-            r.storeBytes(of: kind, toByteOffset: offset, as: UInt8.self)
-            r.storeBytes(of: number, toByteOffset: offset + 1, as: Int64.self)
-            r.storeBytes(of: id, toByteOffset: offset + 9, as: UInt32.self)
-        }
+        row.storeBytes(of: kind, toByteOffset: offset, as: UInt8.self)
+        row.storeBytes(of: number, toByteOffset: offset + 1, as: Int64.self)
+        row.storeBytes(of: id, toByteOffset: offset + 9, as: UInt32.self)
     }
 }
 

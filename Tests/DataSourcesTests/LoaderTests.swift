@@ -194,6 +194,10 @@ final class LoaderTests: XCTestCase {
             try text.write(toFile: p, atomically: false, encoding: .utf8)
             return p
         }
+        // Quoted, blank-padded, signed, exponent, a non-ASCII blank (the slow way), and
+        // 2^24 + 1, halfway between two Floats: each as Swift's parser reads it.
+        let (_, _, q) = try load([try csv("a,b,c,d,e,f\n\"3.5\", 2 ,-1e-3,\"+7\",\u{A0}4\u{A0},16777217\r\n")])
+        XCTAssertEqual(floats(q[0]), [3.5, 2, -1e-3, 7, 4, 16_777_216])
         // Swift's parser reads 0x10 as 16; no table means that.
         assertRefused([try csv("a,b\n1,0x10\n")], "line 2", "column 2", "'0x10' is not a number")
         // Text in a column without --label: the usual cause is named (helper-43's review).
@@ -244,6 +248,55 @@ final class LoaderTests: XCTestCase {
             XCTAssertTrue(d?.problem.hasSuffix("…' is beyond the range of f32 (±3.4e38)") == true, "\(e)")
             XCTAssertLessThan(d?.problem.count ?? .max, 100)
         }
+    }
+
+    /// Plain decimals are read from a cell's bytes without making a String: every cell that
+    /// way gives the bits `decimal` (Swift's own parser) gives, and the common forms take it.
+    func testCSVFastDecimalsAgreeWithTheStringParser() {
+        func fast(_ s: String) -> Float? { Array(s.utf8).withUnsafeBufferPointer { CSVSource.plainDecimal($0) } }
+        func slow(_ s: String) -> Float? { CSVSource.decimal(trimmed(s)) }
+        var checked = 0, taken = 0
+        func check(_ s: String, line: UInt = #line) {
+            checked += 1
+            guard let f = fast(s) else { return }
+            taken += 1
+            XCTAssertEqual(f.bitPattern, slow(s)?.bitPattern, "'\(s)'", line: line)
+        }
+        // Forms a table holds, each of which must take the fast way.
+        for s in ["0", "255", "-0", "+7", " 12 ", "\t3.5", "0.0039215689", "-1.5e-3", "1E+05", "2.e3",
+                  ".5", "-.25", "3.14159", "100000000000000", "0.000000000000000000001", "7e-20"] {
+            XCTAssertNotNil(fast(s), "'\(s)' is a plain decimal")
+            check(s)
+        }
+        XCTAssertEqual(fast("-0")?.sign, .minus)
+        // Not plain, or not numbers at all: the slow way decides.
+        for s in ["", " ", "-", "+", ".", "e5", "1e", "1e+", "--1", "+-1", "1.2.3", "1,5", "0x10", "1_000",
+                  "nan", "inf", "-infinity", "1e39", "3.5e38", "1e-46", "12345678901234567", "1 2", "١"] {
+            XCTAssertNil(fast(s), "'\(s)' is left to the slow way")
+            check(s)
+        }
+        // Exactly halfway between two Floats: 2^24 + 1 rounds to even, 16777216.
+        XCTAssertNil(fast("16777217"))
+        XCTAssertEqual(slow("16777217"), 16_777_216)
+        // Many random numbers as people and programs print them, and near-halfway cases.
+        var rng = SeededRandom(seed: 11)
+        for _ in 0..<40_000 {
+            let magnitude = rng.nextUnitDouble() * 60 - 30
+            let v = (rng.nextUnitDouble() < 0.5 ? -1 : 1) * rng.nextUnitDouble() * pow(10, magnitude)
+            let digits = 1 + Int(rng.nextUnitDouble() * 17)
+            check(String(format: "%.\(digits)g", v))
+            check(String(format: "%.\(min(digits, 12))f", v))
+            let f = Float(v)
+            if f.isFinite, f != 0 {
+                let half = (Double(f) + Double(f.nextUp)) / 2
+                check(String(format: "%.\(digits)g", half))
+                check(String(format: "%.15g", half))
+            }
+            // Strings of the characters a decimal is made of, in any order.
+            let chars = Array("0123456789.eE+- ")
+            check(String((0..<(1 + Int(rng.nextUnitDouble() * 8))).map { _ in chars[Int(rng.nextUnitDouble() * Double(chars.count)) % chars.count] }))
+        }
+        XCTAssertGreaterThan(taken, checked / 3, "the fast way takes most printed numbers")
     }
 
     /// Rows go through a spill file, not memory: a file of many rows reads back exactly, in
