@@ -97,17 +97,21 @@ public final class Augmenter {
     private var b: UnsafeMutablePointer<Double>
 
     /// Throws a `MemoryRoomError` naming `location` when the two working copies (16 bytes a
-    /// value) are more than the process may hold.
+    /// value) are more than the process may hold. A configuration that changes nothing
+    /// (`--shuffle` or `--repeat` alone) copies samples as they are, and has no working copies.
     public init(config: AugmentConfig, image: ImageShape, dtype: DType, location: String = "image") throws {
-        try SystemMemory.refuseUnlessRoom(16 * Double(image.count), location: location,
-                                          for: "to augment an image of \(image.height)×\(image.width)×\(image.channels) (two copies in f64)")
+        let values = config.isIdentity ? 0 : image.count
+        if values > 0 {
+            try SystemMemory.refuseUnlessRoom(16 * Double(values), location: location,
+                                              for: "to augment an image of \(image.height)×\(image.width)×\(image.channels) (two copies in f64)")
+        }
         self.config = config
         self.image = image
         self.dtype = dtype
-        a = .allocate(capacity: image.count)
-        a.initialize(repeating: 0, count: image.count)
-        b = .allocate(capacity: image.count)
-        b.initialize(repeating: 0, count: image.count)
+        a = .allocate(capacity: values)
+        a.initialize(repeating: 0, count: values)
+        b = .allocate(capacity: values)
+        b.initialize(repeating: 0, count: values)
     }
 
     deinit {

@@ -67,7 +67,9 @@ final class AugmentTests: XCTestCase {
         let s = ImageShape(Shape([9, 8]))!
         var img = [UInt8](repeating: 0, count: s.count)
         img[4 * 8 + 3] = 200
-        let a = try Augmenter(config: AugmentConfig(), image: s, dtype: .u8)
+        var moves = AugmentConfig()
+        moves.shift = 4
+        let a = try Augmenter(config: moves, image: s, dtype: .u8)
         for (dy, dx) in [(2, -3), (0, 1), (-4, 0), (3, 4)] {
             var out = [UInt8](repeating: 0, count: s.count)
             img.withUnsafeBytes { a.load($0.baseAddress!) }
@@ -255,6 +257,28 @@ final class AugmentTests: XCTestCase {
         c.shift = 2
         c.fill = 1e-20
         XCTAssertEqual(c.description, "hflip p=0.5, shift 2, rotate -12.5…12.5, zoom 0.3…1.7, brightness 0.1, fill 1e-20")
+    }
+
+    /// The working copies are made only for a configuration that changes something: an image
+    /// far beyond memory can be shuffled (`--shuffle` alone copies), not flipped.
+    func testOnlyAnAugmenterThatChangesImagesNeedsRoomForThem() throws {
+        let huge = ImageShape(Shape([100_000, 100_000, 3]))!
+        XCTAssertNoThrow(try Augmenter(config: AugmentConfig(), image: huge, dtype: .u8))
+        var flip = AugmentConfig()
+        flip.hflip = 0.5
+        XCTAssertThrowsError(try Augmenter(config: flip, image: huge, dtype: .u8, location: "big.tns: field 'x'")) { e in
+            XCTAssertTrue("\(e)".contains("to augment an image of 100000×100000×3"), "\(e)")
+        }
+        // Without working copies, a sample is copied as it is, and a NaN still refused.
+        let s = ImageShape(Shape([3, 5]))!
+        let img: [Float] = (0..<15).map { Float($0) - 7.5 }
+        let a = try Augmenter(config: AugmentConfig(), image: s, dtype: .f32)
+        var out = [Float](repeating: 0, count: 15), rng = SeededRandom(seed: 3)
+        XCTAssertTrue(img.withUnsafeBytes { i in out.withUnsafeMutableBytes { a.apply(i.baseAddress!, to: $0.baseAddress!, rng: &rng) } })
+        XCTAssertEqual(out, img)
+        var bad = img
+        bad[7] = .nan
+        XCTAssertFalse(bad.withUnsafeBytes { i in out.withUnsafeMutableBytes { a.apply(i.baseAddress!, to: $0.baseAddress!, rng: &rng) } })
     }
 
     func testShuffleBufferEmitsEverySampleOnce() throws {
