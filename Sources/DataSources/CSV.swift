@@ -103,7 +103,7 @@ public final class CSVSource: SampleSource {
                 }
                 // Most cells are plain decimals, read from their bytes; the rest, and every
                 // cell that is not a number, take the String path that words the error.
-                var v: Float
+                let v: Float
                 if let fast = cells.withCell(c, CSVSource.plainDecimal) {
                     v = fast
                 } else {
@@ -221,7 +221,7 @@ public final class CSVSource: SampleSource {
     /// The digits and the power of ten are exact Doubles, so one multiplication or division
     /// rounds their value correctly to a Double (Clinger's fast path); rounding that Double to
     /// a Float again gives the correctly rounded Float unless it lies exactly halfway between
-    /// two Floats, or outside their normal range, and those are left to the slow way too.
+    /// two Floats, and those are left to the slow way too.
     static func plainDecimal(_ cell: UnsafeBufferPointer<UInt8>) -> Float? {
         var i = 0, end = cell.count
         while i < end, cell[i] == 32 || cell[i] == 9 { i += 1 }
@@ -251,21 +251,23 @@ public final class CSVSource: SampleSource {
             i += 1
             var minus = false
             if i < end, cell[i] == 45 || cell[i] == 43 { minus = cell[i] == 45; i += 1 }
-            var e = 0, exponentDigits = 0
+            // An exponent is read up to 99,999; a longer one (after as many digits behind the
+            // point, it could come back within 10^±22) is left to the slow way.
+            var e = 0, exponentDigits = 0, tooLong = false
             while i < end, cell[i] &- 48 < 10 {
-                if e < 10_000 { e = e * 10 + Int(cell[i] &- 48) }
+                if e < 10_000 { e = e * 10 + Int(cell[i] &- 48) } else { tooLong = true }
                 exponentDigits += 1
                 i += 1
             }
-            guard exponentDigits > 0 else { return nil }
+            guard exponentDigits > 0, !tooLong else { return nil }
             scale += minus ? -e : e
         }
         guard i == end else { return nil }
         if m == 0 { return negative ? -0.0 : 0 }
         guard scale >= -22, scale <= 22 else { return nil }
+        // 1 ≤ m < 10^15 and 10^±22 keep d within 1e-22…1e37, where Floats are normal.
         let d = scale >= 0 ? Double(m) * exactPowers[scale] : Double(m) / exactPowers[-scale]
-        guard d >= Double(Float.leastNormalMagnitude), d <= Double(Float.greatestFiniteMagnitude),
-              d.bitPattern & 0x1FFF_FFFF != 0x1000_0000 else { return nil }
+        guard d.bitPattern & 0x1FFF_FFFF != 0x1000_0000 else { return nil }
         return negative ? -Float(d) : Float(d)
     }
 }

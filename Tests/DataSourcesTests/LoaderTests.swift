@@ -275,6 +275,14 @@ final class LoaderTests: XCTestCase {
             XCTAssertNil(fast(s), "'\(s)' is left to the slow way")
             check(s)
         }
+        // Exponents of six digits after thousands of zeros (helper-48's review: the exponent
+        // was cut to five digits and 1e22 came out where the slow way says beyond f32).
+        for s in ["." + String(repeating: "0", count: 9977) + "1e100000", "0." + String(repeating: "0", count: 9999) + "1e100000",
+                  "0." + String(repeating: "0", count: 99998) + "1e999999"] {
+            XCTAssertNil(fast(s))
+            XCTAssertEqual(slow(s), .infinity)
+        }
+        XCTAssertEqual(fast("0." + String(repeating: "0", count: 9999) + "1e10005"), 1e5)
         // Exactly halfway between two Floats: 2^24 + 1 rounds to even, 16777216.
         XCTAssertNil(fast("16777217"))
         XCTAssertEqual(slow("16777217"), 16_777_216)
