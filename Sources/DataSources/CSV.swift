@@ -278,8 +278,6 @@ public final class CSVSource: SampleSource {
 struct CSVCells {
     private var bytes: [UInt8] = []
     private var ends: [Int] = []
-    /// Whether the last line split was all ASCII (so every cell is valid UTF-8).
-    private var ascii = true
 
     var count: Int { ends.count }
 
@@ -320,9 +318,9 @@ struct CSVCells {
             }
         }
         swap(&found, &ends)
-        ascii = high < 0x80
         if quoted { throw DataError(name, "unterminated quoted cell", at: "line \(no)") }
-        if !ascii {
+        // A line all ASCII is valid UTF-8.
+        if high >= 0x80 {
             for c in 0..<count where withCell(c, { String(validating: $0, as: UTF8.self) }) == nil {
                 throw DataError(name, "cell is not valid UTF-8", at: "line \(no)")
             }
