@@ -480,6 +480,14 @@ final class RobustnessTests: XCTestCase {
         assertFails(aug, status: 70, prefix: "augment: big.tns: field 'x': needs 1.1 GB of memory to augment an image of 8192×8192×1 (two copies in f64), more than the ",
                     contains: "this process may use (physical memory, a container's limit or ulimit -v)")
         XCTAssertFalse(exists("a.tns"))
+        // --shuffle alone only copies samples: no working copies, so the same limit lets it
+        // through, and the image comes out as it went in.
+        let shuffled = try sh("ulimit -v 1000000 && augment --shuffle 4 -o s.tns big.tns", cwd: tmp)
+        XCTAssertEqual(shuffled.status, 0, shuffled.stderr)
+        let (_, sn, sf) = try readAll(try XCTUnwrap(bytes("\(tmp)/s.tns")))
+        let (_, _, bf) = try readAll(try XCTUnwrap(bytes("\(tmp)/big.tns")))
+        XCTAssertEqual(sn, 1)
+        XCTAssertTrue(sf[0] == bf[0], "the shuffled image is the input's bytes")
         let norm = try sh("ulimit -v 600000 && normalize --scale 251 -o n.tns big.tns", cwd: tmp)
         XCTAssertEqual(norm.status, 0, norm.stderr)
         let (schema, n, fields) = try readAll(try XCTUnwrap(bytes("\(tmp)/n.tns")))
