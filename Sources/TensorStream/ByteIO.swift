@@ -73,6 +73,14 @@ public final class FileSource: ByteSource {
     public let fd: Int32
     private let owns: Bool
 
+    /// Whether a read can wait at all: not on a regular file or a block device.
+    private lazy var canWait: Bool = {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return true }
+        let kind = st.st_mode & S_IFMT
+        return kind != S_IFREG && kind != S_IFBLK
+    }()
+
     public init(fd: Int32, name: String, owns: Bool) {
         self.fd = fd
         self.name = name
@@ -80,6 +88,14 @@ public final class FileSource: ByteSource {
     }
 
     deinit { if owns { close(fd) } }
+
+    /// Whether a read now would wait: a pipe, socket or terminal with nothing to read yet (no
+    /// data, no end of input, no error to report).
+    public var isIdle: Bool {
+        guard canWait else { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) == 0
+    }
 
     /// Opens `path` for reading; "-" is standard input. A missing, unreadable or directory path
     /// is a missing input.

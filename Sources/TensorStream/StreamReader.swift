@@ -91,9 +91,17 @@ public final class StreamReader {
         return got
     }
 
+    /// Run before reading a record when the input has paused (FileSource.isIdle). A filter
+    /// pushes its buffered output downstream here, as stdio flushes standard output before it
+    /// reads a terminal: a producer that sends a sample now and then gets each answer as soon
+    /// as it is computed, while an input that keeps up never pauses and the output keeps its
+    /// large writes. Set it only where the thread that reads is the one that writes.
+    public var beforeWaiting: (() throws -> Void)?
+
     /// Reads the 16-byte prefix; returns how many bytes arrived (16, or fewer at end of input).
     private func readPrefixBytes() throws -> Int {
-        try prefix.withUnsafeMutableBytes { try readFully($0.baseAddress!, 16) }
+        if let beforeWaiting, let f = source as? FileSource, f.isIdle { try beforeWaiting() }
+        return try prefix.withUnsafeMutableBytes { try readFully($0.baseAddress!, 16) }
     }
 
     /// Reads the 16-byte prefix of `record`; returns false at a clean end of input (0 bytes).

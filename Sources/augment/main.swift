@@ -192,6 +192,9 @@ struct Augment: ParsableCommand {
                 let builder = BatchBuilder(writer: writer)
                 let offsets = sizes.indices.map { sizes[..<$0].reduce(0, +) }
                 let buffer = bufferSize > 0 ? ShuffleBuffer(capacity: bufferSize, sampleBytes: sampleBytes, seed: seed) : nil
+                // A shuffle buffer holds samples back by design; without one, a sample goes out
+                // when the input pauses.
+                if buffer == nil { output.flushWhenWaiting(for: reader, pending: builder.flush) }
                 func emit(_ row: UnsafeRawPointer) throws {
                     for i in sizes.indices { builder.slot(i).copyMemory(from: row + offsets[i], byteCount: sizes[i]) }
                     try builder.commit()

@@ -188,6 +188,8 @@ struct Normalize: ParsableCommand {
                 throw ToolFailure(file ?? "stdin", e.problem)
             }
             let out = try Output.open(output)
+            // Statistics are learned from the whole input first; a scaling streams.
+            if spill == nil { out.flushWhenWaiting(for: reader) }
             let statsOut = try save.map { try Output.open($0, what: "a statistics file", hint: "name a file with --save FILE") }
             do {
                 let writer = try StreamWriter(sink: out.sink, schema: t.output)

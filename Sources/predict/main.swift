@@ -77,6 +77,7 @@ struct Predict: ParsableCommand {
                 schema.setClasses(m.classes, of: m.targetField)
             }
             let out = try Output.open(output, binary: format == "stream")
+            out.flushWhenWaiting(for: reader)
             do {
                 let writer = format == "stream" ? try StreamWriter(sink: out.sink, schema: schema) : nil
                 if format == "csv" {

@@ -58,6 +58,7 @@ struct TensorCat: ParsableCommand {
                 indices = idx
             }
             let out = try Output.open(output)
+            out.flushWhenWaiting(for: reader)
             do {
                 let writer = try StreamWriter(sink: out.sink, schema: schema)
                 try copyStream(from: reader, to: writer, fieldIndices: indices, limit: head)

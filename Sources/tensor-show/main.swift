@@ -74,6 +74,7 @@ struct TensorShow: ParsableCommand {
                 }
                 let header = try Inspect.csvHeader(reader.schema, input: reader.source.name)
                 let out = try Output.open(nil, binary: false)
+                out.flushWhenWaiting(for: reader)
                 try writeLine(header, to: out.sink)
                 while let b = try reader.next() { try Inspect.writeCSVRows(b, schema: reader.schema, to: out.sink) }
                 try out.commit()
