@@ -89,10 +89,20 @@ public final class FileSource: ByteSource {
 
     deinit { if owns { close(fd) } }
 
+    /// Bytes known to be readable without waiting: FIONREAD's count, less what was read since.
+    private var readyBytes = 0
+
     /// Whether a read now would wait: a pipe, socket or terminal with nothing to read yet (no
-    /// data, no end of input, no error to report).
+    /// data, no end of input, no error to report). A system call only once the bytes known to
+    /// be waiting are used up, so asking before every read costs little.
     public var isIdle: Bool {
-        guard canWait else { return false }
+        guard canWait, readyBytes == 0 else { return false }
+        var n: Int32 = 0
+        if ioctl(fd, UInt(FIONREAD), &n) == 0, n > 0 {
+            readyBytes = Int(n)
+            return false
+        }
+        // Nothing buffered: no data yet, or the end of input, which poll(2) reports as ready.
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         return poll(&p, 1, 0) == 0
     }
@@ -143,7 +153,10 @@ public final class FileSource: ByteSource {
         if FaultInjection.fails("read") { throw IOError(name: name, operation: "read", code: EIO) }
         while true {
             let n = Foundation.read(fd, buffer, min(count, 1 << 30))
-            if n >= 0 { return n }
+            if n >= 0 {
+                readyBytes = max(0, readyBytes - n)
+                return n
+            }
             if errno == EINTR { continue }
             throw IOError(name: name, operation: "read", code: errno)
         }

@@ -85,23 +85,31 @@ public final class StreamReader {
         return StreamError(input: source.name, place: place, p)
     }
 
+    /// Reads until `n` bytes or the end of input; before a read that would wait, runs
+    /// `beforeWaiting`.
     private func readFully(_ p: UnsafeMutableRawPointer, _ n: Int) throws -> Int {
-        let got = try source.readFully(into: p, count: n)
+        var got = 0
+        while got < n {
+            if let beforeWaiting, let f = source as? FileSource, f.isIdle { try beforeWaiting() }
+            let r = try source.read(into: p + got, count: n - got)
+            if r == 0 { break }
+            got += r
+        }
         offset += UInt64(got)
         return got
     }
 
-    /// Run before reading a record when the input has paused (FileSource.isIdle). A filter
-    /// pushes its buffered output downstream here, as stdio flushes standard output before it
-    /// reads a terminal: a producer that sends a sample now and then gets each answer as soon
-    /// as it is computed, while an input that keeps up never pauses and the output keeps its
-    /// large writes. Set it only where the thread that reads is the one that writes.
+    /// Run before a read that would wait for input (FileSource.isIdle), between records or
+    /// inside one. A filter pushes its buffered output downstream here, as stdio flushes
+    /// standard output before it reads a terminal: a producer that sends a sample now and then,
+    /// in whatever pieces, gets each answer as soon as it is computed, while an input that
+    /// keeps up never pauses and the output keeps its large writes. Set it only where the
+    /// thread that reads is the one that writes.
     public var beforeWaiting: (() throws -> Void)?
 
     /// Reads the 16-byte prefix; returns how many bytes arrived (16, or fewer at end of input).
     private func readPrefixBytes() throws -> Int {
-        if let beforeWaiting, let f = source as? FileSource, f.isIdle { try beforeWaiting() }
-        return try prefix.withUnsafeMutableBytes { try readFully($0.baseAddress!, 16) }
+        try prefix.withUnsafeMutableBytes { try readFully($0.baseAddress!, 16) }
     }
 
     /// Reads the 16-byte prefix of `record`; returns false at a clean end of input (0 bytes).

@@ -183,18 +183,14 @@ public final class Output {
         for o in pending { o.committed = true }
     }
 
-    /// Pushes what this output holds to its reader whenever `input` pauses between records
-    /// (StreamReader.beforeWaiting): first `pending`, the samples a tool gathers into a batch,
-    /// then the sink's buffer. So `producer | predict | consumer` answers each sample when it
-    /// arrives, not when 1 MiB has gathered or the input ends. A file output is left to its
+    /// Pushes what this output holds to its reader whenever `input` would wait for more
+    /// (StreamReader.beforeWaiting), so `producer | predict | consumer` answers each sample when
+    /// it arrives, not when 1 MiB has gathered or the input ends. A file output is left to its
     /// commit, since nobody reads it before the rename.
-    public func flushWhenWaiting(for input: StreamReader, pending: (() throws -> Void)? = nil) {
+    public func flushWhenWaiting(for input: StreamReader) {
         guard atomic == nil else { return }
         let sink = self.sink
-        input.beforeWaiting = {
-            try pending?()
-            try sink.flush()
-        }
+        input.beforeWaiting = { try sink.flush() }
     }
 
     /// Discards a file output; the target stays as it was.

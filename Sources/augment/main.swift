@@ -192,9 +192,10 @@ struct Augment: ParsableCommand {
                 let builder = BatchBuilder(writer: writer)
                 let offsets = sizes.indices.map { sizes[..<$0].reduce(0, +) }
                 let buffer = bufferSize > 0 ? ShuffleBuffer(capacity: bufferSize, sampleBytes: sampleBytes, seed: seed) : nil
-                // A shuffle buffer holds samples back by design; without one, a sample goes out
-                // when the input pauses.
-                if buffer == nil { output.flushWhenWaiting(for: reader, pending: builder.flush) }
+                // Whole batches go out when the input pauses. Samples gathered into the next
+                // batch wait for it to fill (or for the end): batches of a size set by the input's
+                // pauses would make the bytes of a seeded run depend on timing.
+                output.flushWhenWaiting(for: reader)
                 func emit(_ row: UnsafeRawPointer) throws {
                     for i in sizes.indices { builder.slot(i).copyMemory(from: row + offsets[i], byteCount: sizes[i]) }
                     try builder.commit()

@@ -798,46 +798,56 @@ final class RobustnessTests: XCTestCase {
     func testAFilterPassesASampleOnWhenItsInputPauses() throws {
         // `producer | predict | consumer` as a service: a sample that arrives alone is answered
         // when the input pauses, not when 1 MiB of output has gathered or the input ends. The
-        // producer sends the first of two batch records and waits for the consumer to have
-        // the first sample's row before it sends the rest. The wait's bound (60 s) only ends
-        // the run of a tool that holds its output; no time is measured.
+        // producer sends the first of two batch records (and, in the second round, 40 bytes of
+        // the next: a pause inside a record) and waits for the consumer to have the first
+        // sample's row before it sends the rest. The wait's bound (60 s) only ends the run of a
+        // tool that holds its output; no time is measured.
         try makeModel()
         let (schema, _, fields) = try readAll(bytes("\(tmp)/train.tns") ?? [])
         let sizes = schema.fields.map(\.sampleBytes)
         func sample(_ k: Int) -> [[UInt8]] { zip(fields, sizes).map { Array($0[k * $1..<(k + 1) * $1]) } }
-        // Bytes up to the end of the first batch record; the rest of a two-record stream.
         let one = try makeStream(schema, batches: [(1, sample(0))])
         let two = try makeStream(schema, batches: [(1, sample(0)), (1, sample(1))])
-        let endRecord = 64
-        try write(Array(one.dropLast(endRecord)), "first.part")
-        XCTAssertEqual(Array(two.prefix(one.count - endRecord)), Array(one.dropLast(endRecord)))
-        try write(Array(two.dropFirst(one.count - endRecord)), "rest.part")
+        let endRecord = 64, firstRecordEnds = one.count - endRecord
+        XCTAssertEqual(Array(two.prefix(firstRecordEnds)), Array(one.prefix(firstRecordEnds)))
+        try write(two, "two.tns")
         let csv = "tensor-show --csv"
         // (the filter, the consumer after it, the lines the first sample gives the consumer)
-        let cases = [("tensor-cat", csv, 2), ("normalize --scale 2", csv, 2), ("augment --hflip 0.5", csv, 2),
+        let cases = [("tensor-cat", csv, 2), ("normalize --scale 2", csv, 2), ("augment --hflip 0.5", csv, 1),
                      ("predict -m m.model", csv, 2), ("predict -m m.model --format csv", "cat", 2),
                      ("predict -m m.model --format text", "cat", 1), ("tensor-show --csv", "cat", 2)]
-        for (filter, consumer, lines) in cases {
-            let script = """
-                rm -f early; : > out
-                { cat first.part
-                  i=0; while [ "$(wc -l < out)" -lt \(lines) ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
-                  wc -l < out > early
-                  cat rest.part; } | \(filter) | \(consumer) > out
-                """
-            let r = try sh(script, cwd: tmp)
-            XCTAssertEqual(r.status, 0, "\(filter): \(r.stderr)")
-            let early = Int(String(decoding: bytes("\(tmp)/early") ?? [], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
-            XCTAssertEqual(early, lines, "\(filter): the first sample's answer before the input went on")
-            let all = String(decoding: bytes("\(tmp)/out") ?? [], as: UTF8.self).split(separator: "\n")
-            XCTAssertEqual(all.count, lines + 1, "\(filter): both samples, in the end")
+        for into in [0, 40] {
+            try write(Array(two.prefix(firstRecordEnds + into)), "first.part")
+            try write(Array(two.dropFirst(firstRecordEnds + into)), "rest.part")
+            for (filter, consumer, lines) in cases {
+                let script = """
+                    rm -f early; : > out
+                    { cat first.part
+                      i=0; while [ "$(wc -l < out)" -lt \(lines) ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+                      wc -l < out > early
+                      cat rest.part; } | \(filter) | \(consumer) > out
+                    """
+                let r = try sh(script, cwd: tmp)
+                XCTAssertEqual(r.status, 0, "\(filter): \(r.stderr)")
+                let early = Int(String(decoding: bytes("\(tmp)/early") ?? [], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+                XCTAssertEqual(early, lines, "\(filter), paused \(into) bytes into a record: the first sample's answer before the input went on")
+                let all = String(decoding: bytes("\(tmp)/out") ?? [], as: UTF8.self).split(separator: "\n")
+                XCTAssertEqual(all.count, filter.hasPrefix("augment") ? 3 : lines + 1, "\(filter): both samples, in the end")
+            }
         }
-        // A shuffle buffer holds samples back by design: nothing before the input ends.
+        // augment passes on whole batches only (above, its header: one line), so that a seeded
+        // run gives the same bytes from a pausing pipe as from a file; a shuffle buffer holds
+        // every sample until the input ends (only the header passes on).
+        let piped = try sh("""
+            { cat first.part; sleep 0.5; cat rest.part; } | augment --hflip 0.5 --seed 7 > piped.tns
+            augment --hflip 0.5 --seed 7 -o file.tns two.tns && cmp piped.tns file.tns
+            """, cwd: tmp)
+        XCTAssertEqual(piped.status, 0, "a pause in the input changed augment's bytes: \(piped.stdoutText) \(piped.stderr)")
         let held = try sh("""
             { cat first.part; sleep 1; wc -l < out > early; cat rest.part; } | augment --shuffle 4 | tensor-show --csv > out
             """, cwd: tmp)
         XCTAssertEqual(held.status, 0, held.stderr)
-        XCTAssertEqual(String(decoding: bytes("\(tmp)/early") ?? [], as: UTF8.self), "0\n")
+        XCTAssertEqual(String(decoding: bytes("\(tmp)/early") ?? [], as: UTF8.self), "1\n", "the header, no sample")
     }
 
     func testTerminationSignalsRemoveTheTemporaryFile() throws {
