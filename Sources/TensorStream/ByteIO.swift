@@ -20,10 +20,12 @@ public protocol ByteSink: AnyObject {
 }
 
 extension ByteSource {
-    /// Reads until `count` bytes or end of input; returns how many arrived.
-    public func readFully(into buffer: UnsafeMutableRawPointer, count: Int) throws -> Int {
+    /// Reads until `count` bytes or end of input; returns how many arrived. `beforeRead` runs
+    /// before each read(2)-sized step (StreamReader's flush when the input would wait).
+    public func readFully(into buffer: UnsafeMutableRawPointer, count: Int, beforeRead: (() throws -> Void)? = nil) throws -> Int {
         var got = 0
         while got < count {
+            try beforeRead?()
             let n = try read(into: buffer + got, count: count - got)
             if n == 0 { break }
             got += n

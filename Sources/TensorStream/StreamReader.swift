@@ -88,13 +88,7 @@ public final class StreamReader {
     /// Reads until `n` bytes or the end of input; before a read that would wait, runs
     /// `beforeWaiting`.
     private func readFully(_ p: UnsafeMutableRawPointer, _ n: Int) throws -> Int {
-        var got = 0
-        while got < n {
-            if let beforeWaiting, let f = source as? FileSource, f.isIdle { try beforeWaiting() }
-            let r = try source.read(into: p + got, count: n - got)
-            if r == 0 { break }
-            got += r
-        }
+        let got = try source.readFully(into: p, count: n, beforeRead: beforeRead)
         offset += UInt64(got)
         return got
     }
@@ -105,7 +99,15 @@ public final class StreamReader {
     /// in whatever pieces, gets each answer as soon as it is computed, while an input that
     /// keeps up never pauses and the output keeps its large writes. Set it only where the
     /// thread that reads is the one that writes.
-    public var beforeWaiting: (() throws -> Void)?
+    public var beforeWaiting: (() throws -> Void)? {
+        didSet {
+            beforeRead = beforeWaiting.map { flush in
+                { [unowned self] in if let f = self.source as? FileSource, f.isIdle { try flush() } }
+            }
+        }
+    }
+    /// `beforeWaiting` behind the check that the current input would wait, made once.
+    private var beforeRead: (() throws -> Void)?
 
     /// Reads the 16-byte prefix; returns how many bytes arrived (16, or fewer at end of input).
     private func readPrefixBytes() throws -> Int {
